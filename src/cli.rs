@@ -1,0 +1,249 @@
+//! Command line: raw flags -> checked configuration -> one pipeline run -> exit code.
+//! Follows the Singer SDK's conventions (`--config` repeatable or `ENV`, `--input`, `--about`,
+//! `--state` accepted), so Meltano and job runners drive it like any SDK target.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use crate::config::{self, Destination, RawConfig, Source};
+use crate::error::Error;
+use crate::settings::SETTINGS;
+use crate::storage::{LocalFolder, Storage};
+use crate::template::MACROS;
+
+pub const NAME: &str = "target-s3";
+pub const DESCRIPTION: &str = "Singer target that loads streams into Amazon S3 or a local folder as JSONL or CSV files, gzip-compressed, \
+     with STATE released only after the data before it is durably written.";
+pub const CAPABILITIES: &[&str] = &["about", "validate-records", "structured-logging"];
+
+#[derive(Parser, Debug)]
+#[command(name = NAME, about = DESCRIPTION, disable_version_flag = true)]
+pub struct Args {
+    /// Config file (JSON). Repeat to layer files, later keys win; `ENV` reads TARGET_S3_* variables.
+    #[arg(long, value_name = "FILE|ENV")]
+    pub config: Vec<String>,
+    /// Read Singer messages from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Accepted for job runners that pass it; a target does not read state.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Print name, version, capabilities and every setting, then exit.
+    #[arg(long)]
+    pub about: bool,
+    /// Output format of --about.
+    #[arg(long, value_enum, default_value_t = AboutFormat::Text)]
+    pub format: AboutFormat,
+    /// Print `target-s3 vX.Y.Z` and exit.
+    #[arg(long, short = 'V')]
+    pub version: bool,
+    /// Log level on stderr (error, warn, info, debug, trace); overrides RUST_LOG and the config.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AboutFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// The binary's whole `main`.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.version {
+        println!("{NAME} v{}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if args.about {
+        print!("{}", about(args.format));
+        return ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{NAME}: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Error> {
+    let sources: Vec<Source> = args.config.iter().map(|c| Source::parse(c)).collect();
+    let map = config::merge_sources(&sources);
+    init_logging(args, map.as_ref().ok());
+    let raw = RawConfig::from_map(map?)?;
+    raw.log_config()?;
+    let config = raw.validate()?;
+    let storage: Arc<dyn Storage> = match &config.destination {
+        Destination::Local { root } => Arc::new(LocalFolder::new(root.clone())),
+    };
+    let input: Box<dyn std::io::Read + Send> = match &args.input {
+        Some(path) => Box::new(std::fs::File::open(path).map_err(Error::Read)?),
+        None => Box::new(std::io::stdin()),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    crate::pipeline::run(&config, storage, input, &mut out)?;
+    Ok(())
+}
+
+fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
+    let setting = |name: &str| {
+        map.and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .or_else(|| setting("log_level"))
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = if setting("log_format").as_deref() == Some("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `--about` in the three formats. Secrets are flagged, never shown (they have no defaults).
+pub fn about(format: AboutFormat) -> String {
+    match format {
+        AboutFormat::Json => {
+            let mut properties = Map::new();
+            for s in SETTINGS {
+                let mut p = Map::new();
+                p.insert("type".into(), json!(s.kind.as_str()));
+                if let Some(d) = s.default {
+                    p.insert(
+                        "default".into(),
+                        serde_json::from_str(d).expect("defaults are JSON"),
+                    );
+                }
+                p.insert("description".into(), json!(s.description));
+                p.insert("secret".into(), json!(s.secret));
+                if s.secret {
+                    p.insert("writeOnly".into(), json!(true));
+                }
+                if !s.allowed.is_empty() {
+                    p.insert("enum".into(), json!(s.allowed));
+                }
+                if !s.aliases.is_empty() {
+                    p.insert("aliases".into(), json!(s.aliases));
+                }
+                properties.insert(s.name.into(), Value::Object(p));
+            }
+            let about = json!({
+                "name": NAME,
+                "description": DESCRIPTION,
+                "version": env!("CARGO_PKG_VERSION"),
+                "capabilities": CAPABILITIES,
+                "settings": {"type": "object", "properties": properties},
+            });
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&about).expect("about is serializable")
+            )
+        }
+        AboutFormat::Markdown => format!(
+            "# {NAME}\n\n{DESCRIPTION}\n\nVersion {}. Capabilities: {}.\n\n## Settings\n\n{}\n## Key template macros\n\n{}",
+            env!("CARGO_PKG_VERSION"),
+            CAPABILITIES.join(", "),
+            settings_markdown(),
+            macros_markdown()
+        ),
+        AboutFormat::Text => {
+            let mut out = format!(
+                "{NAME} v{}\n{DESCRIPTION}\ncapabilities: {}\n\nsettings:\n",
+                env!("CARGO_PKG_VERSION"),
+                CAPABILITIES.join(", ")
+            );
+            for s in SETTINGS {
+                out.push_str(&format!(
+                    "  {} ({}{}){}\n      {}\n",
+                    s.name,
+                    s.kind.as_str(),
+                    s.default
+                        .map(|d| format!(", default {d}"))
+                        .unwrap_or_default(),
+                    if s.secret { " [secret]" } else { "" },
+                    s.description
+                ));
+            }
+            out
+        }
+    }
+}
+
+/// The settings table, as the README shows it (a test keeps the README equal to this).
+pub fn settings_markdown() -> String {
+    let mut out = String::from("| Setting | Type | Default | Description |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let mut description = s.description.to_string();
+        if !s.allowed.is_empty() {
+            description.push_str(&format!(
+                " One of: {}.",
+                s.allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !s.aliases.is_empty() {
+            description.push_str(&format!(
+                " Also accepted as: {}.",
+                s.aliases
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if s.secret {
+            description.push_str(" Secret.");
+        }
+        let default = s
+            .default
+            .map(|d| format!("`{}`", d.replace('|', "\\|")))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.name,
+            s.kind.as_str(),
+            default,
+            description.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// The macro table, as the README shows it.
+pub fn macros_markdown() -> String {
+    let mut out = String::from("| Macro | Example | Meaning |\n|---|---|---|\n");
+    for m in MACROS {
+        let names = m
+            .names
+            .iter()
+            .map(|n| format!("`{{{n}}}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            names, m.example, m.description
+        ));
+    }
+    out
+}

@@ -1,0 +1,116 @@
+//! Typed errors inside, one readable line at the edge. Every message names what went wrong and
+//! where (setting, input line and stream, object key) and never contains a secret.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Anything that stops a run. `main` prints it as one line and maps it to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("input {0}")]
+    Input(#[from] InputError),
+    #[error("reading input: {0}")]
+    Read(std::io::Error),
+    #[error("writing output: {0}")]
+    Storage(#[from] StorageError),
+    #[error("writing STATE to stdout: {0}")]
+    Stdout(std::io::Error),
+}
+
+impl Error {
+    /// Exit codes: 2 for a configuration (or usage) error, 1 for anything that failed during the
+    /// run. Job runners can tell "fix the config" from "retry / look at the data".
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid JSON: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("config file {} must hold a JSON object", path.display())]
+    NotAnObject { path: PathBuf },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("setting `{setting}`: {message}")]
+    Invalid { setting: String, message: String },
+}
+
+/// A problem with one input line.
+#[derive(Debug)]
+pub struct InputError {
+    pub line: u64,
+    pub stream: Option<String>,
+    pub kind: InputErrorKind,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}", self.line)?;
+        if let Some(stream) = &self.stream {
+            write!(f, " (stream {stream:?})")?;
+        }
+        write!(f, ": {}", self.kind)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputErrorKind {
+    #[error("malformed JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("message has no \"type\"")]
+    NoType,
+    #[error(
+        "unknown message type {0:?} (expected SCHEMA, RECORD, STATE, ACTIVATE_VERSION or BATCH)"
+    )]
+    UnknownType(String),
+    #[error("{0} message has no {1:?}")]
+    MissingField(&'static str, &'static str),
+    #[error("{0} message: {1:?} must be {2}")]
+    WrongField(&'static str, &'static str, &'static str),
+    #[error("RECORD before any SCHEMA for this stream")]
+    RecordBeforeSchema,
+    #[error("SCHEMA has no \"properties\" (a stream's schema must describe its record's fields)")]
+    SchemaNoProperties,
+    #[error("SCHEMA is not a valid JSON Schema: {0}")]
+    InvalidSchema(String),
+    #[error("record is missing key property {0:?}")]
+    MissingKeyProperty(String),
+    #[error("record does not match the schema: {0}")]
+    Invalid(String),
+    #[error("cannot write record: {0}")]
+    Encode(String),
+}
+
+/// A failure to write an object (local folder or S3).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{action} {}: {source}", path.display())]
+    Local {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("object key {key:?} is not safe: {reason}")]
+    UnsafeKey { key: String, reason: &'static str },
+    #[error("the writer thread stopped unexpectedly")]
+    WriterStopped,
+    #[error("compressing {key}: {source}")]
+    Compress { key: String, source: std::io::Error },
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    target_s3::cli::main()
+}

@@ -1,0 +1,446 @@
+//! The run: read line -> decode -> validate -> route to the stream's open file -> encode ->
+//! (writer thread) compress -> store -> durable event -> release STATE.
+//!
+//! This thread owns all per-stream state, so the per-record path takes no lock and makes no
+//! syscall; it talks to the reader and writer threads only in large blocks and chunks.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use serde_json::value::RawValue;
+
+use crate::ack::AckTracker;
+use crate::config::{Compression, Config};
+use crate::encode::Encoder;
+use crate::error::{Error, InputError, InputErrorKind, StorageError};
+use crate::schema::{SchemaOptions, StreamSchema};
+use crate::singer::{self, Message};
+use crate::storage::{Event, FileId, ObjectMeta, Storage};
+use crate::template::{FileContext, RunContext};
+use crate::writer::{self, Command};
+
+/// Largest chunk of encoded bytes handed to the writer at once. Large enough that compression
+/// runs on big buffers, small enough that many open streams stay within a few MiB each.
+const MAX_CHUNK: usize = 512 * 1024;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Runs the whole pipeline over `input`, printing released STATE values to `state_out`.
+/// On error nothing newer than what was already printed is printed, and files not yet
+/// complete are discarded.
+pub fn run(
+    config: &Config,
+    storage: Arc<dyn Storage>,
+    input: Box<dyn Read + Send>,
+    state_out: &mut dyn Write,
+) -> Result<Summary, Error> {
+    let (block_tx, block_rx) = bounded(2);
+    let (block_recycle_tx, block_recycle_rx) = bounded(2);
+    let reader = singer::spawn_reader(input, block_tx, block_recycle_rx);
+
+    let (command_tx, command_rx) = bounded(8);
+    let (event_tx, event_rx) = unbounded();
+    let (chunk_recycle_tx, chunk_recycle_rx) = bounded(16);
+    tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
+    let writer = writer::spawn(
+        storage,
+        config.compression,
+        command_rx,
+        event_tx.clone(),
+        chunk_recycle_tx,
+    );
+
+    let mut pipeline = Pipeline::new(config, command_tx, chunk_recycle_rx, state_out);
+    let result = pipeline.consume(&block_rx, &block_recycle_tx, &event_rx);
+    let result = result.and_then(|()| pipeline.finish(&event_rx));
+    // Hanging up makes the writer abort whatever is still open (only after an error).
+    drop(pipeline.commands.take());
+    drop(event_tx);
+    let _ = writer.join();
+    match result {
+        Ok(()) => {
+            let _ = reader.join();
+            Ok(pipeline.summary)
+        }
+        // The reader may be blocked reading stdin; it ends when the process does.
+        Err(e) => Err(e),
+    }
+}
+
+struct Stream {
+    name: String,
+    schema: Arc<StreamSchema>,
+    open: Option<OpenFile>,
+    next_part: u64,
+}
+
+struct OpenFile {
+    id: FileId,
+    encoder: Encoder,
+    records: u64,
+    opened_at: Instant,
+    /// Bytes the writer has passed to storage (after compression).
+    written: Arc<AtomicU64>,
+}
+
+struct Pipeline<'a> {
+    config: &'a Config,
+    run: RunContext,
+    schema_options: SchemaOptions,
+    meta: ObjectMeta,
+    chunk_size: usize,
+    streams: HashMap<String, Stream>,
+    commands: Option<Sender<Command>>,
+    chunk_recycle: Receiver<Vec<u8>>,
+    ack: AckTracker,
+    next_file: FileId,
+    line: u64,
+    summary: Summary,
+    state_out: &'a mut dyn Write,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(
+        config: &'a Config,
+        commands: Sender<Command>,
+        chunk_recycle: Receiver<Vec<u8>>,
+        state_out: &'a mut dyn Write,
+    ) -> Pipeline<'a> {
+        let extension = format!(
+            "{}{}",
+            config.format.extension(),
+            config.compression.suffix()
+        );
+        let chunk_size = match config.limits.max_bytes {
+            Some(max) => (max as usize / 4).clamp(64 * 1024, MAX_CHUNK),
+            None => MAX_CHUNK,
+        };
+        Pipeline {
+            run: RunContext {
+                now: chrono::Utc::now(),
+                run_id: config.run_id.clone(),
+                extension,
+                format: config.format.extension(),
+                compression: config.compression.name(),
+            },
+            schema_options: SchemaOptions {
+                validate_records: config.validate_records,
+                validate_formats: config.validate_formats,
+                flatten_max_depth: config.csv.max_depth,
+            },
+            meta: ObjectMeta {
+                content_type: config.format.content_type(),
+                content_encoding: config.compression.content_encoding(),
+            },
+            chunk_size,
+            config,
+            streams: HashMap::new(),
+            commands: Some(commands),
+            chunk_recycle,
+            ack: AckTracker::default(),
+            next_file: 0,
+            line: 0,
+            summary: Summary::default(),
+            state_out,
+        }
+    }
+
+    /// Reads until end of input, reacting to durable files and file age on the way.
+    fn consume(
+        &mut self,
+        blocks: &Receiver<std::io::Result<Vec<u8>>>,
+        recycle: &Sender<Vec<u8>>,
+        events: &Receiver<Event>,
+    ) -> Result<(), Error> {
+        let ticker = match self.config.limits.max_age {
+            Some(age) => crossbeam_channel::tick(
+                (age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+            ),
+            None => crossbeam_channel::never(),
+        };
+        loop {
+            select! {
+                recv(blocks) -> block => match block {
+                    Ok(Ok(block)) => {
+                        for line in singer::lines(&block) {
+                            self.line(line)?;
+                        }
+                        let _ = recycle.try_send(block);
+                        while let Ok(event) = events.try_recv() {
+                            self.event(event)?;
+                        }
+                        self.release_state()?;
+                    }
+                    Ok(Err(e)) => return Err(Error::Read(e)),
+                    Err(_) => return Ok(()), // end of input
+                },
+                recv(events) -> event => {
+                    if let Ok(event) = event {
+                        self.event(event)?;
+                        self.release_state()?;
+                    }
+                },
+                recv(ticker) -> _ => {
+                    self.close_aged()?;
+                }
+            }
+        }
+    }
+
+    /// End of input: close every file, wait until all are durable, print the last STATE.
+    fn finish(&mut self, events: &Receiver<Event>) -> Result<(), Error> {
+        let names: Vec<String> = self.streams.keys().cloned().collect();
+        for name in names {
+            self.close(&name)?;
+        }
+        while self.ack.unfinished_files() > 0 {
+            match events.recv() {
+                Ok(event) => self.event(event)?,
+                Err(_) => break,
+            }
+        }
+        self.release_state()?;
+        let s = self.summary;
+        tracing::info!(
+            records = s.records,
+            files = s.files,
+            bytes = s.bytes,
+            "finished"
+        );
+        Ok(())
+    }
+
+    fn input_error(&self, stream: Option<&str>, kind: InputErrorKind) -> Error {
+        Error::Input(InputError {
+            line: self.line,
+            stream: stream.map(str::to_string),
+            kind,
+        })
+    }
+
+    fn line(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
+        self.line += 1;
+        if self.line == 1 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        if bytes.first().is_none_or(u8::is_ascii_whitespace)
+            && bytes.iter().all(u8::is_ascii_whitespace)
+        {
+            return Ok(()); // blank lines carry nothing
+        }
+        let message =
+            singer::decode(bytes).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
+        match message {
+            Message::Record { stream, record } => self.record(&stream, record),
+            Message::Schema {
+                stream,
+                schema,
+                key_properties,
+                ..
+            } => self.schema(&stream, schema, key_properties),
+            Message::State { value } => {
+                self.ack.state(self.line, value.get());
+                Ok(())
+            }
+            Message::ActivateVersion { stream, version } => {
+                tracing::debug!(%stream, version = ?version.map(RawValue::get), line = self.line, "ACTIVATE_VERSION ignored");
+                Ok(())
+            }
+            Message::Batch { stream } => {
+                tracing::warn!(%stream, line = self.line, "BATCH messages are not supported yet; its records are not loaded");
+                Ok(())
+            }
+        }
+    }
+
+    fn schema(
+        &mut self,
+        name: &str,
+        schema: &RawValue,
+        key_properties: Vec<String>,
+    ) -> Result<(), Error> {
+        if let Some(stream) = self.streams.get(name)
+            && *stream.schema.text == *schema.get()
+            && stream.schema.key_properties == key_properties
+        {
+            return Ok(()); // taps resend identical schemas; nothing to recompile
+        }
+        let compiled = StreamSchema::compile(schema.get(), key_properties, self.schema_options)
+            .map_err(|kind| self.input_error(Some(name), kind))?;
+        let compiled = Arc::new(compiled);
+        let columns_changed = self
+            .streams
+            .get(name)
+            .is_some_and(|s| s.schema.columns != compiled.columns);
+        if columns_changed {
+            self.close(name)?; // a file has one header / one set of columns
+        }
+        match self.streams.get_mut(name) {
+            Some(stream) => stream.schema = compiled,
+            None => {
+                self.streams.insert(
+                    name.to_string(),
+                    Stream {
+                        name: name.to_string(),
+                        schema: compiled,
+                        open: None,
+                        next_part: 0,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, name: &str, record: &RawValue) -> Result<(), Error> {
+        let Some(stream) = self.streams.get_mut(name) else {
+            return Err(self.input_error(Some(name), InputErrorKind::RecordBeforeSchema));
+        };
+        if let Err(kind) = stream.schema.check(record) {
+            return Err(self.input_error(Some(name), kind));
+        }
+        if stream.open.is_none() {
+            let id = self.next_file;
+            self.next_file += 1;
+            let key = self.config.key.render(
+                &self.run,
+                &FileContext {
+                    stream: &stream.name,
+                    part: stream.next_part,
+                },
+            );
+            stream.next_part += 1;
+            let written = Arc::new(AtomicU64::new(0));
+            let encoder = Encoder::new(
+                self.config.format,
+                &stream.schema.columns,
+                &self.config.csv,
+                self.chunk_size,
+            );
+            self.ack.file_opened(id, self.line);
+            tracing::debug!(stream = %name, %key, "opening file");
+            let open = Command::Open {
+                id,
+                key,
+                meta: self.meta.clone(),
+                written: written.clone(),
+            };
+            send(&self.commands, open)?;
+            stream.open = Some(OpenFile {
+                id,
+                encoder,
+                records: 0,
+                opened_at: Instant::now(),
+                written,
+            });
+        }
+        let file = stream.open.as_mut().expect("opened above");
+        if let Err(message) = file.encoder.encode(record) {
+            return Err(self.input_error(Some(name), InputErrorKind::Encode(message)));
+        }
+        if let Some(key) = file.encoder.take_unknown_key() {
+            tracing::warn!(stream = %name, property = %key, "records have properties that are not in the schema; CSV has no column for them");
+        }
+        file.records += 1;
+        self.summary.records += 1;
+        if file.encoder.pending() >= self.chunk_size {
+            let data = file
+                .encoder
+                .take(self.chunk_recycle.try_recv().unwrap_or_default());
+            send(&self.commands, Command::Write { id: file.id, data })?;
+        }
+        let limits = &self.config.limits;
+        let uncounted = match self.config.compression {
+            Compression::None => file.encoder.pending() as u64,
+            // compressed size is known only once the writer has compressed a chunk
+            Compression::Gzip { .. } => 0,
+        };
+        let full = limits.max_records.is_some_and(|max| file.records >= max)
+            || limits
+                .max_bytes
+                .is_some_and(|max| file.written.load(Ordering::Relaxed) + uncounted >= max);
+        if full {
+            self.close(name)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the stream's open file, if any: the rest of its bytes go to the writer, which
+    /// makes it durable and reports back.
+    fn close(&mut self, name: &str) -> Result<(), Error> {
+        let Some(stream) = self.streams.get_mut(name) else {
+            return Ok(());
+        };
+        let Some(mut file) = stream.open.take() else {
+            return Ok(());
+        };
+        if file.encoder.pending() > 0 {
+            let data = file.encoder.take(Vec::new());
+            send(&self.commands, Command::Write { id: file.id, data })?;
+        }
+        send(&self.commands, Command::Close { id: file.id })?;
+        tracing::debug!(stream = %name, records = file.records, "closing file");
+        Ok(())
+    }
+
+    fn close_aged(&mut self) -> Result<(), Error> {
+        let Some(max_age) = self.config.limits.max_age else {
+            return Ok(());
+        };
+        let aged: Vec<String> = self
+            .streams
+            .values()
+            .filter(|s| {
+                s.open
+                    .as_ref()
+                    .is_some_and(|f| f.opened_at.elapsed() >= max_age)
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        for name in aged {
+            self.close(&name)?;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: Event) -> Result<(), Error> {
+        match event {
+            Event::Durable { id, key, bytes } => {
+                tracing::info!(%key, bytes, "file written");
+                self.summary.files += 1;
+                self.summary.bytes += bytes;
+                self.ack.file_durable(id);
+                Ok(())
+            }
+            Event::Failed(e) => Err(Error::Storage(e)),
+        }
+    }
+
+    fn release_state(&mut self) -> Result<(), Error> {
+        if let Some(state) = self.ack.release() {
+            let out = &mut self.state_out;
+            writeln!(out, "{state}")
+                .and_then(|()| out.flush())
+                .map_err(Error::Stdout)?;
+        }
+        Ok(())
+    }
+}
+
+fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Error> {
+    let stopped = || Error::Storage(StorageError::WriterStopped);
+    commands
+        .as_ref()
+        .ok_or_else(stopped)?
+        .send(command)
+        .map_err(|_| stopped())
+}

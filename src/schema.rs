@@ -1,0 +1,461 @@
+//! A stream's schema, compiled once: its validator, its key properties and its column plan
+//! (the flattened columns CSV writes, derived from the schema, never from the data).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::error::InputErrorKind;
+
+/// Options that change how schemas compile; fixed for the run.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaOptions {
+    pub validate_records: bool,
+    pub validate_formats: bool,
+    pub flatten_max_depth: usize,
+}
+
+pub struct StreamSchema {
+    /// The SCHEMA message's schema text, to recognise a resent identical SCHEMA.
+    pub text: Box<str>,
+    pub key_properties: Vec<String>,
+    pub validator: Option<jsonschema::Validator>,
+    pub columns: Arc<ColumnPlan>,
+}
+
+impl StreamSchema {
+    pub fn compile(
+        text: &str,
+        key_properties: Vec<String>,
+        opts: SchemaOptions,
+    ) -> Result<StreamSchema, InputErrorKind> {
+        let schema: Value = serde_json::from_str(text).map_err(InputErrorKind::Json)?;
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return Err(InputErrorKind::SchemaNoProperties);
+        };
+        let validator = if opts.validate_records {
+            let v = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft7)
+                .should_validate_formats(opts.validate_formats)
+                .build(&schema)
+                .map_err(|e| InputErrorKind::InvalidSchema(e.to_string()))?;
+            Some(v)
+        } else {
+            None
+        };
+        let columns = Arc::new(ColumnPlan::from_properties(
+            properties,
+            opts.flatten_max_depth,
+        ));
+        Ok(StreamSchema {
+            text: text.into(),
+            key_properties,
+            validator,
+            columns,
+        })
+    }
+
+    /// Checks one record: JSON Schema validation when enabled, and key properties present.
+    pub fn check(&self, record: &RawValue) -> Result<(), InputErrorKind> {
+        match &self.validator {
+            Some(validator) => {
+                let value: Value =
+                    serde_json::from_str(record.get()).map_err(InputErrorKind::Json)?;
+                if let Err(e) = validator.validate(&value) {
+                    let path = e.instance_path().to_string();
+                    let at = if path.is_empty() {
+                        "at the top level".to_string()
+                    } else {
+                        format!("at {path}")
+                    };
+                    return Err(InputErrorKind::Invalid(format!(
+                        "{at}: {}",
+                        truncate(&e.to_string(), 300)
+                    )));
+                }
+                let object = value
+                    .as_object()
+                    .ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
+                if let Some(missing) = self
+                    .key_properties
+                    .iter()
+                    .find(|k| !object.contains_key(k.as_str()))
+                {
+                    return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
+                }
+                Ok(())
+            }
+            None if self.key_properties.is_empty() => Ok(()),
+            None => {
+                let mut found = vec![false; self.key_properties.len()];
+                let mut de = serde_json::Deserializer::from_str(record.get());
+                de.deserialize_map_keys(&self.key_properties, &mut found)
+                    .map_err(|e| {
+                        InputErrorKind::Invalid(format!("record is not a JSON object: {e}"))
+                    })?;
+                match found.iter().position(|f| !f) {
+                    Some(i) => Err(InputErrorKind::MissingKeyProperty(
+                        self.key_properties[i].clone(),
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Scans a record's top-level keys without building values (validation-off fast path).
+trait KeyScan {
+    fn deserialize_map_keys(
+        &mut self,
+        keys: &[String],
+        found: &mut [bool],
+    ) -> serde_json::Result<()>;
+}
+
+impl<'de> KeyScan for serde_json::Deserializer<serde_json::de::StrRead<'de>> {
+    fn deserialize_map_keys(
+        &mut self,
+        keys: &[String],
+        found: &mut [bool],
+    ) -> serde_json::Result<()> {
+        struct Scan<'k> {
+            keys: &'k [String],
+            found: &'k mut [bool],
+        }
+        impl<'de> Visitor<'de> for Scan<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    if let Some(i) = self.keys.iter().position(|k| *k == *key.0) {
+                        self.found[i] = true;
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(())
+            }
+        }
+        serde::Deserializer::deserialize_map(self, Scan { keys, found })
+    }
+}
+
+/// An object key, borrowed from the input unless it contains escapes.
+pub(crate) struct Key<'de>(pub std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_string().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The flattened columns of a stream: nested objects with declared properties become
+/// `parent__child` columns down to a depth; everything else is one column.
+#[derive(Debug, PartialEq)]
+pub struct ColumnPlan {
+    pub names: Vec<String>,
+    root: PlanNode,
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct PlanNode {
+    children: HashMap<String, Child>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Child {
+    Column(usize),
+    Object(PlanNode),
+}
+
+/// Where a column's value sits inside the record text (byte range), filled per record.
+pub type Slot = Option<(usize, usize)>;
+
+impl ColumnPlan {
+    fn from_properties(
+        properties: &serde_json::Map<String, Value>,
+        max_depth: usize,
+    ) -> ColumnPlan {
+        let mut names = Vec::new();
+        let root = build(properties, "", 0, max_depth, &mut names);
+        ColumnPlan { names, root }
+    }
+
+    /// Finds every column's raw value in `record`, writing byte ranges into `slots` (one per
+    /// column, reset to `None` first). Returns the first top-level key not in the schema, if any.
+    /// A nested object that is null leaves its columns empty; a nested value that is not an
+    /// object is an error (its columns would otherwise silently vanish).
+    pub fn locate(
+        &self,
+        record: &str,
+        slots: &mut [Slot],
+    ) -> Result<Option<String>, serde_json::Error> {
+        slots.fill(None);
+        let mut unknown = None;
+        let base = record.as_ptr() as usize;
+        let mut de = serde_json::Deserializer::from_str(record);
+        Fill {
+            node: &self.root,
+            base,
+            slots,
+            unknown: &mut unknown,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok(unknown)
+    }
+}
+
+fn is_flattenable(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
+    let is_object = match schema.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(types)) => {
+            types.iter().any(|t| t == "object")
+                && types.iter().all(|t| t == "object" || t == "null")
+        }
+        _ => false,
+    };
+    let props = schema.get("properties")?.as_object()?;
+    (is_object && !props.is_empty()).then_some(props)
+}
+
+fn build(
+    props: &serde_json::Map<String, Value>,
+    prefix: &str,
+    depth: usize,
+    max_depth: usize,
+    names: &mut Vec<String>,
+) -> PlanNode {
+    let mut node = PlanNode::default();
+    for (key, schema) in props {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}__{key}")
+        };
+        let child = match is_flattenable(schema) {
+            Some(nested) if depth < max_depth => {
+                Child::Object(build(nested, &name, depth + 1, max_depth, names))
+            }
+            _ => {
+                names.push(name);
+                Child::Column(names.len() - 1)
+            }
+        };
+        node.children.insert(key.clone(), child);
+    }
+    node
+}
+
+struct Fill<'a> {
+    node: &'a PlanNode,
+    base: usize,
+    slots: &'a mut [Slot],
+    unknown: &'a mut Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Fill<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Fill<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.node.children.get(key.0.as_ref()) {
+                Some(Child::Column(i)) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    let text = raw.get();
+                    self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
+                }
+                Some(Child::Object(node)) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if raw.get() != "null" {
+                        let mut de = serde_json::Deserializer::from_str(raw.get());
+                        let nested = Fill {
+                            node,
+                            base: self.base,
+                            slots: self.slots,
+                            unknown: self.unknown,
+                        };
+                        nested.deserialize(&mut de).map_err(|e| {
+                            serde::de::Error::custom(format_args!("property {:?}: {e}", key.0))
+                        })?;
+                    }
+                }
+                None => {
+                    if self.unknown.is_none() {
+                        *self.unknown = Some(key.0.into_owned());
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> SchemaOptions {
+        SchemaOptions {
+            validate_records: true,
+            validate_formats: false,
+            flatten_max_depth: 10,
+        }
+    }
+
+    const SCHEMA: &str = r#"{"type":"object","required":["id"],"properties":{
+        "id":{"type":"integer"},
+        "addr":{"type":["object","null"],"properties":{"city":{"type":"string"},"geo":{"type":"object","properties":{"lat":{"type":"number"}}}}},
+        "tags":{"type":"array","items":{"type":"string"}},
+        "free":{"type":"object"},
+        "ts":{"type":"string","format":"date-time"}}}"#;
+
+    #[test]
+    fn columns_follow_schema_order_and_flatten() {
+        let s = StreamSchema::compile(SCHEMA, vec![], opts()).unwrap();
+        assert_eq!(
+            s.columns.names,
+            ["id", "addr__city", "addr__geo__lat", "tags", "free", "ts"]
+        );
+        let shallow = StreamSchema::compile(
+            SCHEMA,
+            vec![],
+            SchemaOptions {
+                flatten_max_depth: 1,
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            shallow.columns.names,
+            ["id", "addr__city", "addr__geo", "tags", "free", "ts"]
+        );
+    }
+
+    #[test]
+    fn locate_finds_raw_values() {
+        let s = StreamSchema::compile(SCHEMA, vec![], opts()).unwrap();
+        let rec = r#"{"ts":"2020","id":1.50,"addr":{"geo":{"lat":-1e3},"city":"a\"b"},"extra":1,"tags":["x"]}"#;
+        let mut slots = vec![None; 6];
+        let unknown = s.columns.locate(rec, &mut slots).unwrap();
+        let got: Vec<Option<&str>> = slots
+            .iter()
+            .map(|s| s.map(|(a, n)| &rec[a..a + n]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some("1.50"),
+                Some(r#""a\"b""#),
+                Some("-1e3"),
+                Some(r#"["x"]"#),
+                None,
+                Some(r#""2020""#)
+            ]
+        );
+        assert_eq!(unknown.as_deref(), Some("extra"));
+        let null_addr = r#"{"id":1,"addr":null}"#;
+        s.columns.locate(null_addr, &mut slots).unwrap();
+        assert_eq!(slots.iter().filter(|s| s.is_some()).count(), 1);
+        assert!(
+            s.columns
+                .locate(r#"{"id":1,"addr":"oops"}"#, &mut slots)
+                .unwrap_err()
+                .to_string()
+                .contains("addr")
+        );
+    }
+
+    #[test]
+    fn validation_names_path_and_rule() {
+        let s = StreamSchema::compile(SCHEMA, vec!["id".into()], opts()).unwrap();
+        let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
+        s.check(&raw(r#"{"id":1,"ts":"not a date"}"#)).unwrap();
+        let e = s.check(&raw(r#"{"id":"x"}"#)).unwrap_err().to_string();
+        assert!(e.contains("at /id") && e.contains("integer"), "{e}");
+        let e = s.check(&raw(r#"{"addr":null}"#)).unwrap_err().to_string();
+        assert!(e.contains("\"id\" is a required property"), "{e}");
+        let strict = StreamSchema::compile(
+            SCHEMA,
+            vec![],
+            SchemaOptions {
+                validate_formats: true,
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert!(strict.check(&raw(r#"{"id":1,"ts":"not a date"}"#)).is_err());
+    }
+
+    #[test]
+    fn key_properties_without_validation() {
+        let s = StreamSchema::compile(
+            SCHEMA,
+            vec!["id".into()],
+            SchemaOptions {
+                validate_records: false,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
+        s.check(&raw(r#"{"a":{"id":2},"id":"x"}"#)).unwrap();
+        let e = s.check(&raw(r#"{"a":{"id":2}}"#)).unwrap_err().to_string();
+        assert_eq!(e, "record is missing key property \"id\"");
+    }
+
+    #[test]
+    fn schema_errors() {
+        assert!(matches!(
+            StreamSchema::compile(r#"{"type":"object"}"#, vec![], opts()),
+            Err(InputErrorKind::SchemaNoProperties)
+        ));
+        assert!(matches!(
+            StreamSchema::compile(
+                r#"{"properties":{"a":{"type":"nonsense"}}}"#,
+                vec![],
+                opts()
+            ),
+            Err(InputErrorKind::InvalidSchema(_))
+        ));
+    }
+}

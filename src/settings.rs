@@ -1,0 +1,146 @@
+//! The one table of settings. `--about`, the README table, `--config ENV` type conversion and
+//! the unknown-key warning all read it, so a setting documented here is a setting that exists
+//! (a test checks the table against the serde struct in `config`).
+
+/// JSON type of a setting, as Meltano and the Singer SDK's `--about` name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Integer,
+    Boolean,
+    Object,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Integer => "integer",
+            Kind::Boolean => "boolean",
+            Kind::Object => "object",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    /// Spellings used by peer targets, accepted so their configs work unchanged.
+    pub aliases: &'static [&'static str],
+    pub kind: Kind,
+    /// Default as a JSON literal; `None` means unset.
+    pub default: Option<&'static str>,
+    pub description: &'static str,
+    pub secret: bool,
+    /// Allowed values, for settings that are enumerations.
+    pub allowed: &'static [&'static str],
+}
+
+const fn s(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    description: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        aliases: &[],
+        kind,
+        default,
+        description,
+        secret: false,
+        allowed: &[],
+    }
+}
+
+impl Setting {
+    const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+    const fn allowed(mut self, allowed: &'static [&'static str]) -> Self {
+        self.allowed = allowed;
+        self
+    }
+    #[allow(dead_code)]
+    const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+}
+
+use Kind::*;
+
+pub const DEFAULT_KEY_TEMPLATE: &str =
+    "{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}";
+
+pub static SETTINGS: &[Setting] = &[
+    s("destination", String, None,
+      "Where files go: `local` (a folder) or `s3`. Unset: `s3` when a bucket is configured, else `local`.")
+        .allowed(&["local", "s3"]),
+    s("local_path", String, Some("\"output\""),
+      "Folder the `local` destination writes under (created if missing). Keys are the same as in S3."),
+    s("bucket", String, None, "S3 bucket name.").aliases(&["s3_bucket"]),
+    s("prefix", String, Some("\"\""),
+      "Folder prepended to every key (a `/` is added between prefix and key). May contain macros.")
+        .aliases(&["path_prefix", "s3_key_prefix"]),
+    s("key_template", String, Some("\"{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}\""),
+      "Object key of each file, relative to `prefix`; see the macro table. Must keep keys unique (a `{part}` or `{uuid}`, and a `{run_id}`, `{uuid}` or load time to the second) unless `allow_overwrite` is true."),
+    s("allow_overwrite", Boolean, Some("false"),
+      "Accept a key template that can give two files the same key (later files overwrite earlier ones)."),
+    s("run_id", String, None,
+      "Identifier of this run for `{run_id}`. Unset: a new UUIDv7 per process (unique and time-ordered)."),
+    s("format", String, Some("\"jsonl\""), "File format.").allowed(&["jsonl", "csv"]),
+    s("compression", String, Some("\"gzip\""), "Compression of each file.").allowed(&["none", "gzip"]),
+    s("compression_level", Integer, Some("6"), "gzip level, 0 (store) to 9 (smallest); 2-3 is much faster, 6 is the usual default."),
+    s("max_records_per_file", Integer, Some("1000000"),
+      "Start a new file after this many records (0: no limit).").aliases(&["batch_size_rows"]),
+    s("max_bytes_per_file", Integer, Some("134217728"),
+      "Start a new file once this many bytes (after compression) were written to it (0: no limit)."),
+    s("max_batch_age_seconds", Integer, Some("300"),
+      "Close a file this many seconds after its first record, so STATE never waits longer (0: no limit)."),
+    s("validate_records", Boolean, Some("true"),
+      "Validate every record against its stream's JSON Schema; a failing record stops the run."),
+    s("validate_formats", Boolean, Some("false"),
+      "Also assert `format` keywords (date-time, email, ...). Off by default: many taps send date-times without an offset."),
+    s("delimiter", String, Some("\",\""),
+      "CSV field delimiter: a single character or `comma`, `semicolon`, `tab`, `pipe`.").aliases(&["csv_delimiter"]),
+    s("quote_character", String, Some("\"\\\"\""), "CSV quote character (one character).").aliases(&["csv_quote_character"]),
+    s("header", Boolean, Some("true"), "Write a CSV header row (from the stream's schema) at the top of every file.")
+        .aliases(&["csv_header"]),
+    s("flattening_max_depth", Integer, Some("10"),
+      "CSV: nested objects are flattened into `parent__child` columns down to this depth; deeper objects and all arrays are written as JSON text."),
+    s("log_level", String, Some("\"info\""), "Log level on stderr (`RUST_LOG` and `--log-level` override it).")
+        .allowed(&["error", "warn", "info", "debug", "trace"]),
+    s("log_format", String, Some("\"text\""), "Log line format on stderr.").allowed(&["text", "json"]),
+];
+
+/// Finds a setting by its name or one of its aliases.
+pub fn lookup(name: &str) -> Option<&'static Setting> {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name || s.aliases.contains(&name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_json_and_names_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SETTINGS {
+            for n in std::iter::once(&s.name).chain(s.aliases) {
+                assert!(seen.insert(*n), "duplicate setting name {n}");
+            }
+            if let Some(d) = s.default {
+                serde_json::from_str::<serde_json::Value>(d)
+                    .unwrap_or_else(|e| panic!("default of {} is not JSON: {e}", s.name));
+            }
+        }
+        assert_eq!(
+            lookup("key_template").unwrap().default.unwrap(),
+            serde_json::to_string(DEFAULT_KEY_TEMPLATE).unwrap()
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The local-folder destination: the zero-setup default, with the same key layout as S3.
+//! A file is written under a hidden temporary name, fsynced and renamed, so a final name only
+//! ever shows a complete file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use super::{Completion, ObjectMeta, ObjectSink, Storage};
+use crate::error::StorageError;
+use crate::template::check_key;
+
+pub struct LocalFolder {
+    root: PathBuf,
+}
+
+impl LocalFolder {
+    pub fn new(root: PathBuf) -> LocalFolder {
+        LocalFolder { root }
+    }
+}
+
+fn local_err<'p>(
+    action: &'static str,
+    path: &'p Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'p {
+    move |source| StorageError::Local {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Storage for LocalFolder {
+    fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
+        check_key(key).map_err(|reason| StorageError::UnsafeKey {
+            key: key.to_string(),
+            reason,
+        })?;
+        let path = self.root.join(key);
+        let dir = path
+            .parent()
+            .expect("a joined key has a parent")
+            .to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(local_err("cannot create folder", &dir))?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(local_err("cannot create a file in", &dir))?;
+        Ok(Box::new(LocalSink {
+            out: BufWriter::with_capacity(256 * 1024, temp),
+            path,
+            dir,
+            bytes: 0,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!("local folder {}", self.root.display())
+    }
+}
+
+struct LocalSink {
+    out: BufWriter<NamedTempFile>,
+    path: PathBuf,
+    dir: PathBuf,
+    bytes: u64,
+}
+
+impl LocalSink {
+    fn commit(self) -> Result<u64, StorageError> {
+        let LocalSink {
+            out,
+            path,
+            dir,
+            bytes,
+        } = self;
+        let temp = out.into_inner().map_err(|e| StorageError::Local {
+            action: "cannot write",
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        temp.as_file()
+            .sync_all()
+            .map_err(local_err("cannot sync", &path))?;
+        temp.persist(&path).map_err(|e| StorageError::Local {
+            action: "cannot rename into",
+            path: path.clone(),
+            source: e.error,
+        })?;
+        // The rename is durable only once the folder entry is.
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(local_err("cannot sync folder", &dir))?;
+        Ok(bytes)
+    }
+}
+
+impl ObjectSink for LocalSink {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.bytes += data.len() as u64;
+        self.out
+            .write_all(data)
+            .map_err(local_err("cannot write", &self.path))
+    }
+
+    fn finish(self: Box<Self>, done: Completion) {
+        done.done(self.commit());
+    }
+
+    fn abort(self: Box<Self>) {
+        // Dropping the NamedTempFile deletes it.
+    }
+}

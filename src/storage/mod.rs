@@ -1,0 +1,71 @@
+//! Where finished bytes go. One small trait with a local-folder and (later) an S3
+//! implementation; the writer thread drives it and never knows which one it has.
+
+mod local;
+
+pub use local::LocalFolder;
+
+use crossbeam_channel::Sender;
+
+use crate::error::StorageError;
+
+/// Identifies one output file for the whole of its life (open, writes, durable).
+pub type FileId = u64;
+
+/// Facts about an object that the store may record with it.
+#[derive(Clone, Debug)]
+pub struct ObjectMeta {
+    pub content_type: &'static str,
+    pub content_encoding: Option<&'static str>,
+}
+
+/// What the pipeline hears back about files.
+#[derive(Debug)]
+pub enum Event {
+    /// The file is durably stored under its final key.
+    Durable { id: FileId, key: String, bytes: u64 },
+    /// Writing failed for good; the run must stop.
+    Failed(StorageError),
+}
+
+/// Reports the end of one object's upload, from whichever thread or task finishes it.
+pub struct Completion {
+    pub id: FileId,
+    pub key: String,
+    events: Sender<Event>,
+}
+
+impl Completion {
+    pub fn new(id: FileId, key: String, events: Sender<Event>) -> Completion {
+        Completion { id, key, events }
+    }
+
+    pub fn done(self, result: Result<u64, StorageError>) {
+        let event = match result {
+            Ok(bytes) => Event::Durable {
+                id: self.id,
+                key: self.key,
+                bytes,
+            },
+            Err(e) => Event::Failed(e),
+        };
+        // The pipeline may already be gone after a fatal error; nothing is left to tell.
+        let _ = self.events.send(event);
+    }
+}
+
+pub trait Storage: Send + Sync {
+    /// Starts a new object. Nothing is visible under `key` until the sink finishes.
+    fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError>;
+    /// Human-readable description for logs (never contains secrets).
+    fn describe(&self) -> String;
+}
+
+pub trait ObjectSink: Send {
+    /// Appends bytes (already compressed). Large writes are expected, not per-record ones.
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
+    /// Makes the object durable under its key and reports through `done`, now or later.
+    fn finish(self: Box<Self>, done: Completion);
+    /// Discards the object: nothing partial may remain visible.
+    fn abort(self: Box<Self>);
+}
