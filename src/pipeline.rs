@@ -60,8 +60,16 @@ pub fn run(
     );
 
     let mut pipeline = Pipeline::new(config, command_tx, chunk_recycle_rx, state_out);
-    let result = pipeline.consume(&block_rx, &block_recycle_tx, &event_rx);
-    let result = result.and_then(|()| pipeline.finish(&event_rx));
+    let result = match pipeline.consume(&block_rx, &block_recycle_tx, &event_rx) {
+        Ok(()) => pipeline.finish(&event_rx),
+        Err(e @ Error::Input(_)) => {
+            // Bad input stops the run, but files closed before it are complete: let them land
+            // and print the STATE they cover, so a rerun starts as late as honestly possible.
+            pipeline.settle(&event_rx);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    };
     // Hanging up makes the writer abort whatever is still open (only after an error).
     drop(pipeline.commands.take());
     drop(event_tx);
@@ -103,6 +111,8 @@ struct Pipeline<'a> {
     chunk_recycle: Receiver<Vec<u8>>,
     ack: AckTracker,
     next_file: FileId,
+    /// Files closed and handed to storage but not yet reported durable.
+    closing: usize,
     line: u64,
     summary: Summary,
     state_out: &'a mut dyn Write,
@@ -148,6 +158,7 @@ impl<'a> Pipeline<'a> {
             chunk_recycle,
             ack: AckTracker::default(),
             next_file: 0,
+            closing: 0,
             line: 0,
             summary: Summary::default(),
             state_out,
@@ -217,6 +228,18 @@ impl<'a> Pipeline<'a> {
             "finished"
         );
         Ok(())
+    }
+
+    /// Waits for the files already closed, then releases the STATE they cover. Open files
+    /// are not closed: they hold records from around the failure and will be discarded.
+    fn settle(&mut self, events: &Receiver<Event>) {
+        while self.closing > 0 {
+            let Ok(event) = events.recv() else { return };
+            if self.event(event).is_err() {
+                return;
+            }
+        }
+        let _ = self.release_state();
     }
 
     fn input_error(&self, stream: Option<&str>, kind: InputErrorKind) -> Error {
@@ -383,11 +406,12 @@ impl<'a> Pipeline<'a> {
         let Some(mut file) = stream.open.take() else {
             return Ok(());
         };
-        if file.encoder.pending() > 0 {
-            let data = file.encoder.take(Vec::new());
+        let data = file.encoder.take(Vec::new());
+        if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
         send(&self.commands, Command::Close { id: file.id })?;
+        self.closing += 1;
         tracing::debug!(stream = %name, records = file.records, "closing file");
         Ok(())
     }
@@ -419,6 +443,7 @@ impl<'a> Pipeline<'a> {
                 self.summary.files += 1;
                 self.summary.bytes += bytes;
                 self.ack.file_durable(id);
+                self.closing -= 1;
                 Ok(())
             }
             Event::Failed(e) => Err(Error::Storage(e)),
