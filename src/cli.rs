@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{self, Destination, RawConfig, Source};
 use crate::error::Error;
 use crate::settings::SETTINGS;
-use crate::storage::{LocalFolder, Storage};
+use crate::storage::{LocalFolder, S3Store, Storage};
 use crate::template::MACROS;
 
 pub const NAME: &str = "target-s3";
@@ -41,6 +41,10 @@ pub struct Args {
     /// Print `target-s3 vX.Y.Z` and exit.
     #[arg(long, short = 'V')]
     pub version: bool,
+    /// Check the connection instead of loading: credentials, bucket, write and delete a probe
+    /// object under the prefix. Prints each step; exits 1 if one fails.
+    #[arg(long)]
+    pub check: bool,
     /// Log level on stderr (error, warn, info, debug, trace); overrides RUST_LOG and the config.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -82,7 +86,17 @@ fn run(args: &Args) -> Result<(), Error> {
     let config = raw.validate()?;
     let storage: Arc<dyn Storage> = match &config.destination {
         Destination::Local { root } => Arc::new(LocalFolder::new(root.clone())),
+        Destination::S3(options) => {
+            let store = S3Store::connect(options)?;
+            if args.check {
+                return check(&store, &raw.prefix);
+            }
+            Arc::new(store)
+        }
     };
+    if args.check {
+        return check_local(&config);
+    }
     let input: Box<dyn std::io::Read + Send> = match &args.input {
         Some(path) => Box::new(std::fs::File::open(path).map_err(Error::Read)?),
         None => Box::new(std::io::stdin()),
@@ -91,6 +105,38 @@ fn run(args: &Args) -> Result<(), Error> {
     let mut out = stdout.lock();
     crate::pipeline::run(&config, storage, input, &mut out)?;
     Ok(())
+}
+
+fn check(store: &S3Store, prefix: &str) -> Result<(), Error> {
+    let passed = store.check(prefix, |step, result| match result {
+        Ok(detail) => println!("ok      {step}: {detail}"),
+        Err(why) => println!("FAILED  {step}: {why}"),
+    });
+    if passed {
+        println!("connection check passed");
+        Ok(())
+    } else {
+        Err(Error::Check)
+    }
+}
+
+fn check_local(config: &crate::config::Config) -> Result<(), Error> {
+    let Destination::Local { root } = &config.destination else { return Ok(()) };
+    let probe = root.join(format!(".target_s3_check_{}", uuid::Uuid::new_v4()));
+    let result = std::fs::create_dir_all(root)
+        .and_then(|()| std::fs::write(&probe, b"check"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => {
+            println!("ok      write and delete a probe file: {}", root.display());
+            println!("connection check passed");
+            Ok(())
+        }
+        Err(e) => {
+            println!("FAILED  write and delete a probe file in {}: {e}", root.display());
+            Err(Error::Check)
+        }
+    }
 }
 
 fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {

@@ -2,6 +2,7 @@
 //! ([`RawConfig`]), then checked once at start-up into a [`Config`] the pipeline can trust.
 //! Every check that can fail before the first input line fails here, naming the setting.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,8 +43,46 @@ pub struct RawConfig {
     #[serde(alias = "csv_header")]
     pub header: bool,
     pub flattening_max_depth: usize,
+    pub aws_access_key_id: Option<Secret>,
+    pub aws_secret_access_key: Option<Secret>,
+    pub aws_session_token: Option<Secret>,
+    #[serde(alias = "aws_profile_name")]
+    pub aws_profile: Option<String>,
+    #[serde(alias = "aws_role_arn")]
+    pub role_arn: Option<String>,
+    #[serde(alias = "aws_external_id")]
+    pub external_id: Option<Secret>,
+    pub role_session_name: String,
+    pub role_duration_seconds: u64,
+    #[serde(alias = "aws_region")]
+    pub region: Option<String>,
+    #[serde(alias = "aws_endpoint_url")]
+    pub endpoint_url: Option<String>,
+    pub force_path_style: bool,
+    pub part_size: u64,
+    pub upload_concurrency: u64,
+    pub max_retries: u32,
+    pub checksum_calculation: String,
+    pub server_side_encryption: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
+    pub acl: Option<String>,
+    pub storage_class: Option<String>,
+    pub object_tags: Option<BTreeMap<String, String>>,
+    pub object_metadata: Option<BTreeMap<String, String>>,
     pub log_level: String,
     pub log_format: String,
+}
+
+/// A secret setting: never shown by `Debug`, so it cannot leak through a log line.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 impl Default for RawConfig {
@@ -68,6 +107,28 @@ impl Default for RawConfig {
             quote_character: "\"".into(),
             header: true,
             flattening_max_depth: 10,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_session_token: None,
+            aws_profile: None,
+            role_arn: None,
+            external_id: None,
+            role_session_name: "target-s3".into(),
+            role_duration_seconds: 3600,
+            region: None,
+            endpoint_url: None,
+            force_path_style: false,
+            part_size: 8 * 1024 * 1024,
+            upload_concurrency: 4,
+            max_retries: 5,
+            checksum_calculation: "when_supported".into(),
+            server_side_encryption: None,
+            kms_key_id: None,
+            bucket_key_enabled: None,
+            acl: None,
+            storage_class: None,
+            object_tags: None,
+            object_metadata: None,
             log_level: "info".into(),
             log_format: "text".into(),
         }
@@ -207,10 +268,51 @@ impl Compression {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Destination {
     Local { root: PathBuf },
+    S3(Box<S3Options>),
 }
+
+/// How to reach the bucket and what to set on every object.
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    pub bucket: String,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub force_path_style: bool,
+    pub access_key: Option<(Secret, Secret, Option<Secret>)>,
+    pub profile: Option<String>,
+    pub role: Option<AssumeRole>,
+    pub part_size: usize,
+    pub upload_concurrency: usize,
+    pub max_retries: u32,
+    pub checksums_when_required: bool,
+    pub objects: ObjectOptions,
+}
+
+#[derive(Clone, Debug)]
+pub struct AssumeRole {
+    pub arn: String,
+    pub external_id: Option<Secret>,
+    pub session_name: String,
+    pub duration: Duration,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ObjectOptions {
+    pub server_side_encryption: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
+    pub acl: Option<String>,
+    pub storage_class: Option<String>,
+    /// URL-encoded `k=v&k2=v2`, as the Tagging header wants it.
+    pub tagging: Option<String>,
+    pub metadata: Option<std::collections::HashMap<String, String>>,
+}
+
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const MAX_PARTS: u64 = 10_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -295,12 +397,7 @@ impl RawConfig {
                     root: PathBuf::from(&self.local_path),
                 }
             }
-            _ => {
-                return Err(invalid(
-                    "destination",
-                    "the s3 destination is not available in this build yet; use `local`".into(),
-                ));
-            }
+            _ => Destination::S3(Box::new(self.s3_options()?)),
         };
         let format = match one_of("format", &self.format)? {
             "csv" => Format::Csv,
@@ -355,6 +452,123 @@ impl RawConfig {
             csv,
         })
     }
+}
+
+impl RawConfig {
+    fn s3_options(&self) -> Result<S3Options, ConfigError> {
+        let invalid = |setting: &str, message: String| ConfigError::Invalid { setting: setting.into(), message };
+        let Some(bucket) = self.bucket.clone() else {
+            return Err(invalid("bucket", "is required for the s3 destination".into()));
+        };
+        check_bucket_name(&bucket).map_err(|m| invalid("bucket", format!("{bucket:?} is not a valid S3 bucket name: {m}")))?;
+        if self.part_size < MIN_PART_SIZE {
+            return Err(invalid("part_size", format!("must be at least {MIN_PART_SIZE} (5 MiB, the S3 minimum), got {}", self.part_size)));
+        }
+        if self.part_size > 5 * 1024 * 1024 * 1024 {
+            return Err(invalid("part_size", "must be at most 5 GiB".into()));
+        }
+        if self.max_bytes_per_file == 0 || self.max_bytes_per_file > self.part_size * MAX_PARTS {
+            return Err(invalid(
+                "max_bytes_per_file",
+                format!(
+                    "must be between 1 and part_size x 10,000 = {} (S3 allows 10,000 parts per object), got {}",
+                    self.part_size * MAX_PARTS,
+                    self.max_bytes_per_file
+                ),
+            ));
+        }
+        if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
+            return Err(invalid("upload_concurrency", format!("must be 1 to 64, got {}", self.upload_concurrency)));
+        }
+        let access_key = match (&self.aws_access_key_id, &self.aws_secret_access_key) {
+            (Some(id), Some(secret)) => Some((id.clone(), secret.clone(), self.aws_session_token.clone())),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("aws_secret_access_key", "is required with aws_access_key_id".into())),
+            (None, Some(_)) => return Err(invalid("aws_access_key_id", "is required with aws_secret_access_key".into())),
+        };
+        if !(900..=43200).contains(&self.role_duration_seconds) {
+            return Err(invalid("role_duration_seconds", format!("must be 900 to 43200, got {}", self.role_duration_seconds)));
+        }
+        let role = self.role_arn.as_ref().map(|arn| AssumeRole {
+            arn: arn.clone(),
+            external_id: self.external_id.clone(),
+            session_name: self.role_session_name.clone(),
+            duration: Duration::from_secs(self.role_duration_seconds),
+        });
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("endpoint_url", format!("must start with http:// or https://, got {url:?}")));
+        }
+        let checksums_when_required = one_of("checksum_calculation", &self.checksum_calculation)? == "when_required";
+        if let Some(sse) = &self.server_side_encryption {
+            one_of("server_side_encryption", sse)?;
+        }
+        if self.kms_key_id.is_some() && !self.server_side_encryption.as_deref().is_some_and(|s| s.starts_with("aws:kms")) {
+            return Err(invalid("kms_key_id", "needs server_side_encryption aws:kms or aws:kms:dsse".into()));
+        }
+        if let Some(acl) = &self.acl {
+            one_of("acl", acl)?;
+        }
+        let tagging = self.object_tags.as_ref().filter(|t| !t.is_empty()).map(|tags| {
+            tags.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect::<Vec<_>>().join("&")
+        });
+        Ok(S3Options {
+            bucket,
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            force_path_style: self.force_path_style,
+            access_key,
+            profile: self.aws_profile.clone(),
+            role,
+            part_size: self.part_size as usize,
+            upload_concurrency: self.upload_concurrency as usize,
+            max_retries: self.max_retries,
+            checksums_when_required,
+            objects: ObjectOptions {
+                server_side_encryption: self.server_side_encryption.clone(),
+                kms_key_id: self.kms_key_id.clone(),
+                bucket_key_enabled: self.bucket_key_enabled,
+                acl: self.acl.clone(),
+                storage_class: self.storage_class.clone(),
+                tagging,
+                metadata: self.object_metadata.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            },
+        })
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// S3's general-purpose bucket naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("it must be 3 to 63 characters long");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+        return Err("only lowercase letters, digits, dots and hyphens are allowed");
+    }
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge_ok(name.as_bytes()[0]) || !edge_ok(name.as_bytes()[name.len() - 1]) {
+        return Err("it must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return Err("it must not contain two dots in a row");
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err("it must not look like an IP address");
+    }
+    Ok(())
 }
 
 /// Checks an enumerated setting against the allowed values in the settings table.
@@ -453,6 +667,31 @@ mod tests {
             err.contains("format") && err.contains("jsonl, csv") && err.contains("xml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn s3_destination_checks() {
+        let c = raw(serde_json::json!({"s3_bucket": "my-bucket", "path_prefix": "p"})).unwrap().validate().unwrap();
+        assert!(matches!(c.destination, Destination::S3(ref o) if o.bucket == "my-bucket"));
+        let err = |v: Value| raw(v).unwrap().validate().unwrap_err().to_string();
+        assert!(err(serde_json::json!({"bucket": "My_Bucket"})).contains("setting `bucket`"));
+        assert!(err(serde_json::json!({"bucket": "ab"})).contains("3 to 63"));
+        assert!(err(serde_json::json!({"bucket": "abc", "part_size": 1024})).contains("part_size"));
+        let e = err(serde_json::json!({"bucket": "abc", "part_size": 5242880, "max_bytes_per_file": 60000000000u64}));
+        assert!(e.contains("max_bytes_per_file") && e.contains("10,000"), "{e}");
+        assert!(err(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AK"})).contains("aws_secret_access_key"));
+        assert!(err(serde_json::json!({"bucket": "abc", "server_side_encryption": "rot13"})).contains("AES256"));
+        assert!(err(serde_json::json!({"bucket": "abc", "kms_key_id": "k"})).contains("aws:kms"));
+        let c = raw(serde_json::json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}})).unwrap().validate().unwrap();
+        let Destination::S3(o) = c.destination else { panic!() };
+        assert_eq!(o.objects.tagging.as_deref(), Some("a%26b=1&team=data%20eng"));
+    }
+
+    #[test]
+    fn secrets_never_debug_print() {
+        let c = raw(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AKIDSECRET", "aws_secret_access_key": "shh-very-secret"})).unwrap();
+        let shown = format!("{c:?} {:?}", c.validate().unwrap());
+        assert!(!shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"), "{shown}");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Error {
     Read(std::io::Error),
     #[error("writing output: {0}")]
     Storage(#[from] StorageError),
+    #[error("connection check failed (see the steps above)")]
+    Check,
     #[error("writing STATE to stdout: {0}")]
     Stdout(std::io::Error),
 }
@@ -109,6 +111,10 @@ pub enum StorageError {
     },
     #[error("object key {key:?} is not safe: {reason}")]
     UnsafeKey { key: String, reason: &'static str },
+    #[error("{action} {target}: {message}")]
+    S3 { action: &'static str, target: String, message: String },
+    #[error("S3 client: {0}")]
+    S3Setup(String),
     #[error("the writer thread stopped unexpectedly")]
     WriterStopped,
     #[error("compressing {key}: {source}")]

@@ -52,7 +52,7 @@ pub fn run(
     let (chunk_recycle_tx, chunk_recycle_rx) = bounded(16);
     tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
     let writer = writer::spawn(
-        storage,
+        storage.clone(),
         config.compression,
         command_rx,
         event_tx.clone(),
@@ -74,6 +74,7 @@ pub fn run(
     drop(pipeline.commands.take());
     drop(event_tx);
     let _ = writer.join();
+    storage.shutdown();
     match result {
         Ok(()) => {
             let _ = reader.join();

@@ -62,7 +62,6 @@ impl Setting {
         self.allowed = allowed;
         self
     }
-    #[allow(dead_code)]
     const fn secret(mut self) -> Self {
         self.secret = true;
         self
@@ -110,6 +109,40 @@ pub static SETTINGS: &[Setting] = &[
         .aliases(&["csv_header"]),
     s("flattening_max_depth", Integer, Some("10"),
       "CSV: nested objects are flattened into `parent__child` columns down to this depth; deeper objects and all arrays are written as JSON text."),
+    s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
+        .secret(),
+    s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret(),
+    s("aws_session_token", String, None, "Session token for temporary credentials.").secret(),
+    s("aws_profile", String, None, "Named profile from the shared AWS config files.").aliases(&["aws_profile_name"]),
+    s("role_arn", String, None,
+      "IAM role to assume on top of the base credentials (cross-account access); refreshed during long runs.")
+        .aliases(&["aws_role_arn"]),
+    s("external_id", String, None, "External id the role's trust policy requires.").aliases(&["aws_external_id"]).secret(),
+    s("role_session_name", String, Some("\"target-s3\""), "Session name of the assumed role (shows in CloudTrail)."),
+    s("role_duration_seconds", Integer, Some("3600"), "Lifetime of assumed-role credentials, 900 to 43200 seconds."),
+    s("region", String, None, "AWS region of the bucket. Unset: from the environment or profile, else `us-east-1`.")
+        .aliases(&["aws_region"]),
+    s("endpoint_url", String, None,
+      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`.")
+        .aliases(&["aws_endpoint_url"]),
+    s("force_path_style", Boolean, Some("false"), "Address buckets as `endpoint/bucket/key` (most S3-compatible stores need this)."),
+    s("part_size", Integer, Some("8388608"),
+      "Multipart part size in bytes (minimum 5 MiB). Files smaller than one part are a single PutObject."),
+    s("upload_concurrency", Integer, Some("4"), "Parts and objects uploading at once. Memory is about part_size x (open files + this)."),
+    s("max_retries", Integer, Some("5"), "Retries of a failed request (throttling, 5xx, timeouts, dropped connections) with backoff."),
+    s("checksum_calculation", String, Some("\"when_supported\""),
+      "Send CRC32 integrity checksums with every upload (`when_supported`) or only where S3 requires them (`when_required`, for stores that reject them).")
+        .allowed(&["when_supported", "when_required"]),
+    s("server_side_encryption", String, None,
+      "Server-side encryption: `AES256` (SSE-S3), `aws:kms` (SSE-KMS), `aws:kms:dsse` (dual-layer). Unset: the bucket's default.")
+        .allowed(&["AES256", "aws:kms", "aws:kms:dsse"]),
+    s("kms_key_id", String, None, "KMS key id or ARN for `aws:kms` / `aws:kms:dsse` (unset: the AWS-managed key)."),
+    s("bucket_key_enabled", Boolean, None, "Use an S3 Bucket Key with SSE-KMS (fewer KMS calls)."),
+    s("acl", String, None, "Canned ACL for every object, e.g. `bucket-owner-full-control`.")
+        .allowed(&["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"]),
+    s("storage_class", String, None, "Storage class, e.g. `STANDARD_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`."),
+    s("object_tags", Object, None, "Tags for every object, as a JSON object of strings."),
+    s("object_metadata", Object, None, "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings."),
     s("log_level", String, Some("\"info\""), "Log level on stderr (`RUST_LOG` and `--log-level` override it).")
         .allowed(&["error", "warn", "info", "debug", "trace"]),
     s("log_format", String, Some("\"text\""), "Log line format on stderr.").allowed(&["text", "json"]),

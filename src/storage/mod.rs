@@ -2,8 +2,10 @@
 //! implementation; the writer thread drives it and never knows which one it has.
 
 mod local;
+mod s3;
 
 pub use local::LocalFolder;
+pub use s3::S3Store;
 
 use crossbeam_channel::Sender;
 
@@ -59,6 +61,8 @@ pub trait Storage: Send + Sync {
     fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError>;
     /// Human-readable description for logs (never contains secrets).
     fn describe(&self) -> String;
+    /// Waits (bounded) for background work such as aborting uploads, before the process exits.
+    fn shutdown(&self) {}
 }
 
 pub trait ObjectSink: Send {
