@@ -121,7 +121,9 @@ fn check(store: &S3Store, prefix: &str) -> Result<(), Error> {
 }
 
 fn check_local(config: &crate::config::Config) -> Result<(), Error> {
-    let Destination::Local { root } = &config.destination else { return Ok(()) };
+    let Destination::Local { root } = &config.destination else {
+        return Ok(());
+    };
     let probe = root.join(format!(".target_s3_check_{}", uuid::Uuid::new_v4()));
     let result = std::fs::create_dir_all(root)
         .and_then(|()| std::fs::write(&probe, b"check"))
@@ -133,7 +135,10 @@ fn check_local(config: &crate::config::Config) -> Result<(), Error> {
             Ok(())
         }
         Err(e) => {
-            println!("FAILED  write and delete a probe file in {}: {e}", root.display());
+            println!(
+                "FAILED  write and delete a probe file in {}: {e}",
+                root.display()
+            );
             Err(Error::Check)
         }
     }

@@ -456,13 +456,30 @@ impl RawConfig {
 
 impl RawConfig {
     fn s3_options(&self) -> Result<S3Options, ConfigError> {
-        let invalid = |setting: &str, message: String| ConfigError::Invalid { setting: setting.into(), message };
-        let Some(bucket) = self.bucket.clone() else {
-            return Err(invalid("bucket", "is required for the s3 destination".into()));
+        let invalid = |setting: &str, message: String| ConfigError::Invalid {
+            setting: setting.into(),
+            message,
         };
-        check_bucket_name(&bucket).map_err(|m| invalid("bucket", format!("{bucket:?} is not a valid S3 bucket name: {m}")))?;
+        let Some(bucket) = self.bucket.clone() else {
+            return Err(invalid(
+                "bucket",
+                "is required for the s3 destination".into(),
+            ));
+        };
+        check_bucket_name(&bucket).map_err(|m| {
+            invalid(
+                "bucket",
+                format!("{bucket:?} is not a valid S3 bucket name: {m}"),
+            )
+        })?;
         if self.part_size < MIN_PART_SIZE {
-            return Err(invalid("part_size", format!("must be at least {MIN_PART_SIZE} (5 MiB, the S3 minimum), got {}", self.part_size)));
+            return Err(invalid(
+                "part_size",
+                format!(
+                    "must be at least {MIN_PART_SIZE} (5 MiB, the S3 minimum), got {}",
+                    self.part_size
+                ),
+            ));
         }
         if self.part_size > 5 * 1024 * 1024 * 1024 {
             return Err(invalid("part_size", "must be at most 5 GiB".into()));
@@ -478,16 +495,34 @@ impl RawConfig {
             ));
         }
         if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
-            return Err(invalid("upload_concurrency", format!("must be 1 to 64, got {}", self.upload_concurrency)));
+            return Err(invalid(
+                "upload_concurrency",
+                format!("must be 1 to 64, got {}", self.upload_concurrency),
+            ));
         }
         let access_key = match (&self.aws_access_key_id, &self.aws_secret_access_key) {
-            (Some(id), Some(secret)) => Some((id.clone(), secret.clone(), self.aws_session_token.clone())),
+            (Some(id), Some(secret)) => {
+                Some((id.clone(), secret.clone(), self.aws_session_token.clone()))
+            }
             (None, None) => None,
-            (Some(_), None) => return Err(invalid("aws_secret_access_key", "is required with aws_access_key_id".into())),
-            (None, Some(_)) => return Err(invalid("aws_access_key_id", "is required with aws_secret_access_key".into())),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "aws_secret_access_key",
+                    "is required with aws_access_key_id".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "aws_access_key_id",
+                    "is required with aws_secret_access_key".into(),
+                ));
+            }
         };
         if !(900..=43200).contains(&self.role_duration_seconds) {
-            return Err(invalid("role_duration_seconds", format!("must be 900 to 43200, got {}", self.role_duration_seconds)));
+            return Err(invalid(
+                "role_duration_seconds",
+                format!("must be 900 to 43200, got {}", self.role_duration_seconds),
+            ));
         }
         let role = self.role_arn.as_ref().map(|arn| AssumeRole {
             arn: arn.clone(),
@@ -498,21 +533,40 @@ impl RawConfig {
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(invalid("endpoint_url", format!("must start with http:// or https://, got {url:?}")));
+            return Err(invalid(
+                "endpoint_url",
+                format!("must start with http:// or https://, got {url:?}"),
+            ));
         }
-        let checksums_when_required = one_of("checksum_calculation", &self.checksum_calculation)? == "when_required";
+        let checksums_when_required =
+            one_of("checksum_calculation", &self.checksum_calculation)? == "when_required";
         if let Some(sse) = &self.server_side_encryption {
             one_of("server_side_encryption", sse)?;
         }
-        if self.kms_key_id.is_some() && !self.server_side_encryption.as_deref().is_some_and(|s| s.starts_with("aws:kms")) {
-            return Err(invalid("kms_key_id", "needs server_side_encryption aws:kms or aws:kms:dsse".into()));
+        if self.kms_key_id.is_some()
+            && !self
+                .server_side_encryption
+                .as_deref()
+                .is_some_and(|s| s.starts_with("aws:kms"))
+        {
+            return Err(invalid(
+                "kms_key_id",
+                "needs server_side_encryption aws:kms or aws:kms:dsse".into(),
+            ));
         }
         if let Some(acl) = &self.acl {
             one_of("acl", acl)?;
         }
-        let tagging = self.object_tags.as_ref().filter(|t| !t.is_empty()).map(|tags| {
-            tags.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect::<Vec<_>>().join("&")
-        });
+        let tagging = self
+            .object_tags
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .map(|tags| {
+                tags.iter()
+                    .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            });
         Ok(S3Options {
             bucket,
             region: self.region.clone(),
@@ -532,7 +586,10 @@ impl RawConfig {
                 acl: self.acl.clone(),
                 storage_class: self.storage_class.clone(),
                 tagging,
-                metadata: self.object_metadata.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                metadata: self
+                    .object_metadata
+                    .as_ref()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             },
         })
     }
@@ -555,7 +612,10 @@ pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     if !(3..=63).contains(&name.len()) {
         return Err("it must be 3 to 63 characters long");
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         return Err("only lowercase letters, digits, dots and hyphens are allowed");
     }
     let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -671,27 +731,54 @@ mod tests {
 
     #[test]
     fn s3_destination_checks() {
-        let c = raw(serde_json::json!({"s3_bucket": "my-bucket", "path_prefix": "p"})).unwrap().validate().unwrap();
+        let c = raw(serde_json::json!({"s3_bucket": "my-bucket", "path_prefix": "p"}))
+            .unwrap()
+            .validate()
+            .unwrap();
         assert!(matches!(c.destination, Destination::S3(ref o) if o.bucket == "my-bucket"));
         let err = |v: Value| raw(v).unwrap().validate().unwrap_err().to_string();
         assert!(err(serde_json::json!({"bucket": "My_Bucket"})).contains("setting `bucket`"));
         assert!(err(serde_json::json!({"bucket": "ab"})).contains("3 to 63"));
         assert!(err(serde_json::json!({"bucket": "abc", "part_size": 1024})).contains("part_size"));
-        let e = err(serde_json::json!({"bucket": "abc", "part_size": 5242880, "max_bytes_per_file": 60000000000u64}));
-        assert!(e.contains("max_bytes_per_file") && e.contains("10,000"), "{e}");
-        assert!(err(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AK"})).contains("aws_secret_access_key"));
-        assert!(err(serde_json::json!({"bucket": "abc", "server_side_encryption": "rot13"})).contains("AES256"));
+        let e = err(
+            serde_json::json!({"bucket": "abc", "part_size": 5242880, "max_bytes_per_file": 60000000000u64}),
+        );
+        assert!(
+            e.contains("max_bytes_per_file") && e.contains("10,000"),
+            "{e}"
+        );
+        assert!(
+            err(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AK"}))
+                .contains("aws_secret_access_key")
+        );
+        assert!(
+            err(serde_json::json!({"bucket": "abc", "server_side_encryption": "rot13"}))
+                .contains("AES256")
+        );
         assert!(err(serde_json::json!({"bucket": "abc", "kms_key_id": "k"})).contains("aws:kms"));
-        let c = raw(serde_json::json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}})).unwrap().validate().unwrap();
-        let Destination::S3(o) = c.destination else { panic!() };
-        assert_eq!(o.objects.tagging.as_deref(), Some("a%26b=1&team=data%20eng"));
+        let c = raw(
+            serde_json::json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}}),
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let Destination::S3(o) = c.destination else {
+            panic!()
+        };
+        assert_eq!(
+            o.objects.tagging.as_deref(),
+            Some("a%26b=1&team=data%20eng")
+        );
     }
 
     #[test]
     fn secrets_never_debug_print() {
         let c = raw(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AKIDSECRET", "aws_secret_access_key": "shh-very-secret"})).unwrap();
         let shown = format!("{c:?} {:?}", c.validate().unwrap());
-        assert!(!shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"), "{shown}");
+        assert!(
+            !shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -51,8 +51,9 @@ impl Encoder {
         }
     }
 
-    /// Takes the buffered bytes, leaving `replacement` (an empty, recycled buffer) in place.
-    pub fn take(&mut self, replacement: Vec<u8>) -> Vec<u8> {
+    /// Takes the buffered bytes, leaving `replacement` (a recycled buffer, emptied here) in place.
+    pub fn take(&mut self, mut replacement: Vec<u8>) -> Vec<u8> {
+        replacement.clear();
         match self {
             Encoder::Jsonl { buf } => std::mem::replace(buf, replacement),
             Encoder::Csv(csv) => {

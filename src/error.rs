@@ -112,7 +112,11 @@ pub enum StorageError {
     #[error("object key {key:?} is not safe: {reason}")]
     UnsafeKey { key: String, reason: &'static str },
     #[error("{action} {target}: {message}")]
-    S3 { action: &'static str, target: String, message: String },
+    S3 {
+        action: &'static str,
+        target: String,
+        message: String,
+    },
     #[error("S3 client: {0}")]
     S3Setup(String),
     #[error("the writer thread stopped unexpectedly")]

@@ -7,21 +7,21 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use serde_json::value::RawValue;
 
 use crate::ack::AckTracker;
-use crate::config::{Compression, Config};
+use crate::config::Config;
 use crate::encode::Encoder;
 use crate::error::{Error, InputError, InputErrorKind, StorageError};
 use crate::schema::{SchemaOptions, StreamSchema};
 use crate::singer::{self, Message};
 use crate::storage::{Event, FileId, ObjectMeta, Storage};
 use crate::template::{FileContext, RunContext};
-use crate::writer::{self, Command};
+use crate::writer::{self, Command, Progress};
 
 /// Largest chunk of encoded bytes handed to the writer at once. Large enough that compression
 /// runs on big buffers, small enough that many open streams stay within a few MiB each.
@@ -97,8 +97,26 @@ struct OpenFile {
     encoder: Encoder,
     records: u64,
     opened_at: Instant,
-    /// Bytes the writer has passed to storage (after compression).
-    written: Arc<AtomicU64>,
+    /// Uncompressed bytes handed to the writer so far.
+    sent: u64,
+    progress: Arc<Progress>,
+}
+
+impl OpenFile {
+    /// The file's size after compression, estimated from what the writer has done so far and
+    /// the compression ratio it saw: the writer runs behind, and waiting for it would cost the
+    /// pipeline its overlap. Exact without compression.
+    fn estimated_size(&self) -> u64 {
+        let consumed = self.progress.consumed.load(Ordering::Relaxed);
+        let written = self.progress.written.load(Ordering::Relaxed);
+        let behind = self.sent.saturating_sub(consumed) + self.encoder.pending() as u64;
+        let ratio = if consumed > 0 {
+            written as f64 / consumed as f64
+        } else {
+            1.0
+        };
+        written + (behind as f64 * ratio) as u64
+    }
 }
 
 struct Pipeline<'a> {
@@ -343,7 +361,7 @@ impl<'a> Pipeline<'a> {
                 },
             );
             stream.next_part += 1;
-            let written = Arc::new(AtomicU64::new(0));
+            let progress = Arc::new(Progress::default());
             let encoder = Encoder::new(
                 self.config.format,
                 &stream.schema.columns,
@@ -356,7 +374,7 @@ impl<'a> Pipeline<'a> {
                 id,
                 key,
                 meta: self.meta.clone(),
-                written: written.clone(),
+                progress: progress.clone(),
             };
             send(&self.commands, open)?;
             stream.open = Some(OpenFile {
@@ -364,7 +382,8 @@ impl<'a> Pipeline<'a> {
                 encoder,
                 records: 0,
                 opened_at: Instant::now(),
-                written,
+                sent: 0,
+                progress,
             });
         }
         let file = stream.open.as_mut().expect("opened above");
@@ -380,18 +399,14 @@ impl<'a> Pipeline<'a> {
             let data = file
                 .encoder
                 .take(self.chunk_recycle.try_recv().unwrap_or_default());
+            file.sent += data.len() as u64;
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
         let limits = &self.config.limits;
-        let uncounted = match self.config.compression {
-            Compression::None => file.encoder.pending() as u64,
-            // compressed size is known only once the writer has compressed a chunk
-            Compression::Gzip { .. } => 0,
-        };
         let full = limits.max_records.is_some_and(|max| file.records >= max)
             || limits
                 .max_bytes
-                .is_some_and(|max| file.written.load(Ordering::Relaxed) + uncounted >= max);
+                .is_some_and(|max| file.estimated_size() >= max);
         if full {
             self.close(name)?;
         }

@@ -15,12 +15,22 @@ use crate::config::Compression;
 use crate::error::StorageError;
 use crate::storage::{Completion, Event, FileId, ObjectMeta, ObjectSink, Storage};
 
+/// How far the writer got with one file, read by the pipeline to roll files by their size
+/// after compression without waiting for the writer.
+#[derive(Default, Debug)]
+pub struct Progress {
+    /// Uncompressed bytes the writer has compressed.
+    pub consumed: AtomicU64,
+    /// Bytes passed to storage (after compression).
+    pub written: AtomicU64,
+}
+
 pub enum Command {
     Open {
         id: FileId,
         key: String,
         meta: ObjectMeta,
-        written: Arc<AtomicU64>,
+        progress: Arc<Progress>,
     },
     /// Uncompressed bytes for a file; the buffer goes back through the recycle channel.
     Write {
@@ -55,15 +65,16 @@ pub fn spawn(
                         id,
                         key,
                         meta,
-                        written,
+                        progress,
                     } => storage.create(&key, &meta).map(|sink| {
-                        open.insert(id, ObjectWriter::new(key, sink, compression, written));
+                        open.insert(id, ObjectWriter::new(key, sink, compression, progress));
                     }),
-                    Command::Write { id, data } => {
+                    Command::Write { id, mut data } => {
                         let r = match open.get_mut(&id) {
                             Some(w) => w.write(&data),
                             None => Ok(()),
                         };
+                        data.clear();
                         let _ = recycle.try_send(data);
                         r
                     }
@@ -94,7 +105,7 @@ struct ObjectWriter {
     key: String,
     sink: Box<dyn ObjectSink>,
     gzip: Option<GzEncoder<Vec<u8>>>,
-    written: Arc<AtomicU64>,
+    progress: Arc<Progress>,
 }
 
 impl ObjectWriter {
@@ -102,7 +113,7 @@ impl ObjectWriter {
         key: String,
         sink: Box<dyn ObjectSink>,
         compression: Compression,
-        written: Arc<AtomicU64>,
+        progress: Arc<Progress>,
     ) -> ObjectWriter {
         let gzip = match compression {
             Compression::None => None,
@@ -115,7 +126,7 @@ impl ObjectWriter {
             key,
             sink,
             gzip,
-            written,
+            progress,
         }
     }
 
@@ -128,12 +139,21 @@ impl ObjectWriter {
 
     fn pass_on(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         self.sink.write(bytes)?;
-        self.written
+        self.progress
+            .written
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.compress(data)?;
+        self.progress
+            .consumed
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn compress(&mut self, data: &[u8]) -> Result<(), StorageError> {
         let Some(gz) = self.gzip.as_mut() else {
             return self.pass_on(data);
         };

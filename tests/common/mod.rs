@@ -2,6 +2,8 @@
 //! what a user would look at (files, stdout STATE lines, exit code, stderr).
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,7 +41,11 @@ pub fn run_args(args: &[&str], input: &str) -> Run {
     feeder.join().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect(),
+        stdout: String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
@@ -48,7 +54,9 @@ pub fn run_args(args: &[&str], input: &str) -> Run {
 /// can assert there are none.
 pub fn files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {
@@ -69,7 +77,9 @@ pub fn read(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).unwrap();
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         raw
@@ -106,5 +116,168 @@ pub fn states_of(input: &str) -> Vec<serde_json::Value> {
 }
 
 pub fn sample() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_streams/sample.singer")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sample_streams/sample.singer"
+    ))
+    .unwrap()
+}
+
+/// A local S3-compatible server started once per test binary by `../shared/s3-server/start.sh`
+/// (or reused: start.sh answers with the running server's settings).
+pub struct S3Server {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub client: aws_sdk_s3::Client,
+}
+
+fn start_server(port: u16, auth: bool) -> S3Server {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/s3-server/start.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script)
+        .arg(port.to_string())
+        .stderr(Stdio::inherit());
+    if auth {
+        cmd.env("S3_SERVER_AUTH", "1");
+    }
+    let out = cmd.output().expect("running shared/s3-server/start.sh");
+    assert!(out.status.success(), "the S3 server did not start");
+    let env: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let endpoint = env["S3_ENDPOINT"].clone();
+    let client = client(&endpoint, &env["S3_ACCESS_KEY"], &env["S3_SECRET_KEY"]);
+    S3Server {
+        endpoint,
+        access_key: env["S3_ACCESS_KEY"].clone(),
+        secret_key: env["S3_SECRET_KEY"].clone(),
+        role_arn: env.get("S3_ROLE_ARN").cloned(),
+        external_id: env.get("S3_EXTERNAL_ID").cloned(),
+        client,
+    }
+}
+
+/// The plain server (any credentials accepted). Port from S3_TEST_PORT, default 9310.
+pub fn s3() -> &'static S3Server {
+    static SERVER: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| start_server(port("S3_TEST_PORT", 9310), false))
+}
+
+/// The server that checks signatures and IAM (moto auth mode), on S3_TEST_AUTH_PORT (9311).
+pub fn s3_auth() -> &'static S3Server {
+    static SERVER: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| start_server(port("S3_TEST_AUTH_PORT", 9311), true))
+}
+
+fn port(var: &str, default: u16) -> u16 {
+    std::env::var(var)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
+    let creds = aws_sdk_s3::config::Credentials::new(key, secret, None, None, "test");
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+impl S3Server {
+    /// A fresh bucket for one test.
+    pub fn bucket(&self, name: &str) -> String {
+        let bucket = format!(
+            "{}-{}",
+            name.replace('_', "-"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        runtime()
+            .block_on(self.client.create_bucket().bucket(&bucket).send())
+            .unwrap();
+        bucket
+    }
+
+    /// A target-s3 config writing to `bucket` on this server.
+    pub fn config(&self, bucket: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({
+            "bucket": bucket,
+            "endpoint_url": self.endpoint,
+            "force_path_style": true,
+            "region": "us-east-1",
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+            "max_retries": 1,
+            "log_level": "warn",
+        });
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    /// Keys and sizes of every object in the bucket, sorted by key.
+    pub fn list(&self, bucket: &str) -> Vec<(String, i64)> {
+        let out = runtime()
+            .block_on(self.client.list_objects_v2().bucket(bucket).send())
+            .unwrap();
+        let mut v: Vec<_> = out
+            .contents()
+            .iter()
+            .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or_default()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// An object's bytes, gunzipped when the key ends in `.gz`.
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let out = runtime()
+            .block_on(self.client.get_object().bucket(bucket).key(key).send())
+            .unwrap();
+        let raw = runtime()
+            .block_on(out.body.collect())
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        if key.ends_with(".gz") {
+            let mut v = Vec::new();
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut v)
+                .unwrap();
+            v
+        } else {
+            raw
+        }
+    }
+
+    pub fn multipart_uploads(&self, bucket: &str) -> usize {
+        let out = runtime()
+            .block_on(self.client.list_multipart_uploads().bucket(bucket).send())
+            .unwrap();
+        out.uploads().len()
+    }
 }
