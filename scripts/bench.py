@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Benchmark: replays generated Singer input through the release binary.
+
+Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...]
+
+Builds `target-s3` and the `gen_singer` example in release mode, generates N records once
+(target/bench/input-N.singer), then runs each case R times with `--input`, through
+`/usr/bin/time -v`, and prints the medians: records/s, input MB/s, CPU seconds, peak RSS and
+objects written. `--s3` adds cases writing to a local S3 server started with
+../shared/s3-server/start.sh (S3_SERVER=seaweedfs is the realistic one; moto is slow).
+This is a benchmark, not a test: nothing here asserts a speed.
+"""
+import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "target-s3")
+GEN = os.path.join(ROOT, "target", "release", "examples", "gen_singer")
+
+CASES = {
+    "jsonl-gzip6": {"format": "jsonl", "compression": "gzip"},
+    "csv-gzip6": {"format": "csv", "compression": "gzip"},
+    "jsonl-none": {"format": "jsonl", "compression": "none"},
+    "jsonl-novalidate": {"format": "jsonl", "compression": "none", "validate_records": False},
+    "jsonl-gzip1": {"format": "jsonl", "compression": "gzip", "compression_level": 1},
+    "csv-none": {"format": "csv", "compression": "none"},
+}
+
+
+def time_run(cmd):
+    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    t = p.stderr
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", t).group(1)
+    parts = [float(x) for x in wall.split(":")]
+    secs = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
+    user = float(re.search(r"User time \(seconds\): (\S+)", t).group(1))
+    sys_ = float(re.search(r"System time \(seconds\): (\S+)", t).group(1))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
+    return secs, user + sys_, rss / 1024
+
+
+def s3_env():
+    port = os.environ.get("BENCH_S3_PORT", "9320")
+    out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "s3-server", "start.sh"), port],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+
+
+def s3_objects(env, bucket):
+    code = ("import boto3,sys;c=boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
+            "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]);"
+            "print(sum(p.get('KeyCount',0) for p in c.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[4])))")
+    return None if not shutil.which("python3") else subprocess.run(
+        [sys.executable, "-c", code, env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], bucket],
+        capture_output=True, text=True).stdout.strip() or "?"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--s3", action="store_true")
+    ap.add_argument("--cases", default=",".join(CASES))
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--bin", "target-s3", "--example", "gen_singer"], cwd=ROOT, check=True)
+    os.makedirs(os.path.join(ROOT, "target", "bench"), exist_ok=True)
+    data = os.path.join(ROOT, "target", "bench", f"input-{a.records}.singer")
+    if not os.path.exists(data):
+        with open(data + ".tmp", "wb") as f:
+            subprocess.run([GEN, str(a.records)], stdout=f, check=True)
+        os.rename(data + ".tmp", data)
+    size_mb = os.path.getsize(data) / 1e6
+    print(f"input: {a.records} records, {size_mb:.0f} MB, {os.cpu_count()} cores, {a.runs} runs per case (medians)\n")
+    print("| case | records/s | input MB/s | CPU s | peak RSS MiB | objects |")
+    print("|---|---|---|---|---|---|")
+    cases = [(c, CASES[c], None) for c in a.cases.split(",") if c]
+    env = None
+    if a.s3:
+        env = s3_env()
+        cases += [(f"s3-{c}", CASES[c], env) for c in ("jsonl-gzip6", "jsonl-none")]
+    for name, settings, s3 in cases:
+        results = []
+        objects = "?"
+        for run in range(a.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = {"log_level": "warn", **settings}
+                if s3:
+                    bucket = f"bench-{os.getpid()}-{name}-{run}".replace("_", "-")[:63]
+                    subprocess.run([sys.executable, "-c",
+                                    "import boto3,sys;boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
+                                    "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])",
+                                    s3["S3_ENDPOINT"], s3["S3_ACCESS_KEY"], s3["S3_SECRET_KEY"], bucket], check=True)
+                    cfg.update(bucket=bucket, endpoint_url=s3["S3_ENDPOINT"], force_path_style=True, region="us-east-1",
+                               aws_access_key_id=s3["S3_ACCESS_KEY"], aws_secret_access_key=s3["S3_SECRET_KEY"])
+                else:
+                    cfg["local_path"] = os.path.join(tmp, "out")
+                path = os.path.join(tmp, "config.json")
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+                results.append(time_run([BIN, "--config", path, "--input", data]))
+                if s3:
+                    objects = s3_objects(s3, cfg["bucket"])
+                else:
+                    objects = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
+        wall = statistics.median(r[0] for r in results)
+        cpu = statistics.median(r[1] for r in results)
+        rss = statistics.median(r[2] for r in results)
+        print(f"| {name} | {a.records / wall:,.0f} | {size_mb / wall:,.0f} | {cpu:.2f} | {rss:.0f} | {objects} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
