@@ -72,7 +72,8 @@ fn main() {
         let (h, m, s) = (rng.below(24), rng.below(60), rng.below(60));
         match i % 3 {
             0 => {
-                rng.word(&mut text, 40 + rng.below(60) as usize);
+                let len = 40 + rng.below(60) as usize;
+                rng.word(&mut text, len);
                 let name = NAMES[rng.below(NAMES.len() as u64) as usize];
                 let email = if rng.below(5) == 0 {
                     "null".to_string()
@@ -98,7 +99,8 @@ fn main() {
                 ));
             }
             1 => {
-                rng.word(&mut text, 20 + rng.below(40) as usize);
+                let len = 20 + rng.below(40) as usize;
+                rng.word(&mut text, len);
                 let items: Vec<String> = (0..1 + rng.below(3))
                     .map(|j| {
                         format!(
@@ -124,7 +126,8 @@ fn main() {
                 ));
             }
             _ => {
-                rng.word(&mut text, 30 + rng.below(50) as usize);
+                let len = 30 + rng.below(50) as usize;
+                rng.word(&mut text, len);
                 let user = if rng.below(4) == 0 {
                     "null".to_string()
                 } else {
