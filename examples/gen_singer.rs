@@ -28,30 +28,12 @@ impl Rng {
     }
 }
 
-const NAMES: &[&str] = &[
-    "Ana María",
-    "Björk",
-    "李雷",
-    "O'Brien, Pat",
-    "Zoë \\\"Z\\\" Quinn",
-    "Søren",
-    "Ивана",
-    "Renée",
-];
-const CITIES: &[&str] = &[
-    "São Paulo",
-    "Zürich",
-    "東京",
-    "Kraków",
-    "New York, NY",
-    "Montréal",
-];
+const NAMES: &[&str] =
+    &["Ana María", "Björk", "李雷", "O'Brien, Pat", "Zoë \\\"Z\\\" Quinn", "Søren", "Ивана", "Renée"];
+const CITIES: &[&str] = &["São Paulo", "Zürich", "東京", "Kraków", "New York, NY", "Montréal"];
 
 fn main() {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let out = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, out.lock());
     let schemas = [
@@ -75,11 +57,7 @@ fn main() {
                 let len = 40 + rng.below(60) as usize;
                 rng.word(&mut text, len);
                 let name = NAMES[rng.below(NAMES.len() as u64) as usize];
-                let email = if rng.below(5) == 0 {
-                    "null".to_string()
-                } else {
-                    format!("\"user{i}@example.com\"")
-                };
+                let email = if rng.below(5) == 0 { "null".to_string() } else { format!("\"user{i}@example.com\"") };
                 let address = if rng.below(7) == 0 {
                     "null".to_string()
                 } else {
@@ -111,11 +89,7 @@ fn main() {
                         )
                     })
                     .collect();
-                let note = if rng.below(2) == 0 {
-                    "null".to_string()
-                } else {
-                    format!("\"{text}, gift ✓\"")
-                };
+                let note = if rng.below(2) == 0 { "null".to_string() } else { format!("\"{text}, gift ✓\"") };
                 line.push_str(&format!(
                     "{{\"type\":\"RECORD\",\"stream\":\"orders\",\"record\":{{\"order_id\":\"o-{i:010}\",\"user_id\":{},\"amount\":{:.2},\"currency\":\"EUR\",\"paid\":{},\"items\":[{}],\"note\":{note},\"shipping\":{{\"method\":\"express\",\"city\":\"{}\"}},\"created_at\":\"2026-11-{day:02}T{h:02}:{m:02}:{s:02}+01:00\"}}}}",
                     rng.below(1_000_000),
@@ -128,11 +102,7 @@ fn main() {
             _ => {
                 let len = 30 + rng.below(50) as usize;
                 rng.word(&mut text, len);
-                let user = if rng.below(4) == 0 {
-                    "null".to_string()
-                } else {
-                    rng.below(1_000_000).to_string()
-                };
+                let user = if rng.below(4) == 0 { "null".to_string() } else { rng.below(1_000_000).to_string() };
                 let value = if rng.below(3) == 0 {
                     "null".to_string()
                 } else {
@@ -147,11 +117,7 @@ fn main() {
         out.write_all(line.as_bytes()).unwrap();
         out.write_all(b"\n").unwrap();
         if i % 10_000 == 9_999 {
-            writeln!(
-                out,
-                "{{\"type\":\"STATE\",\"value\":{{\"bookmarks\":{{\"position\":{i}}}}}}}"
-            )
-            .unwrap();
+            writeln!(out, "{{\"type\":\"STATE\",\"value\":{{\"bookmarks\":{{\"position\":{i}}}}}}}").unwrap();
         }
     }
     out.flush().unwrap();

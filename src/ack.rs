@@ -63,11 +63,7 @@ impl AckTracker {
     pub fn release(&mut self) -> Option<String> {
         let watermark = self.starts.keys().next().copied().unwrap_or(u64::MAX);
         let mut newest = None;
-        while self
-            .pending
-            .front()
-            .is_some_and(|(pos, _)| *pos < watermark)
-        {
+        while self.pending.front().is_some_and(|(pos, _)| *pos < watermark) {
             newest = self.pending.pop_front().map(|(_, v)| v);
         }
         let newest = newest?;
@@ -88,11 +84,7 @@ mod tests {
         let mut a = AckTracker::default();
         a.file_opened(1, 1); // stream A, first record at line 1
         a.state(2, r#"{"s":2}"#);
-        assert_eq!(
-            a.release(),
-            None,
-            "file 1 holds a record from before the STATE"
-        );
+        assert_eq!(a.release(), None, "file 1 holds a record from before the STATE");
         a.file_opened(2, 3); // stream B opens after the STATE: it does not hold it back
         a.file_durable(1);
         assert_eq!(a.release().as_deref(), Some(r#"{"s":2}"#));

@@ -135,21 +135,14 @@ fn check_local(config: &crate::config::Config) -> Result<(), Error> {
             Ok(())
         }
         Err(e) => {
-            println!(
-                "FAILED  write and delete a probe file in {}: {e}",
-                root.display()
-            );
+            println!("FAILED  write and delete a probe file in {}: {e}", root.display());
             Err(Error::Check)
         }
     }
 }
 
 fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
-    let setting = |name: &str| {
-        map.and_then(|m| m.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let setting = |name: &str| map.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_string);
     let level = args
         .log_level
         .clone()
@@ -162,11 +155,8 @@ fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = if setting("log_format").as_deref() == Some("json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ =
+        if setting("log_format").as_deref() == Some("json") { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// `--about` in the three formats. Secrets are flagged, never shown (they have no defaults).
@@ -178,10 +168,7 @@ pub fn about(format: AboutFormat) -> String {
                 let mut p = Map::new();
                 p.insert("type".into(), json!(s.kind.as_str()));
                 if let Some(d) = s.default {
-                    p.insert(
-                        "default".into(),
-                        serde_json::from_str(d).expect("defaults are JSON"),
-                    );
+                    p.insert("default".into(), serde_json::from_str(d).expect("defaults are JSON"));
                 }
                 p.insert("description".into(), json!(s.description));
                 p.insert("secret".into(), json!(s.secret));
@@ -203,10 +190,7 @@ pub fn about(format: AboutFormat) -> String {
                 "capabilities": CAPABILITIES,
                 "settings": {"type": "object", "properties": properties},
             });
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&about).expect("about is serializable")
-            )
+            format!("{}\n", serde_json::to_string_pretty(&about).expect("about is serializable"))
         }
         AboutFormat::Markdown => format!(
             "# {NAME}\n\n{DESCRIPTION}\n\nVersion {}. Capabilities: {}.\n\n## Settings\n\n{}\n## Key template macros\n\n{}",
@@ -226,9 +210,7 @@ pub fn about(format: AboutFormat) -> String {
                     "  {} ({}{}){}\n      {}\n",
                     s.name,
                     s.kind.as_str(),
-                    s.default
-                        .map(|d| format!(", default {d}"))
-                        .unwrap_or_default(),
+                    s.default.map(|d| format!(", default {d}")).unwrap_or_default(),
                     if s.secret { " [secret]" } else { "" },
                     s.description
                 ));
@@ -246,30 +228,19 @@ pub fn settings_markdown() -> String {
         if !s.allowed.is_empty() {
             description.push_str(&format!(
                 " One of: {}.",
-                s.allowed
-                    .iter()
-                    .map(|a| format!("`{a}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                s.allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
             ));
         }
         if !s.aliases.is_empty() {
             description.push_str(&format!(
                 " Also accepted as: {}.",
-                s.aliases
-                    .iter()
-                    .map(|a| format!("`{a}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                s.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
             ));
         }
         if s.secret {
             description.push_str(" Secret.");
         }
-        let default = s
-            .default
-            .map(|d| format!("`{}`", d.replace('|', "\\|")))
-            .unwrap_or_default();
+        let default = s.default.map(|d| format!("`{}`", d.replace('|', "\\|"))).unwrap_or_default();
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
             s.name,
@@ -285,16 +256,10 @@ pub fn settings_markdown() -> String {
 pub fn macros_markdown() -> String {
     let mut out = String::from("| Macro | Example | Meaning |\n|---|---|---|\n");
     for m in MACROS {
-        let names = m
-            .names
-            .iter()
-            .map(|n| format!("`{{{n}}}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push_str(&format!(
-            "| {} | `{}` | {} |\n",
-            names, m.example, m.description
-        ));
+        let names = m.names.iter().map(|n| format!("`{{{n}}}`")).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!("| {} | `{}` | {} |\n", names, m.example, m.description));
     }
+    let (names, example, description) = crate::template::RECORD_MACRO_DOC;
+    out.push_str(&format!("| {names} | `{example}` | {description} |\n"));
     out
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 use crate::settings::{self, Kind, SETTINGS};
-use crate::template::KeyTemplate;
+use crate::template::{FieldPath, JOB_VARIABLES, KeyTemplate, MacroStyle, ParseOptions};
 
 /// The settings exactly as the user wrote them (after merging), with defaults filled in.
 /// Field names and aliases must match [`settings::SETTINGS`]; a unit test holds them together.
@@ -27,6 +27,21 @@ pub struct RawConfig {
     pub key_template: String,
     pub allow_overwrite: bool,
     pub run_id: Option<String>,
+    pub timezone: String,
+    pub macro_style: String,
+    pub template_variables: Option<BTreeMap<String, String>>,
+    pub partition_date_field: Option<String>,
+    pub max_open_files: u64,
+    pub job_id: Option<String>,
+    pub flow_id: Option<String>,
+    pub tenant: Option<String>,
+    pub root_tenant_id: Option<String>,
+    pub tap: Option<String>,
+    pub env_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub account: Option<String>,
+    pub workspace_id: Option<String>,
+    pub data_source: Option<String>,
     pub format: String,
     pub compression: String,
     pub compression_level: u32,
@@ -95,6 +110,21 @@ impl Default for RawConfig {
             key_template: settings::DEFAULT_KEY_TEMPLATE.into(),
             allow_overwrite: false,
             run_id: None,
+            timezone: "UTC".into(),
+            macro_style: "default".into(),
+            template_variables: None,
+            partition_date_field: None,
+            max_open_files: 100,
+            job_id: None,
+            flow_id: None,
+            tenant: None,
+            root_tenant_id: None,
+            tap: None,
+            env_id: None,
+            connection_id: None,
+            account: None,
+            workspace_id: None,
+            data_source: None,
             format: "jsonl".into(),
             compression: "gzip".into(),
             compression_level: 6,
@@ -145,11 +175,7 @@ pub enum Source {
 
 impl Source {
     pub fn parse(arg: &str) -> Source {
-        if arg == "ENV" {
-            Source::Env
-        } else {
-            Source::File(arg.into())
-        }
+        if arg == "ENV" { Source::Env } else { Source::File(arg.into()) }
     }
 }
 
@@ -174,17 +200,11 @@ pub fn merge_sources(sources: &[Source]) -> Result<Map<String, Value>, ConfigErr
 }
 
 fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ConfigError::NotAnObject { path: path.into() }),
-        Err(source) => Err(ConfigError::Parse {
-            path: path.into(),
-            source,
-        }),
+        Err(source) => Err(ConfigError::Parse { path: path.into(), source }),
     }
 }
 
@@ -195,17 +215,11 @@ pub fn read_env(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Valu
         for name in std::iter::once(&setting.name).chain(setting.aliases) {
             let env_name = format!("TARGET_S3_{}", name.to_ascii_uppercase());
             let Some(text) = var(&env_name) else { continue };
-            let bad = |expected: &str| ConfigError::Env {
-                var: env_name.clone(),
-                message: format!("expected {expected}"),
-            };
+            let bad =
+                |expected: &str| ConfigError::Env { var: env_name.clone(), message: format!("expected {expected}") };
             let value = match setting.kind {
                 Kind::String => Value::String(text),
-                Kind::Integer => Value::from(
-                    text.trim()
-                        .parse::<u64>()
-                        .map_err(|_| bad("a non-negative integer"))?,
-                ),
+                Kind::Integer => Value::from(text.trim().parse::<u64>().map_err(|_| bad("a non-negative integer"))?),
                 Kind::Boolean => match text.trim().to_ascii_lowercase().as_str() {
                     "true" | "1" | "yes" | "on" => Value::Bool(true),
                     "false" | "0" | "no" | "off" | "" => Value::Bool(false),
@@ -335,6 +349,10 @@ pub struct Config {
     pub destination: Destination,
     pub key: KeyTemplate,
     pub run_id: String,
+    pub timezone: chrono_tz::Tz,
+    /// Field for the partition date macros; `None`: the stream's first bookmark property.
+    pub partition_date_field: Option<FieldPath>,
+    pub max_open_files: usize,
     pub format: Format,
     pub compression: Compression,
     pub limits: Limits,
@@ -358,31 +376,20 @@ impl RawConfig {
                 tracing::warn!(setting = %key, "unknown setting ignored");
             }
         }
-        let known: Map<String, Value> = map
-            .into_iter()
-            .filter(|(k, _)| settings::lookup(k).is_some())
-            .collect();
-        serde_path_to_error::deserialize(Value::Object(known)).map_err(|e| ConfigError::Invalid {
-            setting: e.path().to_string(),
-            message: e.inner().to_string(),
-        })
+        let known: Map<String, Value> = map.into_iter().filter(|(k, _)| settings::lookup(k).is_some()).collect();
+        serde_path_to_error::deserialize(Value::Object(known))
+            .map_err(|e| ConfigError::Invalid { setting: e.path().to_string(), message: e.inner().to_string() })
     }
 
     pub fn log_config(&self) -> Result<LogConfig, ConfigError> {
         one_of("log_level", &self.log_level)?;
         one_of("log_format", &self.log_format)?;
-        Ok(LogConfig {
-            level: self.log_level.clone(),
-            json: self.log_format == "json",
-        })
+        Ok(LogConfig { level: self.log_level.clone(), json: self.log_format == "json" })
     }
 
     /// Checks every setting and builds the [`Config`] the pipeline runs on.
     pub fn validate(&self) -> Result<Config, ConfigError> {
-        let invalid = |setting: &str, message: String| ConfigError::Invalid {
-            setting: setting.into(),
-            message,
-        };
+        let invalid = |setting: &str, message: String| ConfigError::Invalid { setting: setting.into(), message };
         let destination = match self.destination.as_deref() {
             Some(name) => one_of("destination", name)?,
             None if self.bucket.is_some() => "s3",
@@ -393,9 +400,7 @@ impl RawConfig {
                 if self.local_path.trim().is_empty() {
                     return Err(invalid("local_path", "must not be empty".into()));
                 }
-                Destination::Local {
-                    root: PathBuf::from(&self.local_path),
-                }
+                Destination::Local { root: PathBuf::from(&self.local_path) }
             }
             _ => Destination::S3(Box::new(self.s3_options()?)),
         };
@@ -404,15 +409,10 @@ impl RawConfig {
             _ => Format::Jsonl,
         };
         if self.compression_level > 9 {
-            return Err(invalid(
-                "compression_level",
-                format!("must be 0 to 9, got {}", self.compression_level),
-            ));
+            return Err(invalid("compression_level", format!("must be 0 to 9, got {}", self.compression_level)));
         }
         let compression = match one_of("compression", &self.compression)? {
-            "gzip" => Compression::Gzip {
-                level: self.compression_level,
-            },
+            "gzip" => Compression::Gzip { level: self.compression_level },
             _ => Compression::None,
         };
         let run_id = match &self.run_id {
@@ -422,7 +422,26 @@ impl RawConfig {
             Some(id) => id.clone(),
             None => uuid::Uuid::now_v7().to_string(),
         };
-        let key = KeyTemplate::parse(&self.prefix, &self.key_template, self.allow_overwrite)?;
+        let timezone: chrono_tz::Tz = self.timezone.parse().map_err(|_| {
+            invalid("timezone", format!("{:?} is not an IANA time zone name (e.g. UTC, Europe/Berlin)", self.timezone))
+        })?;
+        let style = match one_of("macro_style", &self.macro_style)? {
+            "hotglue" => MacroStyle::Hotglue,
+            _ => MacroStyle::Default,
+        };
+        let variables = self.template_variables_with(|name| std::env::var(name).ok())?;
+        let options = ParseOptions { allow_overwrite: self.allow_overwrite, style, variables: &variables };
+        let key = KeyTemplate::parse(&self.prefix, &self.key_template, &options)?;
+        if self.max_open_files == 0 {
+            return Err(invalid("max_open_files", "must be at least 1".into()));
+        }
+        let partition_date_field = match &self.partition_date_field {
+            Some(f) if f.split('.').any(str::is_empty) => {
+                return Err(invalid("partition_date_field", format!("{f:?} is not a field name or dotted path")));
+            }
+            Some(f) => Some(f.split('.').map(str::to_string).collect()),
+            None => None,
+        };
         let nonzero = |v: u64| (v > 0).then_some(v);
         let csv = CsvOptions {
             delimiter: csv_char("delimiter", &self.delimiter, true)?,
@@ -431,15 +450,15 @@ impl RawConfig {
             max_depth: self.flattening_max_depth,
         };
         if csv.delimiter == csv.quote {
-            return Err(invalid(
-                "quote_character",
-                "must differ from the delimiter".into(),
-            ));
+            return Err(invalid("quote_character", "must differ from the delimiter".into()));
         }
         Ok(Config {
             destination,
             key,
             run_id,
+            timezone,
+            partition_date_field,
+            max_open_files: self.max_open_files as usize,
             format,
             compression,
             limits: Limits {
@@ -455,30 +474,61 @@ impl RawConfig {
 }
 
 impl RawConfig {
+    /// Job variables (setting first, then the job runner's environment) and the user's
+    /// `template_variables`, by lowercase name.
+    pub fn template_variables_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let settings = [
+            ("job_id", &self.job_id),
+            ("flow_id", &self.flow_id),
+            ("tenant", &self.tenant),
+            ("root_tenant_id", &self.root_tenant_id),
+            ("tap", &self.tap),
+            ("env_id", &self.env_id),
+            ("connection_id", &self.connection_id),
+            ("account", &self.account),
+            ("workspace_id", &self.workspace_id),
+            ("data_source", &self.data_source),
+        ];
+        let mut vars = BTreeMap::new();
+        for (name, env_names) in JOB_VARIABLES {
+            let from_setting = settings.iter().find(|(n, _)| n == name).and_then(|(_, v)| (*v).clone());
+            let value = from_setting.or_else(|| env_names.iter().find_map(|e| env(e).filter(|v| !v.is_empty())));
+            if let Some(value) = value {
+                vars.insert(name.to_string(), value);
+            }
+        }
+        for (name, value) in self.template_variables.iter().flatten() {
+            if crate::template::is_builtin(name) {
+                return Err(ConfigError::Invalid {
+                    setting: "template_variables".into(),
+                    message: format!("{name:?} is a built-in macro and cannot be redefined"),
+                });
+            }
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConfigError::Invalid {
+                    setting: "template_variables".into(),
+                    message: format!("{name:?} is not a valid name (letters, digits and `_`)"),
+                });
+            }
+            vars.insert(name.to_ascii_lowercase(), value.clone());
+        }
+        Ok(vars)
+    }
+
     fn s3_options(&self) -> Result<S3Options, ConfigError> {
-        let invalid = |setting: &str, message: String| ConfigError::Invalid {
-            setting: setting.into(),
-            message,
-        };
+        let invalid = |setting: &str, message: String| ConfigError::Invalid { setting: setting.into(), message };
         let Some(bucket) = self.bucket.clone() else {
-            return Err(invalid(
-                "bucket",
-                "is required for the s3 destination".into(),
-            ));
+            return Err(invalid("bucket", "is required for the s3 destination".into()));
         };
-        check_bucket_name(&bucket).map_err(|m| {
-            invalid(
-                "bucket",
-                format!("{bucket:?} is not a valid S3 bucket name: {m}"),
-            )
-        })?;
+        check_bucket_name(&bucket)
+            .map_err(|m| invalid("bucket", format!("{bucket:?} is not a valid S3 bucket name: {m}")))?;
         if self.part_size < MIN_PART_SIZE {
             return Err(invalid(
                 "part_size",
-                format!(
-                    "must be at least {MIN_PART_SIZE} (5 MiB, the S3 minimum), got {}",
-                    self.part_size
-                ),
+                format!("must be at least {MIN_PART_SIZE} (5 MiB, the S3 minimum), got {}", self.part_size),
             ));
         }
         if self.part_size > 5 * 1024 * 1024 * 1024 {
@@ -495,27 +545,16 @@ impl RawConfig {
             ));
         }
         if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
-            return Err(invalid(
-                "upload_concurrency",
-                format!("must be 1 to 64, got {}", self.upload_concurrency),
-            ));
+            return Err(invalid("upload_concurrency", format!("must be 1 to 64, got {}", self.upload_concurrency)));
         }
         let access_key = match (&self.aws_access_key_id, &self.aws_secret_access_key) {
-            (Some(id), Some(secret)) => {
-                Some((id.clone(), secret.clone(), self.aws_session_token.clone()))
-            }
+            (Some(id), Some(secret)) => Some((id.clone(), secret.clone(), self.aws_session_token.clone())),
             (None, None) => None,
             (Some(_), None) => {
-                return Err(invalid(
-                    "aws_secret_access_key",
-                    "is required with aws_access_key_id".into(),
-                ));
+                return Err(invalid("aws_secret_access_key", "is required with aws_access_key_id".into()));
             }
             (None, Some(_)) => {
-                return Err(invalid(
-                    "aws_access_key_id",
-                    "is required with aws_secret_access_key".into(),
-                ));
+                return Err(invalid("aws_access_key_id", "is required with aws_secret_access_key".into()));
             }
         };
         if !(900..=43200).contains(&self.role_duration_seconds) {
@@ -533,40 +572,23 @@ impl RawConfig {
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(invalid(
-                "endpoint_url",
-                format!("must start with http:// or https://, got {url:?}"),
-            ));
+            return Err(invalid("endpoint_url", format!("must start with http:// or https://, got {url:?}")));
         }
-        let checksums_when_required =
-            one_of("checksum_calculation", &self.checksum_calculation)? == "when_required";
+        let checksums_when_required = one_of("checksum_calculation", &self.checksum_calculation)? == "when_required";
         if let Some(sse) = &self.server_side_encryption {
             one_of("server_side_encryption", sse)?;
         }
         if self.kms_key_id.is_some()
-            && !self
-                .server_side_encryption
-                .as_deref()
-                .is_some_and(|s| s.starts_with("aws:kms"))
+            && !self.server_side_encryption.as_deref().is_some_and(|s| s.starts_with("aws:kms"))
         {
-            return Err(invalid(
-                "kms_key_id",
-                "needs server_side_encryption aws:kms or aws:kms:dsse".into(),
-            ));
+            return Err(invalid("kms_key_id", "needs server_side_encryption aws:kms or aws:kms:dsse".into()));
         }
         if let Some(acl) = &self.acl {
             one_of("acl", acl)?;
         }
-        let tagging = self
-            .object_tags
-            .as_ref()
-            .filter(|t| !t.is_empty())
-            .map(|tags| {
-                tags.iter()
-                    .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
-                    .collect::<Vec<_>>()
-                    .join("&")
-            });
+        let tagging = self.object_tags.as_ref().filter(|t| !t.is_empty()).map(|tags| {
+            tags.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect::<Vec<_>>().join("&")
+        });
         Ok(S3Options {
             bucket,
             region: self.region.clone(),
@@ -612,10 +634,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     if !(3..=63).contains(&name.len()) {
         return Err("it must be 3 to 63 characters long");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
         return Err("only lowercase letters, digits, dots and hyphens are allowed");
     }
     let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -633,9 +652,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
 
 /// Checks an enumerated setting against the allowed values in the settings table.
 fn one_of<'a>(name: &str, value: &'a str) -> Result<&'a str, ConfigError> {
-    let allowed = settings::lookup(name)
-        .map(|s| s.allowed)
-        .unwrap_or_default();
+    let allowed = settings::lookup(name).map(|s| s.allowed).unwrap_or_default();
     if allowed.contains(&value) {
         Ok(value)
     } else {
@@ -660,11 +677,7 @@ fn csv_char(setting: &str, value: &str, named: bool) -> Result<u8, ConfigError> 
             setting: setting.into(),
             message: format!(
                 "must be one ASCII character{}, got {value:?}",
-                if named {
-                    " or comma, semicolon, tab, pipe"
-                } else {
-                    ""
-                }
+                if named { " or comma, semicolon, tab, pipe" } else { "" }
             ),
         }),
     }
@@ -684,116 +697,64 @@ mod tests {
         let defaults = defaults.as_object().unwrap();
         let names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
         let fields: Vec<_> = defaults.keys().map(String::as_str).collect();
-        assert_eq!(
-            names, fields,
-            "settings table and RawConfig fields differ (order matters too)"
-        );
+        assert_eq!(names, fields, "settings table and RawConfig fields differ (order matters too)");
         for s in SETTINGS {
-            let table: Value = s
-                .default
-                .map(|d| serde_json::from_str(d).unwrap())
-                .unwrap_or(Value::Null);
+            let table: Value = s.default.map(|d| serde_json::from_str(d).unwrap()).unwrap_or(Value::Null);
             assert_eq!(table, defaults[s.name], "default of {}", s.name);
             for alias in s.aliases {
-                let v = if s.default.is_some() {
-                    table.clone()
-                } else {
-                    Value::String("x".into())
-                };
+                let v = if s.default.is_some() { table.clone() } else { Value::String("x".into()) };
                 let mut m = Map::new();
                 m.insert(alias.to_string(), v);
-                RawConfig::from_map(m)
-                    .unwrap_or_else(|e| panic!("alias {alias} of {} rejected: {e}", s.name));
+                RawConfig::from_map(m).unwrap_or_else(|e| panic!("alias {alias} of {} rejected: {e}", s.name));
             }
         }
     }
 
     #[test]
     fn wrong_type_names_the_setting() {
-        let err = raw(serde_json::json!({"max_records_per_file": "many"}))
-            .unwrap_err()
-            .to_string();
+        let err = raw(serde_json::json!({"max_records_per_file": "many"})).unwrap_err().to_string();
         assert!(err.contains("max_records_per_file"), "{err}");
     }
 
     #[test]
     fn enumerations_list_allowed_values() {
-        let err = raw(serde_json::json!({"format": "xml"}))
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("format") && err.contains("jsonl, csv") && err.contains("xml"),
-            "{err}"
-        );
+        let err = raw(serde_json::json!({"format": "xml"})).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("format") && err.contains("jsonl, csv") && err.contains("xml"), "{err}");
     }
 
     #[test]
     fn s3_destination_checks() {
-        let c = raw(serde_json::json!({"s3_bucket": "my-bucket", "path_prefix": "p"}))
-            .unwrap()
-            .validate()
-            .unwrap();
+        let c = raw(serde_json::json!({"s3_bucket": "my-bucket", "path_prefix": "p"})).unwrap().validate().unwrap();
         assert!(matches!(c.destination, Destination::S3(ref o) if o.bucket == "my-bucket"));
         let err = |v: Value| raw(v).unwrap().validate().unwrap_err().to_string();
         assert!(err(serde_json::json!({"bucket": "My_Bucket"})).contains("setting `bucket`"));
         assert!(err(serde_json::json!({"bucket": "ab"})).contains("3 to 63"));
         assert!(err(serde_json::json!({"bucket": "abc", "part_size": 1024})).contains("part_size"));
-        let e = err(
-            serde_json::json!({"bucket": "abc", "part_size": 5242880, "max_bytes_per_file": 60000000000u64}),
-        );
-        assert!(
-            e.contains("max_bytes_per_file") && e.contains("10,000"),
-            "{e}"
-        );
-        assert!(
-            err(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AK"}))
-                .contains("aws_secret_access_key")
-        );
-        assert!(
-            err(serde_json::json!({"bucket": "abc", "server_side_encryption": "rot13"}))
-                .contains("AES256")
-        );
+        let e = err(serde_json::json!({"bucket": "abc", "part_size": 5242880, "max_bytes_per_file": 60000000000u64}));
+        assert!(e.contains("max_bytes_per_file") && e.contains("10,000"), "{e}");
+        assert!(err(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AK"})).contains("aws_secret_access_key"));
+        assert!(err(serde_json::json!({"bucket": "abc", "server_side_encryption": "rot13"})).contains("AES256"));
         assert!(err(serde_json::json!({"bucket": "abc", "kms_key_id": "k"})).contains("aws:kms"));
-        let c = raw(
-            serde_json::json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}}),
-        )
-        .unwrap()
-        .validate()
-        .unwrap();
-        let Destination::S3(o) = c.destination else {
-            panic!()
-        };
-        assert_eq!(
-            o.objects.tagging.as_deref(),
-            Some("a%26b=1&team=data%20eng")
-        );
+        let c = raw(serde_json::json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}}))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let Destination::S3(o) = c.destination else { panic!() };
+        assert_eq!(o.objects.tagging.as_deref(), Some("a%26b=1&team=data%20eng"));
     }
 
     #[test]
     fn secrets_never_debug_print() {
         let c = raw(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AKIDSECRET", "aws_secret_access_key": "shh-very-secret"})).unwrap();
         let shown = format!("{c:?} {:?}", c.validate().unwrap());
-        assert!(
-            !shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"),
-            "{shown}"
-        );
+        assert!(!shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"), "{shown}");
     }
 
     #[test]
     fn csv_delimiter_by_name() {
-        let c = raw(serde_json::json!({"delimiter": "tab", "quote_character": "'"}))
-            .unwrap()
-            .validate()
-            .unwrap();
+        let c = raw(serde_json::json!({"delimiter": "tab", "quote_character": "'"})).unwrap().validate().unwrap();
         assert_eq!((c.csv.delimiter, c.csv.quote), (b'\t', b'\''));
-        assert!(
-            raw(serde_json::json!({"delimiter": ";;"}))
-                .unwrap()
-                .validate()
-                .is_err()
-        );
+        assert!(raw(serde_json::json!({"delimiter": ";;"})).unwrap().validate().is_err());
     }
 
     #[test]

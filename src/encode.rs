@@ -17,16 +17,9 @@ pub enum Encoder {
 }
 
 impl Encoder {
-    pub fn new(
-        format: Format,
-        columns: &Arc<ColumnPlan>,
-        csv: &CsvOptions,
-        capacity: usize,
-    ) -> Encoder {
+    pub fn new(format: Format, columns: &Arc<ColumnPlan>, csv: &CsvOptions, capacity: usize) -> Encoder {
         match format {
-            Format::Jsonl => Encoder::Jsonl {
-                buf: Vec::with_capacity(capacity),
-            },
+            Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity) },
             Format::Csv => Encoder::Csv(Box::new(CsvEncoder::new(columns.clone(), csv, capacity))),
         }
     }
@@ -60,8 +53,7 @@ impl Encoder {
                 // A csv::Writer only gives its buffer back by value: swap in a fresh one.
                 let fresh = csv.builder.from_writer(replacement);
                 let old = std::mem::replace(&mut csv.writer, fresh);
-                old.into_inner()
-                    .unwrap_or_else(|e| e.into_inner().get_ref().clone())
+                old.into_inner().unwrap_or_else(|e| e.into_inner().get_ref().clone())
             }
         }
     }
@@ -89,10 +81,7 @@ pub struct CsvEncoder {
 impl CsvEncoder {
     fn new(columns: Arc<ColumnPlan>, opts: &CsvOptions, capacity: usize) -> CsvEncoder {
         let mut builder = csv::WriterBuilder::new();
-        builder
-            .delimiter(opts.delimiter)
-            .quote(opts.quote)
-            .buffer_capacity(16 * 1024);
+        builder.delimiter(opts.delimiter).quote(opts.quote).buffer_capacity(16 * 1024);
         let mut writer = builder.from_writer(Vec::with_capacity(capacity));
         if opts.header {
             // Writing into a Vec cannot fail.
@@ -110,10 +99,7 @@ impl CsvEncoder {
     }
 
     fn encode(&mut self, record: &str) -> Result<(), String> {
-        let unknown = self
-            .columns
-            .locate(record, &mut self.slots)
-            .map_err(|e| e.to_string())?;
+        let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
         if let Some(key) = unknown
             && !self.warned_unknown
         {
@@ -141,9 +127,7 @@ impl CsvEncoder {
             };
             self.writer.write_field(cell).map_err(|e| e.to_string())?;
         }
-        self.writer
-            .write_record(None::<&[u8]>)
-            .map_err(|e| e.to_string())
+        self.writer.write_record(None::<&[u8]>).map_err(|e| e.to_string())
     }
 }
 
@@ -156,27 +140,17 @@ mod tests {
         let s = StreamSchema::compile(
             schema,
             vec![],
-            SchemaOptions {
-                validate_records: false,
-                validate_formats: false,
-                flatten_max_depth: opts.max_depth,
-            },
+            SchemaOptions { validate_records: false, validate_formats: false, flatten_max_depth: opts.max_depth },
         )
         .unwrap();
         let mut enc = Encoder::new(Format::Csv, &s.columns, &opts, 1024);
         for r in records {
-            enc.encode(&serde_json::from_str::<Box<RawValue>>(r).unwrap())
-                .unwrap();
+            enc.encode(&serde_json::from_str::<Box<RawValue>>(r).unwrap()).unwrap();
         }
         String::from_utf8(enc.take(Vec::new())).unwrap()
     }
 
-    const OPTS: CsvOptions = CsvOptions {
-        delimiter: b',',
-        quote: b'"',
-        header: true,
-        max_depth: 10,
-    };
+    const OPTS: CsvOptions = CsvOptions { delimiter: b',', quote: b'"', header: true, max_depth: 10 };
 
     #[test]
     fn csv_rows_never_shift() {
@@ -202,12 +176,7 @@ mod tests {
         let out = csv_of(
             schema,
             &[r#"{"a":"x;y","b":"z"}"#],
-            CsvOptions {
-                delimiter: b';',
-                quote: b'\'',
-                header: false,
-                max_depth: 10,
-            },
+            CsvOptions { delimiter: b';', quote: b'\'', header: false, max_depth: 10 },
         );
         assert_eq!(out, "'x;y';z\n");
     }
@@ -216,8 +185,7 @@ mod tests {
     fn jsonl_is_byte_identical() {
         let mut enc = Encoder::Jsonl { buf: Vec::new() };
         let rec = r#"{"b":1.50,"a":"2020-01-01T00:00:00","u":"\u00e9"}"#;
-        enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap())
-            .unwrap();
+        enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap()).unwrap();
         assert_eq!(enc.take(Vec::new()), format!("{rec}\n").into_bytes());
     }
 }

@@ -35,15 +35,9 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {} is not valid JSON: {source}", path.display())]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Parse { path: PathBuf, source: serde_json::Error },
     #[error("config file {} must hold a JSON object", path.display())]
     NotAnObject { path: PathBuf },
     #[error("environment variable {var}: {message}")]
@@ -78,9 +72,7 @@ pub enum InputErrorKind {
     Json(serde_json::Error),
     #[error("message has no \"type\"")]
     NoType,
-    #[error(
-        "unknown message type {0:?} (expected SCHEMA, RECORD, STATE, ACTIVATE_VERSION or BATCH)"
-    )]
+    #[error("unknown message type {0:?} (expected SCHEMA, RECORD, STATE, ACTIVATE_VERSION or BATCH)")]
     UnknownType(String),
     #[error("{0} message has no {1:?}")]
     MissingField(&'static str, &'static str),
@@ -104,19 +96,11 @@ pub enum InputErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{action} {}: {source}", path.display())]
-    Local {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Local { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("object key {key:?} is not safe: {reason}")]
     UnsafeKey { key: String, reason: &'static str },
     #[error("{action} {target}: {message}")]
-    S3 {
-        action: &'static str,
-        target: String,
-        message: String,
-    },
+    S3 { action: &'static str, target: String, message: String },
     #[error("S3 client: {0}")]
     S3Setup(String),
     #[error("the writer thread stopped unexpectedly")]

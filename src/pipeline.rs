@@ -20,7 +20,7 @@ use crate::error::{Error, InputError, InputErrorKind, StorageError};
 use crate::schema::{SchemaOptions, StreamSchema};
 use crate::singer::{self, Message};
 use crate::storage::{Event, FileId, ObjectMeta, Storage};
-use crate::template::{FileContext, RunContext};
+use crate::template::{FieldPath, FileContext, RunContext};
 use crate::writer::{self, Command, Progress};
 
 /// Largest chunk of encoded bytes handed to the writer at once. Large enough that compression
@@ -51,13 +51,7 @@ pub fn run(
     let (event_tx, event_rx) = unbounded();
     let (chunk_recycle_tx, chunk_recycle_rx) = bounded(16);
     tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
-    let writer = writer::spawn(
-        storage.clone(),
-        config.compression,
-        command_rx,
-        event_tx.clone(),
-        chunk_recycle_tx,
-    );
+    let writer = writer::spawn(storage.clone(), config.compression, command_rx, event_tx.clone(), chunk_recycle_tx);
 
     let mut pipeline = Pipeline::new(config, command_tx, chunk_recycle_rx, state_out);
     let result = match pipeline.consume(&block_rx, &block_recycle_tx, &event_rx) {
@@ -88,12 +82,20 @@ pub fn run(
 struct Stream {
     name: String,
     schema: Arc<StreamSchema>,
-    open: Option<OpenFile>,
-    next_part: u64,
+    /// `{stream_run_id}`: one per stream per run.
+    run_id: String,
+    partition_date_field: Option<FieldPath>,
+    /// Open files by partition (the record-dependent part of the key; "" when keys do not
+    /// depend on records).
+    files: HashMap<String, OpenFile>,
+    /// Next `{part}` per partition, kept after a file closes so keys never repeat in a run.
+    next_part: HashMap<String, u64>,
 }
 
 struct OpenFile {
     id: FileId,
+    /// Record sequence number of the last write, to close the least recently written file.
+    last_write: u64,
     encoder: Encoder,
     records: u64,
     opened_at: Instant,
@@ -110,11 +112,7 @@ impl OpenFile {
         let consumed = self.progress.consumed.load(Ordering::Relaxed);
         let written = self.progress.written.load(Ordering::Relaxed);
         let behind = self.sent.saturating_sub(consumed) + self.encoder.pending() as u64;
-        let ratio = if consumed > 0 {
-            written as f64 / consumed as f64
-        } else {
-            1.0
-        };
+        let ratio = if consumed > 0 { written as f64 / consumed as f64 } else { 1.0 };
         written + (behind as f64 * ratio) as u64
     }
 }
@@ -126,6 +124,9 @@ struct Pipeline<'a> {
     meta: ObjectMeta,
     chunk_size: usize,
     streams: HashMap<String, Stream>,
+    open_files: usize,
+    /// Reused per record for the partition part of the key.
+    partition: String,
     commands: Option<Sender<Command>>,
     chunk_recycle: Receiver<Vec<u8>>,
     ack: AckTracker,
@@ -144,18 +145,14 @@ impl<'a> Pipeline<'a> {
         chunk_recycle: Receiver<Vec<u8>>,
         state_out: &'a mut dyn Write,
     ) -> Pipeline<'a> {
-        let extension = format!(
-            "{}{}",
-            config.format.extension(),
-            config.compression.suffix()
-        );
+        let extension = format!("{}{}", config.format.extension(), config.compression.suffix());
         let chunk_size = match config.limits.max_bytes {
             Some(max) => (max as usize / 4).clamp(64 * 1024, MAX_CHUNK),
             None => MAX_CHUNK,
         };
         Pipeline {
             run: RunContext {
-                now: chrono::Utc::now(),
+                now: chrono::Utc::now().with_timezone(&config.timezone),
                 run_id: config.run_id.clone(),
                 extension,
                 format: config.format.extension(),
@@ -173,6 +170,8 @@ impl<'a> Pipeline<'a> {
             chunk_size,
             config,
             streams: HashMap::new(),
+            open_files: 0,
+            partition: String::new(),
             commands: Some(commands),
             chunk_recycle,
             ack: AckTracker::default(),
@@ -192,9 +191,7 @@ impl<'a> Pipeline<'a> {
         events: &Receiver<Event>,
     ) -> Result<(), Error> {
         let ticker = match self.config.limits.max_age {
-            Some(age) => crossbeam_channel::tick(
-                (age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-            ),
+            Some(age) => crossbeam_channel::tick((age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))),
             None => crossbeam_channel::never(),
         };
         loop {
@@ -228,10 +225,7 @@ impl<'a> Pipeline<'a> {
 
     /// End of input: close every file, wait until all are durable, print the last STATE.
     fn finish(&mut self, events: &Receiver<Event>) -> Result<(), Error> {
-        let names: Vec<String> = self.streams.keys().cloned().collect();
-        for name in names {
-            self.close(&name)?;
-        }
+        self.close_where(|_| true)?;
         while self.ack.unfinished_files() > 0 {
             match events.recv() {
                 Ok(event) => self.event(event)?,
@@ -240,12 +234,7 @@ impl<'a> Pipeline<'a> {
         }
         self.release_state()?;
         let s = self.summary;
-        tracing::info!(
-            records = s.records,
-            files = s.files,
-            bytes = s.bytes,
-            "finished"
-        );
+        tracing::info!(records = s.records, files = s.files, bytes = s.bytes, "finished");
         Ok(())
     }
 
@@ -262,11 +251,7 @@ impl<'a> Pipeline<'a> {
     }
 
     fn input_error(&self, stream: Option<&str>, kind: InputErrorKind) -> Error {
-        Error::Input(InputError {
-            line: self.line,
-            stream: stream.map(str::to_string),
-            kind,
-        })
+        Error::Input(InputError { line: self.line, stream: stream.map(str::to_string), kind })
     }
 
     fn line(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
@@ -274,21 +259,15 @@ impl<'a> Pipeline<'a> {
         if self.line == 1 {
             bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         }
-        if bytes.first().is_none_or(u8::is_ascii_whitespace)
-            && bytes.iter().all(u8::is_ascii_whitespace)
-        {
+        if bytes.first().is_none_or(u8::is_ascii_whitespace) && bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(()); // blank lines carry nothing
         }
-        let message =
-            singer::decode(bytes).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
+        let message = singer::decode(bytes).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
         match message {
             Message::Record { stream, record } => self.record(&stream, record),
-            Message::Schema {
-                stream,
-                schema,
-                key_properties,
-                ..
-            } => self.schema(&stream, schema, key_properties),
+            Message::Schema { stream, schema, key_properties, bookmark_properties } => {
+                self.schema(&stream, schema, key_properties, bookmark_properties)
+            }
             Message::State { value } => {
                 self.ack.state(self.line, value.get());
                 Ok(())
@@ -309,6 +288,7 @@ impl<'a> Pipeline<'a> {
         name: &str,
         schema: &RawValue,
         key_properties: Vec<String>,
+        bookmark_properties: Vec<String>,
     ) -> Result<(), Error> {
         if let Some(stream) = self.streams.get(name)
             && *stream.schema.text == *schema.get()
@@ -319,109 +299,113 @@ impl<'a> Pipeline<'a> {
         let compiled = StreamSchema::compile(schema.get(), key_properties, self.schema_options)
             .map_err(|kind| self.input_error(Some(name), kind))?;
         let compiled = Arc::new(compiled);
-        let columns_changed = self
-            .streams
-            .get(name)
-            .is_some_and(|s| s.schema.columns != compiled.columns);
+        let partition_date_field = self
+            .config
+            .partition_date_field
+            .clone()
+            .or_else(|| bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect()));
+        let columns_changed = self.streams.get(name).is_some_and(|s| s.schema.columns != compiled.columns);
         if columns_changed {
-            self.close(name)?; // a file has one header / one set of columns
+            self.close_stream(name)?; // a file has one header / one set of columns
         }
         match self.streams.get_mut(name) {
-            Some(stream) => stream.schema = compiled,
+            Some(stream) => {
+                stream.schema = compiled;
+                stream.partition_date_field = partition_date_field;
+            }
             None => {
-                self.streams.insert(
-                    name.to_string(),
-                    Stream {
-                        name: name.to_string(),
-                        schema: compiled,
-                        open: None,
-                        next_part: 0,
-                    },
-                );
+                let stream = Stream {
+                    name: name.to_string(),
+                    schema: compiled,
+                    run_id: uuid::Uuid::now_v7().to_string(),
+                    partition_date_field,
+                    files: HashMap::new(),
+                    next_part: HashMap::new(),
+                };
+                self.streams.insert(name.to_string(), stream);
             }
         }
         Ok(())
     }
 
     fn record(&mut self, name: &str, record: &RawValue) -> Result<(), Error> {
-        let Some(stream) = self.streams.get_mut(name) else {
+        let Some(stream) = self.streams.get(name) else {
             return Err(self.input_error(Some(name), InputErrorKind::RecordBeforeSchema));
         };
         if let Err(kind) = stream.schema.check(record) {
             return Err(self.input_error(Some(name), kind));
         }
-        if stream.open.is_none() {
-            let id = self.next_file;
-            self.next_file += 1;
-            let key = self.config.key.render(
-                &self.run,
-                &FileContext {
-                    stream: &stream.name,
-                    part: stream.next_part,
-                },
-            );
-            stream.next_part += 1;
-            let progress = Arc::new(Progress::default());
-            let encoder = Encoder::new(
-                self.config.format,
-                &stream.schema.columns,
-                &self.config.csv,
-                self.chunk_size,
-            );
-            self.ack.file_opened(id, self.line);
-            tracing::debug!(stream = %name, %key, "opening file");
-            let open = Command::Open {
-                id,
-                key,
-                meta: self.meta.clone(),
-                progress: progress.clone(),
-            };
-            send(&self.commands, open)?;
-            stream.open = Some(OpenFile {
-                id,
-                encoder,
-                records: 0,
-                opened_at: Instant::now(),
-                sent: 0,
-                progress,
-            });
+        let mut partition = std::mem::take(&mut self.partition);
+        if self.config.key.is_partitioned() {
+            self.config.key.partition(record.get(), stream.partition_date_field.as_ref(), &self.run, &mut partition);
         }
-        let file = stream.open.as_mut().expect("opened above");
+        if !stream.files.contains_key(partition.as_str()) {
+            if self.open_files >= self.config.max_open_files {
+                self.close_least_recent()?;
+            }
+            self.open_file(name, &partition, record)?;
+        }
+        self.summary.records += 1;
+        let sequence = self.summary.records;
+        let stream = self.streams.get_mut(name).expect("checked above");
+        let file = stream.files.get_mut(partition.as_str()).expect("opened above");
+        file.last_write = sequence;
         if let Err(message) = file.encoder.encode(record) {
+            self.partition = partition;
             return Err(self.input_error(Some(name), InputErrorKind::Encode(message)));
         }
         if let Some(key) = file.encoder.take_unknown_key() {
             tracing::warn!(stream = %name, property = %key, "records have properties that are not in the schema; CSV has no column for them");
         }
         file.records += 1;
-        self.summary.records += 1;
         if file.encoder.pending() >= self.chunk_size {
-            let data = file
-                .encoder
-                .take(self.chunk_recycle.try_recv().unwrap_or_default());
+            let data = file.encoder.take(self.chunk_recycle.try_recv().unwrap_or_default());
             file.sent += data.len() as u64;
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
         let limits = &self.config.limits;
         let full = limits.max_records.is_some_and(|max| file.records >= max)
-            || limits
-                .max_bytes
-                .is_some_and(|max| file.estimated_size() >= max);
+            || limits.max_bytes.is_some_and(|max| file.estimated_size() >= max);
         if full {
-            self.close(name)?;
+            self.close_file(name, &partition)?;
         }
+        self.partition = partition;
         Ok(())
     }
 
-    /// Closes the stream's open file, if any: the rest of its bytes go to the writer, which
-    /// makes it durable and reports back.
-    fn close(&mut self, name: &str) -> Result<(), Error> {
-        let Some(stream) = self.streams.get_mut(name) else {
+    /// Opens the file of `partition` in stream `name`; `record` is its first record.
+    fn open_file(&mut self, name: &str, partition: &str, record: &RawValue) -> Result<(), Error> {
+        let stream = self.streams.get_mut(name).expect("caller checked");
+        let id = self.next_file;
+        self.next_file += 1;
+        let part = stream.next_part.entry(partition.to_string()).or_default();
+        let file_context = FileContext {
+            stream: &stream.name,
+            stream_run_id: &stream.run_id,
+            part: *part,
+            record: Some(record.get()),
+            partition_date_field: stream.partition_date_field.as_ref(),
+        };
+        let key = self.config.key.render(&self.run, &file_context);
+        *part += 1;
+        let progress = Arc::new(Progress::default());
+        let encoder = Encoder::new(self.config.format, &stream.schema.columns, &self.config.csv, self.chunk_size);
+        self.ack.file_opened(id, self.line);
+        tracing::debug!(stream = %name, %key, "opening file");
+        send(&self.commands, Command::Open { id, key, meta: self.meta.clone(), progress: progress.clone() })?;
+        let file = OpenFile { id, last_write: 0, encoder, records: 0, opened_at: Instant::now(), sent: 0, progress };
+        stream.files.insert(partition.to_string(), file);
+        self.open_files += 1;
+        Ok(())
+    }
+
+    /// Closes one file: the rest of its bytes go to the writer, which makes it durable and
+    /// reports back.
+    fn close_file(&mut self, name: &str, partition: &str) -> Result<(), Error> {
+        let Some(mut file) = self.streams.get_mut(name).and_then(|s| s.files.remove(partition)) else {
             return Ok(());
         };
-        let Some(mut file) = stream.open.take() else {
-            return Ok(());
-        };
+        self.open_files -= 1;
         let data = file.encoder.take(Vec::new());
         if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;
@@ -432,24 +416,42 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    fn close_aged(&mut self) -> Result<(), Error> {
-        let Some(max_age) = self.config.limits.max_age else {
-            return Ok(());
-        };
-        let aged: Vec<String> = self
-            .streams
-            .values()
-            .filter(|s| {
-                s.open
-                    .as_ref()
-                    .is_some_and(|f| f.opened_at.elapsed() >= max_age)
-            })
-            .map(|s| s.name.clone())
-            .collect();
-        for name in aged {
-            self.close(&name)?;
+    fn close_stream(&mut self, name: &str) -> Result<(), Error> {
+        let partitions: Vec<String> =
+            self.streams.get(name).map(|s| s.files.keys().cloned().collect()).unwrap_or_default();
+        for partition in partitions {
+            self.close_file(name, &partition)?;
         }
         Ok(())
+    }
+
+    /// Closes every open file `pred` selects.
+    fn close_where(&mut self, pred: impl Fn(&OpenFile) -> bool) -> Result<(), Error> {
+        let chosen: Vec<(String, String)> = self
+            .streams
+            .values()
+            .flat_map(|s| s.files.iter().filter(|(_, f)| pred(f)).map(|(p, _)| (s.name.clone(), p.clone())))
+            .collect();
+        for (name, partition) in chosen {
+            self.close_file(&name, &partition)?;
+        }
+        Ok(())
+    }
+
+    /// Makes room under `max_open_files` by closing the least recently written file.
+    fn close_least_recent(&mut self) -> Result<(), Error> {
+        let oldest = self.streams.values().flat_map(|s| s.files.values().map(|f| f.last_write)).min();
+        match oldest {
+            Some(oldest) => self.close_where(|f| f.last_write == oldest),
+            None => Ok(()),
+        }
+    }
+
+    fn close_aged(&mut self) -> Result<(), Error> {
+        match self.config.limits.max_age {
+            Some(max_age) => self.close_where(|f| f.opened_at.elapsed() >= max_age),
+            None => Ok(()),
+        }
     }
 
     fn event(&mut self, event: Event) -> Result<(), Error> {
@@ -469,9 +471,7 @@ impl<'a> Pipeline<'a> {
     fn release_state(&mut self) -> Result<(), Error> {
         if let Some(state) = self.ack.release() {
             let out = &mut self.state_out;
-            writeln!(out, "{state}")
-                .and_then(|()| out.flush())
-                .map_err(Error::Stdout)?;
+            writeln!(out, "{state}").and_then(|()| out.flush()).map_err(Error::Stdout)?;
         }
         Ok(())
     }
@@ -479,9 +479,5 @@ impl<'a> Pipeline<'a> {
 
 fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Error> {
     let stopped = || Error::Storage(StorageError::WriterStopped);
-    commands
-        .as_ref()
-        .ok_or_else(stopped)?
-        .send(command)
-        .map_err(|_| stopped())
+    commands.as_ref().ok_or_else(stopped)?.send(command).map_err(|_| stopped())
 }

@@ -46,44 +46,23 @@ impl StreamSchema {
         } else {
             None
         };
-        let columns = Arc::new(ColumnPlan::from_properties(
-            properties,
-            opts.flatten_max_depth,
-        ));
-        Ok(StreamSchema {
-            text: text.into(),
-            key_properties,
-            validator,
-            columns,
-        })
+        let columns = Arc::new(ColumnPlan::from_properties(properties, opts.flatten_max_depth));
+        Ok(StreamSchema { text: text.into(), key_properties, validator, columns })
     }
 
     /// Checks one record: JSON Schema validation when enabled, and key properties present.
     pub fn check(&self, record: &RawValue) -> Result<(), InputErrorKind> {
         match &self.validator {
             Some(validator) => {
-                let value: Value =
-                    serde_json::from_str(record.get()).map_err(InputErrorKind::Json)?;
+                let value: Value = serde_json::from_str(record.get()).map_err(InputErrorKind::Json)?;
                 if let Err(e) = validator.validate(&value) {
                     let path = e.instance_path().to_string();
-                    let at = if path.is_empty() {
-                        "at the top level".to_string()
-                    } else {
-                        format!("at {path}")
-                    };
-                    return Err(InputErrorKind::Invalid(format!(
-                        "{at}: {}",
-                        truncate(&e.to_string(), 300)
-                    )));
+                    let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };
+                    return Err(InputErrorKind::Invalid(format!("{at}: {}", truncate(&e.to_string(), 300))));
                 }
-                let object = value
-                    .as_object()
-                    .ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
-                if let Some(missing) = self
-                    .key_properties
-                    .iter()
-                    .find(|k| !object.contains_key(k.as_str()))
-                {
+                let object =
+                    value.as_object().ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
+                if let Some(missing) = self.key_properties.iter().find(|k| !object.contains_key(k.as_str())) {
                     return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
                 }
                 Ok(())
@@ -93,13 +72,9 @@ impl StreamSchema {
                 let mut found = vec![false; self.key_properties.len()];
                 let mut de = serde_json::Deserializer::from_str(record.get());
                 de.deserialize_map_keys(&self.key_properties, &mut found)
-                    .map_err(|e| {
-                        InputErrorKind::Invalid(format!("record is not a JSON object: {e}"))
-                    })?;
+                    .map_err(|e| InputErrorKind::Invalid(format!("record is not a JSON object: {e}")))?;
                 match found.iter().position(|f| !f) {
-                    Some(i) => Err(InputErrorKind::MissingKeyProperty(
-                        self.key_properties[i].clone(),
-                    )),
+                    Some(i) => Err(InputErrorKind::MissingKeyProperty(self.key_properties[i].clone())),
                     None => Ok(()),
                 }
             }
@@ -120,19 +95,11 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Scans a record's top-level keys without building values (validation-off fast path).
 trait KeyScan {
-    fn deserialize_map_keys(
-        &mut self,
-        keys: &[String],
-        found: &mut [bool],
-    ) -> serde_json::Result<()>;
+    fn deserialize_map_keys(&mut self, keys: &[String], found: &mut [bool]) -> serde_json::Result<()>;
 }
 
 impl<'de> KeyScan for serde_json::Deserializer<serde_json::de::StrRead<'de>> {
-    fn deserialize_map_keys(
-        &mut self,
-        keys: &[String],
-        found: &mut [bool],
-    ) -> serde_json::Result<()> {
+    fn deserialize_map_keys(&mut self, keys: &[String], found: &mut [bool]) -> serde_json::Result<()> {
         struct Scan<'k> {
             keys: &'k [String],
             found: &'k mut [bool],
@@ -201,10 +168,7 @@ enum Child {
 pub type Slot = Option<(usize, usize)>;
 
 impl ColumnPlan {
-    fn from_properties(
-        properties: &serde_json::Map<String, Value>,
-        max_depth: usize,
-    ) -> ColumnPlan {
+    fn from_properties(properties: &serde_json::Map<String, Value>, max_depth: usize) -> ColumnPlan {
         let mut names = Vec::new();
         let root = build(properties, "", 0, max_depth, &mut names);
         ColumnPlan { names, root }
@@ -214,22 +178,12 @@ impl ColumnPlan {
     /// column, reset to `None` first). Returns the first top-level key not in the schema, if any.
     /// A nested object that is null leaves its columns empty; a nested value that is not an
     /// object is an error (its columns would otherwise silently vanish).
-    pub fn locate(
-        &self,
-        record: &str,
-        slots: &mut [Slot],
-    ) -> Result<Option<String>, serde_json::Error> {
+    pub fn locate(&self, record: &str, slots: &mut [Slot]) -> Result<Option<String>, serde_json::Error> {
         slots.fill(None);
         let mut unknown = None;
         let base = record.as_ptr() as usize;
         let mut de = serde_json::Deserializer::from_str(record);
-        Fill {
-            node: &self.root,
-            base,
-            slots,
-            unknown: &mut unknown,
-        }
-        .deserialize(&mut de)?;
+        Fill { node: &self.root, base, slots, unknown: &mut unknown }.deserialize(&mut de)?;
         de.end()?;
         Ok(unknown)
     }
@@ -239,8 +193,7 @@ fn is_flattenable(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
     let is_object = match schema.get("type") {
         Some(Value::String(t)) => t == "object",
         Some(Value::Array(types)) => {
-            types.iter().any(|t| t == "object")
-                && types.iter().all(|t| t == "object" || t == "null")
+            types.iter().any(|t| t == "object") && types.iter().all(|t| t == "object" || t == "null")
         }
         _ => false,
     };
@@ -257,15 +210,9 @@ fn build(
 ) -> PlanNode {
     let mut node = PlanNode::default();
     for (key, schema) in props {
-        let name = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}__{key}")
-        };
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}__{key}") };
         let child = match is_flattenable(schema) {
-            Some(nested) if depth < max_depth => {
-                Child::Object(build(nested, &name, depth + 1, max_depth, names))
-            }
+            Some(nested) if depth < max_depth => Child::Object(build(nested, &name, depth + 1, max_depth, names)),
             _ => {
                 names.push(name);
                 Child::Column(names.len() - 1)
@@ -307,15 +254,10 @@ impl<'de> Visitor<'de> for Fill<'_> {
                     let raw: &'de RawValue = map.next_value()?;
                     if raw.get() != "null" {
                         let mut de = serde_json::Deserializer::from_str(raw.get());
-                        let nested = Fill {
-                            node,
-                            base: self.base,
-                            slots: self.slots,
-                            unknown: self.unknown,
-                        };
-                        nested.deserialize(&mut de).map_err(|e| {
-                            serde::de::Error::custom(format_args!("property {:?}: {e}", key.0))
-                        })?;
+                        let nested = Fill { node, base: self.base, slots: self.slots, unknown: self.unknown };
+                        nested
+                            .deserialize(&mut de)
+                            .map_err(|e| serde::de::Error::custom(format_args!("property {:?}: {e}", key.0)))?;
                     }
                 }
                 None => {
@@ -335,11 +277,7 @@ mod tests {
     use super::*;
 
     fn opts() -> SchemaOptions {
-        SchemaOptions {
-            validate_records: true,
-            validate_formats: false,
-            flatten_max_depth: 10,
-        }
+        SchemaOptions { validate_records: true, validate_formats: false, flatten_max_depth: 10 }
     }
 
     const SCHEMA: &str = r#"{"type":"object","required":["id"],"properties":{
@@ -352,23 +290,9 @@ mod tests {
     #[test]
     fn columns_follow_schema_order_and_flatten() {
         let s = StreamSchema::compile(SCHEMA, vec![], opts()).unwrap();
-        assert_eq!(
-            s.columns.names,
-            ["id", "addr__city", "addr__geo__lat", "tags", "free", "ts"]
-        );
-        let shallow = StreamSchema::compile(
-            SCHEMA,
-            vec![],
-            SchemaOptions {
-                flatten_max_depth: 1,
-                ..opts()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            shallow.columns.names,
-            ["id", "addr__city", "addr__geo", "tags", "free", "ts"]
-        );
+        assert_eq!(s.columns.names, ["id", "addr__city", "addr__geo__lat", "tags", "free", "ts"]);
+        let shallow = StreamSchema::compile(SCHEMA, vec![], SchemaOptions { flatten_max_depth: 1, ..opts() }).unwrap();
+        assert_eq!(shallow.columns.names, ["id", "addr__city", "addr__geo", "tags", "free", "ts"]);
     }
 
     #[test]
@@ -377,32 +301,13 @@ mod tests {
         let rec = r#"{"ts":"2020","id":1.50,"addr":{"geo":{"lat":-1e3},"city":"a\"b"},"extra":1,"tags":["x"]}"#;
         let mut slots = vec![None; 6];
         let unknown = s.columns.locate(rec, &mut slots).unwrap();
-        let got: Vec<Option<&str>> = slots
-            .iter()
-            .map(|s| s.map(|(a, n)| &rec[a..a + n]))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                Some("1.50"),
-                Some(r#""a\"b""#),
-                Some("-1e3"),
-                Some(r#"["x"]"#),
-                None,
-                Some(r#""2020""#)
-            ]
-        );
+        let got: Vec<Option<&str>> = slots.iter().map(|s| s.map(|(a, n)| &rec[a..a + n])).collect();
+        assert_eq!(got, [Some("1.50"), Some(r#""a\"b""#), Some("-1e3"), Some(r#"["x"]"#), None, Some(r#""2020""#)]);
         assert_eq!(unknown.as_deref(), Some("extra"));
         let null_addr = r#"{"id":1,"addr":null}"#;
         s.columns.locate(null_addr, &mut slots).unwrap();
         assert_eq!(slots.iter().filter(|s| s.is_some()).count(), 1);
-        assert!(
-            s.columns
-                .locate(r#"{"id":1,"addr":"oops"}"#, &mut slots)
-                .unwrap_err()
-                .to_string()
-                .contains("addr")
-        );
+        assert!(s.columns.locate(r#"{"id":1,"addr":"oops"}"#, &mut slots).unwrap_err().to_string().contains("addr"));
     }
 
     #[test]
@@ -414,29 +319,14 @@ mod tests {
         assert!(e.contains("at /id") && e.contains("integer"), "{e}");
         let e = s.check(&raw(r#"{"addr":null}"#)).unwrap_err().to_string();
         assert!(e.contains("\"id\" is a required property"), "{e}");
-        let strict = StreamSchema::compile(
-            SCHEMA,
-            vec![],
-            SchemaOptions {
-                validate_formats: true,
-                ..opts()
-            },
-        )
-        .unwrap();
+        let strict = StreamSchema::compile(SCHEMA, vec![], SchemaOptions { validate_formats: true, ..opts() }).unwrap();
         assert!(strict.check(&raw(r#"{"id":1,"ts":"not a date"}"#)).is_err());
     }
 
     #[test]
     fn key_properties_without_validation() {
-        let s = StreamSchema::compile(
-            SCHEMA,
-            vec!["id".into()],
-            SchemaOptions {
-                validate_records: false,
-                ..opts()
-            },
-        )
-        .unwrap();
+        let s = StreamSchema::compile(SCHEMA, vec!["id".into()], SchemaOptions { validate_records: false, ..opts() })
+            .unwrap();
         let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
         s.check(&raw(r#"{"a":{"id":2},"id":"x"}"#)).unwrap();
         let e = s.check(&raw(r#"{"a":{"id":2}}"#)).unwrap_err().to_string();
@@ -450,11 +340,7 @@ mod tests {
             Err(InputErrorKind::SchemaNoProperties)
         ));
         assert!(matches!(
-            StreamSchema::compile(
-                r#"{"properties":{"a":{"type":"nonsense"}}}"#,
-                vec![],
-                opts()
-            ),
+            StreamSchema::compile(r#"{"properties":{"a":{"type":"nonsense"}}}"#, vec![], opts()),
             Err(InputErrorKind::InvalidSchema(_))
         ));
     }

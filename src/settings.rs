@@ -36,21 +36,8 @@ pub struct Setting {
     pub allowed: &'static [&'static str],
 }
 
-const fn s(
-    name: &'static str,
-    kind: Kind,
-    default: Option<&'static str>,
-    description: &'static str,
-) -> Setting {
-    Setting {
-        name,
-        aliases: &[],
-        kind,
-        default,
-        description,
-        secret: false,
-        allowed: &[],
-    }
+const fn s(name: &'static str, kind: Kind, default: Option<&'static str>, description: &'static str) -> Setting {
+    Setting { name, aliases: &[], kind, default, description, secret: false, allowed: &[] }
 }
 
 impl Setting {
@@ -70,8 +57,7 @@ impl Setting {
 
 use Kind::*;
 
-pub const DEFAULT_KEY_TEMPLATE: &str =
-    "{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}";
+pub const DEFAULT_KEY_TEMPLATE: &str = "{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}";
 
 pub static SETTINGS: &[Setting] = &[
     s("destination", String, None,
@@ -89,6 +75,26 @@ pub static SETTINGS: &[Setting] = &[
       "Accept a key template that can give two files the same key (later files overwrite earlier ones)."),
     s("run_id", String, None,
       "Identifier of this run for `{run_id}`. Unset: a new UUIDv7 per process (unique and time-ordered)."),
+    s("timezone", String, Some("\"UTC\""), "IANA time zone of the load-time macros (`{date}`, `{hour}`, ...), e.g. `Europe/Berlin`."),
+    s("macro_style", String, Some("\"default\""),
+      "Meaning of `{date}`: `default` is `%Y_%m_%d`, `hotglue` is hotglue's `%Y%m`.")
+        .allowed(&["default", "hotglue"]),
+    s("template_variables", Object, None,
+      "Extra key macros: a JSON object of name to value, e.g. `{\"workspace_title\": \"Main\"}` for `{{workspace_title}}`. May not reuse a built-in macro name."),
+    s("partition_date_field", String, None,
+      "Record field (dotted path) whose date fills `{yyyy}`/`{mm}`/`{dd}`. Unset: the stream's first bookmark property."),
+    s("max_open_files", Integer, Some("100"),
+      "Most files open at once across all streams and partitions; past it the least recently written one is closed."),
+    s("job_id", String, None, "Value of `{job_id}` (else `$JOB_ID`)."),
+    s("flow_id", String, None, "Value of `{flow_id}` (else `$FLOW` or `$FLOW_ID`)."),
+    s("tenant", String, None, "Value of `{tenant}` (else `$TENANT`)."),
+    s("root_tenant_id", String, None, "Value of `{root_tenant_id}` (else `$ROOT_TENANT_ID`)."),
+    s("tap", String, None, "Value of `{tap}` (else `$TAP`)."),
+    s("env_id", String, None, "Value of `{env_id}` (else `$ENV_ID`)."),
+    s("connection_id", String, None, "Value of `{connection_id}` (else `$CONNECTOR_ID` or `$CONNECTION_ID`)."),
+    s("account", String, None, "Value of `{account}` (else `$ACCOUNT`)."),
+    s("workspace_id", String, None, "Value of `{workspace_id}` (else `$WORKSPACE_ID`)."),
+    s("data_source", String, None, "Value of `{data_source}` (else `$DATA_SOURCE`)."),
     s("format", String, Some("\"jsonl\""), "File format.").allowed(&["jsonl", "csv"]),
     s("compression", String, Some("\"gzip\""), "Compression of each file.").allowed(&["none", "gzip"]),
     s("compression_level", Integer, Some("6"), "gzip level, 0 (store) to 9 (smallest); 2-3 is much faster, 6 is the usual default."),
@@ -150,9 +156,7 @@ pub static SETTINGS: &[Setting] = &[
 
 /// Finds a setting by its name or one of its aliases.
 pub fn lookup(name: &str) -> Option<&'static Setting> {
-    SETTINGS
-        .iter()
-        .find(|s| s.name == name || s.aliases.contains(&name))
+    SETTINGS.iter().find(|s| s.name == name || s.aliases.contains(&name))
 }
 
 #[cfg(test)]

@@ -51,13 +51,10 @@ pub fn spawn_reader(
                     return;
                 }
                 // Hand over everything up to the last newline; keep the partial line.
-                let Some(last_newline) = memchr::memrchr(b'\n', &buf[start..]).map(|i| start + i)
-                else {
+                let Some(last_newline) = memchr::memrchr(b'\n', &buf[start..]).map(|i| start + i) else {
                     continue; // a line longer than what we have: read more
                 };
-                let mut next = recycle
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BLOCK_SIZE));
+                let mut next = recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK_SIZE));
                 next.clear();
                 next.extend_from_slice(&buf[last_newline + 1..]);
                 buf.truncate(last_newline + 1);
@@ -72,9 +69,7 @@ pub fn spawn_reader(
 /// Iterates the lines of a block, without their line terminator (`\n` or `\r\n`).
 pub fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
     let block = block.strip_suffix(b"\n").unwrap_or(block);
-    block
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    block.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// The Singer envelope, decoded flat: every field optional so that a missing one becomes a
@@ -101,26 +96,11 @@ struct Envelope<'a> {
 
 #[derive(Debug)]
 pub enum Message<'a> {
-    Schema {
-        stream: Cow<'a, str>,
-        schema: &'a RawValue,
-        key_properties: Vec<String>,
-        bookmark_properties: Vec<String>,
-    },
-    Record {
-        stream: Cow<'a, str>,
-        record: &'a RawValue,
-    },
-    State {
-        value: &'a RawValue,
-    },
-    ActivateVersion {
-        stream: Cow<'a, str>,
-        version: Option<&'a RawValue>,
-    },
-    Batch {
-        stream: Cow<'a, str>,
-    },
+    Schema { stream: Cow<'a, str>, schema: &'a RawValue, key_properties: Vec<String>, bookmark_properties: Vec<String> },
+    Record { stream: Cow<'a, str>, record: &'a RawValue },
+    State { value: &'a RawValue },
+    ActivateVersion { stream: Cow<'a, str>, version: Option<&'a RawValue> },
+    Batch { stream: Cow<'a, str> },
 }
 
 /// A decode failure, with the stream name when the line got far enough to have one.
@@ -138,23 +118,18 @@ impl From<InputErrorKind> for DecodeError {
 pub fn decode(line: &[u8]) -> Result<Message<'_>, DecodeError> {
     let env: Envelope<'_> = serde_json::from_slice(line).map_err(InputErrorKind::Json)?;
     let kind = env.kind.ok_or(InputErrorKind::NoType)?;
-    let with_stream = |stream: &str, kind: InputErrorKind| DecodeError {
-        stream: Some(stream.to_string()),
-        kind,
-    };
+    let with_stream = |stream: &str, kind: InputErrorKind| DecodeError { stream: Some(stream.to_string()), kind };
     match kind.as_ref() {
         "RECORD" => {
             let stream = stream_of("RECORD", env.stream)?;
-            let record = env.record.ok_or_else(|| {
-                with_stream(&stream, InputErrorKind::MissingField("RECORD", "record"))
-            })?;
+            let record =
+                env.record.ok_or_else(|| with_stream(&stream, InputErrorKind::MissingField("RECORD", "record")))?;
             Ok(Message::Record { stream, record })
         }
         "SCHEMA" => {
             let stream = stream_of("SCHEMA", env.stream)?;
-            let schema = env.schema.ok_or_else(|| {
-                with_stream(&stream, InputErrorKind::MissingField("SCHEMA", "schema"))
-            })?;
+            let schema =
+                env.schema.ok_or_else(|| with_stream(&stream, InputErrorKind::MissingField("SCHEMA", "schema")))?;
             Ok(Message::Schema {
                 stream,
                 schema,
@@ -163,30 +138,19 @@ pub fn decode(line: &[u8]) -> Result<Message<'_>, DecodeError> {
             })
         }
         "STATE" => {
-            let value = env
-                .value
-                .ok_or(InputErrorKind::MissingField("STATE", "value"))?;
+            let value = env.value.ok_or(InputErrorKind::MissingField("STATE", "value"))?;
             Ok(Message::State { value })
         }
-        "ACTIVATE_VERSION" => Ok(Message::ActivateVersion {
-            stream: stream_of("ACTIVATE_VERSION", env.stream)?,
-            version: env.version,
-        }),
-        "BATCH" => Ok(Message::Batch {
-            stream: stream_of("BATCH", env.stream)?,
-        }),
+        "ACTIVATE_VERSION" => {
+            Ok(Message::ActivateVersion { stream: stream_of("ACTIVATE_VERSION", env.stream)?, version: env.version })
+        }
+        "BATCH" => Ok(Message::Batch { stream: stream_of("BATCH", env.stream)? }),
         other => Err(InputErrorKind::UnknownType(other.to_string()).into()),
     }
 }
 
-fn stream_of<'a>(
-    message: &'static str,
-    stream: Option<Cow<'a, str>>,
-) -> Result<Cow<'a, str>, DecodeError> {
-    stream.ok_or(DecodeError {
-        stream: None,
-        kind: InputErrorKind::MissingField(message, "stream"),
-    })
+fn stream_of<'a>(message: &'static str, stream: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, DecodeError> {
+    stream.ok_or(DecodeError { stream: None, kind: InputErrorKind::MissingField(message, "stream") })
 }
 
 #[cfg(test)]
@@ -195,8 +159,7 @@ mod tests {
 
     #[test]
     fn record_stays_raw() {
-        let line =
-            br#"{"type":"RECORD","stream":"s","record":{"b":1.50,"a":"x"},"time_extracted":"t"}"#;
+        let line = br#"{"type":"RECORD","stream":"s","record":{"b":1.50,"a":"x"},"time_extracted":"t"}"#;
         match decode(line).ok().unwrap() {
             Message::Record { stream, record } => {
                 assert_eq!(stream, "s");
@@ -212,15 +175,9 @@ mod tests {
         assert!(kind(b"{not json").starts_with("malformed JSON"));
         assert_eq!(kind(br#"{"stream":"s"}"#), "message has no \"type\"");
         assert!(kind(br#"{"type":"NOPE"}"#).contains("unknown message type \"NOPE\""));
-        assert_eq!(
-            kind(br#"{"type":"RECORD","record":{}}"#),
-            "RECORD message has no \"stream\""
-        );
+        assert_eq!(kind(br#"{"type":"RECORD","record":{}}"#), "RECORD message has no \"stream\"");
         let e = decode(br#"{"type":"SCHEMA","stream":"s"}"#).err().unwrap();
-        assert_eq!(
-            (e.stream.as_deref(), e.kind.to_string().as_str()),
-            (Some("s"), "SCHEMA message has no \"schema\"")
-        );
+        assert_eq!((e.stream.as_deref(), e.kind.to_string().as_str()), (Some("s"), "SCHEMA message has no \"schema\""));
     }
 
     #[test]
@@ -234,11 +191,7 @@ mod tests {
         let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
         let (tx, rx) = crossbeam_channel::bounded(2);
         let (_rtx, rrx) = crossbeam_channel::bounded(2);
-        let h = spawn_reader(
-            Box::new(std::io::Cursor::new(text.clone().into_bytes())),
-            tx,
-            rrx,
-        );
+        let h = spawn_reader(Box::new(std::io::Cursor::new(text.clone().into_bytes())), tx, rrx);
         let mut all = Vec::new();
         for block in rx {
             let block = block.unwrap();

@@ -2,18 +2,30 @@
 //!
 //! Three spellings of one vocabulary are accepted so patterns pasted from other loaders work:
 //! `{name}` / `{name:format}`, `${NAME}` (Hevo, Airbyte) and `{{ name }}` (Improvado), with macro
-//! names matched case-insensitively. Adding a macro is one entry in [`MACROS`] plus its arm in
-//! [`KeyTemplate::render`].
+//! names matched case-insensitively. Values fixed for the run (job variables, user variables)
+//! become literals at parse time. Macros that read the record (`{record.FIELD}`, Improvado's
+//! partition date) split a stream into one open file per rendered partition.
+//! Adding a macro is one entry in [`MACROS`] plus its arm in [`KeyTemplate::render`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Utc};
-use std::fmt::Write;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::error::ConfigError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A record field used in a key: a top-level property, or a dotted path into nested objects.
+pub type FieldPath = Vec<String>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Macro {
     Stream,
+    StreamId,
+    Namespace,
     Year,
     Month,
     Day,
@@ -21,6 +33,7 @@ pub enum Macro {
     Minute,
     Second,
     Date,
+    FullDate,
     IsoDate,
     DateTime,
     IsoDateTime,
@@ -30,9 +43,15 @@ pub enum Macro {
     Part,
     Uuid,
     RunId,
+    StreamRunId,
     Extension,
     Format,
     Compression,
+    /// Improvado's `{{YYYY}}`/`{{MM}}`/`{{DD}}`: the record's partition date.
+    PartitionDate(&'static str),
+    /// A job variable (`{tenant}`, `{job_id}`, ...) resolved from config or environment.
+    JobVar(&'static str),
+    Record(FieldPath),
 }
 
 /// How a macro may be followed by `:format`.
@@ -51,20 +70,23 @@ pub struct MacroSpec {
     format: FormatSpec,
 }
 
-const fn m(
-    names: &'static [&'static str],
-    kind: Macro,
-    example: &'static str,
-    description: &'static str,
-) -> MacroSpec {
-    MacroSpec {
-        names,
-        example,
-        description,
-        kind,
-        format: FormatSpec::None,
-    }
+const fn m(names: &'static [&'static str], kind: Macro, example: &'static str, description: &'static str) -> MacroSpec {
+    MacroSpec { names, example, description, kind, format: FormatSpec::None }
 }
+
+/// Job variables: config key of the same name first, then these environment variables.
+pub const JOB_VARIABLES: &[(&str, &[&str])] = &[
+    ("job_id", &["JOB_ID"]),
+    ("flow_id", &["FLOW", "FLOW_ID"]),
+    ("tenant", &["TENANT"]),
+    ("root_tenant_id", &["ROOT_TENANT_ID"]),
+    ("tap", &["TAP"]),
+    ("env_id", &["ENV_ID"]),
+    ("connection_id", &["CONNECTOR_ID", "CONNECTION_ID"]),
+    ("account", &["ACCOUNT"]),
+    ("workspace_id", &["WORKSPACE_ID"]),
+    ("data_source", &["DATA_SOURCE"]),
+];
 
 /// The macro vocabulary. The README's macro table is generated from this list.
 pub static MACROS: &[MacroSpec] = &[
@@ -75,52 +97,40 @@ pub static MACROS: &[MacroSpec] = &[
         "Stream name made safe for keys (characters other than letters, digits, `-`, `_`, `.`, `=` become `_`).",
     ),
     m(
-        &["year"],
-        Macro::Year,
-        "2026",
-        "Load year (UTC, one clock per run).",
+        &["stream_id"],
+        Macro::StreamId,
+        "5c1e4b2a9d0f7e31",
+        "Stable id of the stream name (16 hex digits, FNV-1a), the same in every run.",
     ),
+    m(
+        &["namespace"],
+        Macro::Namespace,
+        "public",
+        "The schema part of a `schema-table` or `db-schema-table` stream name (up to its last `-`); `_` when there is none.",
+    ),
+    m(&["year"], Macro::Year, "2026", "Load year (one clock per run, in `timezone`)."),
     m(&["month"], Macro::Month, "11", "Load month, 2 digits."),
-    m(&["day"], Macro::Day, "22", "Load day of month, 2 digits."),
-    m(&["hour"], Macro::Hour, "03", "Load hour, 2 digits."),
-    m(&["minute"], Macro::Minute, "41", "Load minute, 2 digits."),
-    m(&["second"], Macro::Second, "07", "Load second, 2 digits."),
+    m(&["day", "dd_today"], Macro::Day, "22", "Load day of month, 2 digits (Improvado's `{{DD_today}}`)."),
+    m(&["hour", "h"], Macro::Hour, "03", "Load hour, 2 digits."),
+    m(&["minute", "m"], Macro::Minute, "41", "Load minute, 2 digits."),
+    m(&["second", "s"], Macro::Second, "07", "Load second, 2 digits."),
     m(
         &["date"],
         Macro::Date,
         "2026_11_22",
-        "Load date as `%Y_%m_%d`.",
+        "Load date as `%Y_%m_%d`; with `macro_style: hotglue`, hotglue's `{date}`: `%Y%m` (`202611`).",
     ),
-    m(
-        &["iso_date"],
-        Macro::IsoDate,
-        "2026-11-22",
-        "Load date as `%Y-%m-%d`.",
-    ),
-    m(
-        &["date_time", "timestamp"],
-        Macro::DateTime,
-        "2026_11_22_03_41_07",
-        "Load time as `%Y_%m_%d_%H_%M_%S`.",
-    ),
+    m(&["full_date"], Macro::FullDate, "20261122", "Load date as `%Y%m%d` (hotglue)."),
+    m(&["iso_date"], Macro::IsoDate, "2026-11-22", "Load date as `%Y-%m-%d`."),
+    m(&["date_time", "timestamp"], Macro::DateTime, "2026_11_22_03_41_07", "Load time as `%Y_%m_%d_%H_%M_%S`."),
     m(
         &["iso_date_time"],
         Macro::IsoDateTime,
         "2026-11-22T03:41:07Z",
-        "Load time, ISO 8601.",
+        "Load time, ISO 8601 (`Z` or the zone's offset).",
     ),
-    m(
-        &["epoch"],
-        Macro::Epoch,
-        "1795318867",
-        "Load time in Unix seconds.",
-    ),
-    m(
-        &["epoch_ms"],
-        Macro::EpochMs,
-        "1795318867000",
-        "Load time in Unix milliseconds.",
-    ),
+    m(&["epoch"], Macro::Epoch, "1795318867", "Load time in Unix seconds."),
+    m(&["epoch_ms"], Macro::EpochMs, "1795318867000", "Load time in Unix milliseconds."),
     MacroSpec {
         names: &["now"],
         example: "2026/11/22",
@@ -129,51 +139,95 @@ pub static MACROS: &[MacroSpec] = &[
         format: FormatSpec::Strftime,
     },
     m(
+        &["yyyy"],
+        Macro::PartitionDate("%Y"),
+        "2026",
+        "Partition year: from the record's `partition_date_field` (default: the stream's first bookmark property); the load date when the stream has none. Improvado's `{{YYYY}}`.",
+    ),
+    m(&["mm"], Macro::PartitionDate("%m"), "11", "Partition month (see `{yyyy}`)."),
+    m(&["dd"], Macro::PartitionDate("%d"), "21", "Partition day (see `{yyyy}`)."),
+    m(
         &["part"],
         Macro::Part,
         "00000",
-        "Sequence number of the file within its stream in this run, 5 digits.",
+        "Sequence number of the file within its stream and partition in this run, 5 digits.",
     ),
+    m(&["uuid"], Macro::Uuid, "0b6f3c1e-3f43-4f7e-9a55-2a4f1c9f0e7d", "A new random UUID per file."),
     m(
-        &["uuid"],
-        Macro::Uuid,
-        "0b6f3c1e-3f43-4f7e-9a55-2a4f1c9f0e7d",
-        "A new random UUID per file.",
-    ),
-    m(
-        &["run_id"],
+        &["run_id", "connection_run_id", "sync_id"],
         Macro::RunId,
         "019aa6d2-6c4e-7f32-b1a0-55e8c1d2a3f4",
         "This run's id (the `run_id` setting, else a UUIDv7 unique to the process).",
     ),
-    m(
-        &["extension"],
-        Macro::Extension,
-        "jsonl.gz",
-        "File extension for the format and compression.",
-    ),
+    m(&["stream_run_id"], Macro::StreamRunId, "019aa6d2-6c51-7a10-8e0b-3c2d1f0a9b8c", "A UUIDv7 per stream per run."),
+    m(&["extension"], Macro::Extension, "jsonl.gz", "File extension for the format and compression."),
     m(&["format"], Macro::Format, "jsonl", "The `format` setting."),
+    m(&["compression"], Macro::Compression, "gzip", "The `compression` setting."),
+    m(&["job_id"], Macro::JobVar("job_id"), "8f3a", "`job_id` setting, else `$JOB_ID` (Hevo's `${JOB_ID}`)."),
+    m(&["flow_id"], Macro::JobVar("flow_id"), "flow-7", "`flow_id` setting, else `$FLOW` or `$FLOW_ID`."),
+    m(&["tenant"], Macro::JobVar("tenant"), "acme", "`tenant` setting, else `$TENANT`."),
     m(
-        &["compression"],
-        Macro::Compression,
-        "gzip",
-        "The `compression` setting.",
+        &["root_tenant_id"],
+        Macro::JobVar("root_tenant_id"),
+        "acme-root",
+        "`root_tenant_id` setting, else `$ROOT_TENANT_ID`.",
     ),
+    m(&["tap"], Macro::JobVar("tap"), "tap-github", "`tap` setting, else `$TAP`."),
+    m(&["env_id"], Macro::JobVar("env_id"), "prod", "`env_id` setting, else `$ENV_ID`."),
+    m(
+        &["connection_id"],
+        Macro::JobVar("connection_id"),
+        "c-42",
+        "`connection_id` setting, else `$CONNECTOR_ID` or `$CONNECTION_ID`.",
+    ),
+    m(&["account"], Macro::JobVar("account"), "123456789012", "`account` setting, else `$ACCOUNT`."),
+    m(&["workspace_id"], Macro::JobVar("workspace_id"), "ws-1", "`workspace_id` setting, else `$WORKSPACE_ID`."),
+    m(&["data_source"], Macro::JobVar("data_source"), "facebook_ads", "`data_source` setting, else `$DATA_SOURCE`."),
 ];
 
+/// `{record.FIELD}` and `{record.FIELD:FORMAT}` are not in the table: any field name works.
+pub const RECORD_MACRO_DOC: (&str, &str, &str) = (
+    "`{record.FIELD}`, `{record.FIELD:FORMAT}`",
+    "2026-11-21",
+    "A record field (dotted path for nested objects); with a strftime FORMAT when the value is a date or date-time. Splits the stream into one file per value; a missing or unparsable value goes to `__null__`.",
+);
+
+/// What a user variable or macro name must not shadow.
+pub fn is_builtin(name: &str) -> bool {
+    lookup(name).is_some() || name.eq_ignore_ascii_case("record") || name.to_ascii_lowercase().starts_with("record.")
+}
+
 fn lookup(name: &str) -> Option<&'static MacroSpec> {
-    MACROS
-        .iter()
-        .find(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+    MACROS.iter().find(|s| s.names.iter().any(|n| n.eq_ignore_ascii_case(name)))
 }
 
 fn valid_names() -> String {
-    MACROS
-        .iter()
-        .flat_map(|s| s.names.iter())
-        .map(|n| format!("{{{n}}}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut names: Vec<String> = MACROS.iter().flat_map(|s| s.names.iter()).map(|n| format!("{{{n}}}")).collect();
+    names.push("{record.FIELD}".into());
+    names.join(", ")
+}
+
+/// What `{date}` means: ours (`%Y_%m_%d`) or hotglue's (`%Y%m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MacroStyle {
+    #[default]
+    Default,
+    Hotglue,
+}
+
+/// Everything parsing needs beyond the template text.
+pub struct ParseOptions<'a> {
+    pub allow_overwrite: bool,
+    pub style: MacroStyle,
+    /// Job variables and `template_variables`, already resolved, by lowercase name.
+    pub variables: &'a BTreeMap<String, String>,
+}
+
+impl Default for ParseOptions<'_> {
+    fn default() -> Self {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        ParseOptions { allow_overwrite: false, style: MacroStyle::Default, variables: &EMPTY }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,12 +240,13 @@ enum Segment {
 #[derive(Clone, Debug)]
 pub struct KeyTemplate {
     segments: Vec<Segment>,
+    style: MacroStyle,
 }
 
 /// Values that are fixed for the whole run.
 #[derive(Clone, Debug)]
 pub struct RunContext {
-    pub now: DateTime<Utc>,
+    pub now: DateTime<Tz>,
     pub run_id: String,
     pub extension: String,
     pub format: &'static str,
@@ -201,60 +256,68 @@ pub struct RunContext {
 /// Values that change per file.
 pub struct FileContext<'a> {
     pub stream: &'a str,
+    pub stream_run_id: &'a str,
     pub part: u64,
+    /// The file's first record, for record macros.
+    pub record: Option<&'a str>,
+    /// Field giving the partition date, if the stream has one.
+    pub partition_date_field: Option<&'a FieldPath>,
 }
+
+/// Marker for a record value that is missing or cannot be formatted.
+pub const NULL_PARTITION: &str = "__null__";
 
 impl KeyTemplate {
     /// Parses `prefix` and `template`; the prefix is a folder (a `/` joins the two).
-    pub fn parse(
-        prefix: &str,
-        template: &str,
-        allow_overwrite: bool,
-    ) -> Result<KeyTemplate, ConfigError> {
+    pub fn parse(prefix: &str, template: &str, options: &ParseOptions<'_>) -> Result<KeyTemplate, ConfigError> {
         let mut segments = Vec::new();
         let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
         if !prefix.is_empty() {
-            segments.extend(parse_segments("prefix", prefix)?);
+            segments.extend(parse_segments("prefix", prefix, options)?);
             segments.push(Segment::Literal("/".into()));
         }
-        let template_segments = parse_segments("key_template", template)?;
+        let template_segments = parse_segments("key_template", template, options)?;
         if template_segments.is_empty() {
-            return Err(ConfigError::Invalid {
-                setting: "key_template".into(),
-                message: "must not be empty".into(),
-            });
+            return Err(ConfigError::Invalid { setting: "key_template".into(), message: "must not be empty".into() });
         }
         segments.extend(template_segments);
-        let t = KeyTemplate { segments };
-        if !allow_overwrite {
+        let t = KeyTemplate { segments, style: options.style };
+        if !options.allow_overwrite {
             t.check_unique()?;
         }
         Ok(t)
     }
 
-    fn uses(&self, kinds: &[Macro]) -> bool {
-        self.segments
-            .iter()
-            .any(|s| matches!(s, Segment::Macro { kind, .. } if kinds.contains(kind)))
+    fn uses(&self, pred: impl Fn(&Macro) -> bool) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::Macro { kind, .. } if pred(kind)))
+    }
+
+    /// Whether keys depend on the record (one open file per partition).
+    pub fn is_partitioned(&self) -> bool {
+        self.uses(|m| matches!(m, Macro::Record(_) | Macro::PartitionDate(_)))
     }
 
     /// Refuses templates under which two files could get the same key and overwrite each other.
     fn check_unique(&self) -> Result<(), ConfigError> {
-        let within_run = self.uses(&[Macro::Part, Macro::Uuid]);
-        let across_runs = self.uses(&[
-            Macro::RunId,
-            Macro::Uuid,
-            Macro::DateTime,
-            Macro::IsoDateTime,
-            Macro::Epoch,
-            Macro::EpochMs,
-            Macro::Second,
-        ]);
+        let within_run = self.uses(|m| matches!(m, Macro::Part | Macro::Uuid));
+        let across_runs = self.uses(|m| {
+            matches!(
+                m,
+                Macro::RunId
+                    | Macro::StreamRunId
+                    | Macro::Uuid
+                    | Macro::DateTime
+                    | Macro::IsoDateTime
+                    | Macro::Epoch
+                    | Macro::EpochMs
+                    | Macro::Second
+            )
+        });
         let missing = match (within_run, across_runs) {
             (true, true) => return Ok(()),
             (false, true) => "{part} or {uuid} (files of one run would overwrite each other)",
             (true, false) => {
-                "{run_id}, {uuid} or a load time to the second such as {timestamp} (a later run would overwrite this run's files)"
+                "{run_id}, {stream_run_id}, {uuid} or a load time to the second such as {timestamp} (a later run would overwrite this run's files)"
             }
             (false, false) => {
                 "{part} or {uuid}, and {run_id} or {timestamp} (files would overwrite each other within and across runs)"
@@ -262,10 +325,26 @@ impl KeyTemplate {
         };
         Err(ConfigError::Invalid {
             setting: "key_template".into(),
-            message: format!(
-                "can give two files the same key; add {missing}, or set allow_overwrite to true"
-            ),
+            message: format!("can give two files the same key; add {missing}, or set allow_overwrite to true"),
         })
+    }
+
+    /// Renders the record-dependent part of the key into `out` (cleared first): records with
+    /// equal partitions share a file. Per record, so it allocates only when `out` must grow.
+    pub fn partition(
+        &self,
+        record: &str,
+        partition_date_field: Option<&FieldPath>,
+        run: &RunContext,
+        out: &mut String,
+    ) {
+        out.clear();
+        for segment in &self.segments {
+            if let Segment::Macro { kind: kind @ (Macro::Record(_) | Macro::PartitionDate(_)), format } = segment {
+                render_record_macro(kind, format.as_deref(), record, partition_date_field, run, out);
+                out.push('\u{0}');
+            }
+        }
     }
 
     /// Renders the key of one file. Only called when a file opens, so it may allocate.
@@ -277,7 +356,7 @@ impl KeyTemplate {
                     key.push_str(text);
                     continue;
                 }
-                Segment::Macro { kind, format } => (*kind, format.as_deref()),
+                Segment::Macro { kind, format } => (kind, format.as_deref()),
             };
             let t = &run.now;
             // Writing to a String cannot fail.
@@ -286,16 +365,29 @@ impl KeyTemplate {
                     push_safe(&mut key, file.stream);
                     Ok(())
                 }
+                Macro::StreamId => write!(key, "{:016x}", fnv1a(file.stream.as_bytes())),
+                Macro::Namespace => {
+                    push_safe(&mut key, file.stream.rsplit_once('-').map(|(ns, _)| ns).unwrap_or(""));
+                    Ok(())
+                }
                 Macro::Year => write!(key, "{}", t.format("%Y")),
                 Macro::Month => write!(key, "{}", t.format("%m")),
                 Macro::Day => write!(key, "{}", t.format("%d")),
                 Macro::Hour => write!(key, "{}", t.format("%H")),
                 Macro::Minute => write!(key, "{}", t.format("%M")),
                 Macro::Second => write!(key, "{}", t.format("%S")),
+                Macro::Date if self.style == MacroStyle::Hotglue => write!(key, "{}", t.format("%Y%m")),
                 Macro::Date => write!(key, "{}", t.format("%Y_%m_%d")),
+                Macro::FullDate => write!(key, "{}", t.format("%Y%m%d")),
                 Macro::IsoDate => write!(key, "{}", t.format("%Y-%m-%d")),
                 Macro::DateTime => write!(key, "{}", t.format("%Y_%m_%d_%H_%M_%S")),
-                Macro::IsoDateTime => write!(key, "{}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+                Macro::IsoDateTime => {
+                    if t.timezone() == Tz::UTC {
+                        write!(key, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"))
+                    } else {
+                        write!(key, "{}", t.format("%Y-%m-%dT%H:%M:%S%:z"))
+                    }
+                }
                 Macro::Epoch => write!(key, "{}", t.timestamp()),
                 Macro::EpochMs => write!(key, "{}", t.timestamp_millis()),
                 Macro::Now => {
@@ -310,13 +402,120 @@ impl KeyTemplate {
                     push_safe(&mut key, &run.run_id);
                     Ok(())
                 }
+                Macro::StreamRunId => {
+                    push_safe(&mut key, file.stream_run_id);
+                    Ok(())
+                }
                 Macro::Extension => write!(key, "{}", run.extension),
                 Macro::Format => write!(key, "{}", run.format),
                 Macro::Compression => write!(key, "{}", run.compression),
+                Macro::JobVar(_) => Ok(()), // resolved to a literal at parse time
+                Macro::Record(_) | Macro::PartitionDate(_) => {
+                    let record = file.record.unwrap_or("{}");
+                    render_record_macro(kind, format, record, file.partition_date_field, run, &mut key);
+                    Ok(())
+                }
             };
         }
         key
     }
+}
+
+/// FNV-1a, 64 bit: a stable, dependency-free id for `{stream_id}`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn render_record_macro(
+    kind: &Macro,
+    format: Option<&str>,
+    record: &str,
+    partition_date_field: Option<&FieldPath>,
+    run: &RunContext,
+    out: &mut String,
+) {
+    match kind {
+        Macro::Record(path) => match find_field(record, path) {
+            Some(raw) => push_value(out, raw.get(), format),
+            None => out.push_str(NULL_PARTITION),
+        },
+        Macro::PartitionDate(fmt) => match partition_date_field {
+            None => {
+                let _ = write!(out, "{}", run.now.format(fmt));
+            }
+            Some(path) => match find_field(record, path) {
+                Some(raw) => push_value(out, raw.get(), Some(fmt)),
+                None => out.push_str(NULL_PARTITION),
+            },
+        },
+        _ => {}
+    }
+}
+
+/// Writes a record value into a key: strings unquoted, dates through `format`, all made safe.
+fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
+    if raw == "null" {
+        out.push_str(NULL_PARTITION);
+        return;
+    }
+    let text: std::borrow::Cow<'_, str> = if raw.starts_with('"') {
+        match serde_json::from_str::<String>(raw) {
+            Ok(s) => s.into(),
+            Err(_) => raw.into(),
+        }
+    } else {
+        raw.into()
+    };
+    match format {
+        None => push_safe(out, &text),
+        Some(fmt) => match parse_date_time(&text) {
+            Some(dt) => push_safe_path(out, &dt.format(fmt).to_string()),
+            None => out.push_str(NULL_PARTITION),
+        },
+    }
+}
+
+/// Dates and date-times as taps write them: RFC 3339 with an offset (kept in its own offset's
+/// calendar day would surprise; it is converted to UTC), without an offset (taken as UTC), or a
+/// plain date.
+pub fn parse_date_time(text: &str) -> Option<NaiveDateTime> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Some(dt.with_timezone(&Utc).naive_utc());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(text, f) {
+            return Some(dt);
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// Finds a (possibly nested) field of a record without building a value tree.
+pub fn find_field<'a>(record: &'a str, path: &[String]) -> Option<&'a RawValue> {
+    struct Find<'p> {
+        key: &'p str,
+    }
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<crate::schema::Key<'de>>()? {
+                if found.is_none() && key.0 == self.key {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let (first, rest) = path.split_first()?;
+    let mut de = serde_json::Deserializer::from_str(record);
+    let raw = serde::Deserializer::deserialize_map(&mut de, Find { key: first }).ok()??;
+    if rest.is_empty() { Some(raw) } else { find_field(raw.get(), rest) }
 }
 
 /// Characters allowed as they are in a rendered value; everything else becomes `_`, so data
@@ -345,7 +544,7 @@ fn push_safe_path(key: &mut String, value: &str) {
     }
 }
 
-fn parse_segments(setting: &str, text: &str) -> Result<Vec<Segment>, ConfigError> {
+fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Result<Vec<Segment>, ConfigError> {
     let err = |pos: usize, message: String| ConfigError::Invalid {
         setting: setting.into(),
         message: format!("{message} at position {pos} of {text:?}"),
@@ -366,6 +565,9 @@ fn parse_segments(setting: &str, text: &str) -> Result<Vec<Segment>, ConfigError
             if c.is_control() || c == '\\' {
                 return Err(err(pos, format!("character {c:?} is not allowed in a key")));
             }
+            if c == '}' {
+                return Err(err(pos, "`}` without a matching `{`".into()));
+            }
             literal.push(c);
             rest = &rest[c.len_utf8()..];
             pos += c.len_utf8();
@@ -380,42 +582,80 @@ fn parse_segments(setting: &str, text: &str) -> Result<Vec<Segment>, ConfigError
             Some((n, f)) => (n.trim(), Some(f.to_string())),
             None => (inner, None),
         };
-        let Some(spec) = lookup(name) else {
+        if let Some(f) = &format
+            && StrftimeItems::new(f).any(|item| matches!(item, Item::Error))
+        {
+            return Err(err(pos, format!("`{f}` is not a valid strftime format")));
+        }
+        let lower = name.to_ascii_lowercase();
+        let segment = if let Some(field) = lower.strip_prefix("record.") {
+            let path: FieldPath = name["record.".len()..].split('.').map(str::to_string).collect();
+            if field.is_empty() || path.iter().any(String::is_empty) {
+                return Err(err(
+                    pos,
+                    format!("`{open}{inner}{close}` needs a field name, e.g. `{{record.updated_at}}`"),
+                ));
+            }
+            Segment::Macro { kind: Macro::Record(path), format }
+        } else if let Some(spec) = lookup(name) {
+            match (spec.format, &format) {
+                (FormatSpec::None, Some(f)) => {
+                    return Err(err(pos, format!("macro `{name}` takes no format (got `:{f}`)")));
+                }
+                (FormatSpec::Strftime, None) => {
+                    return Err(err(
+                        pos,
+                        format!("macro `{name}` needs a strftime format, e.g. `{{{name}:%Y/%m/%d}}`"),
+                    ));
+                }
+                _ => {}
+            }
+            match &spec.kind {
+                Macro::JobVar(var) => match options.variables.get(*var) {
+                    Some(value) => {
+                        let mut safe = String::new();
+                        push_safe(&mut safe, value);
+                        Segment::Literal(safe)
+                    }
+                    None => {
+                        let env = JOB_VARIABLES
+                            .iter()
+                            .find(|(n, _)| n == var)
+                            .map(|(_, e)| e.join(" or $"))
+                            .unwrap_or_default();
+                        return Err(err(
+                            pos,
+                            format!("macro `{name}` has no value: set the `{var}` setting or ${env}"),
+                        ));
+                    }
+                },
+                kind => Segment::Macro { kind: kind.clone(), format },
+            }
+        } else if let Some(value) = options.variables.get(&lower) {
+            if format.is_some() {
+                return Err(err(pos, format!("template variable `{name}` takes no format")));
+            }
+            let mut safe = String::new();
+            push_safe(&mut safe, value);
+            Segment::Literal(safe)
+        } else {
             return Err(err(
                 pos,
                 format!(
-                    "unknown macro `{open}{inner}{close}`; valid macros: {}",
+                    "unknown macro `{open}{inner}{close}`; valid macros: {} (and template_variables)",
                     valid_names()
                 ),
             ));
         };
-        match (spec.format, &format) {
-            (FormatSpec::None, Some(f)) => {
-                return Err(err(
-                    pos,
-                    format!("macro `{name}` takes no format (got `:{f}`)"),
-                ));
-            }
-            (FormatSpec::Strftime, None) => {
-                return Err(err(
-                    pos,
-                    format!("macro `{name}` needs a strftime format, e.g. `{{{name}:%Y/%m/%d}}`"),
-                ));
-            }
-            (FormatSpec::Strftime, Some(f)) => {
-                if StrftimeItems::new(f).any(|item| matches!(item, Item::Error)) {
-                    return Err(err(pos, format!("`{f}` is not a valid strftime format")));
+        match segment {
+            Segment::Literal(text) => literal.push_str(&text),
+            macro_segment => {
+                if !literal.is_empty() {
+                    segments.push(Segment::Literal(std::mem::take(&mut literal)));
                 }
+                segments.push(macro_segment);
             }
-            (FormatSpec::None, None) => {}
         }
-        if !literal.is_empty() {
-            segments.push(Segment::Literal(std::mem::take(&mut literal)));
-        }
-        segments.push(Segment::Macro {
-            kind: spec.kind,
-            format,
-        });
         let consumed = inner_start + end + close.len();
         rest = &rest[consumed..];
         pos += consumed;
@@ -469,7 +709,7 @@ mod tests {
 
     fn run() -> RunContext {
         RunContext {
-            now: Utc.with_ymd_and_hms(2026, 11, 22, 3, 41, 7).unwrap(),
+            now: Tz::UTC.with_ymd_and_hms(2026, 11, 22, 3, 41, 7).unwrap(),
             run_id: "run1".into(),
             extension: "jsonl.gz".into(),
             format: "jsonl",
@@ -477,38 +717,38 @@ mod tests {
         }
     }
 
+    fn parse(prefix: &str, template: &str) -> KeyTemplate {
+        KeyTemplate::parse(prefix, template, &ParseOptions { allow_overwrite: true, ..Default::default() }).unwrap()
+    }
+
     fn render(prefix: &str, template: &str, stream: &str) -> String {
-        KeyTemplate::parse(prefix, template, true)
-            .unwrap()
-            .render(&run(), &FileContext { stream, part: 3 })
+        parse(prefix, template).render(&run(), &file(stream, None))
+    }
+
+    fn file<'a>(stream: &'a str, record: Option<&'a str>) -> FileContext<'a> {
+        FileContext { stream, stream_run_id: "srun", part: 3, record, partition_date_field: None }
     }
 
     #[test]
     fn every_macro_renders() {
         assert_eq!(
-            render(
-                "",
-                "{stream}/{year}/{month}/{day}/{hour}{minute}{second}/{date}-{iso_date}",
-                "s"
-            ),
-            "s/2026/11/22/034107/2026_11_22-2026-11-22"
+            render("", "{stream}/{year}/{month}/{day}/{hour}{minute}{second}/{date}-{iso_date}-{full_date}", "s"),
+            "s/2026/11/22/034107/2026_11_22-2026-11-22-20261122"
         );
         assert_eq!(
-            render(
-                "",
-                "{timestamp}|{date_time}|{iso_date_time}|{epoch}|{epoch_ms}",
-                "s"
-            ),
+            render("", "{timestamp}|{date_time}|{iso_date_time}|{epoch}|{epoch_ms}", "s"),
             "2026_11_22_03_41_07|2026_11_22_03_41_07|2026-11-22T03:41:07Z|1795318867|1795318867000"
         );
         assert_eq!(
-            render(
-                "",
-                "{now:%Y/%m}/{part}.{extension}-{run_id}-{format}-{compression}",
-                "s"
-            ),
-            "2026/11/00003.jsonl.gz-run1-jsonl-gzip"
+            render("", "{now:%Y/%m}/{part}.{extension}-{run_id}-{sync_id}-{stream_run_id}-{format}-{compression}", "s"),
+            "2026/11/00003.jsonl.gz-run1-run1-srun-jsonl-gzip"
         );
+        assert_eq!(
+            render("", "{namespace}/{stream_id}", "public-users"),
+            "public/a4c3c5e1b0b2e7b5".replace("a4c3c5e1b0b2e7b5", &format!("{:016x}", fnv1a(b"public-users")))
+        );
+        assert_eq!(render("", "{namespace}", "db-schema-table"), "db-schema");
+        assert_eq!(render("", "{namespace}", "users"), "_");
         let uuid = render("", "{uuid}", "s");
         assert_eq!(uuid.len(), 36);
         assert_ne!(uuid, render("", "{uuid}", "s"));
@@ -517,9 +757,73 @@ mod tests {
     #[test]
     fn three_spellings_case_insensitive() {
         assert_eq!(
-            render("", "${YEAR}/{{ month }}/{{Day}}/{Stream_Name}", "a"),
-            "2026/11/22/a"
+            render("", "${YEAR}/{{ month }}/{{Day}}/{Stream_Name}/{{DD_today}}-{{H}}{{M}}{{S}}", "a"),
+            "2026/11/22/a/22-034107"
         );
+    }
+
+    #[test]
+    fn hotglue_style_date() {
+        let t = KeyTemplate::parse(
+            "",
+            "{date}/{full_date}",
+            &ParseOptions { allow_overwrite: true, style: MacroStyle::Hotglue, ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(t.render(&run(), &file("s", None)), "202611/20261122");
+    }
+
+    #[test]
+    fn time_zone_is_applied() {
+        let mut r = run();
+        r.now = r.now.with_timezone(&chrono_tz::Asia::Tokyo);
+        let t = parse("", "{iso_date_time}/{day}/{hour}");
+        assert_eq!(t.render(&r, &file("s", None)), "2026-11-22T12:41:07+09:00/22/12");
+    }
+
+    #[test]
+    fn job_and_user_variables_become_literals() {
+        let vars: BTreeMap<String, String> =
+            [("tenant", "acme/evil"), ("tap", "tap-x"), ("job_id", "j1"), ("workspace_title", "Main WS")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let opts = ParseOptions { allow_overwrite: true, variables: &vars, ..Default::default() };
+        let t = KeyTemplate::parse("{tenant}/{tap}", "${JOB_ID}/{{workspace_title}}", &opts).unwrap();
+        assert_eq!(t.render(&run(), &file("s", None)), "acme_evil/tap-x/j1/Main_WS");
+        let e = KeyTemplate::parse("", "{flow_id}", &opts).unwrap_err().to_string();
+        assert!(e.contains("flow_id") && e.contains("$FLOW"), "{e}");
+    }
+
+    #[test]
+    fn record_fields_partition() {
+        let t = parse("", "{stream}/dt={record.updated_at:%Y-%m-%d}/{record.geo.country}/{part}");
+        assert!(t.is_partitioned());
+        let rec = r#"{"id":1,"geo":{"country":"P/L"},"updated_at":"2026-11-21T23:30:00-02:00"}"#;
+        assert_eq!(t.render(&run(), &file("s", Some(rec))), "s/dt=2026-11-22/P_L/00003");
+        let mut p = String::new();
+        t.partition(rec, None, &run(), &mut p);
+        assert_eq!(p, "2026-11-22\0P_L\0");
+        t.partition(r#"{"updated_at":"garbage"}"#, None, &run(), &mut p);
+        assert_eq!(p, "__null__\0__null__\0");
+        assert!(!parse("", "{stream}/{part}").is_partitioned());
+    }
+
+    #[test]
+    fn improvado_partition_date() {
+        let t = parse("", "{{filename}}-{{YYYY}}-{{MM}}-{{DD}}");
+        let field: FieldPath = vec!["date".into()];
+        let rec = r#"{"date":"2026-10-03"}"#;
+        let f = FileContext {
+            stream: "ads",
+            stream_run_id: "r",
+            part: 0,
+            record: Some(rec),
+            partition_date_field: Some(&field),
+        };
+        assert_eq!(t.render(&run(), &f), "ads-2026-10-03");
+        let f = FileContext { partition_date_field: None, ..f };
+        assert_eq!(t.render(&run(), &f), "ads-2026-11-22", "no bookmark: the load date");
     }
 
     #[test]
@@ -531,14 +835,8 @@ mod tests {
 
     #[test]
     fn stream_names_are_made_safe() {
-        assert_eq!(
-            render("", "{stream}", "test:SpecialChars!in?attributes"),
-            "test_SpecialChars_in_attributes"
-        );
-        assert_eq!(
-            render("", "{stream}", "../../etc/passwd"),
-            ".._.._etc_passwd"
-        );
+        assert_eq!(render("", "{stream}", "test:SpecialChars!in?attributes"), "test_SpecialChars_in_attributes");
+        assert_eq!(render("", "{stream}", "../../etc/passwd"), ".._.._etc_passwd");
         assert_eq!(render("", "x/{stream}", ".."), "x/_");
         assert_eq!(render("", "{stream}", "a\u{2215}b%2F\n"), "a_b_2F_");
         check_key(&render("", "{stream}", "..")).unwrap();
@@ -546,45 +844,33 @@ mod tests {
 
     #[test]
     fn errors_name_setting_position_and_valid_macros() {
-        let e = KeyTemplate::parse("", "{stream}/{bogus}", true)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("key_template") && e.contains("position 9") && e.contains("{run_id}"),
-            "{e}"
-        );
-        let e = KeyTemplate::parse("", "{stream", true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unclosed"), "{e}");
-        let e = KeyTemplate::parse("", "{year:%Y}", true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("takes no format"), "{e}");
-        let e = KeyTemplate::parse("", "{now:%Q}", true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("strftime"), "{e}");
-        let e = KeyTemplate::parse("{nope}", "{stream}", true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`prefix`"), "{e}");
-        assert!(KeyTemplate::parse("", "../{stream}", true).is_err());
+        let p = |prefix: &str, t: &str| {
+            KeyTemplate::parse(prefix, t, &ParseOptions { allow_overwrite: true, ..Default::default() })
+                .unwrap_err()
+                .to_string()
+        };
+        let e = p("", "{stream}/{bogus}");
+        assert!(e.contains("key_template") && e.contains("position 9") && e.contains("{run_id}"), "{e}");
+        assert!(p("", "{stream").contains("unclosed"));
+        assert!(p("", "stream}").contains("without a matching"));
+        assert!(p("", "{year:%Y}").contains("takes no format"));
+        assert!(p("", "{now:%Q}").contains("strftime"));
+        assert!(p("", "{now}").contains("needs a strftime format"));
+        assert!(p("", "{record.}").contains("field name"));
+        assert!(p("{nope}", "{stream}").contains("`prefix`"));
+        assert!(p("", "../{stream}").contains("`..`"));
     }
 
     #[test]
     fn templates_that_overwrite_are_refused() {
-        let e = KeyTemplate::parse("", "{stream}/{date}.jsonl", false)
-            .unwrap_err()
-            .to_string();
+        let strict = |t: &str| KeyTemplate::parse("", t, &ParseOptions::default()).map_err(|e| e.to_string());
+        let e = strict("{stream}/{date}.jsonl").unwrap_err();
         assert!(e.contains("allow_overwrite") && e.contains("{part}"), "{e}");
-        let e = KeyTemplate::parse("", "{stream}/{part}.jsonl", false)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("{run_id}"), "{e}");
-        KeyTemplate::parse("", "{stream}/{part}-{run_id}", false).unwrap();
-        KeyTemplate::parse("", "{stream}/{uuid}", false).unwrap();
-        KeyTemplate::parse("", crate::settings::DEFAULT_KEY_TEMPLATE, false).unwrap();
+        assert!(strict("{stream}/{part}.jsonl").unwrap_err().contains("{run_id}"));
+        strict("{stream}/{part}-{run_id}").unwrap();
+        strict("{stream}/{uuid}").unwrap();
+        strict("{stream_name}/{date}/{stream_run_id}-{part}.{extension}").unwrap();
+        strict(crate::settings::DEFAULT_KEY_TEMPLATE).unwrap();
     }
 
     #[test]

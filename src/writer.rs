@@ -61,12 +61,7 @@ pub fn spawn(
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
                 let result = match command {
-                    Command::Open {
-                        id,
-                        key,
-                        meta,
-                        progress,
-                    } => storage.create(&key, &meta).map(|sink| {
+                    Command::Open { id, key, meta, progress } => storage.create(&key, &meta).map(|sink| {
                         open.insert(id, ObjectWriter::new(key, sink, compression, progress));
                     }),
                     Command::Write { id, mut data } => {
@@ -109,47 +104,29 @@ struct ObjectWriter {
 }
 
 impl ObjectWriter {
-    fn new(
-        key: String,
-        sink: Box<dyn ObjectSink>,
-        compression: Compression,
-        progress: Arc<Progress>,
-    ) -> ObjectWriter {
+    fn new(key: String, sink: Box<dyn ObjectSink>, compression: Compression, progress: Arc<Progress>) -> ObjectWriter {
         let gzip = match compression {
             Compression::None => None,
-            Compression::Gzip { level } => Some(GzEncoder::new(
-                Vec::with_capacity(512 * 1024),
-                flate2::Compression::new(level),
-            )),
+            Compression::Gzip { level } => {
+                Some(GzEncoder::new(Vec::with_capacity(512 * 1024), flate2::Compression::new(level)))
+            }
         };
-        ObjectWriter {
-            key,
-            sink,
-            gzip,
-            progress,
-        }
+        ObjectWriter { key, sink, gzip, progress }
     }
 
     fn compress_error(&self, source: std::io::Error) -> StorageError {
-        StorageError::Compress {
-            key: self.key.clone(),
-            source,
-        }
+        StorageError::Compress { key: self.key.clone(), source }
     }
 
     fn pass_on(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         self.sink.write(bytes)?;
-        self.progress
-            .written
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.progress.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.compress(data)?;
-        self.progress
-            .consumed
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.progress.consumed.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -13,9 +13,7 @@ const SCHEMA: &str = r#"{"type":"SCHEMA","stream":"users","key_properties":["id"
 
 fn cfg(dir: &std::path::Path, extra: Value) -> Value {
     let mut c = json!({"local_path": dir, "log_level": "warn"});
-    c.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     c
 }
 
@@ -23,18 +21,10 @@ fn cfg(dir: &std::path::Path, extra: Value) -> Value {
 fn jsonl_gzip_files_hold_exactly_the_input_records() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample();
-    let run = run(
-        &cfg(dir.path(), json!({"max_records_per_file": 25})),
-        &input,
-    );
+    let run = run(&cfg(dir.path(), json!({"max_records_per_file": 25})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let files = files(dir.path());
-    assert!(
-        files
-            .iter()
-            .all(|f| f.to_str().unwrap().ends_with(".jsonl.gz")),
-        "{files:?}"
-    );
+    assert!(files.iter().all(|f| f.to_str().unwrap().ends_with(".jsonl.gz")), "{files:?}");
     for stream in ["users", "orders"] {
         let mine: Vec<_> = files.iter().filter(|f| f.starts_with(stream)).collect();
         assert_eq!(mine.len(), 3, "60 records at 25 per file: {mine:?}");
@@ -42,21 +32,11 @@ fn jsonl_gzip_files_hold_exactly_the_input_records() {
         for f in &mine {
             got.push_str(std::str::from_utf8(&read(&dir.path().join(f))).unwrap());
         }
-        let want: String = records_of(&input, stream)
-            .iter()
-            .map(|r| format!("{r}\n"))
-            .collect();
-        assert_eq!(
-            got, want,
-            "stream {stream}: bytes differ from the tap's records"
-        );
+        let want: String = records_of(&input, stream).iter().map(|r| format!("{r}\n")).collect();
+        assert_eq!(got, want, "stream {stream}: bytes differ from the tap's records");
     }
     let last_state = states_of(&input).pop().unwrap();
-    let printed: Vec<Value> = run
-        .stdout
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let printed: Vec<Value> = run.stdout.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(printed.last(), Some(&last_state));
     assert!(
         printed.iter().all(|s| s.get("bookmarks").is_some()),
@@ -68,16 +48,11 @@ fn jsonl_gzip_files_hold_exactly_the_input_records() {
 #[test]
 fn default_keys_are_unique_across_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let input =
-        format!("{SCHEMA}\n{{\"type\":\"RECORD\",\"stream\":\"users\",\"record\":{{\"id\":1}}}}\n");
+    let input = format!("{SCHEMA}\n{{\"type\":\"RECORD\",\"stream\":\"users\",\"record\":{{\"id\":1}}}}\n");
     assert_eq!(run(&cfg(dir.path(), json!({})), &input).code, 0);
     assert_eq!(run(&cfg(dir.path(), json!({})), &input).code, 0);
     let files = files(dir.path());
-    assert_eq!(
-        files.len(),
-        2,
-        "the second run must not overwrite the first: {files:?}"
-    );
+    assert_eq!(files.len(), 2, "the second run must not overwrite the first: {files:?}");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert!(files[0].starts_with(format!("users/{today}")), "{files:?}");
 }
@@ -93,24 +68,15 @@ fn csv_header_from_schema_and_cells_round_trip() {
         r#"{"type":"STATE","value":{"bookmarks":{"users":3}}}"#,
     ]
     .join("\n");
-    let run = run(
-        &cfg(dir.path(), json!({"format": "csv", "compression": "none"})),
-        &input,
-    );
+    let run = run(&cfg(dir.path(), json!({"format": "csv", "compression": "none"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let files = files(dir.path());
     assert_eq!(files.len(), 1);
     assert!(files[0].to_str().unwrap().ends_with(".csv"));
     let bytes = read(&dir.path().join(&files[0]));
     let mut reader = csv::Reader::from_reader(&bytes[..]);
-    assert_eq!(
-        reader.headers().unwrap(),
-        vec!["id", "name", "address__city", "address__zip", "tags"]
-    );
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect();
+    assert_eq!(reader.headers().unwrap(), vec!["id", "name", "address__city", "address__zip", "tags"]);
+    let rows: Vec<Vec<String>> = reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
     assert_eq!(
         rows,
         vec![
@@ -125,14 +91,8 @@ fn csv_header_from_schema_and_cells_round_trip() {
 #[test]
 fn csv_semicolon_no_header_gzip() {
     let dir = tempfile::tempdir().unwrap();
-    let input = format!(
-        "{SCHEMA}\n{}\n",
-        r#"{"type":"RECORD","stream":"users","record":{"id":7,"name":"a;b"}}"#
-    );
-    let c = cfg(
-        dir.path(),
-        json!({"format": "csv", "delimiter": "semicolon", "header": false}),
-    );
+    let input = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":7,"name":"a;b"}}"#);
+    let c = cfg(dir.path(), json!({"format": "csv", "delimiter": "semicolon", "header": false}));
     let run = run(&c, &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let files = files(dir.path());
@@ -152,20 +112,11 @@ fn changed_schema_starts_a_new_csv_file_with_its_own_header() {
         r#"{"type":"RECORD","stream":"s","record":{"a":3,"b":"x"}}"#,
     ]
     .join("\n");
-    let run = run(
-        &cfg(dir.path(), json!({"format": "csv", "compression": "none"})),
-        &input,
-    );
+    let run = run(&cfg(dir.path(), json!({"format": "csv", "compression": "none"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let contents: Vec<String> = files(dir.path())
-        .iter()
-        .map(|f| String::from_utf8(read(&dir.path().join(f))).unwrap())
-        .collect();
-    assert_eq!(
-        contents,
-        vec!["a\n1\n2\n", "a,b\n3,x\n"],
-        "an identical SCHEMA keeps the file, a changed one rolls it"
-    );
+    let contents: Vec<String> =
+        files(dir.path()).iter().map(|f| String::from_utf8(read(&dir.path().join(f))).unwrap()).collect();
+    assert_eq!(contents, vec!["a\n1\n2\n", "a,b\n3,x\n"], "an identical SCHEMA keeps the file, a changed one rolls it");
 }
 
 #[test]
@@ -178,25 +129,11 @@ fn special_stream_names_become_safe_keys() {
         r#"{"type":"RECORD","stream":"../../escape","record":{"a":1}}"#,
     ]
     .join("\n");
-    let run = run(
-        &cfg(
-            dir.path(),
-            json!({"key_template": "{stream}/{part}-{run_id}.{extension}", "run_id": "r"}),
-        ),
-        &input,
-    );
+    let run =
+        run(&cfg(dir.path(), json!({"key_template": "{stream}/{part}-{run_id}.{extension}", "run_id": "r"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let names: Vec<String> = files(dir.path())
-        .iter()
-        .map(|f| f.to_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        names,
-        vec![
-            ".._.._escape/00000-r.jsonl.gz",
-            "test_SpecialChars_in_attributes/00000-r.jsonl.gz"
-        ]
-    );
+    let names: Vec<String> = files(dir.path()).iter().map(|f| f.to_str().unwrap().to_string()).collect();
+    assert_eq!(names, vec![".._.._escape/00000-r.jsonl.gz", "test_SpecialChars_in_attributes/00000-r.jsonl.gz"]);
 }
 
 /// Runs one bad input and checks: exit code, a one-line error naming line (and stream), and
@@ -210,16 +147,9 @@ fn assert_fails(input: &str, code: i32, needles: &[&str]) -> (Run, tempfile::Tem
     for n in needles {
         assert!(last.contains(n), "error line {last:?} should contain {n:?}");
     }
-    assert!(
-        run.stdout.is_empty(),
-        "no STATE may be printed: {:?}",
-        run.stdout
-    );
+    assert!(run.stdout.is_empty(), "no STATE may be printed: {:?}", run.stdout);
     let leftovers = files(dir.path());
-    assert!(
-        leftovers.is_empty(),
-        "nothing partial may stay visible: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "nothing partial may stay visible: {leftovers:?}");
     (run, dir)
 }
 
@@ -227,58 +157,24 @@ fn assert_fails(input: &str, code: i32, needles: &[&str]) -> (Run, tempfile::Tem
 fn bad_input_stops_with_a_precise_error() {
     let rec = r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#;
     let state = r#"{"type":"STATE","value":{"n":1}}"#;
-    assert_fails(
-        &format!("{SCHEMA}\n{rec}\n{state}\n{{\"type\":\"RECORD\",\n"),
-        1,
-        &["line 4", "malformed JSON"],
-    );
-    assert_fails(
-        &format!("{SCHEMA}\n{{\"stream\":\"users\"}}\n"),
-        1,
-        &["line 2", "no \"type\""],
-    );
-    assert_fails(
-        &format!("{SCHEMA}\n{{\"type\":\"NOPE\"}}\n"),
-        1,
-        &["line 2", "unknown message type \"NOPE\""],
-    );
-    assert_fails(
-        &format!("{rec}\n"),
-        1,
-        &["line 1", "stream \"users\"", "RECORD before any SCHEMA"],
-    );
+    assert_fails(&format!("{SCHEMA}\n{rec}\n{state}\n{{\"type\":\"RECORD\",\n"), 1, &["line 4", "malformed JSON"]);
+    assert_fails(&format!("{SCHEMA}\n{{\"stream\":\"users\"}}\n"), 1, &["line 2", "no \"type\""]);
+    assert_fails(&format!("{SCHEMA}\n{{\"type\":\"NOPE\"}}\n"), 1, &["line 2", "unknown message type \"NOPE\""]);
+    assert_fails(&format!("{rec}\n"), 1, &["line 1", "stream \"users\"", "RECORD before any SCHEMA"]);
     assert_fails(
         r#"{"type":"SCHEMA","stream":"x","schema":{"type":"object"},"key_properties":[]}"#,
         1,
         &["line 1", "stream \"x\"", "no \"properties\""],
     );
+    assert_fails(r#"{"type":"SCHEMA","schema":{"properties":{}}}"#, 1, &["line 1", "SCHEMA message has no \"stream\""]);
+    assert_fails(r#"{"type":"SCHEMA","stream":"x"}"#, 1, &["line 1", "SCHEMA message has no \"schema\""]);
     assert_fails(
-        r#"{"type":"SCHEMA","schema":{"properties":{}}}"#,
+        &format!("{SCHEMA}\n{rec}\n{state}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"name":"no id"}}"#),
         1,
-        &["line 1", "SCHEMA message has no \"stream\""],
+        &["line 4", "stream \"users\"", "\"id\" is a required property"],
     );
     assert_fails(
-        r#"{"type":"SCHEMA","stream":"x"}"#,
-        1,
-        &["line 1", "SCHEMA message has no \"schema\""],
-    );
-    assert_fails(
-        &format!(
-            "{SCHEMA}\n{rec}\n{state}\n{}\n",
-            r#"{"type":"RECORD","stream":"users","record":{"name":"no id"}}"#
-        ),
-        1,
-        &[
-            "line 4",
-            "stream \"users\"",
-            "\"id\" is a required property",
-        ],
-    );
-    assert_fails(
-        &format!(
-            "{SCHEMA}\n{}\n",
-            r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#
-        ),
+        &format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#),
         1,
         &["line 2", "at /id", "\"seven\" is not of type \"integer\""],
     );
@@ -287,34 +183,17 @@ fn bad_input_stops_with_a_precise_error() {
 #[test]
 fn missing_key_property_is_fatal_even_without_validation() {
     let dir = tempfile::tempdir().unwrap();
-    let input = format!(
-        "{SCHEMA}\n{}\n",
-        r#"{"type":"RECORD","stream":"users","record":{"name":"x"}}"#
-    );
+    let input = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"name":"x"}}"#);
     let run = run(&cfg(dir.path(), json!({"validate_records": false})), &input);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr
-            .contains("line 2 (stream \"users\"): record is missing key property \"id\""),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("line 2 (stream \"users\"): record is missing key property \"id\""), "{}", run.stderr);
 }
 
 #[test]
 fn validation_off_loads_records_that_break_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let input = format!(
-        "{SCHEMA}\n{}\n",
-        r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#
-    );
-    let run = run(
-        &cfg(
-            dir.path(),
-            json!({"validate_records": false, "compression": "none"}),
-        ),
-        &input,
-    );
+    let input = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#);
+    let run = run(&cfg(dir.path(), json!({"validate_records": false, "compression": "none"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let f = files(dir.path());
     assert_eq!(read(&dir.path().join(&f[0])), b"{\"id\":\"seven\"}\n");
@@ -332,35 +211,14 @@ fn state_after_an_error_is_never_printed_but_earlier_covered_state_is() {
         r#"{"type":"RECORD","stream":"users","record":{"id":"bad"}}"#,
     ]
     .join("\n");
-    let run = run(
-        &cfg(
-            dir.path(),
-            json!({"max_records_per_file": 1, "compression": "none"}),
-        ),
-        &input,
-    );
+    let run = run(&cfg(dir.path(), json!({"max_records_per_file": 1, "compression": "none"})), &input);
     assert_eq!(run.code, 1);
     // Both files were durable before the bad line, so {"n":2} is honest; {"n":1} may come
     // first when the pipe delivered the input in two reads.
-    assert_eq!(
-        run.stdout.last().map(String::as_str),
-        Some(r#"{"n":2}"#),
-        "{:?}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .iter()
-            .all(|l| l == r#"{"n":1}"# || l == r#"{"n":2}"#)
-    );
-    let contents: Vec<Vec<u8>> = files(dir.path())
-        .iter()
-        .map(|f| read(&dir.path().join(f)))
-        .collect();
-    assert_eq!(
-        contents,
-        vec![b"{\"id\":1}\n".to_vec(), b"{\"id\":2}\n".to_vec()]
-    );
+    assert_eq!(run.stdout.last().map(String::as_str), Some(r#"{"n":2}"#), "{:?}", run.stdout);
+    assert!(run.stdout.iter().all(|l| l == r#"{"n":1}"# || l == r#"{"n":2}"#));
+    let contents: Vec<Vec<u8>> = files(dir.path()).iter().map(|f| read(&dir.path().join(f))).collect();
+    assert_eq!(contents, vec![b"{\"id\":1}\n".to_vec(), b"{\"id\":2}\n".to_vec()]);
 }
 
 #[test]
@@ -368,16 +226,12 @@ fn blank_lines_crlf_and_bom_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let input = format!(
         "\u{feff}{SCHEMA}\r\n\r\n{}\r\n   \n{}",
-        r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#,
-        r#"{"type":"STATE","value":{"n":1}}"#
+        r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#, r#"{"type":"STATE","value":{"n":1}}"#
     );
     let run = run(&cfg(dir.path(), json!({"compression": "none"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, vec![r#"{"n":1}"#]);
-    assert_eq!(
-        read(&dir.path().join(&files(dir.path())[0])),
-        b"{\"id\":1}\n"
-    );
+    assert_eq!(read(&dir.path().join(&files(dir.path())[0])), b"{\"id\":1}\n");
 }
 
 #[test]
@@ -400,15 +254,8 @@ fn state_waits_for_the_file_that_holds_earlier_records() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.json");
     let out = dir.path().join("out");
-    std::fs::write(
-        &config,
-        cfg(
-            &out,
-            json!({"max_records_per_file": 2, "max_batch_age_seconds": 0}),
-        )
-        .to_string(),
-    )
-    .unwrap();
+    std::fs::write(&config, cfg(&out, json!({"max_records_per_file": 2, "max_batch_age_seconds": 0})).to_string())
+        .unwrap();
     let mut child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -425,33 +272,16 @@ fn state_waits_for_the_file_that_holds_earlier_records() {
         }
     });
     writeln!(stdin, "{SCHEMA}").unwrap();
-    writeln!(
-        stdin,
-        r#"{{"type":"RECORD","stream":"users","record":{{"id":1}}}}"#
-    )
-    .unwrap();
+    writeln!(stdin, r#"{{"type":"RECORD","stream":"users","record":{{"id":1}}}}"#).unwrap();
     writeln!(stdin, r#"{{"type":"STATE","value":{{"n":1}}}}"#).unwrap();
     stdin.flush().unwrap();
-    assert!(
-        rx.recv_timeout(Duration::from_millis(1500)).is_err(),
-        "STATE printed while its record's file is open"
-    );
-    writeln!(
-        stdin,
-        r#"{{"type":"RECORD","stream":"users","record":{{"id":2}}}}"#
-    )
-    .unwrap(); // fills the file
+    assert!(rx.recv_timeout(Duration::from_millis(1500)).is_err(), "STATE printed while its record's file is open");
+    writeln!(stdin, r#"{{"type":"RECORD","stream":"users","record":{{"id":2}}}}"#).unwrap(); // fills the file
     stdin.flush().unwrap();
     let started = Instant::now();
-    let (line, files_then) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("STATE after the file is written");
+    let (line, files_then) = rx.recv_timeout(Duration::from_secs(10)).expect("STATE after the file is written");
     assert_eq!(line, r#"{"n":1}"#);
-    assert_eq!(
-        files_then.len(),
-        1,
-        "the file exists when the STATE is printed: {files_then:?}"
-    );
+    assert_eq!(files_then.len(), 1, "the file exists when the STATE is printed: {files_then:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     drop(stdin);
     assert!(child.wait().unwrap().success());
@@ -463,11 +293,7 @@ fn batch_age_closes_files_while_input_is_idle() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.json");
     let out = dir.path().join("out");
-    std::fs::write(
-        &config,
-        cfg(&out, json!({"max_batch_age_seconds": 1})).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&config, cfg(&out, json!({"max_batch_age_seconds": 1})).to_string()).unwrap();
     let mut child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -477,17 +303,11 @@ fn batch_age_closes_files_while_input_is_idle() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{SCHEMA}").unwrap();
-    writeln!(
-        stdin,
-        r#"{{"type":"RECORD","stream":"users","record":{{"id":1}}}}"#
-    )
-    .unwrap();
+    writeln!(stdin, r#"{{"type":"RECORD","stream":"users","record":{{"id":1}}}}"#).unwrap();
     writeln!(stdin, r#"{{"type":"STATE","value":{{"n":1}}}}"#).unwrap();
     stdin.flush().unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), r#"{"n":1}"#);
     assert_eq!(files(&out).len(), 1, "the STATE came with its file written");
     drop(stdin);
@@ -497,48 +317,25 @@ fn batch_age_closes_files_while_input_is_idle() {
 #[test]
 fn config_errors_exit_2_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(
-        &cfg(dir.path(), json!({"key_template": "{stream}/{nope}"})),
-        "",
-    );
+    let r = run(&cfg(dir.path(), json!({"key_template": "{stream}/{nope}"})), "");
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("setting `key_template`") && r.stderr.contains("{run_id}"),
-        "{}",
-        r.stderr
-    );
-    let r = run(
-        &cfg(dir.path(), json!({"key_template": "{stream}.jsonl"})),
-        "",
-    );
+    assert!(r.stderr.contains("setting `key_template`") && r.stderr.contains("{run_id}"), "{}", r.stderr);
+    let r = run(&cfg(dir.path(), json!({"key_template": "{stream}.jsonl"})), "");
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("allow_overwrite"), "{}", r.stderr);
     let r = run(&cfg(dir.path(), json!({"compression": "lzma"})), "");
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr
-            .contains("setting `compression`: must be one of none, gzip"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("setting `compression`: must be one of none, gzip"), "{}", r.stderr);
     let r = run_args(&["--config", "/nonexistent/config.json"], "");
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("/nonexistent/config.json"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("/nonexistent/config.json"), "{}", r.stderr);
 }
 
 #[test]
 fn config_from_env_and_layered_files() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.json");
-    std::fs::write(
-        &base,
-        json!({"local_path": dir.path().join("wrong"), "format": "csv"}).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&base, json!({"local_path": dir.path().join("wrong"), "format": "csv"}).to_string()).unwrap();
     let out = Command::new(BIN)
         .args(["--config", base.to_str().unwrap(), "--config", "ENV"])
         .env("TARGET_S3_LOCAL_PATH", dir.path().join("right"))
@@ -550,22 +347,10 @@ fn config_from_env_and_layered_files() {
         .spawn()
         .unwrap();
     let mut child = out;
-    let input = format!(
-        "{SCHEMA}\n{}\n",
-        r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#
-    );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    let input = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#);
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let f = files(&dir.path().join("right"));
     assert_eq!(f.len(), 1);
     assert_eq!(read(&dir.path().join("right").join(&f[0])), b"1,,,,\n");
@@ -590,33 +375,19 @@ fn input_file_and_state_flag() {
         "",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(
-        serde_json::from_str::<Value>(r.stdout.last().unwrap()).unwrap(),
-        states_of(&sample()).pop().unwrap()
-    );
+    assert_eq!(serde_json::from_str::<Value>(r.stdout.last().unwrap()).unwrap(), states_of(&sample()).pop().unwrap());
 }
 
 #[test]
 fn version_and_about() {
     let r = run_args(&["--version"], "");
-    assert_eq!(
-        r.stdout,
-        vec![format!("target-s3 v{}", env!("CARGO_PKG_VERSION"))]
-    );
+    assert_eq!(r.stdout, vec![format!("target-s3 v{}", env!("CARGO_PKG_VERSION"))]);
     let r = run_args(&["--about", "--format", "json"], "");
     assert_eq!(r.code, 0);
     let about: Value = serde_json::from_str(&r.stdout.join("\n")).unwrap();
     assert_eq!(about["name"], "target-s3");
-    assert_eq!(
-        about["settings"]["properties"]["compression"]["default"],
-        "gzip"
-    );
-    assert!(
-        about["capabilities"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("validate-records"))
-    );
+    assert_eq!(about["settings"]["properties"]["compression"]["default"], "gzip");
+    assert!(about["capabilities"].as_array().unwrap().contains(&json!("validate-records")));
     let r = run_args(&["--about", "--format", "markdown"], "");
     assert!(r.code == 0 && r.stdout.iter().any(|l| l.starts_with("| `key_template` |")));
     let r = run_args(&["--about"], "");

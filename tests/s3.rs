@@ -22,21 +22,14 @@ fn every_format_and_compression_round_trips() {
         ("csv", "none", ".csv"),
     ] {
         let bucket = s3.bucket(&format!("rt-{format}-{compression}"));
-        let config = s3.config(
-            &bucket,
-            json!({"format": format, "compression": compression, "prefix": "exports/"}),
-        );
+        let config = s3.config(&bucket, json!({"format": format, "compression": compression, "prefix": "exports/"}));
         let run = run(&config, &input);
         assert_eq!(run.code, 0, "{format}/{compression}: {}", run.stderr);
         let objects = s3.list(&bucket);
         assert_eq!(objects.len(), 2, "{objects:?}");
         for (key, _) in &objects {
             assert!(key.starts_with("exports/") && key.ends_with(ext), "{key}");
-            let stream = if key.starts_with("exports/users/") {
-                "users"
-            } else {
-                "orders"
-            };
+            let stream = if key.starts_with("exports/users/") { "users" } else { "orders" };
             let body = s3.get(&bucket, key);
             let want = records_of(&input, stream);
             if format == "jsonl" {
@@ -44,12 +37,7 @@ fn every_format_and_compression_round_trips() {
                 assert_eq!(String::from_utf8(body).unwrap(), want, "{key}");
             } else {
                 let mut reader = csv::Reader::from_reader(&body[..]);
-                let header: Vec<String> = reader
-                    .headers()
-                    .unwrap()
-                    .iter()
-                    .map(str::to_string)
-                    .collect();
+                let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
                 let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
                 assert_eq!(rows.len(), want.len(), "{key}");
                 // spot-check every cell of the first column that is a plain string in the input
@@ -58,11 +46,7 @@ fn every_format_and_compression_round_trips() {
                     let first = &header[0];
                     assert_eq!(
                         Some(&row[0]),
-                        rec[first]
-                            .as_str()
-                            .map(str::to_string)
-                            .or(Some(rec[first].to_string()))
-                            .as_deref()
+                        rec[first].as_str().map(str::to_string).or(Some(rec[first].to_string())).as_deref()
                     );
                 }
             }
@@ -91,11 +75,11 @@ fn big_input(n: usize) -> String {
                 (b'a' + (x % 26) as u8) as char
             })
             .collect();
-        s.push_str(&format!("{{\"type\":\"RECORD\",\"stream\":\"events\",\"record\":{{\"id\":{i},\"payload\":\"{payload}\"}}}}\n"));
+        s.push_str(&format!(
+            "{{\"type\":\"RECORD\",\"stream\":\"events\",\"record\":{{\"id\":{i},\"payload\":\"{payload}\"}}}}\n"
+        ));
         if i % 10_000 == 9_999 {
-            s.push_str(&format!(
-                "{{\"type\":\"STATE\",\"value\":{{\"events\":{i}}}}}\n"
-            ));
+            s.push_str(&format!("{{\"type\":\"STATE\",\"value\":{{\"events\":{i}}}}}\n"));
         }
     }
     s
@@ -106,34 +90,21 @@ fn a_large_file_streams_as_multipart_and_arrives_intact() {
     let s3 = s3();
     let bucket = s3.bucket("multipart");
     let input = big_input(60_000); // ~19 MiB of records: more than 3 parts of 5 MiB
-    let config = s3.config(
-        &bucket,
-        json!({"compression": "none", "part_size": 5 * 1024 * 1024, "upload_concurrency": 2}),
-    );
+    let config =
+        s3.config(&bucket, json!({"compression": "none", "part_size": 5 * 1024 * 1024, "upload_concurrency": 2}));
     let run = run(&config, &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let objects = s3.list(&bucket);
     assert_eq!(objects.len(), 1, "{objects:?}");
     let (key, size) = &objects[0];
     assert!(*size > 15 * 1024 * 1024, "{size}");
-    let head = runtime()
-        .block_on(s3.client.head_object().bucket(&bucket).key(key).send())
-        .unwrap();
+    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
     let etag = head.e_tag().unwrap();
-    assert!(
-        etag.trim_matches('"').ends_with("-4"),
-        "a 4-part multipart upload has an ETag ending in -4: {etag}"
-    );
-    let want: String = records_of(&input, "events")
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect();
+    assert!(etag.trim_matches('"').ends_with("-4"), "a 4-part multipart upload has an ETag ending in -4: {etag}");
+    let want: String = records_of(&input, "events").iter().map(|r| format!("{r}\n")).collect();
     assert!(s3.get(&bucket, key) == want.as_bytes(), "content differs");
     assert_eq!(s3.multipart_uploads(&bucket), 0);
-    assert_eq!(
-        run.stdout.last().map(String::as_str),
-        Some(r#"{"events":59999}"#)
-    );
+    assert_eq!(run.stdout.last().map(String::as_str), Some(r#"{"events":59999}"#));
 }
 
 #[test]
@@ -141,29 +112,20 @@ fn gzip_multipart_rolls_by_compressed_bytes() {
     let s3 = s3();
     let bucket = s3.bucket("gzroll");
     let input = big_input(40_000);
-    let config = s3.config(
-        &bucket,
-        json!({"max_bytes_per_file": 2 * 1024 * 1024, "compression_level": 1}),
-    );
+    let config = s3.config(&bucket, json!({"max_bytes_per_file": 2 * 1024 * 1024, "compression_level": 1}));
     let run = run(&config, &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let objects = s3.list(&bucket);
     assert!(objects.len() >= 2, "{objects:?}");
     for (_, size) in &objects[..objects.len() - 1] {
         // rolled on compressed size: close to the limit, never wildly over it
-        assert!(
-            *size >= 1024 * 1024 && *size <= 3 * 1024 * 1024,
-            "{objects:?}"
-        );
+        assert!(*size >= 1024 * 1024 && *size <= 3 * 1024 * 1024, "{objects:?}");
     }
     let mut got = Vec::new();
     for (key, _) in &objects {
         got.extend(s3.get(&bucket, key));
     }
-    let want: String = records_of(&input, "events")
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect();
+    let want: String = records_of(&input, "events").iter().map(|r| format!("{r}\n")).collect();
     let mut got_lines: Vec<&str> = std::str::from_utf8(&got).unwrap().lines().collect();
     let mut want_lines: Vec<&str> = want.lines().collect();
     got_lines.sort();
@@ -189,64 +151,30 @@ fn object_options_reach_the_server() {
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime()
-        .block_on(s3.client.head_object().bucket(&bucket).key(&key).send())
-        .unwrap();
-    assert_eq!(
-        head.server_side_encryption().map(|s| s.as_str()),
-        Some("AES256")
-    );
-    assert_eq!(
-        head.storage_class().map(|s| s.as_str()),
-        Some("STANDARD_IA")
-    );
+    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
+    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"));
+    assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"));
     assert_eq!(head.content_type(), Some("text/csv"));
     assert_eq!(head.content_encoding(), Some("gzip"));
-    assert_eq!(
-        head.metadata()
-            .and_then(|m| m.get("pipeline"))
-            .map(String::as_str),
-        Some("nightly")
-    );
-    let tags = runtime()
-        .block_on(
-            s3.client
-                .get_object_tagging()
-                .bucket(&bucket)
-                .key(&key)
-                .send(),
-        )
-        .unwrap();
-    let mut tags: Vec<(String, String)> = tags
-        .tag_set()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    assert_eq!(head.metadata().and_then(|m| m.get("pipeline")).map(String::as_str), Some("nightly"));
+    let tags = runtime().block_on(s3.client.get_object_tagging().bucket(&bucket).key(&key).send()).unwrap();
+    let mut tags: Vec<(String, String)> =
+        tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     tags.sort();
-    assert_eq!(
-        tags,
-        vec![
-            ("source".into(), "tap-x".into()),
-            ("team".into(), "data eng".into())
-        ]
-    );
-    let acl = runtime()
-        .block_on(s3.client.get_object_acl().bucket(&bucket).key(&key).send())
-        .unwrap();
+    assert_eq!(tags, vec![("source".into(), "tap-x".into()), ("team".into(), "data eng".into())]);
+    let acl = runtime().block_on(s3.client.get_object_acl().bucket(&bucket).key(&key).send()).unwrap();
     assert!(!acl.grants().is_empty());
 
     let bucket = s3.bucket("kms");
-    let config = s3.config(&bucket, json!({"server_side_encryption": "aws:kms", "kms_key_id": "alias/target-s3-test", "bucket_key_enabled": true}));
+    let config = s3.config(
+        &bucket,
+        json!({"server_side_encryption": "aws:kms", "kms_key_id": "alias/target-s3-test", "bucket_key_enabled": true}),
+    );
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime()
-        .block_on(s3.client.head_object().bucket(&bucket).key(&key).send())
-        .unwrap();
-    assert_eq!(
-        head.server_side_encryption().map(|s| s.as_str()),
-        Some("aws:kms")
-    );
+    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
+    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
     assert_eq!(head.ssekms_key_id(), Some("alias/target-s3-test"));
     assert_eq!(head.content_type(), Some("application/x-ndjson"));
 }
@@ -258,16 +186,9 @@ fn assert_load_fails(config: &Value, needle: &str, s3: &S3Server, bucket: Option
     let r = run(config, &sample());
     assert_eq!(r.code, 1, "{}", r.stderr);
     let last = r.stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("target-s3: error: ") && last.contains(needle),
-        "{needle:?} not in {last:?}"
-    );
+    assert!(last.starts_with("target-s3: error: ") && last.contains(needle), "{needle:?} not in {last:?}");
     assert!(r.stdout.is_empty(), "no STATE: {:?}", r.stdout);
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "failing took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(60), "failing took {:?}", started.elapsed());
     if let Some(bucket) = bucket {
         assert!(s3.list(bucket).is_empty());
         assert_eq!(s3.multipart_uploads(bucket), 0);
@@ -287,10 +208,7 @@ fn missing_bucket_and_unreachable_endpoint_fail_clearly() {
         None,
     );
     let dead = TcpListenerGuard::new();
-    let config = s3.config(
-        "some-bucket",
-        json!({"endpoint_url": dead.endpoint, "max_retries": 0}),
-    );
+    let config = s3.config("some-bucket", json!({"endpoint_url": dead.endpoint, "max_retries": 0}));
     assert_load_fails(&config, "cannot reach", s3, None);
 }
 
@@ -323,20 +241,14 @@ fn assume_role_with_external_id() {
     let role = s3.role_arn.clone().expect("auth server has a role");
     let external_id = s3.external_id.clone().unwrap();
     let bucket = s3.bucket("role");
-    let config = s3.config(
-        &bucket,
-        json!({"role_arn": role, "external_id": external_id, "role_session_name": "test"}),
-    );
+    let config = s3.config(&bucket, json!({"role_arn": role, "external_id": external_id, "role_session_name": "test"}));
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(s3.list(&bucket).len(), 2);
     assert!(!r.stdout.is_empty());
 
     let bucket = s3.bucket("badrole");
-    let config = s3.config(
-        &bucket,
-        json!({"aws_role_arn": role, "aws_external_id": "testing-secret-value"}),
-    );
+    let config = s3.config(&bucket, json!({"aws_role_arn": role, "aws_external_id": "testing-secret-value"}));
     assert_load_fails(&config, "credentials", s3, Some(&bucket));
 }
 
@@ -346,39 +258,23 @@ fn connection_check_reports_each_step() {
     let bucket = s3.bucket("check");
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.json");
-    std::fs::write(
-        &good,
-        s3.config(&bucket, json!({"prefix": "probe"})).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&good, s3.config(&bucket, json!({"prefix": "probe"})).to_string()).unwrap();
     let r = run_args(&["--config", good.to_str().unwrap(), "--check"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout
-            .iter()
-            .any(|l| l.starts_with("ok") && l.contains("s3:PutObject") && l.contains("probe/")),
+        r.stdout.iter().any(|l| l.starts_with("ok") && l.contains("s3:PutObject") && l.contains("probe/")),
         "{:?}",
         r.stdout
     );
-    assert!(
-        r.stdout
-            .iter()
-            .any(|l| l.starts_with("ok") && l.contains("s3:DeleteObject"))
-    );
+    assert!(r.stdout.iter().any(|l| l.starts_with("ok") && l.contains("s3:DeleteObject")));
     assert!(s3.list(&bucket).is_empty(), "the probe object is deleted");
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(
-        &bad,
-        s3.config("no-such-bucket-check", json!({})).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&bad, s3.config("no-such-bucket-check", json!({})).to_string()).unwrap();
     let r = run_args(&["--config", bad.to_str().unwrap(), "--check"], "");
     assert_eq!(r.code, 1);
     assert!(
-        r.stdout.iter().any(|l| l.starts_with("FAILED")
-            && l.contains("s3:ListBucket")
-            && l.contains("does not exist")),
+        r.stdout.iter().any(|l| l.starts_with("FAILED") && l.contains("s3:ListBucket") && l.contains("does not exist")),
         "{:?}",
         r.stdout
     );
@@ -393,7 +289,10 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.json");
-    let config = s3.config(&bucket, json!({"endpoint_url": proxy.endpoint, "max_records_per_file": 10, "compression": "none", "max_retries": 1}));
+    let config = s3.config(
+        &bucket,
+        json!({"endpoint_url": proxy.endpoint, "max_records_per_file": 10, "compression": "none", "max_retries": 1}),
+    );
     std::fs::write(&cfg, config.to_string()).unwrap();
     let mut child = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap()])
@@ -416,12 +315,7 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     for round in 0..40 {
         for _ in 0..10 {
             id += 1;
-            if writeln!(
-                stdin,
-                r#"{{"type":"RECORD","stream":"n","record":{{"id":{id}}}}}"#
-            )
-            .is_err()
-            {
+            if writeln!(stdin, r#"{{"type":"RECORD","stream":"n","record":{{"id":{id}}}}}"#).is_err() {
                 break;
             }
         }
@@ -441,10 +335,7 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     assert!(started.elapsed() < Duration::from_secs(60));
     printed.extend(rx.try_iter());
     assert!(!status.success(), "a run that lost its server must fail");
-    assert!(
-        !printed.is_empty(),
-        "some STATE was printed before the server went away"
-    );
+    assert!(!printed.is_empty(), "some STATE was printed before the server went away");
     let mut present = std::collections::BTreeSet::new();
     for (key, _) in s3.list(&bucket) {
         for line in String::from_utf8(s3.get(&bucket, &key)).unwrap().lines() {
@@ -455,10 +346,7 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     let last: Value = serde_json::from_str(printed.last().unwrap()).unwrap();
     let upto = last["upto"].as_i64().unwrap();
     for i in 1..=upto {
-        assert!(
-            present.contains(&i),
-            "STATE said {upto} but record {i} is not in the bucket"
-        );
+        assert!(present.contains(&i), "STATE said {upto} but record {i} is not in the bucket");
     }
     assert_eq!(s3.multipart_uploads(&bucket), 0);
 }

@@ -22,28 +22,15 @@ impl LocalFolder {
     }
 }
 
-fn local_err<'p>(
-    action: &'static str,
-    path: &'p Path,
-) -> impl FnOnce(std::io::Error) -> StorageError + 'p {
-    move |source| StorageError::Local {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+fn local_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StorageError + 'p {
+    move |source| StorageError::Local { action, path: path.to_path_buf(), source }
 }
 
 impl Storage for LocalFolder {
     fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
-        check_key(key).map_err(|reason| StorageError::UnsafeKey {
-            key: key.to_string(),
-            reason,
-        })?;
+        check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
         let path = self.root.join(key);
-        let dir = path
-            .parent()
-            .expect("a joined key has a parent")
-            .to_path_buf();
+        let dir = path.parent().expect("a joined key has a parent").to_path_buf();
         std::fs::create_dir_all(&dir).map_err(local_err("cannot create folder", &dir))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let temp = tempfile::Builder::new()
@@ -51,12 +38,7 @@ impl Storage for LocalFolder {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(local_err("cannot create a file in", &dir))?;
-        Ok(Box::new(LocalSink {
-            out: BufWriter::with_capacity(256 * 1024, temp),
-            path,
-            dir,
-            bytes: 0,
-        }))
+        Ok(Box::new(LocalSink { out: BufWriter::with_capacity(256 * 1024, temp), path, dir, bytes: 0 }))
     }
 
     fn describe(&self) -> String {
@@ -73,29 +55,20 @@ struct LocalSink {
 
 impl LocalSink {
     fn commit(self) -> Result<u64, StorageError> {
-        let LocalSink {
-            out,
-            path,
-            dir,
-            bytes,
-        } = self;
+        let LocalSink { out, path, dir, bytes } = self;
         let temp = out.into_inner().map_err(|e| StorageError::Local {
             action: "cannot write",
             path: path.clone(),
             source: e.into_error(),
         })?;
-        temp.as_file()
-            .sync_all()
-            .map_err(local_err("cannot sync", &path))?;
+        temp.as_file().sync_all().map_err(local_err("cannot sync", &path))?;
         temp.persist(&path).map_err(|e| StorageError::Local {
             action: "cannot rename into",
             path: path.clone(),
             source: e.error,
         })?;
         // The rename is durable only once the folder entry is.
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(local_err("cannot sync folder", &dir))?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(local_err("cannot sync folder", &dir))?;
         Ok(bytes)
     }
 }
@@ -103,9 +76,7 @@ impl LocalSink {
 impl ObjectSink for LocalSink {
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.bytes += data.len() as u64;
-        self.out
-            .write_all(data)
-            .map_err(local_err("cannot write", &self.path))
+        self.out.write_all(data).map_err(local_err("cannot write", &self.path))
     }
 
     fn finish(self: Box<Self>, done: Completion) {

@@ -44,11 +44,7 @@ impl Completion {
 
     pub fn done(self, result: Result<u64, StorageError>) {
         let event = match result {
-            Ok(bytes) => Event::Durable {
-                id: self.id,
-                key: self.key,
-                bytes,
-            },
+            Ok(bytes) => Event::Durable { id: self.id, key: self.key, bytes },
             Err(e) => Event::Failed(e),
         };
         // The pipeline may already be gone after a fatal error; nothing is left to tell.

@@ -15,8 +15,7 @@ use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl,
-    ServerSideEncryption, StorageClass,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption, StorageClass,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Semaphore;
@@ -35,11 +34,7 @@ macro_rules! with_object_options {
         $request
             .content_type($meta.content_type)
             .set_content_encoding($meta.content_encoding.map(str::to_string))
-            .set_server_side_encryption(
-                o.server_side_encryption
-                    .as_deref()
-                    .map(ServerSideEncryption::from),
-            )
+            .set_server_side_encryption(o.server_side_encryption.as_deref().map(ServerSideEncryption::from))
             .set_ssekms_key_id(o.kms_key_id.clone())
             .set_bucket_key_enabled(o.bucket_key_enabled)
             .set_acl(o.acl.as_deref().map(ObjectCannedAcl::from))
@@ -79,10 +74,7 @@ impl S3Store {
             .build()
             .map_err(|e| StorageError::S3Setup(format!("cannot start the I/O runtime: {e}")))?;
         let client = runtime.block_on(build_client(options));
-        let endpoint = options
-            .endpoint_url
-            .clone()
-            .unwrap_or_else(|| "AWS S3".to_string());
+        let endpoint = options.endpoint_url.clone().unwrap_or_else(|| "AWS S3".to_string());
         let inner = Inner {
             client,
             bucket: options.bucket.clone(),
@@ -94,10 +86,7 @@ impl S3Store {
             endpoint,
             background: Mutex::new(Vec::new()),
         };
-        Ok(S3Store {
-            inner: Arc::new(inner),
-            runtime: Some(runtime),
-        })
+        Ok(S3Store { inner: Arc::new(inner), runtime: Some(runtime) })
     }
 
     pub fn client(&self) -> &Client {
@@ -113,27 +102,17 @@ impl S3Store {
     }
 
     /// Runs the connection check, reporting each step to `report`. Returns whether all passed.
-    pub fn check(
-        &self,
-        prefix: &str,
-        mut report: impl FnMut(&str, Result<String, String>),
-    ) -> bool {
+    pub fn check(&self, prefix: &str, mut report: impl FnMut(&str, Result<String, String>)) -> bool {
         let i = &self.inner;
         let bucket = &i.bucket;
         let head = self.block_on(i.client.head_bucket().bucket(bucket).send());
         let ok = match head {
             Ok(_) => {
-                report(
-                    "bucket reachable (s3:ListBucket)",
-                    Ok(format!("s3://{bucket} on {}", i.endpoint)),
-                );
+                report("bucket reachable (s3:ListBucket)", Ok(format!("s3://{bucket} on {}", i.endpoint)));
                 true
             }
             Err(e) => {
-                report(
-                    "bucket reachable (s3:ListBucket)",
-                    Err(explain(&e, "s3:ListBucket", bucket, "", &i.endpoint)),
-                );
+                report("bucket reachable (s3:ListBucket)", Err(explain(&e, "s3:ListBucket", bucket, "", &i.endpoint)));
                 false
             }
         };
@@ -146,21 +125,11 @@ impl S3Store {
         } else {
             format!("{prefix}/_target_s3_check_{}", uuid::Uuid::new_v4())
         };
-        let meta = ObjectMeta {
-            content_type: "text/plain",
-            content_encoding: None,
-        };
-        let put = with_object_options!(
-            i.client.put_object().bucket(bucket).key(&key),
-            &i.objects,
-            &meta
-        )
-        .body(ByteStream::from_static(b"target-s3 connection check\n"));
+        let meta = ObjectMeta { content_type: "text/plain", content_encoding: None };
+        let put = with_object_options!(i.client.put_object().bucket(bucket).key(&key), &i.objects, &meta)
+            .body(ByteStream::from_static(b"target-s3 connection check\n"));
         match self.block_on(put.send()) {
-            Ok(_) => report(
-                "write a probe object (s3:PutObject)",
-                Ok(format!("s3://{bucket}/{key}")),
-            ),
+            Ok(_) => report("write a probe object (s3:PutObject)", Ok(format!("s3://{bucket}/{key}"))),
             Err(e) => {
                 report(
                     "write a probe object (s3:PutObject)",
@@ -171,10 +140,7 @@ impl S3Store {
         }
         match self.block_on(i.client.delete_object().bucket(bucket).key(&key).send()) {
             Ok(_) => {
-                report(
-                    "delete the probe object (s3:DeleteObject)",
-                    Ok(format!("s3://{bucket}/{key}")),
-                );
+                report("delete the probe object (s3:DeleteObject)", Ok(format!("s3://{bucket}/{key}")));
                 true
             }
             Err(e) => {
@@ -217,13 +183,7 @@ async fn build_client(o: &S3Options) -> Client {
         loader = loader.profile_name(profile);
     }
     if let Some((id, secret, token)) = &o.access_key {
-        let creds = Credentials::new(
-            &id.0,
-            &secret.0,
-            token.as_ref().map(|t| t.0.clone()),
-            None,
-            "target-s3-config",
-        );
+        let creds = Credentials::new(&id.0, &secret.0, token.as_ref().map(|t| t.0.clone()), None, "target-s3-config");
         loader = loader.credentials_provider(creds);
     }
     let mut sdk = loader.load().await;
@@ -258,11 +218,8 @@ pub fn explain<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let resource = if key.is_empty() {
-        format!("arn:aws:s3:::{bucket}")
-    } else {
-        format!("arn:aws:s3:::{bucket}/{key}")
-    };
+    let resource =
+        if key.is_empty() { format!("arn:aws:s3:::{bucket}") } else { format!("arn:aws:s3:::{bucket}/{key}") };
     match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -272,16 +229,23 @@ where
                     format!("bucket {bucket:?} does not exist (check `bucket`, `region` and `endpoint_url`)")
                 }
                 (Some("InvalidAccessKeyId"), _) => {
-                    "the access key id is not known to the server (check `aws_access_key_id` or the credential chain)".into()
+                    "the access key id is not known to the server (check `aws_access_key_id` or the credential chain)"
+                        .into()
                 }
                 (Some("SignatureDoesNotMatch"), _) => {
                     "the secret key does not match the access key id (check `aws_secret_access_key`)".into()
                 }
                 (Some("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired"), _) => {
-                    "the session token is expired or invalid (check `aws_session_token` or refresh the credentials)".into()
+                    "the session token is expired or invalid (check `aws_session_token` or refresh the credentials)"
+                        .into()
                 }
-                (Some("PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException"), _)
-                | (None, 301) => format!("bucket {bucket:?} is in another region (set `region` to the bucket's region)"),
+                (
+                    Some("PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException"),
+                    _,
+                )
+                | (None, 301) => {
+                    format!("bucket {bucket:?} is in another region (set `region` to the bucket's region)")
+                }
                 (Some("AccessDenied" | "AllAccessDisabled"), _) | (None, 403) => format!(
                     "access denied: the credentials lack {action} on {resource} (check the IAM policy, bucket policy and KMS key policy){}",
                     if message.is_empty() { String::new() } else { format!(": {message}") }
@@ -295,10 +259,7 @@ where
         }
         SdkError::DispatchFailure(df) => {
             let context = DisplayErrorContext(err).to_string();
-            if context.contains("credential")
-                || context.contains("AssumeRole")
-                || context.contains("sts")
-            {
+            if context.contains("credential") || context.contains("AssumeRole") || context.contains("sts") {
                 format!("could not get AWS credentials: {}", one_line(&context))
             } else if df.is_timeout() {
                 format!("timed out connecting to {endpoint}")
@@ -322,10 +283,7 @@ fn one_line(s: &str) -> String {
 
 impl Storage for S3Store {
     fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
-        check_key(key).map_err(|reason| StorageError::UnsafeKey {
-            key: key.to_string(),
-            reason,
-        })?;
+        check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
         Ok(Box::new(S3Sink {
             inner: self.inner.clone(),
             key: key.to_string(),
@@ -341,8 +299,7 @@ impl Storage for S3Store {
     }
 
     fn shutdown(&self) {
-        let tasks: Vec<_> =
-            std::mem::take(&mut *self.inner.background.lock().expect("not poisoned"));
+        let tasks: Vec<_> = std::mem::take(&mut *self.inner.background.lock().expect("not poisoned"));
         self.inner.handle.block_on(async {
             let all = async {
                 for t in tasks {
@@ -356,11 +313,7 @@ impl Storage for S3Store {
 
 impl Inner {
     fn error(&self, action: &'static str, key: &str, message: String) -> StorageError {
-        StorageError::S3 {
-            action,
-            target: format!("s3://{}/{key}", self.bucket),
-            message,
-        }
+        StorageError::S3 { action, target: format!("s3://{}/{key}", self.bucket), message }
     }
 
     fn track(&self, task: JoinHandle<()>) {
@@ -390,10 +343,7 @@ impl S3Sink {
     fn start_multipart(&mut self) -> Result<(), StorageError> {
         let i = &self.inner;
         let mut request = with_object_options!(
-            i.client
-                .create_multipart_upload()
-                .bucket(&i.bucket)
-                .key(&self.key),
+            i.client.create_multipart_upload().bucket(&i.bucket).key(&self.key),
             &i.objects,
             &self.meta
         );
@@ -401,18 +351,10 @@ impl S3Sink {
             request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
         }
         let out = i.handle.block_on(request.send()).map_err(|e| {
-            i.error(
-                "CreateMultipartUpload",
-                &self.key,
-                explain(&e, "s3:PutObject", &i.bucket, &self.key, &i.endpoint),
-            )
+            i.error("CreateMultipartUpload", &self.key, explain(&e, "s3:PutObject", &i.bucket, &self.key, &i.endpoint))
         })?;
         let id = out.upload_id().unwrap_or_default().to_string();
-        self.upload = Some(Multipart {
-            id,
-            done: Vec::new(),
-            running: Vec::new(),
-        });
+        self.upload = Some(Multipart { id, done: Vec::new(), running: Vec::new() });
         Ok(())
     }
 
@@ -425,16 +367,12 @@ impl S3Sink {
         let inner = self.inner.clone();
         let upload = self.upload.as_mut().expect("started above");
         // Surface a failed part now instead of at the end of the file.
-        let (finished, running): (Vec<_>, Vec<_>) =
-            upload.running.drain(..).partition(|t| t.is_finished());
+        let (finished, running): (Vec<_>, Vec<_>) = upload.running.drain(..).partition(|t| t.is_finished());
         upload.running = running;
         for task in finished {
             upload.done.push(join_part(&inner.handle, task)?);
         }
-        let permit = inner
-            .handle
-            .block_on(inner.permits.clone().acquire_owned())
-            .expect("semaphore never closed");
+        let permit = inner.handle.block_on(inner.permits.clone().acquire_owned()).expect("semaphore never closed");
         let body = std::mem::replace(&mut self.buf, Vec::with_capacity(inner.part_size));
         let number = (upload.done.len() + upload.running.len() + 1) as i32;
         let (id, key) = (upload.id.clone(), self.key.clone());
@@ -452,9 +390,7 @@ fn join_part(
     handle: &Handle,
     task: JoinHandle<Result<CompletedPart, StorageError>>,
 ) -> Result<CompletedPart, StorageError> {
-    handle
-        .block_on(task)
-        .unwrap_or_else(|e| Err(StorageError::S3Setup(format!("upload task failed: {e}"))))
+    handle.block_on(task).unwrap_or_else(|e| Err(StorageError::S3Setup(format!("upload task failed: {e}"))))
 }
 
 async fn upload_part(
@@ -474,66 +410,34 @@ async fn upload_part(
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| {
-            i.error(
-                "UploadPart",
-                key,
-                explain(&e, "s3:PutObject", &i.bucket, key, &i.endpoint),
-            )
-        })?;
-    let mut part = CompletedPart::builder()
-        .part_number(number)
-        .set_e_tag(out.e_tag().map(str::to_string));
+        .map_err(|e| i.error("UploadPart", key, explain(&e, "s3:PutObject", &i.bucket, key, &i.endpoint)))?;
+    let mut part = CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string));
     if i.checksums {
         part = part.set_checksum_crc32(out.checksum_crc32().map(str::to_string));
     }
     Ok(part.build())
 }
 
-async fn put_object(
-    i: &Inner,
-    key: &str,
-    meta: &ObjectMeta,
-    body: Vec<u8>,
-) -> Result<(), StorageError> {
+async fn put_object(i: &Inner, key: &str, meta: &ObjectMeta, body: Vec<u8>) -> Result<(), StorageError> {
     let _permit = i.permits.acquire().await.expect("semaphore never closed");
-    let request = with_object_options!(
-        i.client.put_object().bucket(&i.bucket).key(key),
-        &i.objects,
-        meta
-    );
+    let request = with_object_options!(i.client.put_object().bucket(&i.bucket).key(key), &i.objects, meta);
     request
         .body(ByteStream::from(body))
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| {
-            i.error(
-                "PutObject",
-                key,
-                explain(&e, "s3:PutObject", &i.bucket, key, &i.endpoint),
-            )
-        })
+        .map_err(|e| i.error("PutObject", key, explain(&e, "s3:PutObject", &i.bucket, key, &i.endpoint)))
 }
 
 /// Uploads the last part, waits for all parts, completes; aborts the upload on any failure.
-async fn complete(
-    i: &Inner,
-    key: &str,
-    mut upload: Multipart,
-    last: Vec<u8>,
-) -> Result<(), StorageError> {
+async fn complete(i: &Inner, key: &str, mut upload: Multipart, last: Vec<u8>) -> Result<(), StorageError> {
     let mut result: Result<(), StorageError> = Ok(());
     let mut parts = std::mem::take(&mut upload.done);
     for task in upload.running.drain(..) {
         match task.await {
             Ok(Ok(part)) => parts.push(part),
             Ok(Err(e)) => result = result.and(Err(e)),
-            Err(e) => {
-                result = result.and(Err(StorageError::S3Setup(format!(
-                    "upload task failed: {e}"
-                ))))
-            }
+            Err(e) => result = result.and(Err(StorageError::S3Setup(format!("upload task failed: {e}")))),
         }
     }
     if result.is_ok() && (!last.is_empty() || parts.is_empty()) {
@@ -552,11 +456,7 @@ async fn complete(
             .bucket(&i.bucket)
             .key(key)
             .upload_id(&upload.id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await;
         match done {
@@ -575,14 +475,7 @@ async fn complete(
 }
 
 async fn abort_upload(i: &Inner, key: &str, upload_id: &str) {
-    let r = i
-        .client
-        .abort_multipart_upload()
-        .bucket(&i.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .send()
-        .await;
+    let r = i.client.abort_multipart_upload().bucket(&i.bucket).key(key).upload_id(upload_id).send().await;
     if let Err(e) = r {
         tracing::error!(
             key,
@@ -599,8 +492,7 @@ impl ObjectSink for S3Sink {
         let part_size = self.inner.part_size;
         while !data.is_empty() {
             if self.buf.capacity() == 0 {
-                self.buf
-                    .reserve_exact(data.len().min(part_size).max(64 * 1024));
+                self.buf.reserve_exact(data.len().min(part_size).max(64 * 1024));
             }
             let n = (part_size - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..n]);
@@ -613,14 +505,7 @@ impl ObjectSink for S3Sink {
     }
 
     fn finish(self: Box<Self>, done: Completion) {
-        let S3Sink {
-            inner,
-            key,
-            meta,
-            buf,
-            upload,
-            bytes,
-        } = *self;
+        let S3Sink { inner, key, meta, buf, upload, bytes } = *self;
         let task_inner = inner.clone();
         let task = inner.handle.spawn(async move {
             let result = match upload {
@@ -633,9 +518,7 @@ impl ObjectSink for S3Sink {
     }
 
     fn abort(self: Box<Self>) {
-        let S3Sink {
-            inner, key, upload, ..
-        } = *self;
+        let S3Sink { inner, key, upload, .. } = *self;
         let Some(mut upload) = upload else { return };
         let task_inner = inner.clone();
         let task = inner.handle.spawn(async move {

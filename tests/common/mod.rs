@@ -41,11 +41,7 @@ pub fn run_args(args: &[&str], input: &str) -> Run {
     feeder.join().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect(),
+        stdout: String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
@@ -77,9 +73,7 @@ pub fn read(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).unwrap();
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
         out
     } else {
         raw
@@ -116,11 +110,7 @@ pub fn states_of(input: &str) -> Vec<serde_json::Value> {
 }
 
 pub fn sample() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/sample_streams/sample.singer"
-    ))
-    .unwrap()
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_streams/sample.singer")).unwrap()
 }
 
 /// A local S3-compatible server started once per test binary by `../shared/s3-server/start.sh`
@@ -137,9 +127,7 @@ pub struct S3Server {
 fn start_server(port: u16, auth: bool) -> S3Server {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/s3-server/start.sh");
     let mut cmd = Command::new("bash");
-    cmd.arg(script)
-        .arg(port.to_string())
-        .stderr(Stdio::inherit());
+    cmd.arg(script).arg(port.to_string()).stderr(Stdio::inherit());
     if auth {
         cmd.env("S3_SERVER_AUTH", "1");
     }
@@ -148,10 +136,7 @@ fn start_server(port: u16, auth: bool) -> S3Server {
     let env: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter_map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
     let endpoint = env["S3_ENDPOINT"].clone();
     let client = client(&endpoint, &env["S3_ACCESS_KEY"], &env["S3_SECRET_KEY"]);
@@ -178,21 +163,12 @@ pub fn s3_auth() -> &'static S3Server {
 }
 
 fn port(var: &str, default: u16) -> u16 {
-    std::env::var(var)
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(default)
+    std::env::var(var).ok().and_then(|p| p.parse().ok()).unwrap_or(default)
 }
 
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
 }
 
 pub fn client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
@@ -210,14 +186,8 @@ pub fn client(endpoint: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
 impl S3Server {
     /// A fresh bucket for one test.
     pub fn bucket(&self, name: &str) -> String {
-        let bucket = format!(
-            "{}-{}",
-            name.replace('_', "-"),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        runtime()
-            .block_on(self.client.create_bucket().bucket(&bucket).send())
-            .unwrap();
+        let bucket = format!("{}-{}", name.replace('_', "-"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        runtime().block_on(self.client.create_bucket().bucket(&bucket).send()).unwrap();
         bucket
     }
 
@@ -233,41 +203,26 @@ impl S3Server {
             "max_retries": 1,
             "log_level": "warn",
         });
-        c.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         c
     }
 
     /// Keys and sizes of every object in the bucket, sorted by key.
     pub fn list(&self, bucket: &str) -> Vec<(String, i64)> {
-        let out = runtime()
-            .block_on(self.client.list_objects_v2().bucket(bucket).send())
-            .unwrap();
-        let mut v: Vec<_> = out
-            .contents()
-            .iter()
-            .map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or_default()))
-            .collect();
+        let out = runtime().block_on(self.client.list_objects_v2().bucket(bucket).send()).unwrap();
+        let mut v: Vec<_> =
+            out.contents().iter().map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or_default())).collect();
         v.sort();
         v
     }
 
     /// An object's bytes, gunzipped when the key ends in `.gz`.
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let out = runtime()
-            .block_on(self.client.get_object().bucket(bucket).key(key).send())
-            .unwrap();
-        let raw = runtime()
-            .block_on(out.body.collect())
-            .unwrap()
-            .into_bytes()
-            .to_vec();
+        let out = runtime().block_on(self.client.get_object().bucket(bucket).key(key).send()).unwrap();
+        let raw = runtime().block_on(out.body.collect()).unwrap().into_bytes().to_vec();
         if key.ends_with(".gz") {
             let mut v = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .read_to_end(&mut v)
-                .unwrap();
+            flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut v).unwrap();
             v
         } else {
             raw
@@ -275,9 +230,7 @@ impl S3Server {
     }
 
     pub fn multipart_uploads(&self, bucket: &str) -> usize {
-        let out = runtime()
-            .block_on(self.client.list_multipart_uploads().bucket(bucket).send())
-            .unwrap();
+        let out = runtime().block_on(self.client.list_multipart_uploads().bucket(bucket).send()).unwrap();
         out.uploads().len()
     }
 }

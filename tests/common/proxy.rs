@@ -30,10 +30,7 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
+                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
                     let flag = flag.clone();
                     std::thread::spawn(move || pump(from, to, &flag));
                 }
@@ -48,8 +45,7 @@ impl Proxy {
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, down: &AtomicBool) {
-    from.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
+    from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut buf = [0u8; 64 * 1024];
     loop {
         if down.load(Ordering::SeqCst) {
@@ -62,12 +58,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, down: &AtomicBool) {
                     break;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 continue;
             }
             Err(_) => break,
