@@ -70,6 +70,8 @@ impl std::error::Error for InputError {}
 pub enum InputErrorKind {
     #[error("malformed JSON: {0}")]
     Json(serde_json::Error),
+    #[error("invalid UTF-8 at byte {0} of the line")]
+    Utf8(usize),
     #[error("message has no \"type\"")]
     NoType,
     #[error("unknown message type {0:?} (expected SCHEMA, RECORD, STATE, ACTIVATE_VERSION or BATCH)")]

@@ -4,7 +4,8 @@
 //! This thread owns all per-stream state, so the per-record path takes no lock and makes no
 //! syscall; it talks to the reader and writer threads only in large blocks and chunks.
 
-use std::collections::HashMap;
+/// Stream and partition lookups happen per record: a fast, non-cryptographic hasher.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -169,7 +170,7 @@ impl<'a> Pipeline<'a> {
             },
             chunk_size,
             config,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             open_files: 0,
             partition: String::new(),
             commands: Some(commands),
@@ -186,7 +187,7 @@ impl<'a> Pipeline<'a> {
     /// Reads until end of input, reacting to durable files and file age on the way.
     fn consume(
         &mut self,
-        blocks: &Receiver<std::io::Result<Vec<u8>>>,
+        blocks: &Receiver<std::io::Result<singer::Block>>,
         recycle: &Sender<Vec<u8>>,
         events: &Receiver<Event>,
     ) -> Result<(), Error> {
@@ -198,10 +199,10 @@ impl<'a> Pipeline<'a> {
             select! {
                 recv(blocks) -> block => match block {
                     Ok(Ok(block)) => {
-                        for line in singer::lines(&block) {
+                        for line in block.lines() {
                             self.line(line)?;
                         }
-                        let _ = recycle.try_send(block);
+                        let _ = recycle.try_send(block.into_bytes());
                         while let Ok(event) = events.try_recv() {
                             self.event(event)?;
                         }
@@ -254,15 +255,16 @@ impl<'a> Pipeline<'a> {
         Error::Input(InputError { line: self.line, stream: stream.map(str::to_string), kind })
     }
 
-    fn line(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
+    fn line(&mut self, line: Result<&str, usize>) -> Result<(), Error> {
         self.line += 1;
+        let mut line = line.map_err(|at| self.input_error(None, InputErrorKind::Utf8(at)))?;
         if self.line == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
         }
-        if bytes.first().is_none_or(u8::is_ascii_whitespace) && bytes.iter().all(u8::is_ascii_whitespace) {
+        if line.as_bytes().first().is_none_or(u8::is_ascii_whitespace) && line.trim().is_empty() {
             return Ok(()); // blank lines carry nothing
         }
-        let message = singer::decode(bytes).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
+        let message = singer::decode(line).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
         match message {
             Message::Record { stream, record } => self.record(&stream, record),
             Message::Schema { stream, schema, key_properties, bookmark_properties } => {
@@ -319,8 +321,8 @@ impl<'a> Pipeline<'a> {
                     schema: compiled,
                     run_id: uuid::Uuid::now_v7().to_string(),
                     partition_date_field,
-                    files: HashMap::new(),
-                    next_part: HashMap::new(),
+                    files: HashMap::default(),
+                    next_part: HashMap::default(),
                 };
                 self.streams.insert(name.to_string(), stream);
             }

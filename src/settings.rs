@@ -105,7 +105,7 @@ pub static SETTINGS: &[Setting] = &[
     s("max_batch_age_seconds", Integer, Some("300"),
       "Close a file this many seconds after its first record, so STATE never waits longer (0: no limit)."),
     s("validate_records", Boolean, Some("true"),
-      "Validate every record against its stream's JSON Schema; a failing record stops the run."),
+      "Validate every record against its stream's JSON Schema and check its key properties; a failing record stops the run. Off: raw pass-through (records must still be JSON objects)."),
     s("validate_formats", Boolean, Some("false"),
       "Also assert `format` keywords (date-time, email, ...). Off by default: many taps send date-times without an offset."),
     s("delimiter", String, Some("\",\""),

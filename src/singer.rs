@@ -19,7 +19,7 @@ const BLOCK_SIZE: usize = 1 << 20;
 /// allocates nothing. The channel closes at end of input.
 pub fn spawn_reader(
     mut input: Box<dyn Read + Send>,
-    blocks: Sender<std::io::Result<Vec<u8>>>,
+    blocks: Sender<std::io::Result<Block>>,
     recycle: Receiver<Vec<u8>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
@@ -46,7 +46,7 @@ pub fn spawn_reader(
                 buf.truncate(start + n);
                 if n == 0 {
                     if !buf.is_empty() {
-                        let _ = blocks.send(Ok(buf));
+                        let _ = blocks.send(Ok(Block::new(buf)));
                     }
                     return;
                 }
@@ -58,7 +58,7 @@ pub fn spawn_reader(
                 next.clear();
                 next.extend_from_slice(&buf[last_newline + 1..]);
                 buf.truncate(last_newline + 1);
-                if blocks.send(Ok(std::mem::replace(&mut buf, next))).is_err() {
+                if blocks.send(Ok(Block::new(std::mem::replace(&mut buf, next)))).is_err() {
                     return; // the pipeline stopped
                 }
             }
@@ -66,10 +66,46 @@ pub fn spawn_reader(
         .expect("spawning the input thread")
 }
 
-/// Iterates the lines of a block, without their line terminator (`\n` or `\r\n`).
-pub fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let block = block.strip_suffix(b"\n").unwrap_or(block);
-    block.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+/// Whole lines of input. UTF-8 is checked here, on the reader thread, once per block; a block
+/// that fails stays bytes so the pipeline can name the offending line.
+pub enum Block {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Block {
+    fn new(bytes: Vec<u8>) -> Block {
+        match String::from_utf8(bytes) {
+            Ok(text) => Block::Text(text),
+            Err(e) => Block::Bytes(e.into_bytes()),
+        }
+    }
+
+    /// Iterates the lines, without their terminator (`\n` or `\r\n`); a line that is not
+    /// UTF-8 comes back as the position of its first bad byte.
+    pub fn lines(&self) -> Box<dyn Iterator<Item = Result<&str, usize>> + '_> {
+        match self {
+            Block::Text(text) => {
+                let text = text.strip_suffix('\n').unwrap_or(text);
+                Box::new(text.split('\n').map(|l| Ok(l.strip_suffix('\r').unwrap_or(l))))
+            }
+            Block::Bytes(bytes) => {
+                let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+                Box::new(bytes.split(|&b| b == b'\n').map(|l| {
+                    let l = l.strip_suffix(b"\r").unwrap_or(l);
+                    std::str::from_utf8(l).map_err(|e| e.valid_up_to())
+                }))
+            }
+        }
+    }
+
+    /// The buffer, for reuse by the reader.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Block::Text(text) => text.into_bytes(),
+            Block::Bytes(bytes) => bytes,
+        }
+    }
 }
 
 /// The Singer envelope, decoded flat: every field optional so that a missing one becomes a
@@ -115,8 +151,8 @@ impl From<InputErrorKind> for DecodeError {
     }
 }
 
-pub fn decode(line: &[u8]) -> Result<Message<'_>, DecodeError> {
-    let env: Envelope<'_> = serde_json::from_slice(line).map_err(InputErrorKind::Json)?;
+pub fn decode(line: &str) -> Result<Message<'_>, DecodeError> {
+    let env: Envelope<'_> = serde_json::from_str(line).map_err(InputErrorKind::Json)?;
     let kind = env.kind.ok_or(InputErrorKind::NoType)?;
     let with_stream = |stream: &str, kind: InputErrorKind| DecodeError { stream: Some(stream.to_string()), kind };
     match kind.as_ref() {
@@ -159,7 +195,7 @@ mod tests {
 
     #[test]
     fn record_stays_raw() {
-        let line = br#"{"type":"RECORD","stream":"s","record":{"b":1.50,"a":"x"},"time_extracted":"t"}"#;
+        let line = r#"{"type":"RECORD","stream":"s","record":{"b":1.50,"a":"x"},"time_extracted":"t"}"#;
         match decode(line).ok().unwrap() {
             Message::Record { stream, record } => {
                 assert_eq!(stream, "s");
@@ -171,19 +207,21 @@ mod tests {
 
     #[test]
     fn errors_are_specific() {
-        let kind = |l: &[u8]| decode(l).err().unwrap().kind.to_string();
-        assert!(kind(b"{not json").starts_with("malformed JSON"));
-        assert_eq!(kind(br#"{"stream":"s"}"#), "message has no \"type\"");
-        assert!(kind(br#"{"type":"NOPE"}"#).contains("unknown message type \"NOPE\""));
-        assert_eq!(kind(br#"{"type":"RECORD","record":{}}"#), "RECORD message has no \"stream\"");
-        let e = decode(br#"{"type":"SCHEMA","stream":"s"}"#).err().unwrap();
+        let kind = |l: &str| decode(l).err().unwrap().kind.to_string();
+        assert!(kind("{not json").starts_with("malformed JSON"));
+        assert_eq!(kind(r#"{"stream":"s"}"#), "message has no \"type\"");
+        assert!(kind(r#"{"type":"NOPE"}"#).contains("unknown message type \"NOPE\""));
+        assert_eq!(kind(r#"{"type":"RECORD","record":{}}"#), "RECORD message has no \"stream\"");
+        let e = decode(r#"{"type":"SCHEMA","stream":"s"}"#).err().unwrap();
         assert_eq!((e.stream.as_deref(), e.kind.to_string().as_str()), (Some("s"), "SCHEMA message has no \"schema\""));
     }
 
     #[test]
     fn lines_split_crlf_and_keep_blank() {
-        let got: Vec<&[u8]> = lines(b"a\r\n\nb").collect();
-        assert_eq!(got, vec![&b"a"[..], b"", b"b"]);
+        let block = Block::new(b"a\r\n\nb".to_vec());
+        assert_eq!(block.lines().collect::<Vec<_>>(), vec![Ok("a"), Ok(""), Ok("b")]);
+        let block = Block::new(b"ok\nb\xffd\n".to_vec());
+        assert_eq!(block.lines().collect::<Vec<_>>(), vec![Ok("ok"), Err(1)]);
     }
 
     #[test]
@@ -194,7 +232,7 @@ mod tests {
         let h = spawn_reader(Box::new(std::io::Cursor::new(text.clone().into_bytes())), tx, rrx);
         let mut all = Vec::new();
         for block in rx {
-            let block = block.unwrap();
+            let block = block.unwrap().into_bytes();
             assert_eq!(block.last(), Some(&b'\n'));
             all.extend_from_slice(&block);
         }

@@ -181,22 +181,23 @@ fn bad_input_stops_with_a_precise_error() {
 }
 
 #[test]
-fn missing_key_property_is_fatal_even_without_validation() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"name":"x"}}"#);
-    let run = run(&cfg(dir.path(), json!({"validate_records": false})), &input);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("line 2 (stream \"users\"): record is missing key property \"id\""), "{}", run.stderr);
-}
-
-#[test]
 fn validation_off_loads_records_that_break_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let input = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#);
+    let input = format!(
+        "{SCHEMA}\n{}\n{}\n",
+        r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"no_id":true}}"#
+    );
     let run = run(&cfg(dir.path(), json!({"validate_records": false, "compression": "none"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let f = files(dir.path());
-    assert_eq!(read(&dir.path().join(&f[0])), b"{\"id\":\"seven\"}\n");
+    assert_eq!(read(&dir.path().join(&f[0])), b"{\"id\":\"seven\"}\n{\"no_id\":true}\n");
+    let broken = format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":[1]}"#);
+    let failed = common::run(&cfg(dir.path(), json!({"validate_records": false})), &broken);
+    assert_eq!(failed.code, 1);
+    assert!(
+        failed.stderr.contains("line 2 (stream \"users\"): record does not match the schema: record is not a JSON object")
+    );
 }
 
 #[test]
