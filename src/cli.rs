@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{self, Destination, RawConfig, Source};
 use crate::error::Error;
 use crate::settings::SETTINGS;
-use crate::storage::{LocalFolder, S3Store, Storage};
+use crate::storage::{DryRun, LocalFolder, S3Store, Storage};
 use crate::template::MACROS;
 
 pub const NAME: &str = "target-s3";
@@ -41,6 +41,10 @@ pub struct Args {
     /// Print `target-s3 vX.Y.Z` and exit.
     #[arg(long, short = 'V')]
     pub version: bool,
+    /// Read and validate the input and print the keys it would write, with record counts
+    /// (`RECORDS<TAB>KEY` per line), without writing anything or printing STATE.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Check the connection instead of loading: credentials, bucket, write and delete a probe
     /// object under the prefix. Prints each step; exits 1 if one fails.
     #[arg(long)]
@@ -83,8 +87,10 @@ fn run(args: &Args) -> Result<(), Error> {
     init_logging(args, map.as_ref().ok());
     let raw = RawConfig::from_map(map?)?;
     raw.log_config()?;
-    let config = raw.validate()?;
+    let mut config = raw.validate()?;
+    config.dry_run = args.dry_run;
     let storage: Arc<dyn Storage> = match &config.destination {
+        _ if args.dry_run => Arc::new(DryRun),
         Destination::Local { root } => Arc::new(LocalFolder::new(root.clone())),
         Destination::S3(options) => {
             let store = S3Store::connect(options)?;

@@ -32,6 +32,9 @@ pub struct RawConfig {
     pub template_variables: Option<BTreeMap<String, String>>,
     pub partition_date_field: Option<String>,
     pub max_open_files: u64,
+    pub write_manifest: bool,
+    pub manifest_key_template: String,
+    pub write_success_marker: bool,
     pub job_id: Option<String>,
     pub flow_id: Option<String>,
     pub tenant: Option<String>,
@@ -44,7 +47,7 @@ pub struct RawConfig {
     pub data_source: Option<String>,
     pub format: String,
     pub compression: String,
-    pub compression_level: u32,
+    pub compression_level: Option<u32>,
     #[serde(alias = "batch_size_rows")]
     pub max_records_per_file: u64,
     pub max_bytes_per_file: u64,
@@ -115,6 +118,9 @@ impl Default for RawConfig {
             template_variables: None,
             partition_date_field: None,
             max_open_files: 100,
+            write_manifest: true,
+            manifest_key_template: "_manifests/{date_time}-{run_id}.json".into(),
+            write_success_marker: false,
             job_id: None,
             flow_id: None,
             tenant: None,
@@ -127,7 +133,7 @@ impl Default for RawConfig {
             data_source: None,
             format: "jsonl".into(),
             compression: "gzip".into(),
-            compression_level: 6,
+            compression_level: None,
             max_records_per_file: 1_000_000,
             max_bytes_per_file: 128 * 1024 * 1024,
             max_batch_age_seconds: 300,
@@ -258,6 +264,7 @@ impl Format {
 pub enum Compression {
     None,
     Gzip { level: u32 },
+    Zstd { level: i32 },
 }
 
 impl Compression {
@@ -266,18 +273,21 @@ impl Compression {
         match self {
             Compression::None => "",
             Compression::Gzip { .. } => ".gz",
+            Compression::Zstd { .. } => ".zst",
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
             Compression::Gzip { .. } => "gzip",
+            Compression::Zstd { .. } => "zstd",
         }
     }
     pub fn content_encoding(self) -> Option<&'static str> {
         match self {
             Compression::None => None,
             Compression::Gzip { .. } => Some("gzip"),
+            Compression::Zstd { .. } => Some("zstd"),
         }
     }
 }
@@ -353,6 +363,13 @@ pub struct Config {
     /// Field for the partition date macros; `None`: the stream's first bookmark property.
     pub partition_date_field: Option<FieldPath>,
     pub max_open_files: usize,
+    /// Key of the run's manifest, when one is written.
+    pub manifest_key: Option<KeyTemplate>,
+    pub write_success_marker: bool,
+    /// Job and template variables, for the manifest.
+    pub variables: BTreeMap<String, String>,
+    /// `--dry-run`: nothing is written and no STATE printed; the keys are listed instead.
+    pub dry_run: bool,
     pub format: Format,
     pub compression: Compression,
     pub limits: Limits,
@@ -408,11 +425,21 @@ impl RawConfig {
             "csv" => Format::Csv,
             _ => Format::Jsonl,
         };
-        if self.compression_level > 9 {
-            return Err(invalid("compression_level", format!("must be 0 to 9, got {}", self.compression_level)));
-        }
         let compression = match one_of("compression", &self.compression)? {
-            "gzip" => Compression::Gzip { level: self.compression_level },
+            "gzip" => {
+                let level = self.compression_level.unwrap_or(6);
+                if level > 9 {
+                    return Err(invalid("compression_level", format!("gzip levels are 0 to 9, got {level}")));
+                }
+                Compression::Gzip { level }
+            }
+            "zstd" => {
+                let level = self.compression_level.unwrap_or(3);
+                if !(1..=19).contains(&level) {
+                    return Err(invalid("compression_level", format!("zstd levels are 1 to 19, got {level}")));
+                }
+                Compression::Zstd { level: level as i32 }
+            }
             _ => Compression::None,
         };
         let run_id = match &self.run_id {
@@ -432,6 +459,23 @@ impl RawConfig {
         let variables = self.template_variables_with(|name| std::env::var(name).ok())?;
         let options = ParseOptions { allow_overwrite: self.allow_overwrite, style, variables: &variables };
         let key = KeyTemplate::parse(&self.prefix, &self.key_template, &options)?;
+        let manifest_key = if self.write_manifest {
+            let manifest = KeyTemplate::parse(
+                &self.prefix,
+                &self.manifest_key_template,
+                &ParseOptions { allow_overwrite: true, ..options },
+            )
+            .map_err(|e| match e {
+                ConfigError::Invalid { message, .. } => invalid("manifest_key_template", message),
+                other => other,
+            })?;
+            if manifest.is_partitioned() {
+                return Err(invalid("manifest_key_template", "cannot use record macros".into()));
+            }
+            Some(manifest)
+        } else {
+            None
+        };
         if self.max_open_files == 0 {
             return Err(invalid("max_open_files", "must be at least 1".into()));
         }
@@ -459,6 +503,10 @@ impl RawConfig {
             timezone,
             partition_date_field,
             max_open_files: self.max_open_files as usize,
+            manifest_key,
+            write_success_marker: self.write_success_marker,
+            variables,
+            dry_run: false,
             format,
             compression,
             limits: Limits {

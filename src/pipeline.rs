@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use serde_json::value::RawValue;
 
 use crate::ack::AckTracker;
-use crate::config::Config;
+use crate::config::{Compression, Config};
 use crate::encode::Encoder;
 use crate::error::{Error, InputError, InputErrorKind, StorageError};
 use crate::schema::{SchemaOptions, StreamSchema};
@@ -52,7 +52,7 @@ pub fn run(
     let (event_tx, event_rx) = unbounded();
     let (chunk_recycle_tx, chunk_recycle_rx) = bounded(16);
     tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
-    let writer = writer::spawn(storage.clone(), config.compression, command_rx, event_tx.clone(), chunk_recycle_tx);
+    let writer = writer::spawn(storage.clone(), command_rx, event_tx.clone(), chunk_recycle_tx);
 
     let mut pipeline = Pipeline::new(config, command_tx, chunk_recycle_rx, state_out);
     let result = match pipeline.consume(&block_rx, &block_recycle_tx, &event_rx) {
@@ -86,6 +86,10 @@ struct Stream {
     /// `{stream_run_id}`: one per stream per run.
     run_id: String,
     partition_date_field: Option<FieldPath>,
+    /// The stream's first bookmark property: its range per file goes into the manifest.
+    cursor_field: Option<FieldPath>,
+    /// FNV-1a of the schema text, for the manifest.
+    schema_hash: String,
     /// Open files by partition (the record-dependent part of the key; "" when keys do not
     /// depend on records).
     files: HashMap<String, OpenFile>,
@@ -95,6 +99,8 @@ struct Stream {
 
 struct OpenFile {
     id: FileId,
+    key: String,
+    cursor: CursorRange,
     /// Record sequence number of the last write, to close the least recently written file.
     last_write: u64,
     encoder: Encoder,
@@ -134,6 +140,9 @@ struct Pipeline<'a> {
     next_file: FileId,
     /// Files closed and handed to storage but not yet reported durable.
     closing: usize,
+    /// What the manifest will say about files in flight, and about files written.
+    in_flight: HashMap<FileId, ManifestEntry>,
+    written: Vec<ManifestEntry>,
     line: u64,
     summary: Summary,
     state_out: &'a mut dyn Write,
@@ -178,6 +187,8 @@ impl<'a> Pipeline<'a> {
             ack: AckTracker::default(),
             next_file: 0,
             closing: 0,
+            in_flight: HashMap::default(),
+            written: Vec::new(),
             line: 0,
             summary: Summary::default(),
             state_out,
@@ -227,15 +238,75 @@ impl<'a> Pipeline<'a> {
     /// End of input: close every file, wait until all are durable, print the last STATE.
     fn finish(&mut self, events: &Receiver<Event>) -> Result<(), Error> {
         self.close_where(|_| true)?;
+        self.wait_for_files(events)?;
+        if self.config.dry_run {
+            self.written.sort_by(|a, b| a.key.cmp(&b.key));
+            for entry in &self.written {
+                writeln!(self.state_out, "{}\t{}", entry.records, entry.key).map_err(Error::Stdout)?;
+            }
+            return Ok(());
+        }
+        // Markers and the manifest only once every data object is durable, and before the
+        // final STATE: their presence means the run's data is complete.
+        if self.config.write_success_marker {
+            let mut folders: Vec<String> = self
+                .written
+                .iter()
+                .filter_map(|e| e.key.rsplit_once('/').map(|(f, _)| format!("{f}/_SUCCESS")))
+                .collect();
+            folders.sort();
+            folders.dedup();
+            for key in folders {
+                self.write_extra(key, Vec::new(), "text/plain")?;
+            }
+        }
+        if let Some(template) = &self.config.manifest_key {
+            let file = FileContext { stream: "", stream_run_id: "", part: 0, record: None, partition_date_field: None };
+            let key = template.render(&self.run, &file);
+            let manifest = serde_json::json!({
+                "run_id": self.run.run_id,
+                "started_at": self.run.now.to_rfc3339(),
+                "finished_at": chrono::Utc::now().with_timezone(&self.config.timezone).to_rfc3339(),
+                "format": self.config.format.extension(),
+                "compression": self.config.compression.name(),
+                "variables": self.config.variables,
+                "records": self.summary.records,
+                "objects": self.written,
+            });
+            let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+            self.write_extra(key, body, "application/json")?;
+        }
+        self.wait_for_files(events)?;
+        self.release_state()?;
+        let s = self.summary;
+        tracing::info!(records = s.records, files = s.files, bytes = s.bytes, "finished");
+        Ok(())
+    }
+
+    fn wait_for_files(&mut self, events: &Receiver<Event>) -> Result<(), Error> {
         while self.ack.unfinished_files() > 0 {
             match events.recv() {
                 Ok(event) => self.event(event)?,
                 Err(_) => break,
             }
         }
-        self.release_state()?;
-        let s = self.summary;
-        tracing::info!(records = s.records, files = s.files, bytes = s.bytes, "finished");
+        Ok(())
+    }
+
+    /// Writes a small object that is not data (manifest, `_SUCCESS`). It holds back every STATE
+    /// until it is durable.
+    fn write_extra(&mut self, key: String, body: Vec<u8>, content_type: &'static str) -> Result<(), Error> {
+        let id = self.next_file;
+        self.next_file += 1;
+        self.ack.file_opened(id, 0);
+        let meta = ObjectMeta { content_type, content_encoding: None };
+        let progress = Arc::new(Progress::default());
+        send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, progress })?;
+        if !body.is_empty() {
+            send(&self.commands, Command::Write { id, data: body })?;
+        }
+        send(&self.commands, Command::Close { id })?;
+        self.closing += 1;
         Ok(())
     }
 
@@ -306,6 +377,8 @@ impl<'a> Pipeline<'a> {
             .partition_date_field
             .clone()
             .or_else(|| bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect()));
+        let cursor_field = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect());
+        let schema_hash = format!("{:016x}", crate::template::fnv1a(schema.get().as_bytes()));
         let columns_changed = self.streams.get(name).is_some_and(|s| s.schema.columns != compiled.columns);
         if columns_changed {
             self.close_stream(name)?; // a file has one header / one set of columns
@@ -314,6 +387,8 @@ impl<'a> Pipeline<'a> {
             Some(stream) => {
                 stream.schema = compiled;
                 stream.partition_date_field = partition_date_field;
+                stream.cursor_field = cursor_field;
+                stream.schema_hash = schema_hash;
             }
             None => {
                 let stream = Stream {
@@ -321,6 +396,8 @@ impl<'a> Pipeline<'a> {
                     schema: compiled,
                     run_id: uuid::Uuid::now_v7().to_string(),
                     partition_date_field,
+                    cursor_field,
+                    schema_hash,
                     files: HashMap::default(),
                     next_part: HashMap::default(),
                 };
@@ -334,9 +411,10 @@ impl<'a> Pipeline<'a> {
         let Some(stream) = self.streams.get(name) else {
             return Err(self.input_error(Some(name), InputErrorKind::RecordBeforeSchema));
         };
-        if let Err(kind) = stream.schema.check(record) {
-            return Err(self.input_error(Some(name), kind));
-        }
+        let value = match stream.schema.check(record) {
+            Ok(value) => value,
+            Err(kind) => return Err(self.input_error(Some(name), kind)),
+        };
         let mut partition = std::mem::take(&mut self.partition);
         if self.config.key.is_partitioned() {
             self.config.key.partition(record.get(), stream.partition_date_field.as_ref(), &self.run, &mut partition);
@@ -352,6 +430,9 @@ impl<'a> Pipeline<'a> {
         let stream = self.streams.get_mut(name).expect("checked above");
         let file = stream.files.get_mut(partition.as_str()).expect("opened above");
         file.last_write = sequence;
+        if let (Some(value), Some(field)) = (&value, &stream.cursor_field) {
+            file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k)));
+        }
         if let Err(message) = file.encoder.encode(record) {
             self.partition = partition;
             return Err(self.input_error(Some(name), InputErrorKind::Encode(message)));
@@ -394,8 +475,22 @@ impl<'a> Pipeline<'a> {
         let encoder = Encoder::new(self.config.format, &stream.schema.columns, &self.config.csv, self.chunk_size);
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
-        send(&self.commands, Command::Open { id, key, meta: self.meta.clone(), progress: progress.clone() })?;
-        let file = OpenFile { id, last_write: 0, encoder, records: 0, opened_at: Instant::now(), sent: 0, progress };
+        let compression = self.config.compression;
+        let open =
+            Command::Open { id, key: key.clone(), meta: self.meta.clone(), compression, progress: progress.clone() };
+        send(&self.commands, open)?;
+        let cursor = CursorRange::default();
+        let file = OpenFile {
+            id,
+            key,
+            cursor,
+            last_write: 0,
+            encoder,
+            records: 0,
+            opened_at: Instant::now(),
+            sent: 0,
+            progress,
+        };
         stream.files.insert(partition.to_string(), file);
         self.open_files += 1;
         Ok(())
@@ -415,6 +510,20 @@ impl<'a> Pipeline<'a> {
         send(&self.commands, Command::Close { id: file.id })?;
         self.closing += 1;
         tracing::debug!(stream = %name, records = file.records, "closing file");
+        let stream = &self.streams[name];
+        self.in_flight.insert(
+            file.id,
+            ManifestEntry {
+                key: file.key,
+                stream: name.to_string(),
+                records: file.records,
+                bytes: 0,
+                crc32: String::new(),
+                min_cursor: file.cursor.min.take().map(Cursor::into_value),
+                max_cursor: file.cursor.max.take().map(Cursor::into_value),
+                schema_hash: stream.schema_hash.clone(),
+            },
+        );
         Ok(())
     }
 
@@ -458,12 +567,17 @@ impl<'a> Pipeline<'a> {
 
     fn event(&mut self, event: Event) -> Result<(), Error> {
         match event {
-            Event::Durable { id, key, bytes } => {
+            Event::Durable { id, key, bytes, crc32 } => {
                 tracing::info!(%key, bytes, "file written");
-                self.summary.files += 1;
-                self.summary.bytes += bytes;
                 self.ack.file_durable(id);
                 self.closing -= 1;
+                if let Some(mut entry) = self.in_flight.remove(&id) {
+                    self.summary.files += 1;
+                    self.summary.bytes += bytes;
+                    entry.bytes = bytes;
+                    entry.crc32 = format!("{crc32:08x}");
+                    self.written.push(entry);
+                }
                 Ok(())
             }
             Event::Failed(e) => Err(Error::Storage(e)),
@@ -471,6 +585,9 @@ impl<'a> Pipeline<'a> {
     }
 
     fn release_state(&mut self) -> Result<(), Error> {
+        if self.config.dry_run {
+            return Ok(()); // nothing was written, so nothing may be acknowledged
+        }
         if let Some(state) = self.ack.release() {
             let out = &mut self.state_out;
             writeln!(out, "{state}").and_then(|()| out.flush()).map_err(Error::Stdout)?;
@@ -482,4 +599,73 @@ impl<'a> Pipeline<'a> {
 fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Error> {
     let stopped = || Error::Storage(StorageError::WriterStopped);
     commands.as_ref().ok_or_else(stopped)?.send(command).map_err(|_| stopped())
+}
+
+/// One object of the run, as the manifest lists it.
+#[derive(serde::Serialize)]
+struct ManifestEntry {
+    key: String,
+    stream: String,
+    records: u64,
+    bytes: u64,
+    /// CRC32 of the stored bytes, hex.
+    crc32: String,
+    min_cursor: Option<serde_json::Value>,
+    max_cursor: Option<serde_json::Value>,
+    schema_hash: String,
+}
+
+/// A bookmark value: strings compare as text (ISO date-times sort correctly), numbers as numbers.
+enum Cursor {
+    Text(String),
+    Number(f64, serde_json::Number),
+}
+
+impl Cursor {
+    fn into_value(self) -> serde_json::Value {
+        match self {
+            Cursor::Text(s) => serde_json::Value::String(s),
+            Cursor::Number(_, n) => serde_json::Value::Number(n),
+        }
+    }
+}
+
+/// Smallest and largest cursor value seen in one file.
+#[derive(Default)]
+struct CursorRange {
+    min: Option<Cursor>,
+    max: Option<Cursor>,
+}
+
+impl CursorRange {
+    /// Per record: reuses its strings, so it allocates only when a value grows longer.
+    fn update(&mut self, value: Option<&serde_json::Value>) {
+        use std::cmp::Ordering::{Greater, Less};
+        let ordering = |slot: &Option<Cursor>, v: &serde_json::Value| -> Option<std::cmp::Ordering> {
+            match (slot, v) {
+                (None, _) => None,
+                (Some(Cursor::Text(s)), serde_json::Value::String(t)) => Some(t.as_str().cmp(s.as_str())),
+                (Some(Cursor::Number(f, _)), serde_json::Value::Number(n)) => n.as_f64()?.partial_cmp(f),
+                _ => Some(std::cmp::Ordering::Equal), // mixed types: keep the first
+            }
+        };
+        let Some(v) = value else { return };
+        let set = |slot: &mut Option<Cursor>| match (slot.as_mut(), v) {
+            (Some(Cursor::Text(s)), serde_json::Value::String(t)) => {
+                s.clear();
+                s.push_str(t);
+            }
+            (_, serde_json::Value::String(t)) => *slot = Some(Cursor::Text(t.clone())),
+            (_, serde_json::Value::Number(n)) => *slot = n.as_f64().map(|f| Cursor::Number(f, n.clone())),
+            _ => {}
+        };
+        match ordering(&self.min, v) {
+            None | Some(Less) => set(&mut self.min),
+            _ => {}
+        }
+        match ordering(&self.max, v) {
+            None | Some(Greater) => set(&mut self.max),
+            _ => {}
+        }
+    }
 }

@@ -51,8 +51,9 @@ impl StreamSchema {
     }
 
     /// Checks one record when `validate_records` is on: JSON Schema validation and key
-    /// properties present. Off, only that the record is an object.
-    pub fn check(&self, record: &RawValue) -> Result<(), InputErrorKind> {
+    /// properties present. Off, only that the record is an object. Returns the parsed record
+    /// when it had to be parsed, so later steps need not parse it again.
+    pub fn check(&self, record: &RawValue) -> Result<Option<Value>, InputErrorKind> {
         match &self.validator {
             Some(validator) => {
                 let value: Value = serde_json::from_str(record.get()).map_err(InputErrorKind::Json)?;
@@ -66,11 +67,11 @@ impl StreamSchema {
                 if let Some(missing) = self.key_properties.iter().find(|k| !object.contains_key(k.as_str())) {
                     return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
                 }
-                Ok(())
+                Ok(Some(value))
             }
             // Raw pass-through: the envelope parse already proved the record is well-formed JSON;
             // no second scan of it (key properties are part of validation).
-            None if record.get().starts_with('{') => Ok(()),
+            None if record.get().starts_with('{') => Ok(None),
             None => Err(InputErrorKind::Invalid("record is not a JSON object".into())),
         }
     }

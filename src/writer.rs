@@ -30,6 +30,7 @@ pub enum Command {
         id: FileId,
         key: String,
         meta: ObjectMeta,
+        compression: Compression,
         progress: Arc<Progress>,
     },
     /// Uncompressed bytes for a file; the buffer goes back through the recycle channel.
@@ -46,7 +47,6 @@ pub enum Command {
 /// are aborted (the pipeline closes every file it wants kept before it hangs up).
 pub fn spawn(
     storage: Arc<dyn Storage>,
-    compression: Compression,
     commands: Receiver<Command>,
     events: Sender<Event>,
     recycle: Sender<Vec<u8>>,
@@ -61,9 +61,12 @@ pub fn spawn(
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
                 let result = match command {
-                    Command::Open { id, key, meta, progress } => storage.create(&key, &meta).map(|sink| {
-                        open.insert(id, ObjectWriter::new(key, sink, compression, progress));
-                    }),
+                    Command::Open { id, key, meta, compression, progress } => storage
+                        .create(&key, &meta)
+                        .and_then(|sink| ObjectWriter::new(key, sink, compression, progress))
+                        .map(|writer| {
+                            open.insert(id, writer);
+                        }),
                     Command::Write { id, mut data } => {
                         let r = match open.get_mut(&id) {
                             Some(w) => w.write(&data),
@@ -93,25 +96,75 @@ pub fn spawn(
         .expect("spawning the writer thread")
 }
 
-/// One open file on the writer thread: its compressor and its sink. The compressor writes
-/// into a buffer that is passed on whole, so each chunk reaches storage in one write and the
-/// sink stays ours to finish or abort.
+/// A compressor writing into a buffer that is passed on whole, so each chunk reaches storage
+/// in one write.
+enum Compressor {
+    None,
+    Gzip(GzEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Compressor {
+    fn new(compression: Compression) -> std::io::Result<Compressor> {
+        let buf = || Vec::with_capacity(512 * 1024);
+        Ok(match compression {
+            Compression::None => Compressor::None,
+            Compression::Gzip { level } => Compressor::Gzip(GzEncoder::new(buf(), flate2::Compression::new(level))),
+            Compression::Zstd { level } => Compressor::Zstd(zstd::stream::write::Encoder::new(buf(), level)?),
+        })
+    }
+
+    /// Compresses `data`; the compressed bytes so far are left in the output buffer.
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Compressor::None => Ok(()),
+            Compressor::Gzip(gz) => gz.write_all(data),
+            Compressor::Zstd(z) => z.write_all(data),
+        }
+    }
+
+    fn output(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Compressor::None => None,
+            Compressor::Gzip(gz) => Some(gz.get_mut()),
+            Compressor::Zstd(z) => Some(z.get_mut()),
+        }
+    }
+
+    /// Ends the stream, returning the last compressed bytes.
+    fn finish(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Compressor::None => Ok(Vec::new()),
+            Compressor::Gzip(gz) => gz.finish(),
+            Compressor::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+/// One open file on the writer thread: its compressor and its sink, which stays ours to
+/// finish or abort.
 struct ObjectWriter {
     key: String,
     sink: Box<dyn ObjectSink>,
-    gzip: Option<GzEncoder<Vec<u8>>>,
+    compressor: Option<Compressor>,
     progress: Arc<Progress>,
+    crc: crc32fast::Hasher,
 }
 
 impl ObjectWriter {
-    fn new(key: String, sink: Box<dyn ObjectSink>, compression: Compression, progress: Arc<Progress>) -> ObjectWriter {
-        let gzip = match compression {
-            Compression::None => None,
-            Compression::Gzip { level } => {
-                Some(GzEncoder::new(Vec::with_capacity(512 * 1024), flate2::Compression::new(level)))
+    fn new(
+        key: String,
+        sink: Box<dyn ObjectSink>,
+        compression: Compression,
+        progress: Arc<Progress>,
+    ) -> Result<ObjectWriter, StorageError> {
+        match Compressor::new(compression) {
+            Ok(c) => Ok(ObjectWriter { key, sink, compressor: Some(c), progress, crc: crc32fast::Hasher::new() }),
+            Err(source) => {
+                sink.abort();
+                Err(StorageError::Compress { key, source })
             }
-        };
-        ObjectWriter { key, sink, gzip, progress }
+        }
     }
 
     fn compress_error(&self, source: std::io::Error) -> StorageError {
@@ -120,45 +173,45 @@ impl ObjectWriter {
 
     fn pass_on(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         self.sink.write(bytes)?;
+        self.crc.update(bytes);
         self.progress.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        self.compress(data)?;
+        let compressor = self.compressor.as_mut().expect("present until finish");
+        if let Err(e) = compressor.write(data) {
+            return Err(self.compress_error(e));
+        }
+        match compressor.output() {
+            None => self.pass_on(data)?,
+            Some(out) => {
+                let compressed = std::mem::take(out);
+                let result = self.pass_on(&compressed);
+                let mut compressed = compressed;
+                compressed.clear();
+                if let Some(out) = self.compressor.as_mut().and_then(Compressor::output) {
+                    *out = compressed;
+                }
+                result?
+            }
+        }
         self.progress.consumed.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
-    fn compress(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        let Some(gz) = self.gzip.as_mut() else {
-            return self.pass_on(data);
-        };
-        if let Err(e) = gz.write_all(data) {
-            return Err(self.compress_error(e));
-        }
-        let compressed = std::mem::take(gz.get_mut());
-        let r = self.pass_on(&compressed);
-        let mut compressed = compressed;
-        compressed.clear();
-        if let Some(gz) = self.gzip.as_mut() {
-            *gz.get_mut() = compressed;
-        }
-        r
-    }
-
     fn finish(mut self, id: FileId, events: Sender<Event>) -> Result<(), StorageError> {
-        if let Some(gz) = self.gzip.take() {
-            let result = match gz.finish() {
-                Ok(tail) => self.pass_on(&tail),
-                Err(e) => Err(self.compress_error(e)),
-            };
-            if let Err(e) = result {
-                self.abort();
-                return Err(e);
-            }
+        let compressor = self.compressor.take().expect("present until finish");
+        let result = match compressor.finish() {
+            Ok(tail) => self.pass_on(&tail),
+            Err(e) => Err(self.compress_error(e)),
+        };
+        if let Err(e) = result {
+            self.abort();
+            return Err(e);
         }
-        self.sink.finish(Completion::new(id, self.key, events));
+        let crc = self.crc.clone().finalize();
+        self.sink.finish(Completion::new(id, self.key, crc, events));
         Ok(())
     }
 

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 fn load(extra: Value, input: &str, env: &[(&str, &str)]) -> (Run, tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        json!({"local_path": dir.path().join("out"), "log_level": "warn", "run_id": "r1", "compression": "none"});
+    let mut config = json!({"local_path": dir.path().join("out"), "log_level": "warn", "run_id": "r1", "compression": "none", "write_manifest": false});
     config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let cfg = dir.path().join("c.json");
     std::fs::write(&cfg, config.to_string()).unwrap();

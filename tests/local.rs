@@ -148,7 +148,7 @@ fn assert_fails(input: &str, code: i32, needles: &[&str]) -> (Run, tempfile::Tem
         assert!(last.contains(n), "error line {last:?} should contain {n:?}");
     }
     assert!(run.stdout.is_empty(), "no STATE may be printed: {:?}", run.stdout);
-    let leftovers = files(dir.path());
+    let leftovers = all_files(dir.path());
     assert!(leftovers.is_empty(), "nothing partial may stay visible: {leftovers:?}");
     (run, dir)
 }
@@ -196,7 +196,9 @@ fn validation_off_loads_records_that_break_the_schema() {
     let failed = common::run(&cfg(dir.path(), json!({"validate_records": false})), &broken);
     assert_eq!(failed.code, 1);
     assert!(
-        failed.stderr.contains("line 2 (stream \"users\"): record does not match the schema: record is not a JSON object")
+        failed
+            .stderr
+            .contains("line 2 (stream \"users\"): record does not match the schema: record is not a JSON object")
     );
 }
 
@@ -393,4 +395,73 @@ fn version_and_about() {
     assert!(r.code == 0 && r.stdout.iter().any(|l| l.starts_with("| `key_template` |")));
     let r = run_args(&["--about"], "");
     assert!(r.code == 0 && r.stdout.iter().any(|l| l.contains("max_records_per_file")));
+}
+
+#[test]
+fn manifest_lists_every_file_with_counts_sizes_and_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample();
+    let run = run(
+        &cfg(dir.path(), json!({"max_records_per_file": 25, "run_id": "r9", "write_success_marker": true})),
+        &input,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = all_files(dir.path());
+    let manifests: Vec<_> = all.iter().filter(|p| p.starts_with("_manifests")).collect();
+    assert_eq!(manifests.len(), 1);
+    assert!(manifests[0].to_str().unwrap().ends_with("-r9.json"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.path().join(manifests[0])).unwrap()).unwrap();
+    assert_eq!(manifest["run_id"], "r9");
+    let objects = manifest["objects"].as_array().unwrap();
+    let data: Vec<_> = files(dir.path()).into_iter().filter(|p| !p.ends_with("_SUCCESS")).collect();
+    assert_eq!(objects.len(), data.len());
+    for o in objects {
+        let path = dir.path().join(o["key"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(o["bytes"].as_u64().unwrap(), bytes.len() as u64);
+        assert_eq!(o["crc32"].as_str().unwrap(), format!("{:08x}", crc32fast::hash(&bytes)));
+        let lines = read(&path).split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+        assert_eq!(o["records"].as_u64().unwrap(), lines);
+    }
+    let users: Vec<&Value> = objects.iter().filter(|o| o["stream"] == "users").collect();
+    assert_eq!(users.len(), 3);
+    assert!(users.iter().all(|o| o["min_cursor"].is_string() && o["max_cursor"].as_str() >= o["min_cursor"].as_str()));
+    let markers: Vec<_> = all.iter().filter(|p| p.ends_with("_SUCCESS")).collect();
+    assert_eq!(markers.len(), 2, "one per folder that got files: {markers:?}");
+}
+
+#[test]
+fn dry_run_lists_keys_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        cfg(&dir.path().join("out"), json!({"max_records_per_file": 25, "run_id": "r"})).to_string(),
+    )
+    .unwrap();
+    let r = run_args(&["--config", config.to_str().unwrap(), "--dry-run"], &sample());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.len(), 6, "{:?}", r.stdout);
+    let counts: Vec<u64> = r.stdout.iter().map(|l| l.split('\t').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(counts, [25, 25, 10, 25, 25, 10]);
+    assert!(r.stdout[0].ends_with("-r-00000.jsonl.gz") && r.stdout[0].contains("\torders/"), "{:?}", r.stdout);
+    assert!(!dir.path().join("out").exists(), "a dry run writes nothing");
+}
+
+#[test]
+fn zstd_files_decompress_to_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample();
+    let run = run(&cfg(dir.path(), json!({"compression": "zstd", "compression_level": 5})), &input);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for f in files(dir.path()) {
+        assert!(f.to_str().unwrap().ends_with(".jsonl.zst"), "{f:?}");
+        let stream = f.iter().next().unwrap().to_str().unwrap();
+        let got = zstd::stream::decode_all(&std::fs::read(dir.path().join(&f)).unwrap()[..]).unwrap();
+        let want: String = records_of(&input, stream).iter().map(|r| format!("{r}\n")).collect();
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+    }
+    let bad = common::run(&cfg(dir.path(), json!({"compression": "zstd", "compression_level": 40})), "");
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("zstd levels are 1 to 19"), "{}", bad.stderr);
 }

@@ -55,6 +55,21 @@ fn every_format_and_compression_round_trips() {
             serde_json::from_str::<Value>(run.stdout.last().unwrap()).unwrap(),
             states_of(&input).pop().unwrap()
         );
+        // the manifest lists exactly the data objects, with their counts and sizes
+        let all = s3.list_all(&bucket);
+        let manifests: Vec<&(String, i64)> = all.iter().filter(|(k, _)| k.starts_with("exports/_manifests/")).collect();
+        assert_eq!(manifests.len(), 1, "{all:?}");
+        let manifest: Value = serde_json::from_slice(&s3.get(&bucket, &manifests[0].0)).unwrap();
+        let mut listed: Vec<(String, i64)> = manifest["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["key"].as_str().unwrap().to_string(), o["bytes"].as_i64().unwrap()))
+            .collect();
+        listed.sort();
+        assert_eq!(listed, objects);
+        let records: u64 = manifest["objects"].as_array().unwrap().iter().map(|o| o["records"].as_u64().unwrap()).sum();
+        assert_eq!(records, 120);
     }
 }
 
@@ -190,7 +205,7 @@ fn assert_load_fails(config: &Value, needle: &str, s3: &S3Server, bucket: Option
     assert!(r.stdout.is_empty(), "no STATE: {:?}", r.stdout);
     assert!(started.elapsed() < Duration::from_secs(60), "failing took {:?}", started.elapsed());
     if let Some(bucket) = bucket {
-        assert!(s3.list(bucket).is_empty());
+        assert!(s3.list_all(bucket).is_empty());
         assert_eq!(s3.multipart_uploads(bucket), 0);
     }
     for secret in ["wrong-secret", "testing-secret-value"] {
@@ -267,7 +282,7 @@ fn connection_check_reports_each_step() {
         r.stdout
     );
     assert!(r.stdout.iter().any(|l| l.starts_with("ok") && l.contains("s3:DeleteObject")));
-    assert!(s3.list(&bucket).is_empty(), "the probe object is deleted");
+    assert!(s3.list_all(&bucket).is_empty(), "the probe object is deleted");
 
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, s3.config("no-such-bucket-check", json!({})).to_string()).unwrap();

@@ -25,7 +25,7 @@ pub struct ObjectMeta {
 #[derive(Debug)]
 pub enum Event {
     /// The file is durably stored under its final key.
-    Durable { id: FileId, key: String, bytes: u64 },
+    Durable { id: FileId, key: String, bytes: u64, crc32: u32 },
     /// Writing failed for good; the run must stop.
     Failed(StorageError),
 }
@@ -34,17 +34,19 @@ pub enum Event {
 pub struct Completion {
     pub id: FileId,
     pub key: String,
+    /// CRC32 of the object's bytes as stored, for the manifest.
+    crc32: u32,
     events: Sender<Event>,
 }
 
 impl Completion {
-    pub fn new(id: FileId, key: String, events: Sender<Event>) -> Completion {
-        Completion { id, key, events }
+    pub fn new(id: FileId, key: String, crc32: u32, events: Sender<Event>) -> Completion {
+        Completion { id, key, crc32, events }
     }
 
     pub fn done(self, result: Result<u64, StorageError>) {
         let event = match result {
-            Ok(bytes) => Event::Durable { id: self.id, key: self.key, bytes },
+            Ok(bytes) => Event::Durable { id: self.id, key: self.key, bytes, crc32: self.crc32 },
             Err(e) => Event::Failed(e),
         };
         // The pipeline may already be gone after a fatal error; nothing is left to tell.
@@ -68,4 +70,30 @@ pub trait ObjectSink: Send {
     fn finish(self: Box<Self>, done: Completion);
     /// Discards the object: nothing partial may remain visible.
     fn abort(self: Box<Self>);
+}
+
+/// `--dry-run`: accepts every object and forgets it, so a run shows the keys it would write.
+pub struct DryRun;
+
+impl Storage for DryRun {
+    fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
+        crate::template::check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
+        Ok(Box::new(DiscardSink(0)))
+    }
+    fn describe(&self) -> String {
+        "dry run (nothing is written)".into()
+    }
+}
+
+struct DiscardSink(u64);
+
+impl ObjectSink for DiscardSink {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.0 += data.len() as u64;
+        Ok(())
+    }
+    fn finish(self: Box<Self>, done: Completion) {
+        done.done(Ok(self.0));
+    }
+    fn abort(self: Box<Self>) {}
 }

@@ -46,9 +46,14 @@ pub fn run_args(args: &[&str], input: &str) -> Run {
     }
 }
 
-/// Every file under `root` (relative paths, sorted), hidden temporary files included so tests
-/// can assert there are none.
+/// Every data file under `root` (relative paths, sorted), hidden temporary files included so
+/// tests can assert there are none; the run manifests under `_manifests/` are left out.
 pub fn files(root: &Path) -> Vec<PathBuf> {
+    all_files(root).into_iter().filter(|p| !p.starts_with("_manifests")).collect()
+}
+
+/// Every file under `root`, manifests included.
+pub fn all_files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -207,8 +212,13 @@ impl S3Server {
         c
     }
 
-    /// Keys and sizes of every object in the bucket, sorted by key.
+    /// Keys and sizes of the data objects in the bucket (manifests left out), sorted by key.
     pub fn list(&self, bucket: &str) -> Vec<(String, i64)> {
+        self.list_all(bucket).into_iter().filter(|(k, _)| !k.contains("_manifests/")).collect()
+    }
+
+    /// Keys and sizes of every object in the bucket, sorted by key.
+    pub fn list_all(&self, bucket: &str) -> Vec<(String, i64)> {
         let out = runtime().block_on(self.client.list_objects_v2().bucket(bucket).send()).unwrap();
         let mut v: Vec<_> =
             out.contents().iter().map(|o| (o.key().unwrap().to_string(), o.size().unwrap_or_default())).collect();
