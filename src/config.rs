@@ -88,6 +88,7 @@ pub struct RawConfig {
     pub storage_class: Option<String>,
     pub object_tags: Option<BTreeMap<String, String>>,
     pub object_metadata: Option<BTreeMap<String, String>>,
+    pub stream_overrides: Option<BTreeMap<String, StreamOverride>>,
     pub log_level: String,
     pub log_format: String,
 }
@@ -165,6 +166,7 @@ impl Default for RawConfig {
             storage_class: None,
             object_tags: None,
             object_metadata: None,
+            stream_overrides: None,
             log_level: "info".into(),
             log_format: "text".into(),
         }
@@ -242,6 +244,8 @@ pub fn read_env(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Valu
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Jsonl,
+    /// One JSON array per file, holding the same record bytes as JSONL.
+    Json,
     Csv,
 }
 
@@ -249,12 +253,14 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Jsonl => "jsonl",
+            Format::Json => "json",
             Format::Csv => "csv",
         }
     }
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Jsonl => "application/x-ndjson",
+            Format::Json => "application/json",
             Format::Csv => "text/csv",
         }
     }
@@ -357,7 +363,10 @@ pub struct CsvOptions {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub destination: Destination,
-    pub key: KeyTemplate,
+    /// Key template, format and compression of every stream without an override.
+    pub output: Output,
+    /// `stream_overrides`: exact stream names first, then glob patterns in alphabetical order.
+    pub overrides: Vec<(String, Output)>,
     pub run_id: String,
     pub timezone: chrono_tz::Tz,
     /// Field for the partition date macros; `None`: the stream's first bookmark property.
@@ -370,12 +379,70 @@ pub struct Config {
     pub variables: BTreeMap<String, String>,
     /// `--dry-run`: nothing is written and no STATE printed; the keys are listed instead.
     pub dry_run: bool,
-    pub format: Format,
-    pub compression: Compression,
     pub limits: Limits,
     pub validate_records: bool,
     pub validate_formats: bool,
     pub csv: CsvOptions,
+}
+
+/// How one stream's files are named and written.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub key: KeyTemplate,
+    pub format: Format,
+    pub compression: Compression,
+}
+
+impl Output {
+    /// `jsonl.gz`, `csv`, ...: the `{extension}` macro.
+    pub fn extension(&self) -> String {
+        format!("{}{}", self.format.extension(), self.compression.suffix())
+    }
+}
+
+impl Config {
+    /// The output settings of `stream`: an exact `stream_overrides` entry, else the first
+    /// matching glob, else the defaults.
+    pub fn output_for(&self, stream: &str) -> &Output {
+        self.overrides
+            .iter()
+            .find(|(pattern, _)| pattern == stream)
+            .or_else(|| self.overrides.iter().find(|(pattern, _)| glob_match(pattern, stream)))
+            .map_or(&self.output, |(_, output)| output)
+    }
+}
+
+/// `*` (any run of characters) and `?` (one character) wildcards, as in shell globs.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// One entry of `stream_overrides`; unset fields fall back to the top-level settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamOverride {
+    pub key_template: Option<String>,
+    pub format: Option<String>,
+    pub compression: Option<String>,
+    pub compression_level: Option<u32>,
 }
 
 /// Log settings are read before everything else so that config errors can be logged.
@@ -421,27 +488,6 @@ impl RawConfig {
             }
             _ => Destination::S3(Box::new(self.s3_options()?)),
         };
-        let format = match one_of("format", &self.format)? {
-            "csv" => Format::Csv,
-            _ => Format::Jsonl,
-        };
-        let compression = match one_of("compression", &self.compression)? {
-            "gzip" => {
-                let level = self.compression_level.unwrap_or(6);
-                if level > 9 {
-                    return Err(invalid("compression_level", format!("gzip levels are 0 to 9, got {level}")));
-                }
-                Compression::Gzip { level }
-            }
-            "zstd" => {
-                let level = self.compression_level.unwrap_or(3);
-                if !(1..=19).contains(&level) {
-                    return Err(invalid("compression_level", format!("zstd levels are 1 to 19, got {level}")));
-                }
-                Compression::Zstd { level: level as i32 }
-            }
-            _ => Compression::None,
-        };
         let run_id = match &self.run_id {
             Some(id) if id.trim().is_empty() => {
                 return Err(invalid("run_id", "must not be empty".into()));
@@ -458,7 +504,27 @@ impl RawConfig {
         };
         let variables = self.template_variables_with(|name| std::env::var(name).ok())?;
         let options = ParseOptions { allow_overwrite: self.allow_overwrite, style, variables: &variables };
-        let key = KeyTemplate::parse(&self.prefix, &self.key_template, &options)?;
+        let output =
+            self.output(&self.key_template, &self.format, &self.compression, self.compression_level, &options)?;
+        let mut overrides = Vec::new();
+        for (stream, o) in self.stream_overrides.iter().flatten() {
+            let named = |e: ConfigError| match e {
+                ConfigError::Invalid { setting, message } => {
+                    invalid("stream_overrides", format!("{stream:?}: `{setting}` {message}"))
+                }
+                other => other,
+            };
+            let overridden = self
+                .output(
+                    o.key_template.as_deref().unwrap_or(&self.key_template),
+                    o.format.as_deref().unwrap_or(&self.format),
+                    o.compression.as_deref().unwrap_or(&self.compression),
+                    o.compression_level.or(self.compression_level),
+                    &options,
+                )
+                .map_err(named)?;
+            overrides.push((stream.clone(), overridden));
+        }
         let manifest_key = if self.write_manifest {
             let manifest = KeyTemplate::parse(
                 &self.prefix,
@@ -498,7 +564,8 @@ impl RawConfig {
         }
         Ok(Config {
             destination,
-            key,
+            output,
+            overrides,
             run_id,
             timezone,
             partition_date_field,
@@ -507,8 +574,6 @@ impl RawConfig {
             write_success_marker: self.write_success_marker,
             variables,
             dry_run: false,
-            format,
-            compression,
             limits: Limits {
                 max_records: nonzero(self.max_records_per_file),
                 max_bytes: nonzero(self.max_bytes_per_file),
@@ -522,6 +587,43 @@ impl RawConfig {
 }
 
 impl RawConfig {
+    /// Checks and builds the output settings (key template, format, compression) once for the
+    /// defaults and once per stream override.
+    fn output(
+        &self,
+        key_template: &str,
+        format: &str,
+        compression: &str,
+        level: Option<u32>,
+        options: &ParseOptions<'_>,
+    ) -> Result<Output, ConfigError> {
+        let invalid = |setting: &str, message: String| ConfigError::Invalid { setting: setting.into(), message };
+        let format = match one_of("format", format)? {
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            _ => Format::Jsonl,
+        };
+        let compression = match one_of("compression", compression)? {
+            "gzip" => {
+                let level = level.unwrap_or(6);
+                if level > 9 {
+                    return Err(invalid("compression_level", format!("gzip levels are 0 to 9, got {level}")));
+                }
+                Compression::Gzip { level }
+            }
+            "zstd" => {
+                let level = level.unwrap_or(3);
+                if !(1..=19).contains(&level) {
+                    return Err(invalid("compression_level", format!("zstd levels are 1 to 19, got {level}")));
+                }
+                Compression::Zstd { level: level as i32 }
+            }
+            _ => Compression::None,
+        };
+        let key = KeyTemplate::parse(&self.prefix, key_template, options)?;
+        Ok(Output { key, format, compression })
+    }
+
     /// Job variables (setting first, then the job runner's environment) and the user's
     /// `template_variables`, by lowercase name.
     pub fn template_variables_with(
@@ -769,7 +871,7 @@ mod tests {
     #[test]
     fn enumerations_list_allowed_values() {
         let err = raw(serde_json::json!({"format": "xml"})).unwrap().validate().unwrap_err().to_string();
-        assert!(err.contains("format") && err.contains("jsonl, csv") && err.contains("xml"), "{err}");
+        assert!(err.contains("format") && err.contains("jsonl, json, csv") && err.contains("xml"), "{err}");
     }
 
     #[test]
@@ -798,6 +900,28 @@ mod tests {
         let c = raw(serde_json::json!({"bucket": "abc", "aws_access_key_id": "AKIDSECRET", "aws_secret_access_key": "shh-very-secret"})).unwrap();
         let shown = format!("{c:?} {:?}", c.validate().unwrap());
         assert!(!shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"), "{shown}");
+    }
+
+    #[test]
+    fn stream_overrides_by_name_then_glob() {
+        let c = raw(serde_json::json!({"stream_overrides": {
+            "public-*": {"format": "csv"},
+            "public-users": {"compression": "zstd"},
+            "x?": {"key_template": "{stream}/{uuid}"}
+        }}))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(c.output_for("public-users").compression, Compression::Zstd { level: 3 });
+        assert_eq!(c.output_for("public-users").format, Format::Jsonl);
+        assert_eq!(c.output_for("public-orders").format, Format::Csv);
+        assert_eq!(c.output_for("other").format, Format::Jsonl);
+        assert!(
+            glob_match("x?", "xy") && !glob_match("x?", "xyz") && glob_match("*", "") && glob_match("a*b*c", "aXbYbc")
+        );
+        let e = raw(serde_json::json!({"stream_overrides": {"s": {"format": "xml"}}})).unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("stream_overrides") && e.to_string().contains("\"s\""), "{e}");
+        assert!(raw(serde_json::json!({"stream_overrides": {"s": {"frmat": "csv"}}})).is_err());
     }
 
     #[test]

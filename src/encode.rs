@@ -13,6 +13,11 @@ pub enum Encoder {
     Jsonl {
         buf: Vec<u8>,
     },
+    /// The same bytes as JSONL, as the elements of one JSON array.
+    Json {
+        buf: Vec<u8>,
+        empty: bool,
+    },
     Csv(Box<CsvEncoder>),
 }
 
@@ -20,6 +25,7 @@ impl Encoder {
     pub fn new(format: Format, columns: &Arc<ColumnPlan>, csv: &CsvOptions, capacity: usize) -> Encoder {
         match format {
             Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity) },
+            Format::Json => Encoder::Json { buf: Vec::with_capacity(capacity), empty: true },
             Format::Csv => Encoder::Csv(Box::new(CsvEncoder::new(columns.clone(), csv, capacity))),
         }
     }
@@ -32,6 +38,13 @@ impl Encoder {
                 buf.push(b'\n');
                 Ok(())
             }
+            Encoder::Json { buf, empty } => {
+                buf.push(if *empty { b'[' } else { b',' });
+                *empty = false;
+                buf.push(b'\n');
+                buf.extend_from_slice(record.get().as_bytes());
+                Ok(())
+            }
             Encoder::Csv(csv) => csv.encode(record.get()),
         }
     }
@@ -39,7 +52,7 @@ impl Encoder {
     /// Bytes buffered and not yet taken.
     pub fn pending(&self) -> usize {
         match self {
-            Encoder::Jsonl { buf } => buf.len(),
+            Encoder::Jsonl { buf } | Encoder::Json { buf, .. } => buf.len(),
             Encoder::Csv(csv) => csv.writer.get_ref().len(),
         }
     }
@@ -48,7 +61,7 @@ impl Encoder {
     pub fn take(&mut self, mut replacement: Vec<u8>) -> Vec<u8> {
         replacement.clear();
         match self {
-            Encoder::Jsonl { buf } => std::mem::replace(buf, replacement),
+            Encoder::Jsonl { buf } | Encoder::Json { buf, .. } => std::mem::replace(buf, replacement),
             Encoder::Csv(csv) => {
                 // A csv::Writer only gives its buffer back by value: swap in a fresh one.
                 let fresh = csv.builder.from_writer(replacement);
@@ -58,12 +71,19 @@ impl Encoder {
         }
     }
 
+    /// Ends the file: whatever must follow the last record (the JSON array's `]`).
+    pub fn finish(&mut self) {
+        if let Encoder::Json { buf, empty } = self {
+            buf.extend_from_slice(if *empty { b"[]\n" } else { b"\n]\n" });
+        }
+    }
+
     /// The first record key outside the schema seen by this encoder, if any (CSV only: those
     /// values have no column).
     pub fn take_unknown_key(&mut self) -> Option<String> {
         match self {
             Encoder::Csv(csv) => csv.unknown.take(),
-            Encoder::Jsonl { .. } => None,
+            Encoder::Jsonl { .. } | Encoder::Json { .. } => None,
         }
     }
 }
@@ -179,6 +199,18 @@ mod tests {
             CsvOptions { delimiter: b';', quote: b'\'', header: false, max_depth: 10 },
         );
         assert_eq!(out, "'x;y';z\n");
+    }
+
+    #[test]
+    fn json_array_holds_the_same_bytes() {
+        let mut enc = Encoder::Json { buf: Vec::new(), empty: true };
+        for rec in [r#"{"a":1.50}"#, r#"{"b":"x"}"#] {
+            enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap()).unwrap();
+        }
+        enc.finish();
+        let out = String::from_utf8(enc.take(Vec::new())).unwrap();
+        assert_eq!(out, "[\n{\"a\":1.50},\n{\"b\":\"x\"}\n]\n");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use serde_json::value::RawValue;
 
 use crate::ack::AckTracker;
-use crate::config::{Compression, Config};
+use crate::config::{Compression, Config, Output};
 use crate::encode::Encoder;
 use crate::error::{Error, InputError, InputErrorKind, StorageError};
 use crate::schema::{SchemaOptions, StreamSchema};
@@ -80,8 +80,11 @@ pub fn run(
     }
 }
 
-struct Stream {
+struct Stream<'a> {
     name: String,
+    /// Key template, format and compression (the defaults or the stream's override).
+    output: &'a Output,
+    extension: String,
     schema: Arc<StreamSchema>,
     /// `{stream_run_id}`: one per stream per run.
     run_id: String,
@@ -128,9 +131,8 @@ struct Pipeline<'a> {
     config: &'a Config,
     run: RunContext,
     schema_options: SchemaOptions,
-    meta: ObjectMeta,
     chunk_size: usize,
-    streams: HashMap<String, Stream>,
+    streams: HashMap<String, Stream<'a>>,
     open_files: usize,
     /// Reused per record for the partition part of the key.
     partition: String,
@@ -155,27 +157,16 @@ impl<'a> Pipeline<'a> {
         chunk_recycle: Receiver<Vec<u8>>,
         state_out: &'a mut dyn Write,
     ) -> Pipeline<'a> {
-        let extension = format!("{}{}", config.format.extension(), config.compression.suffix());
         let chunk_size = match config.limits.max_bytes {
             Some(max) => (max as usize / 4).clamp(64 * 1024, MAX_CHUNK),
             None => MAX_CHUNK,
         };
         Pipeline {
-            run: RunContext {
-                now: chrono::Utc::now().with_timezone(&config.timezone),
-                run_id: config.run_id.clone(),
-                extension,
-                format: config.format.extension(),
-                compression: config.compression.name(),
-            },
+            run: RunContext { now: chrono::Utc::now().with_timezone(&config.timezone), run_id: config.run_id.clone() },
             schema_options: SchemaOptions {
                 validate_records: config.validate_records,
                 validate_formats: config.validate_formats,
                 flatten_max_depth: config.csv.max_depth,
-            },
-            meta: ObjectMeta {
-                content_type: config.format.content_type(),
-                content_encoding: config.compression.content_encoding(),
             },
             chunk_size,
             config,
@@ -261,14 +252,24 @@ impl<'a> Pipeline<'a> {
             }
         }
         if let Some(template) = &self.config.manifest_key {
-            let file = FileContext { stream: "", stream_run_id: "", part: 0, record: None, partition_date_field: None };
+            let extension = self.config.output.extension();
+            let file = FileContext {
+                stream: "",
+                extension: &extension,
+                format: self.config.output.format.extension(),
+                compression: self.config.output.compression.name(),
+                stream_run_id: "",
+                part: 0,
+                record: None,
+                partition_date_field: None,
+            };
             let key = template.render(&self.run, &file);
             let manifest = serde_json::json!({
                 "run_id": self.run.run_id,
                 "started_at": self.run.now.to_rfc3339(),
                 "finished_at": chrono::Utc::now().with_timezone(&self.config.timezone).to_rfc3339(),
-                "format": self.config.format.extension(),
-                "compression": self.config.compression.name(),
+                "format": self.config.output.format.extension(),
+                "compression": self.config.output.compression.name(),
                 "variables": self.config.variables,
                 "records": self.summary.records,
                 "objects": self.written,
@@ -391,8 +392,11 @@ impl<'a> Pipeline<'a> {
                 stream.schema_hash = schema_hash;
             }
             None => {
+                let output = self.config.output_for(name);
                 let stream = Stream {
                     name: name.to_string(),
+                    output,
+                    extension: output.extension(),
                     schema: compiled,
                     run_id: uuid::Uuid::now_v7().to_string(),
                     partition_date_field,
@@ -416,8 +420,8 @@ impl<'a> Pipeline<'a> {
             Err(kind) => return Err(self.input_error(Some(name), kind)),
         };
         let mut partition = std::mem::take(&mut self.partition);
-        if self.config.key.is_partitioned() {
-            self.config.key.partition(record.get(), stream.partition_date_field.as_ref(), &self.run, &mut partition);
+        if stream.output.key.is_partitioned() {
+            stream.output.key.partition(record.get(), stream.partition_date_field.as_ref(), &self.run, &mut partition);
         }
         if !stream.files.contains_key(partition.as_str()) {
             if self.open_files >= self.config.max_open_files {
@@ -462,22 +466,29 @@ impl<'a> Pipeline<'a> {
         let id = self.next_file;
         self.next_file += 1;
         let part = stream.next_part.entry(partition.to_string()).or_default();
+        let output = stream.output;
         let file_context = FileContext {
             stream: &stream.name,
+            extension: &stream.extension,
+            format: output.format.extension(),
+            compression: output.compression.name(),
             stream_run_id: &stream.run_id,
             part: *part,
             record: Some(record.get()),
             partition_date_field: stream.partition_date_field.as_ref(),
         };
-        let key = self.config.key.render(&self.run, &file_context);
+        let key = output.key.render(&self.run, &file_context);
         *part += 1;
         let progress = Arc::new(Progress::default());
-        let encoder = Encoder::new(self.config.format, &stream.schema.columns, &self.config.csv, self.chunk_size);
+        let encoder = Encoder::new(output.format, &stream.schema.columns, &self.config.csv, self.chunk_size);
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
-        let compression = self.config.compression;
-        let open =
-            Command::Open { id, key: key.clone(), meta: self.meta.clone(), compression, progress: progress.clone() };
+        let meta = ObjectMeta {
+            content_type: output.format.content_type(),
+            content_encoding: output.compression.content_encoding(),
+        };
+        let compression = output.compression;
+        let open = Command::Open { id, key: key.clone(), meta, compression, progress: progress.clone() };
         send(&self.commands, open)?;
         let cursor = CursorRange::default();
         let file = OpenFile {
@@ -503,6 +514,7 @@ impl<'a> Pipeline<'a> {
             return Ok(());
         };
         self.open_files -= 1;
+        file.encoder.finish();
         let data = file.encoder.take(Vec::new());
         if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;

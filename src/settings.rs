@@ -100,7 +100,7 @@ pub static SETTINGS: &[Setting] = &[
     s("manifest_key_template", String, Some("\"_manifests/{date_time}-{run_id}.json\""),
       "Key of the manifest, under `prefix`; macros as in `key_template` (no record macros)."),
     s("write_success_marker", Boolean, Some("false"), "Write an empty `_SUCCESS` object into every folder that received files, at the end of a successful run."),
-    s("format", String, Some("\"jsonl\""), "File format.").allowed(&["jsonl", "csv"]),
+    s("format", String, Some("\"jsonl\""), "File format: JSON lines, one JSON array per file, or CSV.").allowed(&["jsonl", "json", "csv"]),
     s("compression", String, Some("\"gzip\""), "Compression of each file (`.gz`, `.zst`).").allowed(&["none", "gzip", "zstd"]),
     s("compression_level", Integer, None,
       "gzip: 0 (store) to 9, default 6 (2-3 is much faster); zstd: 1 to 19, default 3 (faster than gzip 6 and smaller)."),
@@ -155,6 +155,8 @@ pub static SETTINGS: &[Setting] = &[
     s("storage_class", String, None, "Storage class, e.g. `STANDARD_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`."),
     s("object_tags", Object, None, "Tags for every object, as a JSON object of strings."),
     s("object_metadata", Object, None, "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings."),
+    s("stream_overrides", Object, None,
+      "Per-stream `key_template`, `format`, `compression`, `compression_level`: a JSON object keyed by stream name or glob (`*`, `?`). Exact names win over globs."),
     s("log_level", String, Some("\"info\""), "Log level on stderr (`RUST_LOG` and `--log-level` override it).")
         .allowed(&["error", "warn", "info", "debug", "trace"]),
     s("log_format", String, Some("\"text\""), "Log line format on stderr.").allowed(&["text", "json"]),

@@ -248,14 +248,15 @@ pub struct KeyTemplate {
 pub struct RunContext {
     pub now: DateTime<Tz>,
     pub run_id: String,
-    pub extension: String,
-    pub format: &'static str,
-    pub compression: &'static str,
 }
 
 /// Values that change per file.
 pub struct FileContext<'a> {
     pub stream: &'a str,
+    /// The stream's output: its `extension` (`jsonl.gz`), `format` and `compression` names.
+    pub extension: &'a str,
+    pub format: &'a str,
+    pub compression: &'a str,
     pub stream_run_id: &'a str,
     pub part: u64,
     /// The file's first record, for record macros.
@@ -406,9 +407,9 @@ impl KeyTemplate {
                     push_safe(&mut key, file.stream_run_id);
                     Ok(())
                 }
-                Macro::Extension => write!(key, "{}", run.extension),
-                Macro::Format => write!(key, "{}", run.format),
-                Macro::Compression => write!(key, "{}", run.compression),
+                Macro::Extension => write!(key, "{}", file.extension),
+                Macro::Format => write!(key, "{}", file.format),
+                Macro::Compression => write!(key, "{}", file.compression),
                 Macro::JobVar(_) => Ok(()), // resolved to a literal at parse time
                 Macro::Record(_) | Macro::PartitionDate(_) => {
                     let record = file.record.unwrap_or("{}");
@@ -708,13 +709,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn run() -> RunContext {
-        RunContext {
-            now: Tz::UTC.with_ymd_and_hms(2026, 11, 22, 3, 41, 7).unwrap(),
-            run_id: "run1".into(),
-            extension: "jsonl.gz".into(),
-            format: "jsonl",
-            compression: "gzip",
-        }
+        RunContext { now: Tz::UTC.with_ymd_and_hms(2026, 11, 22, 3, 41, 7).unwrap(), run_id: "run1".into() }
     }
 
     fn parse(prefix: &str, template: &str) -> KeyTemplate {
@@ -726,7 +721,16 @@ mod tests {
     }
 
     fn file<'a>(stream: &'a str, record: Option<&'a str>) -> FileContext<'a> {
-        FileContext { stream, stream_run_id: "srun", part: 3, record, partition_date_field: None }
+        FileContext {
+            stream,
+            extension: "jsonl.gz",
+            format: "jsonl",
+            compression: "gzip",
+            stream_run_id: "srun",
+            part: 3,
+            record,
+            partition_date_field: None,
+        }
     }
 
     #[test]
@@ -814,13 +818,7 @@ mod tests {
         let t = parse("", "{{filename}}-{{YYYY}}-{{MM}}-{{DD}}");
         let field: FieldPath = vec!["date".into()];
         let rec = r#"{"date":"2026-10-03"}"#;
-        let f = FileContext {
-            stream: "ads",
-            stream_run_id: "r",
-            part: 0,
-            record: Some(rec),
-            partition_date_field: Some(&field),
-        };
+        let f = FileContext { record: Some(rec), partition_date_field: Some(&field), ..file("ads", None) };
         assert_eq!(t.render(&run(), &f), "ads-2026-10-03");
         let f = FileContext { partition_date_field: None, ..f };
         assert_eq!(t.render(&run(), &f), "ads-2026-11-22", "no bookmark: the load date");

@@ -465,3 +465,25 @@ fn zstd_files_decompress_to_the_records() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("zstd levels are 1 to 19"), "{}", bad.stderr);
 }
+
+#[test]
+fn json_arrays_and_per_stream_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample();
+    let overrides = json!({"stream_overrides": {
+        "ord*": {"format": "csv", "compression": "none"},
+        "users": {"format": "json", "key_template": "json/{stream}-{run_id}-{part}.{extension}"}
+    }, "run_id": "r"});
+    let run = run(&cfg(dir.path(), overrides), &input);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let files = files(dir.path());
+    let names: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("json/users-r-00000.json.gz"), "{names:?}");
+    assert!(names[1].starts_with("orders/") && names[1].ends_with(".csv"), "{names:?}");
+    let users: Value = serde_json::from_slice(&read(&dir.path().join(&files[0]))).unwrap();
+    let want: Vec<Value> = records_of(&input, "users").iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+    assert_eq!(users.as_array().unwrap(), &want);
+    let csv = read(&dir.path().join(&files[1]));
+    assert!(csv.starts_with(b"order_id,user_id,amount,currency,items,note,created_at\n"));
+}
