@@ -525,6 +525,19 @@ impl RawConfig {
                 .map_err(named)?;
             overrides.push((stream.clone(), overridden));
         }
+        if let Destination::S3(s3) = &destination {
+            let cursor_keys =
+                std::iter::once(&output).chain(overrides.iter().map(|(_, o)| o)).any(|o| o.key.uses_cursor());
+            if cursor_keys && (self.max_bytes_per_file == 0 || self.max_bytes_per_file > s3.part_size as u64) {
+                return Err(invalid(
+                    "max_bytes_per_file",
+                    format!(
+                        "must be at most part_size ({}) when keys use cursor macros: such a key is known only when its file is complete, so each file is sent in one request from memory",
+                        s3.part_size
+                    ),
+                ));
+            }
+        }
         let manifest_key = if self.write_manifest {
             let manifest = KeyTemplate::parse(
                 &self.prefix,

@@ -103,6 +103,9 @@ struct Stream<'a> {
 struct OpenFile {
     id: FileId,
     key: String,
+    part: u64,
+    /// Kept only when the key is decided at close (cursor macros) and may need record fields.
+    first_record: Option<String>,
     cursor: CursorRange,
     /// Record sequence number of the last write, to close the least recently written file.
     last_write: u64,
@@ -262,6 +265,7 @@ impl<'a> Pipeline<'a> {
                 part: 0,
                 record: None,
                 partition_date_field: None,
+                cursor: None,
             };
             let key = template.render(&self.run, &file);
             let manifest = serde_json::json!({
@@ -300,13 +304,13 @@ impl<'a> Pipeline<'a> {
         let id = self.next_file;
         self.next_file += 1;
         self.ack.file_opened(id, 0);
-        let meta = ObjectMeta { content_type, content_encoding: None };
+        let meta = ObjectMeta { content_type, content_encoding: None, key_at_close: false };
         let progress = Arc::new(Progress::default());
         send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, progress })?;
         if !body.is_empty() {
             send(&self.commands, Command::Write { id, data: body })?;
         }
-        send(&self.commands, Command::Close { id })?;
+        send(&self.commands, Command::Close { id, key: None })?;
         self.closing += 1;
         Ok(())
     }
@@ -434,8 +438,16 @@ impl<'a> Pipeline<'a> {
         let stream = self.streams.get_mut(name).expect("checked above");
         let file = stream.files.get_mut(partition.as_str()).expect("opened above");
         file.last_write = sequence;
-        if let (Some(value), Some(field)) = (&value, &stream.cursor_field) {
-            file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k)));
+        match (&value, &stream.cursor_field) {
+            (Some(value), Some(field)) => file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k))),
+            // Without validation there is no parsed record; the cursor is read only when the
+            // key needs it.
+            (None, Some(field)) if file.first_record.is_some() => {
+                let cursor = crate::template::find_field(record.get(), field)
+                    .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok());
+                file.cursor.update(cursor.as_ref());
+            }
+            _ => {}
         }
         if let Err(message) = file.encoder.encode(record) {
             self.partition = partition;
@@ -476,16 +488,20 @@ impl<'a> Pipeline<'a> {
             part: *part,
             record: Some(record.get()),
             partition_date_field: stream.partition_date_field.as_ref(),
+            cursor: None,
         };
         let key = output.key.render(&self.run, &file_context);
+        let part_number = *part;
         *part += 1;
         let progress = Arc::new(Progress::default());
         let encoder = Encoder::new(output.format, &stream.schema.columns, &self.config.csv, self.chunk_size);
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
+        let key_at_close = output.key.uses_cursor();
         let meta = ObjectMeta {
             content_type: output.format.content_type(),
             content_encoding: output.compression.content_encoding(),
+            key_at_close,
         };
         let compression = output.compression;
         let open = Command::Open { id, key: key.clone(), meta, compression, progress: progress.clone() };
@@ -494,6 +510,8 @@ impl<'a> Pipeline<'a> {
         let file = OpenFile {
             id,
             key,
+            part: part_number,
+            first_record: key_at_close.then(|| record.get().to_string()),
             cursor,
             last_write: 0,
             encoder,
@@ -519,10 +537,28 @@ impl<'a> Pipeline<'a> {
         if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
-        send(&self.commands, Command::Close { id: file.id })?;
+        let stream = &self.streams[name];
+        let mut final_key = None;
+        if let Some(first_record) = &file.first_record {
+            let cursor = file.cursor.max.as_ref().map(Cursor::to_json);
+            let file_context = FileContext {
+                stream: &stream.name,
+                extension: &stream.extension,
+                format: stream.output.format.extension(),
+                compression: stream.output.compression.name(),
+                stream_run_id: &stream.run_id,
+                part: file.part,
+                record: Some(first_record),
+                partition_date_field: stream.partition_date_field.as_ref(),
+                cursor: cursor.as_deref(),
+            };
+            let key = stream.output.key.render(&self.run, &file_context);
+            file.key = key.clone();
+            final_key = Some(key);
+        }
+        send(&self.commands, Command::Close { id: file.id, key: final_key })?;
         self.closing += 1;
         tracing::debug!(stream = %name, records = file.records, "closing file");
-        let stream = &self.streams[name];
         self.in_flight.insert(
             file.id,
             ManifestEntry {
@@ -634,6 +670,13 @@ enum Cursor {
 }
 
 impl Cursor {
+    fn to_json(&self) -> String {
+        match self {
+            Cursor::Text(s) => serde_json::Value::String(s.clone()).to_string(),
+            Cursor::Number(_, n) => n.to_string(),
+        }
+    }
+
     fn into_value(self) -> serde_json::Value {
         match self {
             Cursor::Text(s) => serde_json::Value::String(s),

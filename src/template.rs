@@ -49,6 +49,8 @@ pub enum Macro {
     Compression,
     /// Improvado's `{{YYYY}}`/`{{MM}}`/`{{DD}}`: the record's partition date.
     PartitionDate(&'static str),
+    /// The file's largest cursor value: raw (`{cursor}`), or through a strftime pattern.
+    Cursor(Option<&'static str>),
     /// A job variable (`{tenant}`, `{job_id}`, ...) resolved from config or environment.
     JobVar(&'static str),
     Record(FieldPath),
@@ -60,6 +62,8 @@ enum FormatSpec {
     None,
     /// A strftime pattern is required (`{now:%Y/%m}`).
     Strftime,
+    /// A strftime pattern may follow (`{cursor}` or `{cursor:%Y}`).
+    OptionalStrftime,
 }
 
 pub struct MacroSpec {
@@ -146,6 +150,34 @@ pub static MACROS: &[MacroSpec] = &[
     ),
     m(&["mm"], Macro::PartitionDate("%m"), "11", "Partition month (see `{yyyy}`)."),
     m(&["dd"], Macro::PartitionDate("%d"), "21", "Partition day (see `{yyyy}`)."),
+    MacroSpec {
+        names: &["cursor"],
+        example: "2026-11-21T18:04:00Z",
+        description: "The file's largest cursor value (the stream's first bookmark property); `{cursor:FORMAT}` formats it as a date. A key with cursor macros is decided when its file closes.",
+        kind: Macro::Cursor(None),
+        format: FormatSpec::OptionalStrftime,
+    },
+    m(&["cursor_year"], Macro::Cursor(Some("%Y")), "2026", "Year of the file's largest cursor value."),
+    m(&["cursor_month"], Macro::Cursor(Some("%m")), "11", "Month of the file's largest cursor value."),
+    m(&["cursor_day"], Macro::Cursor(Some("%d")), "21", "Day of the file's largest cursor value."),
+    m(
+        &["cursor_date_time"],
+        Macro::Cursor(Some("%Y_%m_%d_%H_%M_%S")),
+        "2026_11_21_18_04_00",
+        "Largest cursor value as `%Y_%m_%d_%H_%M_%S`.",
+    ),
+    m(
+        &["cursor_iso_date_time"],
+        Macro::Cursor(Some("%Y-%m-%dT%H:%M:%SZ")),
+        "2026-11-21T18:04:00Z",
+        "Largest cursor value, ISO 8601 in UTC.",
+    ),
+    m(
+        &["cursor_singular_date_time"],
+        Macro::Cursor(Some("%Y-%m-%d-%H-%M-%S")),
+        "2026-11-21-18-04-00",
+        "Largest cursor value as `%Y-%m-%d-%H-%M-%S`.",
+    ),
     m(
         &["part"],
         Macro::Part,
@@ -263,6 +295,8 @@ pub struct FileContext<'a> {
     pub record: Option<&'a str>,
     /// Field giving the partition date, if the stream has one.
     pub partition_date_field: Option<&'a FieldPath>,
+    /// The file's largest cursor value as JSON text, once the file is complete.
+    pub cursor: Option<&'a str>,
 }
 
 /// Marker for a record value that is missing or cannot be formatted.
@@ -291,6 +325,11 @@ impl KeyTemplate {
 
     fn uses(&self, pred: impl Fn(&Macro) -> bool) -> bool {
         self.segments.iter().any(|s| matches!(s, Segment::Macro { kind, .. } if pred(kind)))
+    }
+
+    /// Whether the key names the file's cursor range, so it is rendered when the file closes.
+    pub fn uses_cursor(&self) -> bool {
+        self.uses(|m| matches!(m, Macro::Cursor(_)))
     }
 
     /// Whether keys depend on the record (one open file per partition).
@@ -411,6 +450,13 @@ impl KeyTemplate {
                 Macro::Format => write!(key, "{}", file.format),
                 Macro::Compression => write!(key, "{}", file.compression),
                 Macro::JobVar(_) => Ok(()), // resolved to a literal at parse time
+                Macro::Cursor(fixed) => {
+                    match file.cursor {
+                        Some(raw) => push_value(&mut key, raw, fixed.or(format)),
+                        None => key.push_str(NULL_PARTITION),
+                    }
+                    Ok(())
+                }
                 Macro::Record(_) | Macro::PartitionDate(_) => {
                     let record = file.record.unwrap_or("{}");
                     render_record_macro(kind, format, record, file.partition_date_field, run, &mut key);
@@ -609,7 +655,9 @@ fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Resu
                         format!("macro `{name}` needs a strftime format, e.g. `{{{name}:%Y/%m/%d}}`"),
                     ));
                 }
-                _ => {}
+                (FormatSpec::Strftime | FormatSpec::OptionalStrftime, Some(_))
+                | (FormatSpec::OptionalStrftime, None) => {}
+                (FormatSpec::None, None) => {}
             }
             match &spec.kind {
                 Macro::JobVar(var) => match options.variables.get(*var) {
@@ -730,6 +778,7 @@ mod tests {
             part: 3,
             record,
             partition_date_field: None,
+            cursor: None,
         }
     }
 
@@ -822,6 +871,17 @@ mod tests {
         assert_eq!(t.render(&run(), &f), "ads-2026-10-03");
         let f = FileContext { partition_date_field: None, ..f };
         assert_eq!(t.render(&run(), &f), "ads-2026-11-22", "no bookmark: the load date");
+    }
+
+    #[test]
+    fn cursor_macros() {
+        let t = parse("", "{cursor_year}/{cursor_month}/{cursor_day}/{cursor_singular_date_time}_{cursor:%H}_{cursor}");
+        assert!(t.uses_cursor());
+        let f = FileContext { cursor: Some(r#""2026-11-21T18:04:00+01:00""#), ..file("s", None) };
+        assert_eq!(t.render(&run(), &f), "2026/11/21/2026-11-21-17-04-00_17_2026-11-21T18_04_00_01_00");
+        assert_eq!(parse("", "{cursor}").render(&run(), &FileContext { cursor: Some("42"), ..file("s", None) }), "42");
+        assert_eq!(parse("", "{cursor_date_time}").render(&run(), &file("s", None)), "__null__");
+        assert!(!parse("", "{stream}").uses_cursor());
     }
 
     #[test]

@@ -38,8 +38,10 @@ pub enum Command {
         id: FileId,
         data: Vec<u8>,
     },
+    /// Ends a file; `key` replaces the key given at open (keys with cursor macros).
     Close {
         id: FileId,
+        key: Option<String>,
     },
 }
 
@@ -76,8 +78,8 @@ pub fn spawn(
                         let _ = recycle.try_send(data);
                         r
                     }
-                    Command::Close { id } => match open.remove(&id) {
-                        Some(w) => w.finish(id, events.clone()),
+                    Command::Close { id, key } => match open.remove(&id) {
+                        Some(w) => w.finish(id, key, events.clone()),
                         None => Ok(()),
                     },
                 };
@@ -200,7 +202,7 @@ impl ObjectWriter {
         Ok(())
     }
 
-    fn finish(mut self, id: FileId, events: Sender<Event>) -> Result<(), StorageError> {
+    fn finish(mut self, id: FileId, key: Option<String>, events: Sender<Event>) -> Result<(), StorageError> {
         let compressor = self.compressor.take().expect("present until finish");
         let result = match compressor.finish() {
             Ok(tail) => self.pass_on(&tail),
@@ -211,7 +213,7 @@ impl ObjectWriter {
             return Err(e);
         }
         let crc = self.crc.clone().finalize();
-        self.sink.finish(Completion::new(id, self.key, crc, events));
+        self.sink.finish(Completion::new(id, key.unwrap_or(self.key), crc, events));
         Ok(())
     }
 

@@ -180,3 +180,27 @@ fn record_field_partitions_hive_style() {
         assert_eq!(run.stdout, [r#"{"ads":5}"#]);
     }
 }
+
+/// Cursor macros name each file by the largest bookmark value inside it, with and without
+/// validation (the key is decided when the file closes).
+#[test]
+fn cursor_macros_name_files_by_their_largest_bookmark() {
+    for validate in [true, false] {
+        let (run, dir, keys) = load(
+            json!({"key_template": "{stream}/{cursor_singular_date_time}-{run_id}-{part}.{extension}", "max_records_per_file": 2, "validate_records": validate}),
+            INPUT,
+            &[],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            keys,
+            [
+                "ads/2026-10-02-10-00-00-r1-00000.jsonl",
+                "ads/2026-10-03-00-00-00-r1-00001.jsonl",
+                "ads/__null__-r1-00002.jsonl"
+            ],
+            "validate_records {validate}"
+        );
+        assert!(all_files(&dir.path().join("out")).iter().all(|p| !p.to_str().unwrap().contains(".tmp")));
+    }
+}

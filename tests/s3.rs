@@ -365,3 +365,18 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     }
     assert_eq!(s3.multipart_uploads(&bucket), 0);
 }
+
+#[test]
+fn cursor_keys_on_s3_are_single_requests() {
+    let s3 = s3();
+    let bucket = s3.bucket("cursor");
+    let template = "{stream}/{cursor_year}/{cursor_month}/{cursor_day}/{run_id}-{part}.{extension}";
+    let r = run(&s3.config(&bucket, json!({"key_template": template})), &sample());
+    assert_eq!(r.code, 2, "the default max_bytes_per_file is larger than a part");
+    assert!(r.stderr.contains("max_bytes_per_file") && r.stderr.contains("cursor"), "{}", r.stderr);
+    let config = s3.config(&bucket, json!({"key_template": template, "max_bytes_per_file": 5_000_000, "run_id": "r"}));
+    let r = run(&config, &sample());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["orders/2026/11/20/r-00000.jsonl.gz", "users/2026/11/20/r-00000.jsonl.gz"]);
+}

@@ -29,16 +29,16 @@ fn local_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::E
 impl Storage for LocalFolder {
     fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
         check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
-        let path = self.root.join(key);
-        let dir = path.parent().expect("a joined key has a parent").to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(local_err("cannot create folder", &dir))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        // The temporary file sits at the top of the folder, hidden, on the same file system as
+        // every final name, so the rename that publishes it is atomic.
+        std::fs::create_dir_all(&self.root).map_err(local_err("cannot create folder", &self.root))?;
+        let name = Path::new(key).file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(local_err("cannot create a file in", &dir))?;
-        Ok(Box::new(LocalSink { out: BufWriter::with_capacity(256 * 1024, temp), path, dir, bytes: 0 }))
+            .tempfile_in(&self.root)
+            .map_err(local_err("cannot create a file in", &self.root))?;
+        Ok(Box::new(LocalSink { out: BufWriter::with_capacity(256 * 1024, temp), root: self.root.clone(), bytes: 0 }))
     }
 
     fn describe(&self) -> String {
@@ -48,27 +48,30 @@ impl Storage for LocalFolder {
 
 struct LocalSink {
     out: BufWriter<NamedTempFile>,
-    path: PathBuf,
-    dir: PathBuf,
+    root: PathBuf,
     bytes: u64,
 }
 
 impl LocalSink {
-    fn commit(self) -> Result<u64, StorageError> {
-        let LocalSink { out, path, dir, bytes } = self;
+    fn commit(self, key: &str) -> Result<u64, StorageError> {
+        let LocalSink { out, root, bytes } = self;
+        check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
+        let path = root.join(key);
         let temp = out.into_inner().map_err(|e| StorageError::Local {
             action: "cannot write",
             path: path.clone(),
             source: e.into_error(),
         })?;
         temp.as_file().sync_all().map_err(local_err("cannot sync", &path))?;
+        let dir = path.parent().expect("a joined key has a parent");
+        std::fs::create_dir_all(dir).map_err(local_err("cannot create folder", dir))?;
         temp.persist(&path).map_err(|e| StorageError::Local {
             action: "cannot rename into",
             path: path.clone(),
             source: e.error,
         })?;
         // The rename is durable only once the folder entry is.
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(local_err("cannot sync folder", &dir))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(local_err("cannot sync folder", dir))?;
         Ok(bytes)
     }
 }
@@ -76,11 +79,16 @@ impl LocalSink {
 impl ObjectSink for LocalSink {
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.bytes += data.len() as u64;
-        self.out.write_all(data).map_err(local_err("cannot write", &self.path))
+        self.out.write_all(data).map_err(|source| StorageError::Local {
+            action: "cannot write",
+            path: self.out.get_ref().path().to_path_buf(),
+            source,
+        })
     }
 
     fn finish(self: Box<Self>, done: Completion) {
-        done.done(self.commit());
+        let result = self.commit(&done.key);
+        done.done(result);
     }
 
     fn abort(self: Box<Self>) {

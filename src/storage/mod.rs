@@ -19,6 +19,9 @@ pub type FileId = u64;
 pub struct ObjectMeta {
     pub content_type: &'static str,
     pub content_encoding: Option<&'static str>,
+    /// The key is known only when the file is complete (cursor macros): the store gets the
+    /// final key from the [`Completion`] and must not commit to one earlier.
+    pub key_at_close: bool,
 }
 
 /// What the pipeline hears back about files.
@@ -33,6 +36,7 @@ pub enum Event {
 /// Reports the end of one object's upload, from whichever thread or task finishes it.
 pub struct Completion {
     pub id: FileId,
+    /// The object's final key.
     pub key: String,
     /// CRC32 of the object's bytes as stored, for the manifest.
     crc32: u32,

@@ -125,7 +125,7 @@ impl S3Store {
         } else {
             format!("{prefix}/_target_s3_check_{}", uuid::Uuid::new_v4())
         };
-        let meta = ObjectMeta { content_type: "text/plain", content_encoding: None };
+        let meta = ObjectMeta { content_type: "text/plain", content_encoding: None, key_at_close: false };
         let put = with_object_options!(i.client.put_object().bucket(bucket).key(&key), &i.objects, &meta)
             .body(ByteStream::from_static(b"target-s3 connection check\n"));
         match self.block_on(put.send()) {
@@ -494,10 +494,13 @@ impl ObjectSink for S3Sink {
             if self.buf.capacity() == 0 {
                 self.buf.reserve_exact(data.len().min(part_size).max(64 * 1024));
             }
-            let n = (part_size - self.buf.len()).min(data.len());
+            let room = if self.meta.key_at_close { data.len() } else { part_size - self.buf.len() };
+            let n = room.min(data.len());
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.buf.len() == part_size {
+            // A key decided at close cannot start a multipart upload: such files (bounded by
+            // max_bytes_per_file, checked at start-up) are one PutObject.
+            if self.buf.len() >= part_size && !self.meta.key_at_close {
                 self.send_part()?;
             }
         }
@@ -509,7 +512,7 @@ impl ObjectSink for S3Sink {
         let task_inner = inner.clone();
         let task = inner.handle.spawn(async move {
             let result = match upload {
-                None => put_object(&task_inner, &key, &meta, buf).await,
+                None => put_object(&task_inner, &done.key, &meta, buf).await,
                 Some(upload) => complete(&task_inner, &key, upload, buf).await,
             };
             done.done(result.map(|()| bytes));
