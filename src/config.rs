@@ -79,6 +79,7 @@ pub struct RawConfig {
     pub force_path_style: bool,
     pub part_size: u64,
     pub upload_concurrency: u64,
+    pub request_timeout_seconds: u64,
     pub max_retries: u32,
     pub checksum_calculation: String,
     pub server_side_encryption: Option<String>,
@@ -157,6 +158,7 @@ impl Default for RawConfig {
             force_path_style: false,
             part_size: 8 * 1024 * 1024,
             upload_concurrency: 4,
+            request_timeout_seconds: 300,
             max_retries: 5,
             checksum_calculation: "when_supported".into(),
             server_side_encryption: None,
@@ -316,6 +318,7 @@ pub struct S3Options {
     pub role: Option<AssumeRole>,
     pub part_size: usize,
     pub upload_concurrency: usize,
+    pub request_timeout: Duration,
     pub max_retries: u32,
     pub checksums_when_required: bool,
     pub objects: ObjectOptions,
@@ -707,6 +710,9 @@ impl RawConfig {
                 ),
             ));
         }
+        if self.request_timeout_seconds == 0 {
+            return Err(invalid("request_timeout_seconds", "must be at least 1".into()));
+        }
         if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
             return Err(invalid("upload_concurrency", format!("must be 1 to 64, got {}", self.upload_concurrency)));
         }
@@ -762,6 +768,7 @@ impl RawConfig {
             role,
             part_size: self.part_size as usize,
             upload_concurrency: self.upload_concurrency as usize,
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
             max_retries: self.max_retries,
             checksums_when_required,
             objects: ObjectOptions {

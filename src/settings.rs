@@ -141,6 +141,8 @@ pub static SETTINGS: &[Setting] = &[
     s("part_size", Integer, Some("8388608"),
       "Multipart part size in bytes (minimum 5 MiB). Files smaller than one part are a single PutObject."),
     s("upload_concurrency", Integer, Some("4"), "Parts and objects uploading at once. Memory is about part_size x (open files + this)."),
+    s("request_timeout_seconds", Integer, Some("300"),
+      "Longest one attempt of one S3 request may take (a part upload included) before it is retried."),
     s("max_retries", Integer, Some("5"), "Retries of a failed request (throttling, 5xx, timeouts, dropped connections) with backoff."),
     s("checksum_calculation", String, Some("\"when_supported\""),
       "Send CRC32 integrity checksums with every upload (`when_supported`) or only where S3 requires them (`when_required`, for stores that reject them).")

@@ -168,9 +168,9 @@ async fn build_client(o: &S3Options) -> Client {
         .retry_config(RetryConfig::standard().with_max_attempts(o.max_retries + 1))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .read_timeout(Duration::from_secs(120))
-                .operation_attempt_timeout(Duration::from_secs(300))
+                .connect_timeout(Duration::from_secs(10).min(o.request_timeout))
+                .read_timeout(Duration::from_secs(120).min(o.request_timeout))
+                .operation_attempt_timeout(o.request_timeout)
                 .build(),
         );
     if let Some(region) = &o.region {
