@@ -147,6 +147,10 @@ fn check_local(config: &crate::config::Config) -> Result<(), Error> {
     }
 }
 
+const SECRET_SAFE_LOG_CAPS: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_smithy_http=info,\
+aws_smithy_http_client=info,aws_config=info,aws_sdk_s3=info,aws_sdk_sts=info,aws_sdk_sso=info,aws_sdk_ssooidc=info,\
+aws_sigv4=info,aws_runtime=info,aws_credential_types=info,hyper=info,hyper_util=info,h2=info,rustls=info";
+
 fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
     let setting = |name: &str| map.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_string);
     let level = args
@@ -155,7 +159,12 @@ fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .or_else(|| setting("log_level"))
         .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    // The AWS SDK logs request inputs (an assume-role external id) and signing details (the
+    // session token header) at its most verbose levels: those crates stay at `info`, whatever
+    // the level asked for, so no log line can carry a secret.
+    let capped = format!("{level},{}", SECRET_SAFE_LOG_CAPS);
+    let filter = tracing_subscriber::EnvFilter::try_new(&capped)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{SECRET_SAFE_LOG_CAPS}")));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

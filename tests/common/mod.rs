@@ -244,3 +244,13 @@ impl S3Server {
         out.uploads().len()
     }
 }
+
+/// Runs target-s3 on raw input bytes (which may be invalid UTF-8).
+pub fn run_bytes(config: &serde_json::Value, input: &[u8]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let file = dir.path().join("input.singer");
+    std::fs::write(&file, input).unwrap();
+    run_args(&["--config", cfg.to_str().unwrap(), "--input", file.to_str().unwrap()], "")
+}

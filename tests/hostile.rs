@@ -1,0 +1,147 @@
+//! Hostile and broken input: every case has a defined outcome (loaded, or one clear error naming
+//! the line), never a crash, a hang or a silent drop. The README's "Guarantees" lists them.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const SCHEMA: &str = r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"},"v":{}}},"key_properties":["id"]}"#;
+
+fn cfg(dir: &std::path::Path) -> Value {
+    json!({"local_path": dir, "log_level": "warn", "compression": "none", "write_manifest": false})
+}
+
+fn fails_at(input: &[u8], line: u64, what: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_bytes(&cfg(dir.path()), input);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("line {line}")) && last.contains(what), "{last}");
+    assert!(r.stdout.is_empty());
+    assert!(all_files(dir.path()).is_empty());
+}
+
+#[test]
+fn a_50_mib_record_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "é".repeat(25 * 1024 * 1024);
+    let input = format!("{SCHEMA}\n{{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{{\"id\":1,\"v\":\"{big}\"}}}}\n");
+    let r = run_bytes(&cfg(dir.path()), input.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f = files(dir.path());
+    assert_eq!(read(&dir.path().join(&f[0])).len(), 50 * 1024 * 1024 + "{\"id\":1,\"v\":\"\"}\n".len());
+}
+
+#[test]
+fn deep_nesting_is_a_clear_error() {
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let input = format!("{SCHEMA}\n{{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{{\"id\":1,\"v\":{deep}}}}}\n");
+    fails_at(input.as_bytes(), 2, "recursion limit");
+}
+
+#[test]
+fn invalid_utf8_nul_and_truncation_name_the_line() {
+    let rec = |v: &str| format!("{{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{{\"id\":1,\"v\":\"{v}\"}}}}");
+    let mut bad_utf8 = format!("{SCHEMA}\n{}\n", rec("ok")).into_bytes();
+    bad_utf8.extend_from_slice(b"{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{\"id\":2,\"v\":\"\xff\xfe\"}}\n");
+    fails_at(&bad_utf8, 3, "invalid UTF-8");
+    fails_at(format!("{SCHEMA}\n{}\n", rec("a\u{0}b")).as_bytes(), 2, "control character");
+    fails_at(format!("{SCHEMA}\n{}\n{{\"type\":\"REC", rec("ok")).as_bytes(), 3, "malformed JSON");
+}
+
+#[test]
+fn escaped_nul_and_a_last_line_without_newline_are_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!(
+        "{SCHEMA}\n{}\n{}",
+        r#"{"type":"RECORD","stream":"s","record":{"id":1,"v":"a\u0000b"}}"#,
+        r#"{"type":"RECORD","stream":"s","record":{"id":2}}"#
+    );
+    let r = run_bytes(&cfg(dir.path()), input.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f = files(dir.path());
+    assert_eq!(read(&dir.path().join(&f[0])), b"{\"id\":1,\"v\":\"a\\u0000b\"}\n{\"id\":2}\n");
+}
+
+#[test]
+fn secrets_never_reach_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let secrets = ["SECRETKEY-do-not-print-1", "SESSIONTOKEN-do-not-print-2", "EXTERNALID-do-not-print-3"];
+    let config = json!({
+        "bucket": "some-bucket", "endpoint_url": format!("http://{dead}"), "force_path_style": true,
+        "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": secrets[0], "aws_session_token": secrets[1],
+        "role_arn": "arn:aws:iam::123456789012:role/x", "external_id": secrets[2],
+        "max_retries": 0, "log_level": "trace", "local_path": dir.path(),
+    });
+    let r = run(&config, &format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"s","record":{"id":1}}"#));
+    assert_eq!(r.code, 1);
+    let about = run_args(&["--about", "--format", "json"], "");
+    // and a successful run against a real server, assuming a role, at the most verbose level
+    let s3 = s3();
+    let bucket = s3.bucket("secrets");
+    let mut ok_config =
+        s3.config(&bucket, json!({"log_level": "trace", "role_arn": "arn:aws:iam::123456789012:role/x"}));
+    ok_config["aws_secret_access_key"] = json!(secrets[0]);
+    ok_config["aws_session_token"] = json!(secrets[1]);
+    ok_config["external_id"] = json!(secrets[2]);
+    let ok = run(&ok_config, &format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"s","record":{"id":1}}"#));
+    assert_eq!(ok.code, 0, "{}", ok.stderr.lines().last().unwrap_or_default());
+    assert!(ok.stderr.contains("DEBUG"), "verbose logging was on");
+    for output in [&r.stderr, &r.stdout.join("\n"), &about.stdout.join("\n"), &ok.stderr] {
+        for secret in secrets {
+            assert!(!output.contains(secret), "secret {secret} leaked");
+        }
+    }
+}
+
+#[test]
+fn a_local_path_that_cannot_be_a_folder_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let r = run(
+        &cfg(&blocker.join("out")),
+        &format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"s","record":{"id":1}}"#),
+    );
+    assert_eq!(r.code, 1);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(last.contains("cannot create folder") && last.contains("file/out"), "{last}");
+    assert!(r.stdout.is_empty());
+}
+
+/// A file system that fills up: a clear error, no STATE, no file under its final name.
+#[test]
+fn disk_full_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", mount.to_str().unwrap()])
+        .status()
+        .expect("mount");
+    assert!(status.success(), "this test needs to mount a 1 MiB tmpfs (root)");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mount.clone());
+    let mut input = format!("{SCHEMA}\n");
+    let pad = "y".repeat(1000);
+    for i in 0..5000 {
+        input
+            .push_str(&format!("{{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{{\"id\":{i},\"v\":\"{pad}\"}}}}\n"));
+        if i == 10 {
+            input.push_str("{\"type\":\"STATE\",\"value\":{\"n\":10}}\n");
+        }
+    }
+    let r = run(&cfg(&mount), &input);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(last.contains("No space left on device"), "{last}");
+    assert!(r.stdout.is_empty(), "no STATE: {:?}", r.stdout);
+    assert!(all_files(&mount).is_empty(), "no file left: {:?}", all_files(&mount));
+}
