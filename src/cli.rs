@@ -109,8 +109,26 @@ fn run(args: &Args) -> Result<(), Error> {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    crate::pipeline::run(&config, storage, input, &mut out)?;
+    crate::pipeline::run(&config, storage, input, &mut out, &signals()?)?;
     Ok(())
+}
+
+/// SIGTERM, SIGINT and SIGUSR1 (what job runners send to stop a job), as a channel.
+fn signals() -> Result<crossbeam_channel::Receiver<i32>, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]).map_err(Error::Read)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(Error::Read)?;
+    Ok(rx)
 }
 
 fn check(store: &S3Store, prefix: &str) -> Result<(), Error> {

@@ -15,6 +15,8 @@ pub enum Error {
     Read(std::io::Error),
     #[error("writing output: {0}")]
     Storage(#[from] StorageError),
+    #[error("stopped by a second signal ({0}): open files were discarded and no newer STATE printed")]
+    Interrupted(i32),
     #[error("connection check failed (see the steps above)")]
     Check,
     #[error("writing STATE to stdout: {0}")]
@@ -27,6 +29,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => 2,
+            Error::Interrupted(_) => 130,
             _ => 1,
         }
     }

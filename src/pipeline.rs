@@ -38,11 +38,14 @@ pub struct Summary {
 /// Runs the whole pipeline over `input`, printing released STATE values to `state_out`.
 /// On error nothing newer than what was already printed is printed, and files not yet
 /// complete are discarded.
+/// `signals` delivers SIGTERM / SIGINT / SIGUSR1: the first stops reading, finishes the files
+/// already written to and prints the STATE they cover; a second one aborts.
 pub fn run(
     config: &Config,
     storage: Arc<dyn Storage>,
     input: Box<dyn Read + Send>,
     state_out: &mut dyn Write,
+    signals: &Receiver<i32>,
 ) -> Result<Summary, Error> {
     let (block_tx, block_rx) = bounded(2);
     let (block_recycle_tx, block_recycle_rx) = bounded(2);
@@ -55,8 +58,8 @@ pub fn run(
     let writer = writer::spawn(storage.clone(), command_rx, event_tx.clone(), chunk_recycle_tx);
 
     let mut pipeline = Pipeline::new(config, command_tx, chunk_recycle_rx, state_out);
-    let result = match pipeline.consume(&block_rx, &block_recycle_tx, &event_rx) {
-        Ok(()) => pipeline.finish(&event_rx),
+    let result = match pipeline.consume(&block_rx, &block_recycle_tx, &event_rx, signals) {
+        Ok(()) => pipeline.finish(&event_rx, signals),
         Err(e @ Error::Input(_)) => {
             // Bad input stops the run, but files closed before it are complete: let them land
             // and print the STATE they cover, so a rerun starts as late as honestly possible.
@@ -69,8 +72,11 @@ pub fn run(
     drop(pipeline.commands.take());
     drop(event_tx);
     let _ = writer.join();
-    storage.shutdown();
+    // After a second signal the user wants out now: in-flight uploads get a short grace.
+    let grace = if matches!(result, Err(Error::Interrupted(_))) { 5 } else { 120 };
+    storage.shutdown(Duration::from_secs(grace));
     match result {
+        Ok(()) if pipeline.stopped_by_signal => Ok(pipeline.summary), // the reader may wait on stdin
         Ok(()) => {
             let _ = reader.join();
             Ok(pipeline.summary)
@@ -145,6 +151,7 @@ struct Pipeline<'a> {
     next_file: FileId,
     /// Files closed and handed to storage but not yet reported durable.
     closing: usize,
+    stopped_by_signal: bool,
     /// What the manifest will say about files in flight, and about files written.
     in_flight: HashMap<FileId, ManifestEntry>,
     written: Vec<ManifestEntry>,
@@ -181,6 +188,7 @@ impl<'a> Pipeline<'a> {
             ack: AckTracker::default(),
             next_file: 0,
             closing: 0,
+            stopped_by_signal: false,
             in_flight: HashMap::default(),
             written: Vec::new(),
             line: 0,
@@ -195,6 +203,7 @@ impl<'a> Pipeline<'a> {
         blocks: &Receiver<std::io::Result<singer::Block>>,
         recycle: &Sender<Vec<u8>>,
         events: &Receiver<Event>,
+        signals: &Receiver<i32>,
     ) -> Result<(), Error> {
         let ticker = match self.config.limits.max_age {
             Some(age) => crossbeam_channel::tick((age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))),
@@ -225,14 +234,22 @@ impl<'a> Pipeline<'a> {
                 recv(ticker) -> _ => {
                     self.close_aged()?;
                 }
+                recv(signals) -> signal => {
+                    tracing::warn!(
+                        signal = signal.unwrap_or_default(),
+                        "stopping: finishing the files already written to; send the signal again to abort"
+                    );
+                    self.stopped_by_signal = true;
+                    return Ok(());
+                }
             }
         }
     }
 
     /// End of input: close every file, wait until all are durable, print the last STATE.
-    fn finish(&mut self, events: &Receiver<Event>) -> Result<(), Error> {
+    fn finish(&mut self, events: &Receiver<Event>, signals: &Receiver<i32>) -> Result<(), Error> {
         self.close_where(|_| true)?;
-        self.wait_for_files(events)?;
+        self.wait_for_files(events, signals)?;
         if self.config.dry_run {
             self.written.sort_by(|a, b| a.key.cmp(&b.key));
             for entry in &self.written {
@@ -281,18 +298,21 @@ impl<'a> Pipeline<'a> {
             let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
             self.write_extra(key, body, "application/json")?;
         }
-        self.wait_for_files(events)?;
+        self.wait_for_files(events, signals)?;
         self.release_state()?;
         let s = self.summary;
         tracing::info!(records = s.records, files = s.files, bytes = s.bytes, "finished");
         Ok(())
     }
 
-    fn wait_for_files(&mut self, events: &Receiver<Event>) -> Result<(), Error> {
+    fn wait_for_files(&mut self, events: &Receiver<Event>, signals: &Receiver<i32>) -> Result<(), Error> {
         while self.ack.unfinished_files() > 0 {
-            match events.recv() {
-                Ok(event) => self.event(event)?,
-                Err(_) => break,
+            select! {
+                recv(events) -> event => match event {
+                    Ok(event) => self.event(event)?,
+                    Err(_) => break,
+                },
+                recv(signals) -> signal => return Err(Error::Interrupted(signal.unwrap_or_default())),
             }
         }
         Ok(())

@@ -63,8 +63,9 @@ pub trait Storage: Send + Sync {
     fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError>;
     /// Human-readable description for logs (never contains secrets).
     fn describe(&self) -> String;
-    /// Waits (bounded) for background work such as aborting uploads, before the process exits.
-    fn shutdown(&self) {}
+    /// Waits, at most `deadline`, for background work (finishing or aborting uploads) before
+    /// the process exits.
+    fn shutdown(&self, _deadline: std::time::Duration) {}
 }
 
 pub trait ObjectSink: Send {

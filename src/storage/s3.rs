@@ -298,7 +298,7 @@ impl Storage for S3Store {
         format!("s3://{} on {}", self.inner.bucket, self.inner.endpoint)
     }
 
-    fn shutdown(&self) {
+    fn shutdown(&self, deadline: Duration) {
         let tasks: Vec<_> = std::mem::take(&mut *self.inner.background.lock().expect("not poisoned"));
         self.inner.handle.block_on(async {
             let all = async {
@@ -306,7 +306,7 @@ impl Storage for S3Store {
                     let _ = t.await;
                 }
             };
-            let _ = tokio::time::timeout(Duration::from_secs(120), all).await;
+            let _ = tokio::time::timeout(deadline, all).await;
         });
     }
 }

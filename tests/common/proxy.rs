@@ -22,6 +22,8 @@ pub enum Fault {
     ResetMidBody,
     /// Forward the request, then wait this long before answering.
     Delay(Duration),
+    /// Hold the request this long without forwarding it, then close: it never happened.
+    Hang(Duration),
     /// Forward the request, then send only the first half of the answer's bytes and close.
     TruncateResponse,
 }
@@ -168,6 +170,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Resul
         Some(Fault::SlowDown) => return client.write_all(&error_response("503 Slow Down", "SlowDown")),
         Some(Fault::InternalError) => {
             return client.write_all(&error_response("500 Internal Server Error", "InternalError"));
+        }
+        Some(Fault::Hang(d)) => {
+            std::thread::sleep(d);
+            return client.shutdown(Shutdown::Both);
         }
         Some(Fault::ResetMidBody) => {
             let mut chunk = vec![0u8; 64 * 1024];
