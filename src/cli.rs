@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 use crate::config::{self, Destination, RawConfig, Source};
 use crate::error::Error;
 use crate::settings::SETTINGS;
-use crate::storage::{DryRun, LocalFolder, S3Store, Storage};
+#[cfg(feature = "s3")]
+use crate::storage::S3Store;
+use crate::storage::{DryRun, LocalFolder, Storage};
 use crate::template::MACROS;
 
 pub const NAME: &str = "target-s3";
@@ -92,12 +94,20 @@ fn run(args: &Args) -> Result<(), Error> {
     let storage: Arc<dyn Storage> = match &config.destination {
         _ if args.dry_run => Arc::new(DryRun),
         Destination::Local { root } => Arc::new(LocalFolder::new(root.clone())),
+        #[cfg(feature = "s3")]
         Destination::S3(options) => {
             let store = S3Store::connect(options)?;
             if args.check {
                 return check(&store, &raw.prefix);
             }
             Arc::new(store)
+        }
+        #[cfg(not(feature = "s3"))]
+        Destination::S3(_) => {
+            return Err(Error::Config(crate::error::ConfigError::Invalid {
+                setting: "destination".into(),
+                message: "this build has no S3 support (built without the `s3` feature)".into(),
+            }));
         }
     };
     if args.check {
@@ -131,6 +141,7 @@ fn signals() -> Result<crossbeam_channel::Receiver<i32>, Error> {
     Ok(rx)
 }
 
+#[cfg(feature = "s3")]
 fn check(store: &S3Store, prefix: &str) -> Result<(), Error> {
     let passed = store.check(prefix, |step, result| match result {
         Ok(detail) => println!("ok      {step}: {detail}"),

@@ -2,9 +2,11 @@
 //! implementation; the writer thread drives it and never knows which one it has.
 
 mod local;
+#[cfg(feature = "s3")]
 mod s3;
 
 pub use local::LocalFolder;
+#[cfg(feature = "s3")]
 pub use s3::S3Store;
 
 use crossbeam_channel::Sender;
