@@ -8,12 +8,18 @@ cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 # cargo-fuzz passes nightly-only flags; this lets the machine's one stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for target in decode template csv; do
   mkdir -p "corpus/$target"
+  status=0
   cargo fuzz run "$target" "corpus/$target" -- \
-    -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 \
-    | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|thread)" || true
-  # grep above only trims the log; cargo fuzz's own exit status decides
-  test "${PIPESTATUS[0]}" -eq 0
+    -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1 || status=$?
+  grep -E "^(Done|==|SUMMARY|thread|panicked)" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -n 40 "$log"
+    echo "fuzz target $target failed (exit $status); the input is in fuzz/artifacts/$target" >&2
+    exit "$status"
+  fi
 done
 echo "fuzzing passed"
