@@ -20,7 +20,7 @@ use crate::template::MACROS;
 pub const NAME: &str = "target-s3";
 pub const DESCRIPTION: &str = "Singer target that loads streams into Amazon S3 or a local folder as JSONL or CSV files, gzip-compressed, \
      with STATE released only after the data before it is durably written.";
-pub const CAPABILITIES: &[&str] = &["about", "validate-records", "structured-logging"];
+pub const CAPABILITIES: &[&str] = &["about", "validate-records", "structured-logging", "batch", "activate-version"];
 
 #[derive(Parser, Debug)]
 #[command(name = NAME, about = DESCRIPTION, disable_version_flag = true)]
@@ -292,6 +292,34 @@ pub fn settings_markdown() -> String {
             default,
             description.replace('|', "\\|")
         ));
+    }
+    out
+}
+
+/// The `settings:` entries of the loader in meltano.yml (a test keeps the file equal to this):
+/// Meltano kinds from the declared types, secrets as `password`, defaults as values.
+pub fn meltano_settings_yaml() -> String {
+    let mut out = String::new();
+    for s in SETTINGS {
+        let kind = match (s.secret, s.kind) {
+            (true, _) => "password",
+            (false, crate::settings::Kind::String) if !s.allowed.is_empty() => "options",
+            (false, kind) => kind.as_str(),
+        };
+        out.push_str(&format!("    - name: {}\n      kind: {kind}\n", s.name));
+        out.push_str(&format!("      description: {}\n", serde_json::Value::from(s.description)));
+        if let Some(default) = s.default {
+            out.push_str(&format!("      value: {default}\n"));
+        }
+        if !s.allowed.is_empty() {
+            out.push_str("      options:\n");
+            for a in s.allowed {
+                out.push_str(&format!("      - {{label: {a:?}, value: {a:?}}}\n"));
+            }
+        }
+        if s.secret {
+            out.push_str("      sensitive: true\n");
+        }
     }
     out
 }

@@ -93,6 +93,8 @@ pub enum InputErrorKind {
     MissingKeyProperty(String),
     #[error("record does not match the schema: {0}")]
     Invalid(String),
+    #[error("BATCH message: {0}")]
+    Batch(String),
     #[error("cannot write record: {0}")]
     Encode(String),
 }

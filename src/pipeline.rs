@@ -152,6 +152,8 @@ struct Pipeline<'a> {
     /// Files closed and handed to storage but not yet reported durable.
     closing: usize,
     stopped_by_signal: bool,
+    /// ACTIVATE_VERSION per stream, for the manifest.
+    versions: std::collections::BTreeMap<String, String>,
     /// What the manifest will say about files in flight, and about files written.
     in_flight: HashMap<FileId, ManifestEntry>,
     written: Vec<ManifestEntry>,
@@ -189,6 +191,7 @@ impl<'a> Pipeline<'a> {
             next_file: 0,
             closing: 0,
             stopped_by_signal: false,
+            versions: Default::default(),
             in_flight: HashMap::default(),
             written: Vec::new(),
             line: 0,
@@ -293,6 +296,7 @@ impl<'a> Pipeline<'a> {
                 "compression": self.config.output.compression.name(),
                 "variables": self.config.variables,
                 "records": self.summary.records,
+                "table_versions": self.versions,
                 "objects": self.written,
             });
             let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
@@ -371,14 +375,46 @@ impl<'a> Pipeline<'a> {
                 Ok(())
             }
             Message::ActivateVersion { stream, version } => {
-                tracing::debug!(%stream, version = ?version.map(RawValue::get), line = self.line, "ACTIVATE_VERSION ignored");
+                // Recorded in the manifest; files are never deleted or moved by a version.
+                let version = version.map(|v| v.get().to_string()).unwrap_or_default();
+                tracing::info!(%stream, %version, line = self.line, "ACTIVATE_VERSION");
+                self.versions.insert(stream.into_owned(), version);
                 Ok(())
             }
-            Message::Batch { stream } => {
-                tracing::warn!(%stream, line = self.line, "BATCH messages are not supported yet; its records are not loaded");
-                Ok(())
+            Message::Batch { stream, encoding, manifest } => self.batch(&stream, &encoding, &manifest),
+        }
+    }
+
+    /// A BATCH message: its files' records are loaded exactly like RECORD messages of the
+    /// stream, at the BATCH line's position.
+    fn batch(&mut self, stream: &str, encoding: &singer::BatchEncoding, manifest: &[String]) -> Result<(), Error> {
+        let bad = |this: &Self, message: String| this.input_error(Some(stream), InputErrorKind::Batch(message));
+        if encoding.format != "jsonl" {
+            return Err(bad(self, format!("encoding format {:?} is not supported (jsonl is)", encoding.format)));
+        }
+        let gzip = match encoding.compression.as_deref() {
+            None | Some("none") => false,
+            Some("gzip") => true,
+            Some(other) => return Err(bad(self, format!("compression {other:?} is not supported (gzip, none are)"))),
+        };
+        for url in manifest {
+            let Some(path) = url.strip_prefix("file://") else {
+                return Err(bad(self, format!("{url}: only file:// batch files are supported")));
+            };
+            let file = std::fs::File::open(path).map_err(|e| bad(self, format!("{url}: {e}")))?;
+            let reader: Box<dyn std::io::Read> =
+                if gzip { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+            for (n, line) in std::io::BufRead::lines(std::io::BufReader::new(reader)).enumerate() {
+                let line = line.map_err(|e| bad(self, format!("{url}: {e}")))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let record: &RawValue = serde_json::from_str(&line)
+                    .map_err(|e| bad(self, format!("{url} line {}: malformed JSON: {e}", n + 1)))?;
+                self.record(stream, record)?;
             }
         }
+        Ok(())
     }
 
     fn schema(
@@ -640,6 +676,15 @@ impl<'a> Pipeline<'a> {
                 self.ack.file_durable(id);
                 self.closing -= 1;
                 if let Some(mut entry) = self.in_flight.remove(&id) {
+                    // Counters as the Singer SDK writes them, for Meltano and job runners.
+                    let tags = serde_json::json!({"stream": entry.stream});
+                    for (metric, value) in
+                        [("record_count", entry.records), ("file_count", 1), ("bytes_written", bytes)]
+                    {
+                        let metric =
+                            serde_json::json!({"type": "counter", "metric": metric, "value": value, "tags": tags});
+                        tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
+                    }
                     self.summary.files += 1;
                     self.summary.bytes += bytes;
                     entry.bytes = bytes;

@@ -128,6 +128,20 @@ struct Envelope<'a> {
     value: Option<&'a RawValue>,
     #[serde(borrow, default)]
     version: Option<&'a RawValue>,
+    /// BATCH: `{"format": "jsonl", "compression": "gzip" | "none"}`.
+    #[serde(default)]
+    encoding: Option<BatchEncoding>,
+    /// BATCH: file URLs holding the records.
+    #[serde(default)]
+    manifest: Option<Vec<String>>,
+}
+
+/// How the files of a BATCH message are encoded (Singer SDK batch extension).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BatchEncoding {
+    pub format: String,
+    #[serde(default)]
+    pub compression: Option<String>,
 }
 
 #[derive(Debug)]
@@ -136,7 +150,7 @@ pub enum Message<'a> {
     Record { stream: Cow<'a, str>, record: &'a RawValue },
     State { value: &'a RawValue },
     ActivateVersion { stream: Cow<'a, str>, version: Option<&'a RawValue> },
-    Batch { stream: Cow<'a, str> },
+    Batch { stream: Cow<'a, str>, encoding: BatchEncoding, manifest: Vec<String> },
 }
 
 /// A decode failure, with the stream name when the line got far enough to have one.
@@ -180,7 +194,14 @@ pub fn decode(line: &str) -> Result<Message<'_>, DecodeError> {
         "ACTIVATE_VERSION" => {
             Ok(Message::ActivateVersion { stream: stream_of("ACTIVATE_VERSION", env.stream)?, version: env.version })
         }
-        "BATCH" => Ok(Message::Batch { stream: stream_of("BATCH", env.stream)? }),
+        "BATCH" => {
+            let stream = stream_of("BATCH", env.stream)?;
+            let encoding =
+                env.encoding.ok_or_else(|| with_stream(&stream, InputErrorKind::MissingField("BATCH", "encoding")))?;
+            let manifest =
+                env.manifest.ok_or_else(|| with_stream(&stream, InputErrorKind::MissingField("BATCH", "manifest")))?;
+            Ok(Message::Batch { stream, encoding, manifest })
+        }
         other => Err(InputErrorKind::UnknownType(other.to_string()).into()),
     }
 }

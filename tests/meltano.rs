@@ -1,0 +1,97 @@
+//! Conventions of Meltano and hotglue-style job runners: SDK metrics on stderr, BATCH messages,
+//! ACTIVATE_VERSION, a piped run whose state file ends with the final state, and meltano.yml
+//! declaring exactly the settings the binary knows.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use serde_json::{Value, json};
+
+const SCHEMA: &str = r#"{"type":"SCHEMA","stream":"users","schema":{"properties":{"id":{"type":"integer"},"name":{"type":"string"}}},"key_properties":["id"]}"#;
+
+#[test]
+fn batch_messages_load_like_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("batch-0001.json.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&batch).unwrap(), flate2::Compression::default());
+    for i in 1..=3 {
+        writeln!(gz, r#"{{"id":{i},"name":"u{i}"}}"#).unwrap();
+    }
+    gz.finish().unwrap();
+    let message = json!({"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "gzip"},
+                         "manifest": [format!("file://{}", batch.display())]});
+    let input = format!(
+        "{SCHEMA}\n{}\n{message}\n{}\n",
+        r#"{"type":"RECORD","stream":"users","record":{"id":0,"name":"u0"}}"#,
+        r#"{"type":"STATE","value":{"users":3}}"#
+    );
+    let out = dir.path().join("out");
+    let r = run(&json!({"local_path": out, "compression": "none", "log_level": "warn"}), &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f = files(&out);
+    let ids: Vec<i64> = String::from_utf8(read(&out.join(&f[0])))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [0, 1, 2, 3]);
+    assert_eq!(r.stdout, [r#"{"users":3}"#]);
+
+    // a record in a batch file is validated like any other
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\":\"x\"}\n").unwrap();
+    let message = json!({"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl"}, "manifest": [format!("file://{}", bad.display())]});
+    let r = run(&json!({"local_path": out, "log_level": "warn"}), &format!("{SCHEMA}\n{message}\n"));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("line 2 (stream \"users\")") && r.stderr.contains("integer"), "{}", r.stderr);
+}
+
+#[test]
+fn metrics_versions_and_a_piped_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let input = format!(
+        "{SCHEMA}\n{}\n{}\n{}\n{}\n",
+        r#"{"type":"ACTIVATE_VERSION","stream":"users","version":1700000000}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":1,"name":"a"},"version":1700000000}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":2,"name":"b"},"version":1700000000}"#,
+        r#"{"type":"STATE","value":{"bookmarks":{"users":2}}}"#
+    );
+    let r = run(&json!({"local_path": out, "log_level": "info", "run_id": "r"}), &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let metric =
+        r.stderr.lines().find(|l| l.contains("METRIC:") && l.contains("record_count")).expect("a record_count metric");
+    let metric: Value = serde_json::from_str(&metric[metric.find("METRIC: ").unwrap() + 8..]).unwrap();
+    assert_eq!(metric, json!({"type": "counter", "metric": "record_count", "value": 2, "tags": {"stream": "users"}}));
+    // stdout is nothing but state: `> state.json` leaves the final state as the last line
+    assert_eq!(r.stdout, [r#"{"bookmarks":{"users":2}}"#]);
+    let manifest = all_files(&out).into_iter().find(|p| p.starts_with("_manifests")).unwrap();
+    let manifest: Value = serde_json::from_slice(&std::fs::read(out.join(manifest)).unwrap()).unwrap();
+    assert_eq!(manifest["table_versions"], json!({"users": "1700000000"}));
+}
+
+/// meltano.yml declares target-s3 with exactly the settings the binary documents, secrets as
+/// `password`.
+#[test]
+fn meltano_yml_matches_the_settings_table() {
+    let yml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/meltano.yml")).unwrap();
+    let start = yml.find("# settings:start").expect("settings block");
+    let end = yml.find("# settings:end").expect("settings block end");
+    let block = &yml[start..end];
+    let generated = target_s3::cli::meltano_settings_yaml();
+    if std::env::var_os("UPDATE_MELTANO").is_some() {
+        let line_end = start + yml[start..].find('\n').unwrap() + 1;
+        let updated = format!("{}{}{}", &yml[..line_end], generated, &yml[end..]);
+        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/meltano.yml"), updated).unwrap();
+        return;
+    }
+    assert!(
+        block.contains(&generated),
+        "meltano.yml settings are stale: run UPDATE_MELTANO=1 cargo test --test meltano"
+    );
+    for s in target_s3::settings::SETTINGS {
+        assert!(block.contains(&format!("- name: {}\n", s.name)), "{} missing", s.name);
+    }
+}
