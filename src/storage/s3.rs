@@ -263,11 +263,13 @@ where
                 format!("could not get AWS credentials: {}", one_line(&context))
             } else if df.is_timeout() {
                 format!("timed out connecting to {endpoint}")
-            } else if df.is_io() {
+            } else if df.is_io() && (context.contains("onnection refused") || context.contains("dns error")) {
                 format!(
                     "cannot reach {endpoint} (check `endpoint_url`, the network and the region): {}",
                     one_line(&context)
                 )
+            } else if df.is_io() {
+                format!("the connection to {endpoint} failed during the request: {}", one_line(&context))
             } else {
                 format!("request not sent to {endpoint}: {}", one_line(&context))
             }

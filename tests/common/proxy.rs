@@ -166,9 +166,25 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Resul
     if fault.is_some() {
         state.faulted.fetch_add(1, Ordering::SeqCst);
     }
+    let read_body = |client: &mut TcpStream, body: &mut Vec<u8>| -> std::io::Result<()> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while body.len() < length {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    };
     match fault {
-        Some(Fault::SlowDown) => return client.write_all(&error_response("503 Slow Down", "SlowDown")),
+        // Error answers come after the whole request, as a server sends them.
+        Some(Fault::SlowDown) => {
+            read_body(&mut client, &mut body)?;
+            return client.write_all(&error_response("503 Slow Down", "SlowDown"));
+        }
         Some(Fault::InternalError) => {
+            read_body(&mut client, &mut body)?;
             return client.write_all(&error_response("500 Internal Server Error", "InternalError"));
         }
         Some(Fault::Hang(d)) => {
@@ -188,14 +204,7 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Resul
         }
         _ => {}
     }
-    let mut chunk = vec![0u8; 64 * 1024];
-    while body.len() < length {
-        let n = client.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
+    read_body(&mut client, &mut body)?;
     if state.down.load(Ordering::SeqCst) {
         return client.shutdown(Shutdown::Both);
     }
