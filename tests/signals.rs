@@ -37,7 +37,9 @@ fn wait(child: &mut Child, limit: Duration) -> (i32, Vec<String>, String) {
             let mut out = String::new();
             let mut err = String::new();
             BufReader::new(child.stdout.take().unwrap()).lines().for_each(|l| out.push_str(&(l.unwrap() + "\n")));
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            if let Some(mut stderr) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+            }
             return (status.code().unwrap_or(-1), out.lines().map(str::to_string).collect(), err);
         }
         assert!(started.elapsed() < limit, "did not exit within {limit:?}");
@@ -50,7 +52,20 @@ fn first_signal_finishes_files_and_prints_their_state() {
     for sig in ["TERM", "INT", "USR1"] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let mut child = start(json!({"local_path": out, "log_level": "warn", "compression": "none"}), dir.path());
+        let mut child = start(json!({"local_path": out, "log_level": "debug", "compression": "none"}), dir.path());
+        let stderr = child.stderr.take().unwrap();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("opening file") {
+                    let _ = seen_tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{SCHEMA}").unwrap();
         for i in 0..100 {
@@ -58,9 +73,12 @@ fn first_signal_finishes_files_and_prints_their_state() {
         }
         writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":99}}}}"#).unwrap();
         stdin.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(300)); // let it read; stdin stays open
+        // wait until it is reading records (stdin stays open), then a little for the rest
+        seen_rx.recv_timeout(Duration::from_secs(20)).expect("target started reading");
+        std::thread::sleep(Duration::from_millis(300));
         signal(&child, sig);
-        let (code, stdout, stderr) = wait(&mut child, Duration::from_secs(20));
+        let (code, stdout, _) = wait(&mut child, Duration::from_secs(20));
+        let stderr = log.join().unwrap();
         assert_eq!(code, 0, "SIG{sig}: {stderr}");
         assert_eq!(stdout, [r#"{"upto":99}"#], "SIG{sig}");
         let files = files(&out);
