@@ -97,7 +97,7 @@ fn second_signal_aborts_without_state() {
     let dir = tempfile::tempdir().unwrap();
     let config = s3.config(
         &bucket,
-        json!({"endpoint_url": proxy.endpoint, "request_timeout_seconds": 120, "write_manifest": false}),
+        json!({"endpoint_url": proxy.endpoint, "request_timeout_seconds": 120, "write_manifest": false, "log_level": "debug"}),
     );
     let mut child = start(config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
@@ -105,12 +105,31 @@ fn second_signal_aborts_without_state() {
     writeln!(stdin, r#"{{"type":"RECORD","stream":"s","record":{{"id":1}}}}"#).unwrap();
     writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":1}}}}"#).unwrap();
     stdin.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let stderr = child.stderr.take().unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("opening file") {
+                let _ = seen_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    seen_rx.recv_timeout(Duration::from_secs(20)).expect("target started reading");
+    std::thread::sleep(Duration::from_millis(200));
     signal(&child, "TERM"); // starts the upload, which hangs
-    std::thread::sleep(Duration::from_millis(500));
+    let waiting = Instant::now();
+    while proxy.faulted() == 0 {
+        assert!(waiting.elapsed() < Duration::from_secs(20), "the upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let started = Instant::now();
     signal(&child, "TERM");
-    let (code, stdout, stderr) = wait(&mut child, Duration::from_secs(30));
+    let (code, stdout, _) = wait(&mut child, Duration::from_secs(30));
+    let stderr = log.join().unwrap();
     assert_ne!(code, 0, "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(stderr.lines().last().unwrap().contains("stopped by a second signal"), "{stderr}");
