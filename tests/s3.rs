@@ -337,11 +337,15 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
         let _ = writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":{id}}}}}"#);
         let _ = stdin.flush();
         std::thread::sleep(Duration::from_millis(30));
-        if round == 20 {
-            proxy.set_down(true);
-        }
         while let Ok(l) = rx.try_recv() {
             printed.push(l);
+        }
+        if round == 20 {
+            // the server goes away once the target has acknowledged some data
+            if printed.is_empty() {
+                printed.push(rx.recv_timeout(Duration::from_secs(30)).expect("a STATE before the outage"));
+            }
+            proxy.set_down(true);
         }
     }
     drop(stdin);
