@@ -494,7 +494,10 @@ impl ObjectSink for S3Sink {
         let part_size = self.inner.part_size;
         while !data.is_empty() {
             if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(data.len().min(part_size).max(64 * 1024));
+                // A power of two, so doubling growth ends exactly at a (power-of-two) part
+                // size instead of overshooting it: small files stay small, large ones never
+                // hold more than one part.
+                self.buf.reserve_exact(64 * 1024);
             }
             let room = if self.meta.key_at_close { data.len() } else { part_size - self.buf.len() };
             let n = room.min(data.len());
