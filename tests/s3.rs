@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
@@ -303,27 +302,13 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     let bucket = s3.bucket("gone");
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.json");
     let config = s3.config(
         &bucket,
         json!({"endpoint_url": proxy.endpoint, "max_records_per_file": 10, "compression": "none", "max_retries": 1}),
     );
-    std::fs::write(&cfg, config.to_string()).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap());
-        }
-    });
+    let rx = watch_stdout(&mut child);
     writeln!(stdin, r#"{{"type":"SCHEMA","stream":"n","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#).unwrap();
     let mut printed = Vec::new();
     let mut id = 0;

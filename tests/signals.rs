@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Fault, Proxy};
@@ -13,18 +13,6 @@ use serde_json::json;
 
 const SCHEMA: &str =
     r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#;
-
-fn start(config: serde_json::Value, dir: &std::path::Path) -> Child {
-    let cfg = dir.join("c.json");
-    std::fs::write(&cfg, config.to_string()).unwrap();
-    Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 fn signal(child: &Child, name: &str) {
     assert!(Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap().success());
@@ -52,20 +40,8 @@ fn first_signal_finishes_files_and_prints_their_state() {
     for sig in ["TERM", "INT", "USR1"] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let mut child = start(json!({"local_path": out, "log_level": "debug", "compression": "none"}), dir.path());
-        let stderr = child.stderr.take().unwrap();
-        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
-        let log = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("opening file") {
-                    let _ = seen_tx.send(());
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
+        let mut child = spawn(&json!({"local_path": out, "log_level": "debug", "compression": "none"}), dir.path());
+        let (seen_rx, log) = watch_stderr(&mut child, "opening file");
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{SCHEMA}").unwrap();
         for i in 0..100 {
@@ -99,25 +75,13 @@ fn second_signal_aborts_without_state() {
         &bucket,
         json!({"endpoint_url": proxy.endpoint, "request_timeout_seconds": 120, "write_manifest": false, "log_level": "debug"}),
     );
-    let mut child = start(config, dir.path());
+    let mut child = spawn(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{SCHEMA}").unwrap();
     writeln!(stdin, r#"{{"type":"RECORD","stream":"s","record":{{"id":1}}}}"#).unwrap();
     writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":1}}}}"#).unwrap();
     stdin.flush().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("opening file") {
-                let _ = seen_tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+    let (seen_rx, log) = watch_stderr(&mut child, "opening file");
     seen_rx.recv_timeout(Duration::from_secs(20)).expect("target started reading");
     std::thread::sleep(Duration::from_millis(200));
     signal(&child, "TERM"); // starts the upload, which hangs

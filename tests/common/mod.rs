@@ -254,3 +254,53 @@ pub fn run_bytes(config: &serde_json::Value, input: &[u8]) -> Run {
     std::fs::write(&file, input).unwrap();
     run_args(&["--config", cfg.to_str().unwrap(), "--input", file.to_str().unwrap()], "")
 }
+
+/// Starts target-s3 with `config` (written into `dir`) and every standard stream piped, for
+/// tests that talk to it while it runs.
+pub fn spawn(config: &serde_json::Value, dir: &Path) -> std::process::Child {
+    let cfg = dir.join("spawn-config.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the child's stderr on a thread: the receiver fires each time a line contains
+/// `needle`; joining the handle gives the whole log.
+pub fn watch_stderr(
+    child: &mut std::process::Child,
+    needle: &'static str,
+) -> (std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(needle) {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (rx, handle)
+}
+
+/// Sends each stdout line of the child, as it is printed, through the returned receiver.
+pub fn watch_stdout(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
