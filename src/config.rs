@@ -53,6 +53,7 @@ pub struct RawConfig {
     pub max_bytes_per_file: u64,
     pub max_batch_age_seconds: u64,
     pub validate_records: bool,
+    pub add_record_metadata: bool,
     pub validate_formats: bool,
     #[serde(alias = "csv_delimiter")]
     pub delimiter: String,
@@ -140,6 +141,7 @@ impl Default for RawConfig {
             max_bytes_per_file: 128 * 1024 * 1024,
             max_batch_age_seconds: 300,
             validate_records: true,
+            add_record_metadata: false,
             validate_formats: false,
             delimiter: ",".into(),
             quote_character: "\"".into(),
@@ -385,6 +387,7 @@ pub struct Config {
     pub limits: Limits,
     pub validate_records: bool,
     pub validate_formats: bool,
+    pub add_record_metadata: bool,
     pub csv: CsvOptions,
 }
 
@@ -597,6 +600,7 @@ impl RawConfig {
             },
             validate_records: self.validate_records,
             validate_formats: self.validate_formats,
+            add_record_metadata: self.add_record_metadata,
             csv,
         })
     }

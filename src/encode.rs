@@ -21,20 +21,88 @@ pub enum Encoder {
     Csv(Box<CsvEncoder>),
 }
 
+/// The Singer SDK's `_sdc_*` columns, added to every record when `add_record_metadata` is on.
+pub const METADATA_COLUMNS: [&str; 6] = [
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_sequence",
+    "_sdc_table_version",
+    "_sdc_deleted_at",
+];
+
+/// Values of the `_sdc_*` columns for one record. JSON values are raw JSON text.
+pub struct RecordMetadata<'a> {
+    /// The RECORD message's `time_extracted` (JSON), if any.
+    pub extracted_at: Option<&'a str>,
+    /// When the record's input block was read (RFC 3339).
+    pub received_at: &'a str,
+    /// When the record's file was opened (RFC 3339).
+    pub batched_at: &'a str,
+    /// The record's input line number: unique and increasing within a run.
+    pub sequence: u64,
+    /// The RECORD message's `version` (JSON), if any.
+    pub table_version: Option<&'a str>,
+}
+
+impl RecordMetadata<'_> {
+    /// Each column's value as JSON text; `_sdc_deleted_at` is null unless the record has one.
+    fn json_values(&self) -> [String; 6] {
+        [
+            self.extracted_at.unwrap_or("null").to_string(),
+            format!("{:?}", self.received_at),
+            format!("{:?}", self.batched_at),
+            self.sequence.to_string(),
+            self.table_version.unwrap_or("null").to_string(),
+            "null".to_string(),
+        ]
+    }
+}
+
+/// Appends the record with the metadata members spliced in before its closing brace; members
+/// the record already has (a tap sending `_sdc_deleted_at`) keep the tap's value.
+fn push_with_metadata(buf: &mut Vec<u8>, record: &str, meta: &RecordMetadata<'_>) {
+    let body = record.trim_end().strip_suffix('}').unwrap_or(record);
+    buf.extend_from_slice(body.as_bytes());
+    let mut empty = body.trim_end().ends_with('{');
+    for (name, value) in METADATA_COLUMNS.iter().zip(meta.json_values()) {
+        if record.contains(&format!("\"{name}\"")) {
+            continue;
+        }
+        if !empty {
+            buf.push(b',');
+        }
+        empty = false;
+        buf.extend_from_slice(format!("\"{name}\":{value}").as_bytes());
+    }
+    buf.push(b'}');
+}
+
 impl Encoder {
-    pub fn new(format: Format, columns: &Arc<ColumnPlan>, csv: &CsvOptions, capacity: usize) -> Encoder {
+    /// `metadata`: the file gets the `_sdc_*` columns (CSV header included).
+    pub fn new(
+        format: Format,
+        columns: &Arc<ColumnPlan>,
+        csv: &CsvOptions,
+        capacity: usize,
+        metadata: bool,
+    ) -> Encoder {
         match format {
             Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity) },
             Format::Json => Encoder::Json { buf: Vec::with_capacity(capacity), empty: true },
-            Format::Csv => Encoder::Csv(Box::new(CsvEncoder::new(columns.clone(), csv, capacity))),
+            Format::Csv => Encoder::Csv(Box::new(CsvEncoder::new(columns.clone(), csv, capacity, metadata))),
         }
     }
 
-    /// Appends one record. An error names what could not be written.
-    pub fn encode(&mut self, record: &RawValue) -> Result<(), String> {
+    /// Appends one record (with its `_sdc_*` metadata when given). An error names what could
+    /// not be written.
+    pub fn encode(&mut self, record: &RawValue, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
         match self {
             Encoder::Jsonl { buf } => {
-                buf.extend_from_slice(record.get().as_bytes());
+                match meta {
+                    None => buf.extend_from_slice(record.get().as_bytes()),
+                    Some(meta) => push_with_metadata(buf, record.get(), meta),
+                }
                 buf.push(b'\n');
                 Ok(())
             }
@@ -42,10 +110,13 @@ impl Encoder {
                 buf.push(if *empty { b'[' } else { b',' });
                 *empty = false;
                 buf.push(b'\n');
-                buf.extend_from_slice(record.get().as_bytes());
+                match meta {
+                    None => buf.extend_from_slice(record.get().as_bytes()),
+                    Some(meta) => push_with_metadata(buf, record.get(), meta),
+                }
                 Ok(())
             }
-            Encoder::Csv(csv) => csv.encode(record.get()),
+            Encoder::Csv(csv) => csv.encode(record.get(), meta),
         }
     }
 
@@ -96,16 +167,24 @@ pub struct CsvEncoder {
     unescaped: String,
     unknown: Option<String>,
     warned_unknown: bool,
+    /// Which `_sdc_*` columns follow the schema's (those the schema does not have already).
+    metadata: Vec<usize>,
 }
 
 impl CsvEncoder {
-    fn new(columns: Arc<ColumnPlan>, opts: &CsvOptions, capacity: usize) -> CsvEncoder {
+    fn new(columns: Arc<ColumnPlan>, opts: &CsvOptions, capacity: usize, metadata: bool) -> CsvEncoder {
+        let metadata: Vec<usize> = if metadata {
+            (0..METADATA_COLUMNS.len()).filter(|i| !columns.names.iter().any(|n| n == METADATA_COLUMNS[*i])).collect()
+        } else {
+            Vec::new()
+        };
         let mut builder = csv::WriterBuilder::new();
         builder.delimiter(opts.delimiter).quote(opts.quote).buffer_capacity(16 * 1024);
         let mut writer = builder.from_writer(Vec::with_capacity(capacity));
         if opts.header {
             // Writing into a Vec cannot fail.
-            let _ = writer.write_record(&columns.names);
+            let names = columns.names.iter().map(String::as_str).chain(metadata.iter().map(|i| METADATA_COLUMNS[*i]));
+            let _ = writer.write_record(names);
         }
         CsvEncoder {
             builder,
@@ -115,10 +194,11 @@ impl CsvEncoder {
             unescaped: String::new(),
             unknown: None,
             warned_unknown: false,
+            metadata,
         }
     }
 
-    fn encode(&mut self, record: &str) -> Result<(), String> {
+    fn encode(&mut self, record: &str, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
         let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
         if let Some(key) = unknown
             && !self.warned_unknown
@@ -147,6 +227,18 @@ impl CsvEncoder {
             };
             self.writer.write_field(cell).map_err(|e| e.to_string())?;
         }
+        if let Some(meta) = meta.filter(|_| !self.metadata.is_empty()) {
+            let values = meta.json_values();
+            for i in &self.metadata {
+                let value = &values[*i];
+                let cell = match value.as_str() {
+                    "null" => String::new(),
+                    v if v.starts_with('"') => serde_json::from_str::<String>(v).unwrap_or_else(|_| v.to_string()),
+                    v => v.to_string(),
+                };
+                self.writer.write_field(cell).map_err(|e| e.to_string())?;
+            }
+        }
         self.writer.write_record(None::<&[u8]>).map_err(|e| e.to_string())
     }
 }
@@ -163,9 +255,9 @@ mod tests {
             SchemaOptions { validate_records: false, validate_formats: false, flatten_max_depth: opts.max_depth },
         )
         .unwrap();
-        let mut enc = Encoder::new(Format::Csv, &s.columns, &opts, 1024);
+        let mut enc = Encoder::new(Format::Csv, &s.columns, &opts, 1024, false);
         for r in records {
-            enc.encode(&serde_json::from_str::<Box<RawValue>>(r).unwrap()).unwrap();
+            enc.encode(&serde_json::from_str::<Box<RawValue>>(r).unwrap(), None).unwrap();
         }
         String::from_utf8(enc.take(Vec::new())).unwrap()
     }
@@ -205,7 +297,7 @@ mod tests {
     fn json_array_holds_the_same_bytes() {
         let mut enc = Encoder::Json { buf: Vec::new(), empty: true };
         for rec in [r#"{"a":1.50}"#, r#"{"b":"x"}"#] {
-            enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap()).unwrap();
+            enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
         }
         enc.finish();
         let out = String::from_utf8(enc.take(Vec::new())).unwrap();
@@ -214,10 +306,32 @@ mod tests {
     }
 
     #[test]
+    fn metadata_is_spliced_into_the_record() {
+        let meta = RecordMetadata {
+            extracted_at: Some(r#""2026-11-22T03:00:00Z""#),
+            received_at: "2026-11-22T03:00:01Z",
+            batched_at: "2026-11-22T03:00:02Z",
+            sequence: 7,
+            table_version: None,
+        };
+        let mut buf = Vec::new();
+        push_with_metadata(&mut buf, r#"{"a":1,"_sdc_deleted_at":"x"}"#, &meta);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["a"], 1);
+        assert_eq!(v["_sdc_deleted_at"], "x", "the tap's value is kept");
+        assert_eq!(v["_sdc_sequence"], 7);
+        assert_eq!(v["_sdc_extracted_at"], "2026-11-22T03:00:00Z");
+        assert!(v["_sdc_table_version"].is_null());
+        buf.clear();
+        push_with_metadata(&mut buf, "{ }", &meta);
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&buf).unwrap().as_object().unwrap().len(), 6);
+    }
+
+    #[test]
     fn jsonl_is_byte_identical() {
         let mut enc = Encoder::Jsonl { buf: Vec::new() };
         let rec = r#"{"b":1.50,"a":"2020-01-01T00:00:00","u":"\u00e9"}"#;
-        enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap()).unwrap();
+        enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
         assert_eq!(enc.take(Vec::new()), format!("{rec}\n").into_bytes());
     }
 }

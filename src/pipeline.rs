@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::ack::AckTracker;
 use crate::config::{Compression, Config, Output};
-use crate::encode::Encoder;
+use crate::encode::{Encoder, RecordMetadata};
 use crate::error::{Error, InputError, InputErrorKind, StorageError};
 use crate::schema::{SchemaOptions, StreamSchema};
 use crate::singer::{self, Message};
@@ -112,6 +112,8 @@ struct OpenFile {
     part: u64,
     /// Kept only when the key is decided at close (cursor macros) and may need record fields.
     first_record: Option<String>,
+    /// When the file opened, for `_sdc_batched_at` (empty unless add_record_metadata is on).
+    batched_at: String,
     cursor: CursorRange,
     /// Record sequence number of the last write, to close the least recently written file.
     last_write: u64,
@@ -145,6 +147,8 @@ struct Pipeline<'a> {
     open_files: usize,
     /// Reused per record for the partition part of the key.
     partition: String,
+    /// When the current input block arrived, for `_sdc_received_at`.
+    received_at: String,
     commands: Option<Sender<Command>>,
     chunk_recycle: Receiver<Vec<u8>>,
     ack: AckTracker,
@@ -185,6 +189,7 @@ impl<'a> Pipeline<'a> {
             streams: HashMap::default(),
             open_files: 0,
             partition: String::new(),
+            received_at: String::new(),
             commands: Some(commands),
             chunk_recycle,
             ack: AckTracker::default(),
@@ -216,6 +221,9 @@ impl<'a> Pipeline<'a> {
             select! {
                 recv(blocks) -> block => match block {
                     Ok(Ok(block)) => {
+                        if self.config.add_record_metadata {
+                            self.received_at = chrono::Utc::now().to_rfc3339();
+                        }
                         for line in block.lines() {
                             self.line(line)?;
                         }
@@ -366,7 +374,9 @@ impl<'a> Pipeline<'a> {
         }
         let message = singer::decode(line).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
         match message {
-            Message::Record { stream, record } => self.record(&stream, record),
+            Message::Record { stream, record, time_extracted, version } => {
+                self.record(&stream, record, time_extracted, version)
+            }
             Message::Schema { stream, schema, key_properties, bookmark_properties } => {
                 self.schema(&stream, schema, key_properties, bookmark_properties)
             }
@@ -411,7 +421,7 @@ impl<'a> Pipeline<'a> {
                 }
                 let record: &RawValue = serde_json::from_str(&line)
                     .map_err(|e| bad(self, format!("{url} line {}: malformed JSON: {e}", n + 1)))?;
-                self.record(stream, record)?;
+                self.record(stream, record, None, None)?;
             }
         }
         Ok(())
@@ -471,7 +481,13 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    fn record(&mut self, name: &str, record: &RawValue) -> Result<(), Error> {
+    fn record(
+        &mut self,
+        name: &str,
+        record: &RawValue,
+        time_extracted: Option<&RawValue>,
+        version: Option<&RawValue>,
+    ) -> Result<(), Error> {
         let Some(stream) = self.streams.get(name) else {
             return Err(self.input_error(Some(name), InputErrorKind::RecordBeforeSchema));
         };
@@ -505,7 +521,14 @@ impl<'a> Pipeline<'a> {
             }
             _ => {}
         }
-        if let Err(message) = file.encoder.encode(record) {
+        let meta = self.config.add_record_metadata.then(|| RecordMetadata {
+            extracted_at: time_extracted.map(RawValue::get),
+            received_at: &self.received_at,
+            batched_at: &file.batched_at,
+            sequence: self.line,
+            table_version: version.map(RawValue::get),
+        });
+        if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
             self.partition = partition;
             return Err(self.input_error(Some(name), InputErrorKind::Encode(message)));
         }
@@ -550,7 +573,9 @@ impl<'a> Pipeline<'a> {
         let part_number = *part;
         *part += 1;
         let progress = Arc::new(Progress::default());
-        let encoder = Encoder::new(output.format, &stream.schema.columns, &self.config.csv, self.chunk_size);
+        let metadata = self.config.add_record_metadata;
+        let encoder = Encoder::new(output.format, &stream.schema.columns, &self.config.csv, self.chunk_size, metadata);
+        let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
         let key_at_close = output.key.uses_cursor();
@@ -568,6 +593,7 @@ impl<'a> Pipeline<'a> {
             key,
             part: part_number,
             first_record: key_at_close.then(|| record.get().to_string()),
+            batched_at,
             cursor,
             last_write: 0,
             encoder,

@@ -112,6 +112,8 @@ pub static SETTINGS: &[Setting] = &[
       "Close a file this many seconds after its first record, so STATE never waits longer (0: no limit)."),
     s("validate_records", Boolean, Some("true"),
       "Validate every record against its stream's JSON Schema and check its key properties; a failing record stops the run. Off: raw pass-through (records must still be JSON objects)."),
+    s("add_record_metadata", Boolean, Some("false"),
+      "Add the Singer SDK's `_sdc_extracted_at`, `_sdc_received_at`, `_sdc_batched_at`, `_sdc_sequence` (the input line number), `_sdc_table_version` and `_sdc_deleted_at` to every record (CSV: as extra columns)."),
     s("validate_formats", Boolean, Some("false"),
       "Also assert `format` keywords (date-time, email, ...). Off by default: many taps send date-times without an offset."),
     s("delimiter", String, Some("\",\""),

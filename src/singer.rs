@@ -128,6 +128,8 @@ struct Envelope<'a> {
     value: Option<&'a RawValue>,
     #[serde(borrow, default)]
     version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time_extracted: Option<&'a RawValue>,
     /// BATCH: `{"format": "jsonl", "compression": "gzip" | "none"}`.
     #[serde(default)]
     encoding: Option<BatchEncoding>,
@@ -146,11 +148,30 @@ pub struct BatchEncoding {
 
 #[derive(Debug)]
 pub enum Message<'a> {
-    Schema { stream: Cow<'a, str>, schema: &'a RawValue, key_properties: Vec<String>, bookmark_properties: Vec<String> },
-    Record { stream: Cow<'a, str>, record: &'a RawValue },
-    State { value: &'a RawValue },
-    ActivateVersion { stream: Cow<'a, str>, version: Option<&'a RawValue> },
-    Batch { stream: Cow<'a, str>, encoding: BatchEncoding, manifest: Vec<String> },
+    Schema {
+        stream: Cow<'a, str>,
+        schema: &'a RawValue,
+        key_properties: Vec<String>,
+        bookmark_properties: Vec<String>,
+    },
+    Record {
+        stream: Cow<'a, str>,
+        record: &'a RawValue,
+        time_extracted: Option<&'a RawValue>,
+        version: Option<&'a RawValue>,
+    },
+    State {
+        value: &'a RawValue,
+    },
+    ActivateVersion {
+        stream: Cow<'a, str>,
+        version: Option<&'a RawValue>,
+    },
+    Batch {
+        stream: Cow<'a, str>,
+        encoding: BatchEncoding,
+        manifest: Vec<String>,
+    },
 }
 
 /// A decode failure, with the stream name when the line got far enough to have one.
@@ -174,7 +195,7 @@ pub fn decode(line: &str) -> Result<Message<'_>, DecodeError> {
             let stream = stream_of("RECORD", env.stream)?;
             let record =
                 env.record.ok_or_else(|| with_stream(&stream, InputErrorKind::MissingField("RECORD", "record")))?;
-            Ok(Message::Record { stream, record })
+            Ok(Message::Record { stream, record, time_extracted: env.time_extracted, version: env.version })
         }
         "SCHEMA" => {
             let stream = stream_of("SCHEMA", env.stream)?;
@@ -218,7 +239,7 @@ mod tests {
     fn record_stays_raw() {
         let line = r#"{"type":"RECORD","stream":"s","record":{"b":1.50,"a":"x"},"time_extracted":"t"}"#;
         match decode(line).ok().unwrap() {
-            Message::Record { stream, record } => {
+            Message::Record { stream, record, .. } => {
                 assert_eq!(stream, "s");
                 assert_eq!(record.get(), r#"{"b":1.50,"a":"x"}"#);
             }

@@ -95,3 +95,48 @@ fn meltano_yml_matches_the_settings_table() {
         assert!(block.contains(&format!("- name: {}\n", s.name)), "{} missing", s.name);
     }
 }
+
+#[test]
+fn record_metadata_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!(
+        "{SCHEMA}\n{}\n{}\n",
+        r#"{"type":"RECORD","stream":"users","record":{"id":1,"name":"a"},"time_extracted":"2026-11-22T03:00:00Z","version":5}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":2,"name":"b"}}"#
+    );
+    for format in ["jsonl", "csv"] {
+        let out = dir.path().join(format);
+        let config = json!({"local_path": out, "compression": "none", "log_level": "warn", "add_record_metadata": true, "format": format});
+        let r = run(&config, &input);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let body = String::from_utf8(read(&out.join(&files(&out)[0]))).unwrap();
+        if format == "jsonl" {
+            let rows: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert_eq!(rows[0]["_sdc_extracted_at"], "2026-11-22T03:00:00Z");
+            assert_eq!(rows[0]["_sdc_table_version"], 5);
+            assert_eq!(rows[0]["_sdc_sequence"], 2, "the input line number");
+            assert!(rows[1]["_sdc_extracted_at"].is_null() && rows[1]["_sdc_deleted_at"].is_null());
+            assert!(rows[1]["_sdc_received_at"].as_str().unwrap().starts_with("20"));
+            assert_eq!(rows[1]["name"], "b");
+        } else {
+            let mut reader = csv::Reader::from_reader(body.as_bytes());
+            assert_eq!(
+                reader.headers().unwrap(),
+                vec![
+                    "id",
+                    "name",
+                    "_sdc_extracted_at",
+                    "_sdc_received_at",
+                    "_sdc_batched_at",
+                    "_sdc_sequence",
+                    "_sdc_table_version",
+                    "_sdc_deleted_at"
+                ]
+            );
+            let first = reader.records().next().unwrap().unwrap();
+            assert_eq!(&first[2], "2026-11-22T03:00:00Z");
+            assert_eq!(&first[5], "2");
+            assert_eq!(&first[6], "5");
+        }
+    }
+}
