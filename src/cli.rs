@@ -77,7 +77,13 @@ pub fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{NAME}: error: {e}");
+            if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+                let line = json!({"timestamp": chrono::Utc::now().to_rfc3339(), "level": "ERROR",
+                                  "fields": {"message": format!("{NAME}: error: {e}")}});
+                eprintln!("{line}");
+            } else {
+                eprintln!("{NAME}: error: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }
@@ -180,8 +186,13 @@ const SECRET_SAFE_LOG_CAPS: &str = "aws_smithy_runtime=info,aws_smithy_runtime_a
 aws_smithy_http_client=info,aws_config=info,aws_sdk_s3=info,aws_sdk_sts=info,aws_sdk_sso=info,aws_sdk_ssooidc=info,\
 aws_sigv4=info,aws_runtime=info,aws_credential_types=info,hyper=info,hyper_util=info,h2=info,rustls=info";
 
+/// Set once logging is JSON (`log_format: json`), so the final error line is JSON too.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
     let setting = |name: &str| map.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_string);
+    let json = setting("log_format").as_deref() == Some("json");
+    JSON_LOGS.store(json, std::sync::atomic::Ordering::Relaxed);
     let level = args
         .log_level
         .clone()
@@ -199,8 +210,7 @@ fn init_logging(args: &Args, map: Option<&Map<String, Value>>) {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ =
-        if setting("log_format").as_deref() == Some("json") { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// `--about` in the three formats. Secrets are flagged, never shown (they have no defaults).

@@ -140,3 +140,18 @@ fn record_metadata_columns() {
         }
     }
 }
+
+#[test]
+fn json_logging_makes_every_stderr_line_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({"local_path": dir.path(), "log_format": "json", "log_level": "debug"});
+    let ok = run(&config, &format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#));
+    let failed = run(&config, r#"{"type":"RECORD","stream":"nope","record":{}}"#);
+    assert_eq!((ok.code, failed.code), (0, 1));
+    for line in ok.stderr.lines().chain(failed.stderr.lines()) {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let last: Value = serde_json::from_str(failed.stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["fields"]["message"].as_str().unwrap().contains("RECORD before any SCHEMA"));
+}
