@@ -125,14 +125,20 @@ pub struct S3Server {
     pub access_key: String,
     pub secret_key: String,
     pub role_arn: Option<String>,
+    /// SeaweedFS: a KMS key its built-in KMS knows.
+    pub kms_key_id: Option<String>,
     pub external_id: Option<String>,
     pub client: aws_sdk_s3::Client,
 }
 
 fn start_server(port: u16, auth: bool) -> S3Server {
+    start_kind(port, auth, "moto")
+}
+
+fn start_kind(port: u16, auth: bool, kind: &str) -> S3Server {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/s3-server/start.sh");
     let mut cmd = Command::new("bash");
-    cmd.arg(script).arg(port.to_string()).stderr(Stdio::inherit());
+    cmd.arg(script).arg(port.to_string()).stderr(Stdio::inherit()).env("S3_SERVER", kind);
     if auth {
         cmd.env("S3_SERVER_AUTH", "1");
     }
@@ -150,6 +156,7 @@ fn start_server(port: u16, auth: bool) -> S3Server {
         access_key: env["S3_ACCESS_KEY"].clone(),
         secret_key: env["S3_SECRET_KEY"].clone(),
         role_arn: env.get("S3_ROLE_ARN").cloned(),
+        kms_key_id: env.get("S3_KMS_KEY_ID").cloned(),
         external_id: env.get("S3_EXTERNAL_ID").cloned(),
         client,
     }
@@ -159,6 +166,13 @@ fn start_server(port: u16, auth: bool) -> S3Server {
 pub fn s3() -> &'static S3Server {
     static SERVER: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
     SERVER.get_or_init(|| start_server(port("S3_TEST_PORT", 9310), false))
+}
+
+/// A second implementation that verifies signatures and checksums (SeaweedFS), on
+/// S3_TEST_WEED_PORT (9340; it also uses the next four ports and those 10000 above).
+pub fn s3_weed() -> &'static S3Server {
+    static SERVER: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| start_kind(port("S3_TEST_WEED_PORT", 9340), false, "seaweedfs"))
 }
 
 /// The server that checks signatures and IAM (moto auth mode), on S3_TEST_AUTH_PORT (9311).
