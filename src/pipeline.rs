@@ -91,6 +91,8 @@ struct Stream<'a> {
     /// Key template, format and compression (the defaults or the stream's override).
     output: &'a Output,
     extension: String,
+    /// Whether keys read the record, decided once: then each record renders its partition.
+    partitioned: bool,
     schema: Arc<StreamSchema>,
     /// `{stream_run_id}`: one per stream per run.
     run_id: String,
@@ -467,6 +469,7 @@ impl<'a> Pipeline<'a> {
                     name: name.to_string(),
                     output,
                     extension: output.extension(),
+                    partitioned: output.key.is_partitioned(),
                     schema: compiled,
                     run_id: uuid::Uuid::now_v7().to_string(),
                     partition_date_field,
@@ -496,7 +499,7 @@ impl<'a> Pipeline<'a> {
             Err(kind) => return Err(self.input_error(Some(name), kind)),
         };
         let mut partition = std::mem::take(&mut self.partition);
-        if stream.output.key.is_partitioned() {
+        if stream.partitioned {
             stream.output.key.partition(record.get(), stream.partition_date_field.as_ref(), &self.run, &mut partition);
         }
         if !stream.files.contains_key(partition.as_str()) {
