@@ -62,6 +62,12 @@ pub struct RawConfig {
     #[serde(alias = "csv_header")]
     pub header: bool,
     pub flattening_max_depth: usize,
+    pub parquet_compression: String,
+    pub row_group_size: u64,
+    #[serde(alias = "parquet_nested_as_json")]
+    pub nested_as_json: bool,
+    pub avro_codec: String,
+    pub unparseable_values: String,
     pub aws_access_key_id: Option<Secret>,
     pub aws_secret_access_key: Option<Secret>,
     pub aws_session_token: Option<Secret>,
@@ -147,6 +153,11 @@ impl Default for RawConfig {
             quote_character: "\"".into(),
             header: true,
             flattening_max_depth: 10,
+            parquet_compression: "snappy".into(),
+            row_group_size: 100_000,
+            nested_as_json: false,
+            avro_codec: "deflate".into(),
+            unparseable_values: "fail".into(),
             aws_access_key_id: None,
             aws_secret_access_key: None,
             aws_session_token: None,
@@ -251,6 +262,10 @@ pub enum Format {
     /// One JSON array per file, holding the same record bytes as JSONL.
     Json,
     Csv,
+    /// Typed columns from the stream's schema; compressed inside the file.
+    Parquet,
+    /// Object container files with a schema from the stream's schema; compressed inside.
+    Avro,
 }
 
 impl Format {
@@ -259,6 +274,8 @@ impl Format {
             Format::Jsonl => "jsonl",
             Format::Json => "json",
             Format::Csv => "csv",
+            Format::Parquet => "parquet",
+            Format::Avro => "avro",
         }
     }
     pub fn content_type(self) -> &'static str {
@@ -266,8 +283,41 @@ impl Format {
             Format::Jsonl => "application/x-ndjson",
             Format::Json => "application/json",
             Format::Csv => "text/csv",
+            Format::Parquet => "application/vnd.apache.parquet",
+            Format::Avro => "application/avro",
         }
     }
+    /// Parquet and Avro compress inside the file; `compression` does not apply to them.
+    pub fn is_binary(self) -> bool {
+        matches!(self, Format::Parquet | Format::Avro)
+    }
+}
+
+/// Settings of the typed formats (Parquet, Avro).
+#[derive(Clone, Copy, Debug)]
+pub struct BinaryOptions {
+    pub parquet_codec: ParquetCodec,
+    pub row_group_size: usize,
+    pub nested_as_json: bool,
+    pub avro_codec: AvroCodec,
+    pub unparseable: crate::typed::Unparseable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParquetCodec {
+    Snappy,
+    Zstd,
+    Gzip,
+    Lz4,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AvroCodec {
+    Deflate,
+    Snappy,
+    Zstd,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,6 +439,7 @@ pub struct Config {
     pub validate_formats: bool,
     pub add_record_metadata: bool,
     pub csv: CsvOptions,
+    pub binary: BinaryOptions,
 }
 
 /// How one stream's files are named and written.
@@ -581,6 +632,30 @@ impl RawConfig {
         if csv.delimiter == csv.quote {
             return Err(invalid("quote_character", "must differ from the delimiter".into()));
         }
+        if self.row_group_size == 0 {
+            return Err(invalid("row_group_size", "must be at least 1".into()));
+        }
+        let binary = BinaryOptions {
+            parquet_codec: match one_of("parquet_compression", &self.parquet_compression)? {
+                "snappy" => ParquetCodec::Snappy,
+                "zstd" => ParquetCodec::Zstd,
+                "gzip" => ParquetCodec::Gzip,
+                "lz4" => ParquetCodec::Lz4,
+                _ => ParquetCodec::None,
+            },
+            row_group_size: self.row_group_size as usize,
+            nested_as_json: self.nested_as_json,
+            avro_codec: match one_of("avro_codec", &self.avro_codec)? {
+                "deflate" => AvroCodec::Deflate,
+                "snappy" => AvroCodec::Snappy,
+                "zstd" => AvroCodec::Zstd,
+                _ => AvroCodec::None,
+            },
+            unparseable: match one_of("unparseable_values", &self.unparseable_values)? {
+                "null" => crate::typed::Unparseable::Null,
+                _ => crate::typed::Unparseable::Fail,
+            },
+        };
         Ok(Config {
             destination,
             output,
@@ -602,6 +677,7 @@ impl RawConfig {
             validate_formats: self.validate_formats,
             add_record_metadata: self.add_record_metadata,
             csv,
+            binary,
         })
     }
 }
@@ -621,9 +697,12 @@ impl RawConfig {
         let format = match one_of("format", format)? {
             "csv" => Format::Csv,
             "json" => Format::Json,
+            "parquet" => Format::Parquet,
+            "avro" => Format::Avro,
             _ => Format::Jsonl,
         };
         let compression = match one_of("compression", compression)? {
+            _ if format.is_binary() => Compression::None,
             "gzip" => {
                 let level = level.unwrap_or(6);
                 if level > 9 {

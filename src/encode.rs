@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::config::{CsvOptions, Format};
-use crate::schema::{ColumnPlan, Slot};
+use crate::config::{Config, CsvOptions, Format};
+use crate::schema::{ColumnPlan, Slot, StreamSchema};
 
 pub enum Encoder {
     /// The record's bytes exactly as the tap sent them, one per line.
@@ -19,6 +19,10 @@ pub enum Encoder {
         empty: bool,
     },
     Csv(Box<CsvEncoder>),
+    #[cfg(feature = "parquet")]
+    Parquet(Box<crate::parquet::ParquetEncoder>),
+    #[cfg(feature = "avro")]
+    Avro(Box<crate::avro::AvroEncoder>),
 }
 
 /// The Singer SDK's `_sdc_*` columns, added to every record when `add_record_metadata` is on.
@@ -47,7 +51,7 @@ pub struct RecordMetadata<'a> {
 
 impl RecordMetadata<'_> {
     /// Each column's value as JSON text; `_sdc_deleted_at` is null unless the record has one.
-    fn json_values(&self) -> [String; 6] {
+    pub fn json_values(&self) -> [String; 6] {
         [
             self.extracted_at.unwrap_or("null").to_string(),
             format!("{:?}", self.received_at),
@@ -82,16 +86,52 @@ impl Encoder {
     /// `metadata`: the file gets the `_sdc_*` columns (CSV header included).
     pub fn new(
         format: Format,
-        columns: &Arc<ColumnPlan>,
-        csv: &CsvOptions,
+        stream: &str,
+        schema: &StreamSchema,
+        config: &Config,
         capacity: usize,
         metadata: bool,
-    ) -> Encoder {
-        match format {
+    ) -> Result<Encoder, String> {
+        #[cfg(any(feature = "parquet", feature = "avro"))]
+        let binary = &config.binary;
+        #[cfg(any(feature = "parquet", feature = "avro"))]
+        let typed = || crate::typed::columns(&schema.text, binary.nested_as_json, metadata);
+        Ok(match format {
             Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity) },
             Format::Json => Encoder::Json { buf: Vec::with_capacity(capacity), empty: true },
-            Format::Csv => Encoder::Csv(Box::new(CsvEncoder::new(columns.clone(), csv, capacity, metadata))),
-        }
+            Format::Csv => {
+                Encoder::Csv(Box::new(CsvEncoder::new(schema.columns.clone(), &config.csv, capacity, metadata)))
+            }
+            #[cfg(feature = "parquet")]
+            Format::Parquet => {
+                use crate::config::ParquetCodec as C;
+                use crate::parquet::Codec;
+                let codec = match binary.parquet_codec {
+                    C::Snappy => Codec::Snappy,
+                    C::Zstd => Codec::Zstd,
+                    C::Gzip => Codec::Gzip,
+                    C::Lz4 => Codec::Lz4,
+                    C::None => Codec::None,
+                };
+                let encoder =
+                    crate::parquet::ParquetEncoder::new(typed(), codec, binary.row_group_size, binary.unparseable)?;
+                Encoder::Parquet(Box::new(encoder))
+            }
+            #[cfg(feature = "avro")]
+            Format::Avro => {
+                use crate::avro::Codec;
+                use crate::config::AvroCodec as C;
+                let codec = match binary.avro_codec {
+                    C::Deflate => Codec::Deflate,
+                    C::Snappy => Codec::Snappy,
+                    C::Zstd => Codec::Zstd,
+                    C::None => Codec::None,
+                };
+                Encoder::Avro(Box::new(crate::avro::AvroEncoder::new(stream, typed(), codec, binary.unparseable)?))
+            }
+            #[allow(unreachable_patterns)]
+            other => return Err(format!("this build of target-s3 has no {} support", other.extension())),
+        })
     }
 
     /// Appends one record (with its `_sdc_*` metadata when given). An error names what could
@@ -117,6 +157,10 @@ impl Encoder {
                 Ok(())
             }
             Encoder::Csv(csv) => csv.encode(record.get(), meta),
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => p.encode(record.get(), meta.map(RecordMetadata::json_values).as_ref()),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.encode(record.get(), meta.map(RecordMetadata::json_values).as_ref()),
         }
     }
 
@@ -125,6 +169,31 @@ impl Encoder {
         match self {
             Encoder::Jsonl { buf } | Encoder::Json { buf, .. } => buf.len(),
             Encoder::Csv(csv) => csv.writer.get_ref().len(),
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => p.pending(),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.pending(),
+        }
+    }
+
+    /// Encoded bytes held back until a row group is complete (Parquet); they count towards
+    /// the file's size but cannot be taken yet.
+    pub fn buffered(&self) -> usize {
+        match self {
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => p.buffered(),
+            _ => 0,
+        }
+    }
+
+    /// Values written as null under `unparseable_values: null`, and the first one's message.
+    pub fn unparseable(&self) -> (u64, Option<&str>) {
+        match self {
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => (p.nulled, p.first_nulled.as_deref()),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => (a.nulled, a.first_nulled.as_deref()),
+            _ => (0, None),
         }
     }
 
@@ -139,13 +208,26 @@ impl Encoder {
                 let old = std::mem::replace(&mut csv.writer, fresh);
                 old.into_inner().unwrap_or_else(|e| e.into_inner().get_ref().clone())
             }
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => p.take(replacement),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.take(replacement),
         }
     }
 
-    /// Ends the file: whatever must follow the last record (the JSON array's `]`).
-    pub fn finish(&mut self) {
-        if let Encoder::Json { buf, empty } = self {
-            buf.extend_from_slice(if *empty { b"[]\n" } else { b"\n]\n" });
+    /// Ends the file: whatever must follow the last record (the JSON array's `]`, the Parquet
+    /// footer, the last Avro block).
+    pub fn finish(&mut self) -> Result<(), String> {
+        match self {
+            Encoder::Json { buf, empty } => {
+                buf.extend_from_slice(if *empty { b"[]\n" } else { b"\n]\n" });
+                Ok(())
+            }
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => p.finish(),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.finish(),
+            _ => Ok(()),
         }
     }
 
@@ -154,7 +236,7 @@ impl Encoder {
     pub fn take_unknown_key(&mut self) -> Option<String> {
         match self {
             Encoder::Csv(csv) => csv.unknown.take(),
-            Encoder::Jsonl { .. } | Encoder::Json { .. } => None,
+            _ => None,
         }
     }
 }
@@ -255,7 +337,7 @@ mod tests {
             SchemaOptions { validate_records: false, validate_formats: false, flatten_max_depth: opts.max_depth },
         )
         .unwrap();
-        let mut enc = Encoder::new(Format::Csv, &s.columns, &opts, 1024, false);
+        let mut enc = Encoder::Csv(Box::new(CsvEncoder::new(s.columns.clone(), &opts, 1024, false)));
         for r in records {
             enc.encode(&serde_json::from_str::<Box<RawValue>>(r).unwrap(), None).unwrap();
         }
@@ -299,7 +381,7 @@ mod tests {
         for rec in [r#"{"a":1.50}"#, r#"{"b":"x"}"#] {
             enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
         }
-        enc.finish();
+        enc.finish().unwrap();
         let out = String::from_utf8(enc.take(Vec::new())).unwrap();
         assert_eq!(out, "[\n{\"a\":1.50},\n{\"b\":\"x\"}\n]\n");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().len(), 2);

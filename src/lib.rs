@@ -3,20 +3,25 @@
 //! A record's way through the crate, one module per step:
 //! [`singer`] (read lines, decode messages) -> [`schema`] (validate, plan columns) ->
 //! [`pipeline`] (route to the stream's open file, roll files) with [`template`] (object keys) ->
-//! [`encode`] (JSONL / CSV bytes) -> [`writer`] (compress, on its own thread) -> [`storage`]
+//! [`encode`] (JSONL / JSON / CSV bytes; Parquet and Avro via `typed`) -> [`writer`] (compress, on its own thread) -> [`storage`]
 //! (local folder or S3) -> [`ack`] (release STATE once everything before it is durable).
 //! [`config`] and [`settings`] check every setting before the first line is read; [`cli`] is the
 //! binary's edge.
 
 pub mod ack;
+#[cfg(feature = "avro")]
+pub mod avro;
 pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod error;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod pipeline;
 pub mod schema;
 pub mod settings;
 pub mod singer;
 pub mod storage;
 pub mod template;
+pub mod typed;
 pub mod writer;

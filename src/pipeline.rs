@@ -134,7 +134,7 @@ impl OpenFile {
     fn estimated_size(&self) -> u64 {
         let consumed = self.progress.consumed.load(Ordering::Relaxed);
         let written = self.progress.written.load(Ordering::Relaxed);
-        let behind = self.sent.saturating_sub(consumed) + self.encoder.pending() as u64;
+        let behind = self.sent.saturating_sub(consumed) + (self.encoder.pending() + self.encoder.buffered()) as u64;
         let ratio = if consumed > 0 { written as f64 / consumed as f64 } else { 1.0 };
         written + (behind as f64 * ratio) as u64
     }
@@ -577,7 +577,10 @@ impl<'a> Pipeline<'a> {
         *part += 1;
         let progress = Arc::new(Progress::default());
         let metadata = self.config.add_record_metadata;
-        let encoder = Encoder::new(output.format, &stream.schema.columns, &self.config.csv, self.chunk_size, metadata);
+        let encoder = match Encoder::new(output.format, name, &stream.schema, self.config, self.chunk_size, metadata) {
+            Ok(encoder) => encoder,
+            Err(message) => return Err(self.input_error(Some(name), InputErrorKind::Encode(message))),
+        };
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
@@ -617,7 +620,13 @@ impl<'a> Pipeline<'a> {
             return Ok(());
         };
         self.open_files -= 1;
-        file.encoder.finish();
+        if let Err(message) = file.encoder.finish() {
+            return Err(self.input_error(Some(name), InputErrorKind::Encode(message)));
+        }
+        if let (nulled @ 1.., Some(first)) = file.encoder.unparseable() {
+            tracing::warn!(stream = %name, values = nulled, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
+        }
+        let unparseable = file.encoder.unparseable().0;
         let data = file.encoder.take(Vec::new());
         if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;
@@ -655,6 +664,7 @@ impl<'a> Pipeline<'a> {
                 min_cursor: file.cursor.min.take().map(Cursor::into_value),
                 max_cursor: file.cursor.max.take().map(Cursor::into_value),
                 schema_hash: stream.schema_hash.clone(),
+                unparseable_values: unparseable,
             },
         );
         Ok(())
@@ -707,9 +717,13 @@ impl<'a> Pipeline<'a> {
                 if let Some(mut entry) = self.in_flight.remove(&id) {
                     // Counters as the Singer SDK writes them, for Meltano and job runners.
                     let tags = serde_json::json!({"stream": entry.stream});
-                    for (metric, value) in
-                        [("record_count", entry.records), ("file_count", 1), ("bytes_written", bytes)]
-                    {
+                    let counters = [
+                        ("record_count", entry.records),
+                        ("file_count", 1),
+                        ("bytes_written", bytes),
+                        ("unparseable_values", entry.unparseable_values),
+                    ];
+                    for (metric, value) in counters.into_iter().filter(|(m, v)| *v > 0 || *m != "unparseable_values") {
                         let metric =
                             serde_json::json!({"type": "counter", "metric": metric, "value": value, "tags": tags});
                         tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
@@ -755,6 +769,13 @@ struct ManifestEntry {
     min_cursor: Option<serde_json::Value>,
     max_cursor: Option<serde_json::Value>,
     schema_hash: String,
+    /// Values written as null because they did not fit their column (`unparseable_values: null`).
+    #[serde(skip_serializing_if = "is_zero")]
+    unparseable_values: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A bookmark value: strings compare as text (ISO date-times sort correctly), numbers as numbers.

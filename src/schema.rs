@@ -180,8 +180,14 @@ impl<'de> serde::Deserialize<'de> for Ordered<'de> {
     }
 }
 
+/// One member of a JSON object, as its raw text (which keeps the order of nested members).
+pub(crate) fn member<'a>(object: &'a str, key: &str) -> Option<&'a RawValue> {
+    let members = serde_json::from_str::<Ordered<'_>>(object).ok()?;
+    members.0.into_iter().find(|(k, _)| k == key).map(|(_, raw)| raw)
+}
+
 /// The `properties` of a schema object, in order; `None` when it has none (or is not an object).
-fn properties_of(schema: &str) -> Result<Option<Vec<(String, &RawValue)>>, serde_json::Error> {
+pub(crate) fn properties_of(schema: &str) -> Result<Option<Vec<(String, &RawValue)>>, serde_json::Error> {
     let Ok(members) = serde_json::from_str::<Ordered<'_>>(schema) else { return Ok(None) };
     match members.0.into_iter().find(|(k, _)| k == "properties") {
         Some((_, raw)) => Ok(serde_json::from_str::<Ordered<'_>>(raw.get()).ok().map(|o| o.0)),

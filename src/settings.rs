@@ -100,8 +100,12 @@ pub static SETTINGS: &[Setting] = &[
     s("manifest_key_template", String, Some("\"_manifests/{date_time}-{run_id}.json\""),
       "Key of the manifest, under `prefix`; macros as in `key_template` (no record macros)."),
     s("write_success_marker", Boolean, Some("false"), "Write an empty `_SUCCESS` object into every folder that received files, at the end of a successful run."),
-    s("format", String, Some("\"jsonl\""), "File format: JSON lines, one JSON array per file, or CSV.").allowed(&["jsonl", "json", "csv"]),
-    s("compression", String, Some("\"gzip\""), "Compression of each file (`.gz`, `.zst`).").allowed(&["none", "gzip", "zstd"]),
+    s("format", String, Some("\"jsonl\""),
+      "File format: JSON lines, one JSON array per file, CSV, or the typed formats Parquet and Avro (columns from the stream's JSON Schema, see \"Parquet and Avro\").")
+        .allowed(&["jsonl", "json", "csv", "parquet", "avro"]),
+    s("compression", String, Some("\"gzip\""),
+      "Compression of each jsonl/json/csv file (`.gz`, `.zst`). Parquet and Avro compress inside the file (`parquet_compression`, `avro_codec`) and ignore this.")
+        .allowed(&["none", "gzip", "zstd"]),
     s("compression_level", Integer, None,
       "gzip: 0 (store) to 9, default 6 (2-3 is much faster); zstd: 1 to 19, default 3 (faster than gzip 6 and smaller)."),
     s("max_records_per_file", Integer, Some("1000000"),
@@ -123,6 +127,17 @@ pub static SETTINGS: &[Setting] = &[
         .aliases(&["csv_header"]),
     s("flattening_max_depth", Integer, Some("10"),
       "CSV: nested objects are flattened into `parent__child` columns down to this depth; deeper objects and all arrays are written as JSON text."),
+    s("parquet_compression", String, Some("\"snappy\""), "Parquet: codec of the pages inside the file (`lz4` is LZ4_RAW).")
+        .allowed(&["snappy", "zstd", "gzip", "lz4", "none"]),
+    s("row_group_size", Integer, Some("100000"),
+      "Parquet: rows per row group (a group is also cut at 128 MiB of encoded data). Memory holds one row group per open file, not the file."),
+    s("nested_as_json", Boolean, Some("false"),
+      "Parquet and Avro: write objects as JSON text instead of structs/records (objects without `properties` always are). ")
+        .aliases(&["parquet_nested_as_json"]),
+    s("avro_codec", String, Some("\"deflate\""), "Avro: codec of the blocks inside the file.").allowed(&["deflate", "snappy", "zstd", "none"]),
+    s("unparseable_values", String, Some("\"fail\""),
+      "Parquet and Avro: a value that does not fit its column (`\"soon\"` in a date-time column, `1.5` in an integer column): `fail` stops the run naming line, stream, field and value; `null` writes null (nullable columns only), counts it in the `unparseable_values` metric and warns once per file.")
+        .allowed(&["fail", "null"]),
     s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
         .secret(),
     s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret(),

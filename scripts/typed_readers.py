@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Independent readers agree with target-s3's Parquet and Avro files.
+
+Writes the sample streams, tests/data/typed.singer and the Singer SDK's standard target test
+streams (fetched by scripts/sdk_streams.py) as `format: parquet` and `format: avro`, reads
+every file back with pyarrow and fastavro (installed from PyPI into target/pyenv, once), and
+checks: one row per RECORD, in order; every value equal to the input under the documented
+type rules (README "Parquet and Avro"); the column types of typed.singer; identical schemas
+for all files of a stream. Prints `N passed, N failed`.
+
+Usage: scripts/typed_readers.py [path/to/target-s3]
+"""
+import datetime as dt
+import decimal
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, "target", "pyenv")
+PACKAGES = ["pyarrow==26.0.1", "fastavro==1.13.1"]
+
+
+def ensure_venv():
+    """Re-runs this script inside a venv that has the readers."""
+    python = os.path.join(VENV, "bin", "python")
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        return
+    if not os.path.exists(os.path.join(VENV, ".ready")):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PACKAGES], check=True)
+        open(os.path.join(VENV, ".ready"), "w").close()
+    os.execv(python, [python, *sys.argv])
+
+
+ensure_venv()
+import fastavro  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sdk_streams  # noqa: E402
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "target-s3")
+
+
+def kind(schema):
+    """(type name, sub-schema) under the documented rules."""
+    if not isinstance(schema, dict):
+        return "json", schema
+    t = schema.get("type")
+    if t is None:
+        alts = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(alts, list):
+            others = [a for a in alts if not (isinstance(a, dict) and a.get("type") == "null")]
+            if len(others) == 1:
+                return kind(others[0])
+        return "json", schema
+    types = [t] if isinstance(t, str) else list(t)
+    non_null = sorted(x for x in types if x != "null")
+    if non_null == ["integer"]:
+        return "int", schema
+    if non_null in (["number"], ["integer", "number"]):
+        step = schema.get("multipleOf")
+        for k in range(19):
+            if isinstance(step, (int, float)) and abs(step * 10**k - 1) < 1e-9:
+                return "decimal", schema
+        return "float", schema
+    if non_null == ["boolean"]:
+        return "bool", schema
+    if non_null == ["string"]:
+        return {"date-time": "timestamp", "date": "date"}.get(schema.get("format"), "text"), schema
+    if non_null == ["object"]:
+        return ("struct" if schema.get("properties") else "json"), schema
+    if non_null == ["array"]:
+        return "list", schema
+    return "json", schema
+
+
+def timestamp(s):
+    t = dt.datetime.fromisoformat(s)
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def expected(value, schema):
+    """The value a reader must give back for input `value` of a column with `schema`."""
+    if value is None:
+        return None
+    k, s = kind(schema)
+    if k == "int":
+        return int(value)
+    if k == "float":
+        return float(value)
+    if k == "decimal":
+        return decimal.Decimal(str(value))
+    if k == "timestamp":
+        return timestamp(value)
+    if k == "date":
+        return dt.date.fromisoformat(value[:10])
+    if k == "json":
+        return value
+    if k == "struct":
+        return {name: expected(value.get(name), sub) for name, sub in s["properties"].items()}
+    if k == "list":
+        items = s.get("items", {})
+        return [expected(v, items) for v in value]
+    return value
+
+
+def normalize(value, schema):
+    """A reader's value in the form `expected` gives (JSON columns are parsed back)."""
+    if value is None:
+        return None
+    k, s = kind(schema)
+    if k == "json":
+        return json.loads(value)
+    if k == "timestamp" and isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if k == "struct":
+        names = list(s["properties"])
+        keys = list(value)  # Avro field names are sanitised; the order is the schema's
+        return {n: normalize(value[keys[i]], s["properties"][n]) for i, n in enumerate(names)}
+    if k == "list":
+        return [normalize(v, s.get("items", {})) for v in value]
+    return value
+
+
+def records_by_stream(path):
+    """Each stream's records with the schema in force when each was read."""
+    schemas, out = {}, {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            m = json.loads(line)
+            if m.get("type") == "SCHEMA":
+                schemas[m["stream"]] = m["schema"]
+            elif m.get("type") == "RECORD":
+                out.setdefault(m["stream"], []).append((m["record"], schemas[m["stream"]]))
+    return out
+
+
+def read_rows(fmt, files):
+    rows, schemas = [], []
+    for f in files:
+        if fmt == "parquet":
+            table = pq.read_table(f)
+            schemas.append(table.schema)
+            rows.extend(table.to_pylist())
+        else:
+            with open(f, "rb") as fh:
+                reader = fastavro.reader(fh)
+                schemas.append(json.dumps(reader.writer_schema, sort_keys=True))
+                rows.extend(reader)
+    return rows, schemas
+
+
+TYPED_COLUMNS = {
+    "id": (pa.int64(), False),
+    "big": (pa.int64(), True),
+    "price": (pa.decimal128(38, 2), True),
+    "ratio": (pa.float64(), True),
+    "ok": (pa.bool_(), True),
+    "name": (pa.string(), True),
+    "at": (pa.timestamp("us", tz="UTC"), True),
+    "day": (pa.date32(), True),
+    "free": (pa.string(), True),
+    "mixed": (pa.string(), True),
+    "odd name-with.dots": (pa.string(), True),
+}
+
+
+def check(path, fmt, out_dir):
+    name = os.path.basename(path)
+    folder = os.path.join(out_dir, f"{name}-{fmt}")
+    cfg = os.path.join(out_dir, "config.json")
+    with open(cfg, "w") as f:
+        # Small files, so streams span several files and their schemas can be compared.
+        json.dump({"local_path": folder, "format": fmt, "log_level": "warn", "write_manifest": False,
+                   "max_records_per_file": 3}, f)
+    p = subprocess.run([BIN, "--config", cfg, "--input", path], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        return [f"{name} {fmt}: exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}"]
+    problems = []
+    for stream, records in records_by_stream(path).items():
+        # Keys carry the stream name with characters unsafe in keys replaced by `_`.
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", stream)
+        files = sorted(glob.glob(os.path.join(folder, safe, "**", f"*.{fmt}"), recursive=True))
+        rows, schemas = read_rows(fmt, files)
+        if len(rows) != len(records):
+            problems.append(f"{name} {fmt} {stream}: {len(rows)} rows, {len(records)} records")
+            continue
+        if fmt == "parquet" and name == "typed.singer":
+            for col, (typ, nullable) in TYPED_COLUMNS.items():
+                field = schemas[0].field(col)
+                if field.type != typ or field.nullable != nullable:
+                    problems.append(f"{name} column {col}: {field.type} nullable={field.nullable}, expected {typ}")
+        distinct_schemas = {json.dumps(s, sort_keys=True) for _, s in records}
+        if len(distinct_schemas) == 1 and any(s != schemas[0] for s in schemas):
+            problems.append(f"{name} {fmt} {stream}: files of one schema have different file schemas")
+        for i, ((record, schema), row) in enumerate(zip(records, rows)):
+            props = schema.get("properties", {})
+            row_values = list(row.values())
+            for j, (col, sub) in enumerate(props.items()):
+                want = expected(record.get(col), sub)
+                got = normalize(row_values[j], sub)
+                if want != got:
+                    problems.append(f"{name} {fmt} {stream} record {i} `{col}`: got {got!r}, expected {want!r}")
+    return problems
+
+
+def main():
+    inputs = [os.path.join(ROOT, "sample_streams", "sample.singer"), os.path.join(ROOT, "tests", "data", "typed.singer")]
+    sdk = sorted(glob.glob(os.path.join(sdk_streams.streams_dir(), "*.singer")))
+    inputs += [p for p in sdk if os.path.basename(p)[: -len(".singer")] not in sdk_streams.MUST_FAIL]
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as out_dir:
+        for path in inputs:
+            for fmt in ("parquet", "avro"):
+                problems = check(path, fmt, out_dir)
+                if problems:
+                    failed += 1
+                    for problem in problems[:5]:
+                        print(f"FAIL {problem}")
+                else:
+                    passed += 1
+                    print(f"ok   {os.path.basename(path)} {fmt}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+//! `format: avro`: object container files written by the apache-avro crate, with the Avro
+//! schema derived from the stream's JSON Schema ([`crate::typed`], same rules as Parquet).
+//! One `Value` tree per file is filled in place from each record's raw JSON text, so strings,
+//! lists and unions reuse their allocations from record to record.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use apache_avro::types::Value;
+use apache_avro::{Codec as AvroCodec, DeflateSettings, Schema, Writer, ZstandardSettings};
+use serde_json::json;
+
+use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Type, Unparseable};
+
+/// Codecs inside the file (`avro_codec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Deflate,
+    Snappy,
+    Zstd,
+    None,
+}
+
+impl Codec {
+    fn avro(self) -> AvroCodec {
+        match self {
+            Codec::Deflate => AvroCodec::Deflate(DeflateSettings::default()),
+            Codec::Snappy => AvroCodec::Snappy,
+            Codec::Zstd => AvroCodec::Zstandard(ZstandardSettings::new(3)),
+            Codec::None => AvroCodec::Null,
+        }
+    }
+}
+
+/// Avro names allow `[A-Za-z_][A-Za-z0-9_]*`; other characters become `_`.
+pub fn avro_name(name: &str) -> String {
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.is_empty() || out.as_bytes()[0].is_ascii_digit() {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The Avro schema (JSON) of a stream's columns: a record named after the stream.
+pub fn avro_schema(stream: &str, fields: &[Field]) -> serde_json::Value {
+    record_schema(&avro_name(stream), fields)
+}
+
+/// The fields' Avro names: sanitised, and distinct even when two property names sanitise alike.
+fn avro_names(fields: &[Field]) -> Vec<String> {
+    let mut taken: Vec<String> = Vec::new();
+    for f in fields {
+        let mut name = avro_name(&f.name);
+        while taken.contains(&name) {
+            name.push('_');
+        }
+        taken.push(name);
+    }
+    taken
+}
+
+fn record_schema(name: &str, fields: &[Field]) -> serde_json::Value {
+    let fields: Vec<serde_json::Value> = fields
+        .iter()
+        .zip(avro_names(fields))
+        .map(|(f, field_name)| {
+            let ty = field_type(&format!("{name}_{field_name}"), f);
+            let mut field = json!({"name": field_name, "type": ty});
+            if f.nullable {
+                field["default"] = serde_json::Value::Null;
+            }
+            if field_name != f.name {
+                field["doc"] = json!(format!("property `{}`", f.name));
+            }
+            field
+        })
+        .collect();
+    json!({"type": "record", "name": name, "fields": fields})
+}
+
+fn field_type(name: &str, field: &Field) -> serde_json::Value {
+    let ty = match &field.ty {
+        Type::Int => json!("long"),
+        Type::Float => json!("double"),
+        Type::Decimal { scale } => json!({"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": scale}),
+        Type::Bool => json!("boolean"),
+        Type::Text | Type::Json => json!("string"),
+        Type::Timestamp => json!({"type": "long", "logicalType": "timestamp-micros"}),
+        Type::Date => json!({"type": "int", "logicalType": "date"}),
+        Type::Struct(fields) => record_schema(name, fields),
+        Type::List(item) => json!({"type": "array", "items": field_type(&format!("{name}_item"), item)}),
+    };
+    if field.nullable { json!(["null", ty]) } else { ty }
+}
+
+/// Parsed schemas live for the run: the crate's writer borrows its schema, and a stream's
+/// files all share one. Bounded by the number of distinct SCHEMA messages.
+fn parsed(schema: &serde_json::Value) -> Result<&'static Schema, String> {
+    static SCHEMAS: OnceLock<Mutex<HashMap<String, &'static Schema>>> = OnceLock::new();
+    let text = schema.to_string();
+    let mut cache = SCHEMAS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(schema) = cache.get(&text) {
+        return Ok(schema);
+    }
+    let parsed: &'static Schema = Box::leak(Box::new(Schema::parse_str(&text).map_err(|e| e.to_string())?));
+    cache.insert(text, parsed);
+    Ok(parsed)
+}
+
+pub struct AvroEncoder {
+    writer: Writer<'static, Vec<u8>>,
+    root: Vec<Column>,
+    /// The record being filled: `Value::Record`, one entry per column, reused.
+    value: Value,
+    index: FieldIndex,
+    slots: Vec<Option<(usize, usize)>>,
+    policy: Unparseable,
+    pub nulled: u64,
+    pub first_nulled: Option<String>,
+    metadata: Vec<(usize, usize)>,
+}
+
+impl AvroEncoder {
+    pub fn new(stream: &str, fields: Vec<Field>, codec: Codec, policy: Unparseable) -> Result<AvroEncoder, String> {
+        let schema = parsed(&avro_schema(stream, &fields))?;
+        let writer = Writer::builder()
+            .schema(schema)
+            .writer(Vec::new())
+            .codec(codec.avro())
+            .block_size(256 * 1024)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let root: Vec<Column> =
+            fields.iter().zip(avro_names(&fields)).map(|(f, name)| Column::new(f, f.name.clone(), name)).collect();
+        let value = Value::Record(root.iter().map(|c| (c.name.clone(), c.blank())).collect());
+        let metadata = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| crate::encode::METADATA_COLUMNS.iter().position(|m| *m == f.name).map(|m| (i, m)))
+            .collect();
+        Ok(AvroEncoder {
+            writer,
+            index: FieldIndex::new(&fields),
+            slots: vec![None; fields.len()],
+            root,
+            value,
+            policy,
+            nulled: 0,
+            first_nulled: None,
+            metadata,
+        })
+    }
+
+    pub fn encode(&mut self, record: &str, metadata: Option<&[String; 6]>) -> Result<(), String> {
+        typed::members(record, &self.index, &mut self.slots).map_err(|e| e.to_string())?;
+        let mut outcome = Outcome::new(self.policy);
+        let Value::Record(values) = &mut self.value else { unreachable!("built as a record") };
+        for (i, column) in self.root.iter_mut().enumerate() {
+            let raw = match self.slots[i] {
+                Some((start, len)) => Some(&record[start..start + len]),
+                None => metadata
+                    .and_then(|m| self.metadata.iter().find(|(c, _)| *c == i).map(|(_, m_index)| m[*m_index].as_str())),
+            };
+            column.set(&mut values[i].1, raw, &mut outcome).map_err(|p| p.to_string())?;
+        }
+        self.nulled += outcome.nulled;
+        if self.first_nulled.is_none() {
+            self.first_nulled = outcome.first;
+        }
+        // The values follow the schema by construction; debug builds (the tests) check it anyway.
+        let appended = if cfg!(debug_assertions) {
+            self.writer.append_value_ref(&self.value)
+        } else {
+            self.writer.unvalidated_append_value_ref(&self.value)
+        };
+        appended.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    pub fn pending(&self) -> usize {
+        self.writer.get_ref().len()
+    }
+
+    pub fn take(&mut self, replacement: Vec<u8>) -> Vec<u8> {
+        std::mem::replace(self.writer.get_mut(), replacement)
+    }
+
+    /// Writes the last block (and the header, for a file without records).
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.writer.flush().map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+struct Column {
+    /// The Avro field name.
+    name: String,
+    path: String,
+    nullable: bool,
+    expected: &'static str,
+    kind: Kind,
+}
+
+enum Kind {
+    Int,
+    Float,
+    Decimal(u8),
+    Bool,
+    Text,
+    Json,
+    Timestamp,
+    Date,
+    Struct { children: Vec<Column>, index: FieldIndex, slots: Vec<Option<(usize, usize)>> },
+    List { item: Box<Column>, elements: Vec<(usize, usize)> },
+}
+
+impl Column {
+    fn new(field: &Field, path: String, name: String) -> Column {
+        let kind = match &field.ty {
+            Type::Int => Kind::Int,
+            Type::Float => Kind::Float,
+            Type::Decimal { scale } => Kind::Decimal(*scale),
+            Type::Bool => Kind::Bool,
+            Type::Text => Kind::Text,
+            Type::Json => Kind::Json,
+            Type::Timestamp => Kind::Timestamp,
+            Type::Date => Kind::Date,
+            Type::Struct(fields) => Kind::Struct {
+                children: fields
+                    .iter()
+                    .zip(avro_names(fields))
+                    .map(|(f, name)| Column::new(f, format!("{path}.{}", f.name), name))
+                    .collect(),
+                index: FieldIndex::new(fields),
+                slots: vec![None; fields.len()],
+            },
+            Type::List(item) => Kind::List {
+                item: Box::new(Column::new(item, format!("{path}[]"), "item".into())),
+                elements: Vec::new(),
+            },
+        };
+        Column { name, path, nullable: field.nullable, expected: field.ty.expected(), kind }
+    }
+
+    /// A placeholder of the right shape; nullable columns are unions with null first.
+    fn blank(&self) -> Value {
+        let inner = match &self.kind {
+            Kind::Struct { children, .. } => {
+                Value::Record(children.iter().map(|c| (c.name.clone(), c.blank())).collect())
+            }
+            Kind::List { .. } => Value::Array(Vec::new()),
+            _ => Value::Null,
+        };
+        if self.nullable { Value::Union(0, Box::new(inner)) } else { inner }
+    }
+
+    /// Fills `target` (shaped by [`Column::blank`]) from the value whose JSON text is `raw`.
+    fn set(&mut self, target: &mut Value, raw: Option<&str>, outcome: &mut Outcome) -> Result<(), Problem> {
+        let raw = match raw {
+            None | Some("null") if self.nullable => {
+                set_null(target);
+                return Ok(());
+            }
+            None | Some("null") => return Err(typed::required(&self.path, raw)),
+            Some(raw) => raw,
+        };
+        let fits = match &mut *target {
+            Value::Union(index, inner) if self.nullable => {
+                *index = 1;
+                self.fill(inner, raw, outcome)?
+            }
+            other => self.fill(other, raw, outcome)?,
+        };
+        if !fits {
+            outcome.refuse(Problem::new(&self.path, raw, self.expected), self.nullable)?;
+            set_null(target);
+        }
+        Ok(())
+    }
+
+    /// Writes the non-null value into `slot`; false when it does not fit the column.
+    fn fill(&mut self, slot: &mut Value, raw: &str, outcome: &mut Outcome) -> Result<bool, Problem> {
+        let blank = match (&self.kind, &*slot) {
+            (Kind::Struct { .. }, Value::Record(_)) => None,
+            (Kind::Struct { .. }, _) => Some(self.non_null_blank()),
+            _ => None,
+        };
+        let value = match &mut self.kind {
+            Kind::Int => typed::int(raw).map(Value::Long),
+            Kind::Float => typed::float(raw).map(Value::Double),
+            Kind::Decimal(scale) => typed::decimal(raw, *scale).map(|v| Value::Decimal(v.to_be_bytes().into())),
+            Kind::Bool => typed::boolean(raw).map(Value::Boolean),
+            Kind::Timestamp => typed::timestamp(raw).map(Value::TimestampMicros),
+            Kind::Date => typed::date(raw).map(Value::Date),
+            Kind::Text => {
+                set_string(slot, &typed::text(raw));
+                return Ok(true);
+            }
+            Kind::Json => {
+                set_string(slot, raw);
+                return Ok(true);
+            }
+            Kind::Struct { children, index, slots } => {
+                if typed::members(raw, index, slots).is_err() {
+                    return Ok(false);
+                }
+                if let Some(blank) = blank {
+                    *slot = blank;
+                }
+                let Value::Record(values) = slot else { unreachable!("set above") };
+                for (i, child) in children.iter_mut().enumerate() {
+                    child.set(&mut values[i].1, slots[i].map(|(s, l)| &raw[s..s + l]), outcome)?;
+                }
+                return Ok(true);
+            }
+            Kind::List { item, elements } => {
+                if typed::elements(raw, elements).is_err() {
+                    return Ok(false);
+                }
+                if !matches!(slot, Value::Array(_)) {
+                    *slot = Value::Array(Vec::new());
+                }
+                let Value::Array(items) = slot else { unreachable!("set above") };
+                items.truncate(elements.len());
+                for (i, (s, l)) in elements.iter().enumerate() {
+                    if i == items.len() {
+                        items.push(item.blank());
+                    }
+                    item.set(&mut items[i], Some(&raw[*s..*s + *l]), outcome)?;
+                }
+                return Ok(true);
+            }
+        };
+        match value {
+            Some(v) => {
+                *slot = v;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn non_null_blank(&self) -> Value {
+        match self.blank() {
+            Value::Union(_, inner) => *inner,
+            other => other,
+        }
+    }
+}
+
+/// Reuses the slot's string buffer when it has one.
+fn set_string(slot: &mut Value, text: &str) {
+    match slot {
+        Value::String(s) => {
+            s.clear();
+            s.push_str(text);
+        }
+        other => *other = Value::String(text.to_string()),
+    }
+}
+
+fn set_null(target: &mut Value) {
+    match target {
+        // The crate encodes the union's payload against the chosen branch: it must be null too.
+        Value::Union(index, inner) => {
+            *index = 0;
+            **inner = Value::Null;
+        }
+        other => *other = Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::Reader;
+
+    fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
+        let mut enc = AvroEncoder::new("my-stream", typed::columns(schema, false, false), Codec::Deflate, policy)?;
+        let mut out = Vec::new();
+        for r in records {
+            enc.encode(r, None)?;
+            out.extend(enc.take(Vec::new()));
+        }
+        enc.finish()?;
+        out.extend(enc.take(Vec::new()));
+        Ok((out, enc.nulled))
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let schema = r#"{"properties":{"id":{"type":"integer"},"bad name":{"type":"string"},"o":{"type":["null","object"],"properties":{"a":{"type":"string"},"l":{"type":"array","items":{"type":["null","integer"]}}}},"price":{"type":"number","multipleOf":0.01},"at":{"type":"string","format":"date-time"}}}"#;
+        let records = [
+            r#"{"id":1,"bad name":"x","o":{"a":"x","l":[1,null,3]},"price":"12.30","at":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":2,"o":null}"#,
+            r#"{"id":3,"o":{"l":[],"a":"é"}}"#,
+        ];
+        let (bytes, _) = write(schema, &records, Unparseable::Fail).unwrap();
+        let reader = Reader::new(&bytes[..]).unwrap();
+        let rows: Vec<Value> = reader.collect::<Result<_, _>>().unwrap();
+        assert_eq!(rows.len(), 3);
+        let Value::Record(first) = &rows[0] else { panic!() };
+        assert_eq!(first[0], ("id".to_string(), Value::Union(1, Box::new(Value::Long(1)))));
+        assert_eq!(first[1].0, "bad_name");
+        assert_eq!(first[4].1, Value::Union(1, Box::new(Value::TimestampMicros(1_767_225_600_000_000))));
+        let Value::Union(1, price) = &first[3].1 else { panic!("{:?}", first[3]) };
+        let Value::Decimal(price) = &**price else { panic!() };
+        let bytes: Vec<u8> = price.try_into().unwrap();
+        assert_eq!(i128::from_be_bytes(bytes.try_into().unwrap()), 1230);
+        let Value::Record(third) = &rows[2] else { panic!() };
+        let Value::Union(1, o) = &third[2].1 else { panic!() };
+        let Value::Record(o) = &**o else { panic!() };
+        assert_eq!(o[0].1, Value::Union(1, Box::new(Value::String("é".into()))));
+        assert_eq!(o[1].1, Value::Union(1, Box::new(Value::Array(vec![]))), "the previous list is not carried over");
+        let Value::Record(second) = &rows[1] else { panic!() };
+        assert_eq!(second[2].1, Value::Union(0, Box::new(Value::Null)));
+    }
+
+    #[test]
+    fn unparseable_values_fail_or_count() {
+        let schema = r#"{"properties":{"n":{"type":"integer"}}}"#;
+        let err = write(schema, &[r#"{"n":"many"}"#], Unparseable::Fail).unwrap_err();
+        assert_eq!(err, "field `n`: \"many\" is not a 64-bit integer");
+        let (_, nulled) = write(schema, &[r#"{"n":"many"}"#, r#"{"n":2}"#], Unparseable::Null).unwrap();
+        assert_eq!(nulled, 1);
+    }
+}

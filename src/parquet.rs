@@ -1,0 +1,404 @@
+//! `format: parquet`: records go straight from their raw JSON text into Arrow builders typed by
+//! the stream's JSON Schema ([`crate::typed`]), every few thousand rows into a record batch,
+//! and through arrow-rs's `ArrowWriter`, which compresses pages and cuts row groups. The
+//! finished bytes are taken from under the writer as row groups complete, so memory is bounded
+//! by a row group, not by the file.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field as ArrowField, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Type, Unparseable};
+
+/// Codecs inside the file (`parquet_compression`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Snappy,
+    Zstd,
+    Gzip,
+    Lz4,
+    None,
+}
+
+impl Codec {
+    fn parquet(self) -> Compression {
+        match self {
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
+            Codec::Gzip => Compression::GZIP(GzipLevel::default()),
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::None => Compression::UNCOMPRESSED,
+        }
+    }
+}
+
+/// Rows gathered in the builders before they become a record batch: big enough to amortise
+/// finishing the arrays, small enough to keep the builders' memory low.
+const BATCH_ROWS: usize = 4096;
+/// A row group is also cut when its encoded pages reach this size, whatever `row_group_size` says.
+const MAX_ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+
+/// The Arrow schema of a stream's columns.
+pub fn arrow_schema(fields: &[Field]) -> Schema {
+    Schema::new(fields.iter().map(arrow_field).collect::<Vec<_>>())
+}
+
+fn arrow_field(field: &Field) -> ArrowField {
+    ArrowField::new(&field.name, data_type(&field.ty), field.nullable)
+}
+
+fn data_type(ty: &Type) -> DataType {
+    match ty {
+        Type::Int => DataType::Int64,
+        Type::Float => DataType::Float64,
+        Type::Decimal { scale } => DataType::Decimal128(38, *scale as i8),
+        Type::Bool => DataType::Boolean,
+        Type::Text | Type::Json => DataType::Utf8,
+        Type::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Type::Date => DataType::Date32,
+        Type::Struct(fields) => DataType::Struct(fields.iter().map(arrow_field).collect::<Fields>()),
+        Type::List(item) => DataType::List(Arc::new(arrow_field(item))),
+    }
+}
+
+pub struct ParquetEncoder {
+    writer: ArrowWriter<Vec<u8>>,
+    schema: SchemaRef,
+    root: Vec<Column>,
+    index: FieldIndex,
+    slots: Vec<Option<(usize, usize)>>,
+    rows: usize,
+    policy: Unparseable,
+    /// Values written as null under `unparseable_values: null`, and the first of them.
+    pub nulled: u64,
+    pub first_nulled: Option<String>,
+    /// Top-level columns filled from the `_sdc_*` metadata: (column, metadata index).
+    metadata: Vec<(usize, usize)>,
+}
+
+impl ParquetEncoder {
+    pub fn new(
+        fields: Vec<Field>,
+        codec: Codec,
+        row_group_size: usize,
+        policy: Unparseable,
+    ) -> Result<ParquetEncoder, String> {
+        let schema = Arc::new(arrow_schema(&fields));
+        let props = WriterProperties::builder()
+            .set_compression(codec.parquet())
+            .set_max_row_group_row_count(Some(row_group_size))
+            .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+            .set_created_by(concat!("target-s3 ", env!("CARGO_PKG_VERSION")).to_string())
+            .build();
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+        let metadata = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| crate::encode::METADATA_COLUMNS.iter().position(|m| *m == f.name).map(|m| (i, m)))
+            .collect();
+        Ok(ParquetEncoder {
+            writer,
+            schema,
+            index: FieldIndex::new(&fields),
+            slots: vec![None; fields.len()],
+            root: fields.iter().map(|f| Column::new(f, f.name.clone())).collect(),
+            rows: 0,
+            policy,
+            nulled: 0,
+            first_nulled: None,
+            metadata,
+        })
+    }
+
+    /// Appends one record. `metadata`: the `_sdc_*` values as JSON text, filling the metadata
+    /// columns the record itself does not have.
+    pub fn encode(&mut self, record: &str, metadata: Option<&[String; 6]>) -> Result<(), String> {
+        typed::members(record, &self.index, &mut self.slots).map_err(|e| e.to_string())?;
+        let mut outcome = Outcome::new(self.policy);
+        for (i, column) in self.root.iter_mut().enumerate() {
+            let raw = match self.slots[i] {
+                Some((start, len)) => Some(&record[start..start + len]),
+                None => metadata
+                    .and_then(|m| self.metadata.iter().find(|(c, _)| *c == i).map(|(_, m_index)| m[*m_index].as_str())),
+            };
+            column.append(raw, &mut outcome).map_err(|p| p.to_string())?;
+        }
+        self.note(outcome);
+        self.rows += 1;
+        if self.rows >= BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, outcome: Outcome) {
+        self.nulled += outcome.nulled;
+        if self.first_nulled.is_none() {
+            self.first_nulled = outcome.first;
+        }
+    }
+
+    fn flush_batch(&mut self) -> Result<(), String> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self.root.iter_mut().map(Column::finish).collect();
+        self.rows = 0;
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())?;
+        self.writer.write(&batch).map_err(|e| e.to_string())
+    }
+
+    /// Bytes of finished row groups not yet taken.
+    pub fn pending(&self) -> usize {
+        self.writer.inner().len()
+    }
+
+    /// Encoded bytes still held for the row group in progress (they count towards file size).
+    pub fn buffered(&self) -> usize {
+        self.writer.in_progress_size()
+    }
+
+    pub fn take(&mut self, replacement: Vec<u8>) -> Vec<u8> {
+        std::mem::replace(self.writer.inner_mut(), replacement)
+    }
+
+    /// Writes the last rows and the footer.
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.flush_batch()?;
+        self.writer.finish().map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+struct Column {
+    path: String,
+    nullable: bool,
+    expected: &'static str,
+    kind: Kind,
+}
+
+enum Kind {
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Decimal(Decimal128Builder, u8),
+    Bool(BooleanBuilder),
+    Text(StringBuilder),
+    Json(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    Struct {
+        fields: Fields,
+        children: Vec<Column>,
+        index: FieldIndex,
+        slots: Vec<Option<(usize, usize)>>,
+        validity: NullBufferBuilder,
+    },
+    List {
+        field: Arc<ArrowField>,
+        item: Box<Column>,
+        offsets: Vec<i32>,
+        validity: NullBufferBuilder,
+        elements: Vec<(usize, usize)>,
+    },
+}
+
+impl Column {
+    fn new(field: &Field, path: String) -> Column {
+        let kind = match &field.ty {
+            Type::Int => Kind::Int(Int64Builder::new()),
+            Type::Float => Kind::Float(Float64Builder::new()),
+            Type::Decimal { scale } => {
+                Kind::Decimal(Decimal128Builder::new().with_data_type(data_type(&field.ty)), *scale)
+            }
+            Type::Bool => Kind::Bool(BooleanBuilder::new()),
+            Type::Text => Kind::Text(StringBuilder::new()),
+            Type::Json => Kind::Json(StringBuilder::new()),
+            Type::Timestamp => Kind::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            Type::Date => Kind::Date(Date32Builder::new()),
+            Type::Struct(fields) => Kind::Struct {
+                fields: fields.iter().map(arrow_field).collect(),
+                children: fields.iter().map(|f| Column::new(f, format!("{path}.{}", f.name))).collect(),
+                index: FieldIndex::new(fields),
+                slots: vec![None; fields.len()],
+                validity: NullBufferBuilder::new(BATCH_ROWS),
+            },
+            Type::List(item) => Kind::List {
+                field: Arc::new(arrow_field(item)),
+                item: Box::new(Column::new(item, format!("{path}[]"))),
+                offsets: vec![0],
+                validity: NullBufferBuilder::new(BATCH_ROWS),
+                elements: Vec::new(),
+            },
+        };
+        Column { path, nullable: field.nullable, expected: field.ty.expected(), kind }
+    }
+
+    /// Appends the value whose JSON text is `raw` (`None`: the member is absent).
+    fn append(&mut self, raw: Option<&str>, outcome: &mut Outcome) -> Result<(), Problem> {
+        let raw = match raw {
+            None | Some("null") => {
+                if !self.nullable {
+                    return Err(typed::required(&self.path, raw));
+                }
+                self.append_null();
+                return Ok(());
+            }
+            Some(raw) => raw,
+        };
+        let fits = match &mut self.kind {
+            Kind::Int(b) => typed::int(raw).map(|v| b.append_value(v)),
+            Kind::Float(b) => typed::float(raw).map(|v| b.append_value(v)),
+            Kind::Decimal(b, scale) => typed::decimal(raw, *scale).map(|v| b.append_value(v)),
+            Kind::Bool(b) => typed::boolean(raw).map(|v| b.append_value(v)),
+            Kind::Text(b) => {
+                b.append_value(typed::text(raw));
+                Some(())
+            }
+            Kind::Json(b) => {
+                b.append_value(raw);
+                Some(())
+            }
+            Kind::Timestamp(b) => typed::timestamp(raw).map(|v| b.append_value(v)),
+            Kind::Date(b) => typed::date(raw).map(|v| b.append_value(v)),
+            Kind::Struct { children, index, slots, validity, .. } => {
+                if typed::members(raw, index, slots).is_err() {
+                    None
+                } else {
+                    for (i, child) in children.iter_mut().enumerate() {
+                        let value = slots[i].map(|(s, l)| &raw[s..s + l]);
+                        child.append(value, outcome)?;
+                    }
+                    validity.append_non_null();
+                    Some(())
+                }
+            }
+            Kind::List { item, offsets, validity, elements, .. } => {
+                if typed::elements(raw, elements).is_err() {
+                    None
+                } else {
+                    for (s, l) in elements.iter() {
+                        item.append(Some(&raw[*s..*s + *l]), outcome)?;
+                    }
+                    let last = *offsets.last().expect("starts with 0");
+                    offsets.push(last + elements.len() as i32);
+                    validity.append_non_null();
+                    Some(())
+                }
+            }
+        };
+        if fits.is_none() {
+            outcome.refuse(Problem::new(&self.path, raw, self.expected), self.nullable)?;
+            self.append_null();
+        }
+        Ok(())
+    }
+
+    fn append_null(&mut self) {
+        match &mut self.kind {
+            Kind::Int(b) => b.append_null(),
+            Kind::Float(b) => b.append_null(),
+            Kind::Decimal(b, _) => b.append_null(),
+            Kind::Bool(b) => b.append_null(),
+            Kind::Text(b) | Kind::Json(b) => b.append_null(),
+            Kind::Timestamp(b) => b.append_null(),
+            Kind::Date(b) => b.append_null(),
+            Kind::Struct { children, validity, .. } => {
+                // A null struct still has a (masked) slot in every child.
+                children.iter_mut().for_each(Column::append_null);
+                validity.append_null();
+            }
+            Kind::List { offsets, validity, .. } => {
+                let last = *offsets.last().expect("starts with 0");
+                offsets.push(last);
+                validity.append_null();
+            }
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match &mut self.kind {
+            Kind::Int(b) => Arc::new(b.finish()),
+            Kind::Float(b) => Arc::new(b.finish()),
+            Kind::Decimal(b, _) => Arc::new(b.finish()),
+            Kind::Bool(b) => Arc::new(b.finish()),
+            Kind::Text(b) | Kind::Json(b) => Arc::new(b.finish()),
+            Kind::Timestamp(b) => Arc::new(b.finish()),
+            Kind::Date(b) => Arc::new(b.finish()),
+            Kind::Struct { fields, children, validity, .. } => {
+                let arrays = children.iter_mut().map(Column::finish).collect();
+                Arc::new(StructArray::new(fields.clone(), arrays, validity.finish()))
+            }
+            Kind::List { field, item, offsets, validity, .. } => {
+                let values = item.finish();
+                let offsets = std::mem::replace(offsets, vec![0]);
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+                Arc::new(ListArray::new(field.clone(), offsets, values, validity.finish()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
+        let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), Codec::Snappy, 2, policy)?;
+        let mut out = Vec::new();
+        for r in records {
+            enc.encode(r, None)?;
+            out.extend(enc.take(Vec::new()));
+        }
+        enc.finish()?;
+        out.extend(enc.take(Vec::new()));
+        Ok((out, enc.nulled))
+    }
+
+    fn read(bytes: Vec<u8>) -> Vec<RecordBatch> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap().build().unwrap();
+        reader.collect::<Result<Vec<_>, _>>().unwrap()
+    }
+
+    #[test]
+    fn nested_values_round_trip() {
+        let schema = r#"{"properties":{"id":{"type":"integer"},"o":{"type":["null","object"],"properties":{"a":{"type":"string"},"l":{"type":"array","items":{"type":"integer"}}}},"at":{"type":"string","format":"date-time"}}}"#;
+        let records = [
+            r#"{"id":1,"o":{"a":"x","l":[1,2]},"at":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":2,"o":null}"#,
+            r#"{"id":3,"o":{"l":null,"a":"é"},"at":"2026-01-01T02:00:00+02:00"}"#,
+        ];
+        let (bytes, _) = write(schema, &records, Unparseable::Fail).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone())).unwrap();
+        assert_eq!(builder.metadata().num_row_groups(), 2, "row_group_size 2 cuts row groups");
+        let batches = read(bytes);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 3);
+        let at = batches[0].column(2).as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>().unwrap();
+        assert_eq!(at.value(0), 1_767_225_600_000_000);
+        let last = batches.last().unwrap();
+        let at = last.column(2).as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>().unwrap();
+        assert_eq!(at.value(last.num_rows() - 1), 1_767_225_600_000_000, "the offset is honoured");
+    }
+
+    #[test]
+    fn unparseable_values_fail_or_count() {
+        let schema = r#"{"properties":{"id":{"type":"integer"},"at":{"type":"string","format":"date-time"}}}"#;
+        let records = [r#"{"id":1,"at":"soon"}"#];
+        let err = write(schema, &records, Unparseable::Fail).unwrap_err();
+        assert_eq!(err, "field `at`: \"soon\" is not a date-time");
+        let (bytes, nulled) = write(schema, &records, Unparseable::Null).unwrap();
+        assert_eq!(nulled, 1);
+        let batch = &read(bytes)[0];
+        assert_eq!(batch.num_rows(), 1);
+        assert!(batch.column(1).is_null(0));
+    }
+}
