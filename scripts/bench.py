@@ -23,6 +23,11 @@ CASES = {
     "jsonl-novalidate": {"format": "jsonl", "compression": "none", "validate_records": False},
     "jsonl-gzip1": {"format": "jsonl", "compression": "gzip", "compression_level": 1},
     "csv-none": {"format": "csv", "compression": "none"},
+    "parquet-snappy": {"format": "parquet"},
+    "parquet-zstd": {"format": "parquet", "parquet_compression": "zstd"},
+    "avro-deflate": {"format": "avro"},
+    "avro-snappy": {"format": "avro", "avro_codec": "snappy"},
+    "parquet-rg20k": {"format": "parquet", "row_group_size": 20000},
 }
 
 

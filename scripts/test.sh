@@ -6,6 +6,12 @@
 #      9310/9311/9340 (S3_TEST_PORT, S3_TEST_AUTH_PORT, S3_TEST_WEED_PORT).
 #   2. the Singer SDK's standard target test streams (scripts/sdk_streams.py, fetches
 #      singer-sdk 0.54.9 from PyPI once).
+#   3. independent readers: pyarrow and fastavro (PyPI, into target/pyenv once) read the
+#      Parquet and Avro files of the sample, typed and SDK streams (scripts/typed_readers.py).
+#   4. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
+#      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per
+#      environment (local folder, local S3 server) check the data and the resumed state
+#      (scripts/meltano_run.py).
 # The servers it started are stopped at the end, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +26,5 @@ trap stop_servers EXIT
 
 cargo test --all-targets
 python3 scripts/sdk_streams.py target/debug/target-s3
+python3 scripts/typed_readers.py target/debug/target-s3
+python3 scripts/meltano_run.py

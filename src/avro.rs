@@ -24,7 +24,10 @@ pub enum Codec {
 impl Codec {
     fn avro(self) -> AvroCodec {
         match self {
-            Codec::Deflate => AvroCodec::Deflate(DeflateSettings::default()),
+            // Level 1: 2.5x faster than the default 6 here, and the files are still deflate.
+            Codec::Deflate => {
+                AvroCodec::Deflate(DeflateSettings::new(miniz_oxide::deflate::CompressionLevel::BestSpeed))
+            }
             Codec::Snappy => AvroCodec::Snappy,
             Codec::Zstd => AvroCodec::Zstandard(ZstandardSettings::new(3)),
             Codec::None => AvroCodec::Null,

@@ -369,3 +369,79 @@ fn cursor_keys_on_s3_are_single_requests() {
     let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["orders/2026/11/20/r-00000.jsonl.gz", "users/2026/11/20/r-00000.jsonl.gz"]);
 }
+
+#[test]
+fn parquet_and_avro_round_trip_through_s3() {
+    let s3 = s3();
+    let input = sample();
+    for (format, content_type) in [("parquet", "application/vnd.apache.parquet"), ("avro", "application/avro")] {
+        let bucket = s3.bucket(&format!("rt-{format}"));
+        // `compression: gzip` is ignored: these formats compress inside the file.
+        let config = s3.config(&bucket, json!({"format": format, "compression": "gzip", "max_records_per_file": 25}));
+        let run = run(&config, &input);
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        assert_eq!(
+            serde_json::from_str::<Value>(run.stdout.last().unwrap()).unwrap(),
+            states_of(&input).pop().unwrap()
+        );
+        for stream in ["users", "orders"] {
+            let keys: Vec<String> =
+                s3.list(&bucket).into_iter().map(|(k, _)| k).filter(|k| k.starts_with(&format!("{stream}/"))).collect();
+            assert!(keys.len() >= 2, "{keys:?}");
+            let mut ids = Vec::new();
+            for key in &keys {
+                assert!(key.ends_with(&format!(".{format}")), "{key}");
+                let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
+                assert_eq!(head.content_type(), Some(content_type));
+                assert_eq!(head.content_encoding(), None);
+                let body = bytes::Bytes::from(s3.get(&bucket, key));
+                let id_column = if stream == "users" { "id" } else { "order_id" };
+                if format == "parquet" {
+                    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                    for batch in reader {
+                        let batch = batch.unwrap();
+                        let column = batch.column_by_name(id_column).unwrap();
+                        let values = arrow_cast_to_json(column.as_ref());
+                        ids.extend(values);
+                    }
+                } else {
+                    for value in apache_avro::Reader::new(&body[..]).unwrap() {
+                        let apache_avro::types::Value::Record(fields) = value.unwrap() else { panic!() };
+                        let (_, id) = fields.into_iter().find(|(n, _)| n == id_column).unwrap();
+                        let id = match id {
+                            apache_avro::types::Value::Union(_, v) => *v,
+                            plain => plain,
+                        };
+                        ids.push(match id {
+                            apache_avro::types::Value::Long(n) => json!(n),
+                            apache_avro::types::Value::String(s) => json!(s),
+                            other => panic!("{other:?}"),
+                        });
+                    }
+                }
+            }
+            let want: Vec<Value> = records_of(&input, stream)
+                .iter()
+                .map(|r| {
+                    let id_column = if stream == "users" { "id" } else { "order_id" };
+                    serde_json::from_str::<Value>(r).unwrap()[id_column].clone()
+                })
+                .collect();
+            assert_eq!(ids, want, "{format} {stream}: every record once, in order");
+        }
+    }
+}
+
+/// The values of an Int64 or Utf8 Arrow column as JSON.
+fn arrow_cast_to_json(array: &dyn arrow_array::Array) -> Vec<Value> {
+    use arrow_array::cast::AsArray;
+    match array.data_type() {
+        arrow_schema::DataType::Int64 => {
+            array.as_primitive::<arrow_array::types::Int64Type>().iter().map(|v| json!(v)).collect()
+        }
+        _ => array.as_string::<i32>().iter().map(|v| json!(v)).collect(),
+    }
+}

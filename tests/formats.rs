@@ -1,0 +1,354 @@
+//! Parquet and Avro end to end: the binary writes them, the same crates read them back, and
+//! every value is compared with the input (tests/data/typed.singer: nested objects, lists of
+//! objects, nulls, unicode and escapes, date-times with and without offsets, dates, big
+//! integers, decimals, JSON-typed and oddly named fields; and the sample streams).
+//! scripts/typed_readers.py repeats this with pyarrow and fastavro.
+
+mod common;
+
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use common::*;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Value, json};
+use target_s3::typed::{Field, Type, columns};
+
+fn typed_input() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/typed.singer")).unwrap()
+}
+
+/// The stream's schema text as sent (re-serialising would sort its properties).
+fn schema_of(input: &str, stream: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        r#type: String,
+        stream: String,
+        schema: Option<Box<serde_json::value::RawValue>>,
+    }
+    input
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Message>(l).ok())
+        .find(|m| m.r#type == "SCHEMA" && m.stream == stream)
+        .and_then(|m| m.schema)
+        .unwrap()
+        .get()
+        .to_string()
+}
+
+fn micros(s: &str) -> i64 {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return t.timestamp_micros();
+    }
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+        .unwrap_or_else(|_| panic!("test input {s}"));
+    naive.and_utc().timestamp_micros()
+}
+
+fn days(s: &str) -> i64 {
+    (NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
+}
+
+/// The canonical form of an input value in a column of `field`'s type.
+fn expected(value: &Value, field: &Field) -> Value {
+    if value.is_null() {
+        return Value::Null;
+    }
+    match &field.ty {
+        Type::Int => json!(value.as_i64().unwrap()),
+        Type::Float => json!(value.as_f64().unwrap()),
+        Type::Decimal { scale } => json!(format!("{:.*}", *scale as usize, value.as_f64().unwrap())),
+        Type::Timestamp => json!(micros(value.as_str().unwrap())),
+        Type::Date => json!(days(value.as_str().unwrap())),
+        Type::Bool | Type::Text | Type::Json => value.clone(),
+        Type::Struct(fields) => {
+            Value::Object(fields.iter().map(|f| (f.name.clone(), expected(&value[&f.name], f))).collect())
+        }
+        Type::List(item) => Value::Array(value.as_array().unwrap().iter().map(|v| expected(v, item)).collect()),
+    }
+}
+
+/// The canonical form of row `i` of an Arrow array of `field`'s type.
+fn from_arrow(array: &dyn Array, i: usize, field: &Field) -> Value {
+    if array.is_null(i) {
+        return Value::Null;
+    }
+    match &field.ty {
+        Type::Int => json!(array.as_primitive::<Int64Type>().value(i)),
+        Type::Float => json!(array.as_primitive::<Float64Type>().value(i)),
+        Type::Decimal { .. } => {
+            json!(array.as_primitive::<arrow_array::types::Decimal128Type>().value_as_string(i))
+        }
+        Type::Timestamp => json!(array.as_primitive::<TimestampMicrosecondType>().value(i)),
+        Type::Date => json!(array.as_primitive::<Date32Type>().value(i)),
+        Type::Bool => json!(array.as_boolean().value(i)),
+        Type::Text => json!(array.as_string::<i32>().value(i)),
+        Type::Json => serde_json::from_str(array.as_string::<i32>().value(i)).unwrap(),
+        Type::Struct(fields) => {
+            let s = array.as_struct();
+            Value::Object(
+                fields.iter().enumerate().map(|(c, f)| (f.name.clone(), from_arrow(s.column(c), i, f))).collect(),
+            )
+        }
+        Type::List(item) => {
+            let values = array.as_list::<i32>().value(i);
+            Value::Array((0..values.len()).map(|j| from_arrow(&values, j, item)).collect())
+        }
+    }
+}
+
+/// The canonical form of an Avro value of `field`'s type.
+fn from_avro(value: &apache_avro::types::Value, field: &Field) -> Value {
+    use apache_avro::types::Value as A;
+    match (value, &field.ty) {
+        (A::Union(_, inner), _) => from_avro(inner, field),
+        (A::Null, _) => Value::Null,
+        (A::Long(v), _) => json!(v),
+        (A::Double(v), _) => json!(v),
+        (A::Boolean(v), _) => json!(v),
+        (A::TimestampMicros(v), _) => json!(v),
+        (A::Date(v), _) => json!(v),
+        (A::Decimal(d), Type::Decimal { scale }) => {
+            let bytes: Vec<u8> = d.try_into().unwrap();
+            let mut padded = if bytes[0] & 0x80 != 0 { [0xff; 16] } else { [0; 16] };
+            padded[16 - bytes.len()..].copy_from_slice(&bytes);
+            let n = i128::from_be_bytes(padded);
+            let scale = *scale as u32;
+            let sign = if n < 0 { "-" } else { "" };
+            let (whole, frac) = (n.abs() / 10i128.pow(scale), n.abs() % 10i128.pow(scale));
+            json!(format!("{sign}{whole}.{frac:0width$}", width = scale as usize))
+        }
+        (A::String(s), Type::Json) => serde_json::from_str(s).unwrap(),
+        (A::String(s), _) => json!(s),
+        (A::Record(values), Type::Struct(fields)) => {
+            Value::Object(fields.iter().zip(values).map(|(f, (_, v))| (f.name.clone(), from_avro(v, f))).collect())
+        }
+        (A::Array(items), Type::List(item)) => Value::Array(items.iter().map(|v| from_avro(v, item)).collect()),
+        (other, _) => panic!("unexpected Avro value {other:?} for {field:?}"),
+    }
+}
+
+/// Rows of every `.parquet` file of `stream` under `root`, canonical; and each file's schema.
+fn parquet_rows(root: &Path, stream: &str, fields: &[Field]) -> (Vec<Value>, Vec<arrow_schema::SchemaRef>) {
+    let mut rows = Vec::new();
+    let mut schemas = Vec::new();
+    for path in files(root).iter().filter(|p| p.starts_with(stream)) {
+        let bytes = bytes::Bytes::from(std::fs::read(root.join(path)).unwrap());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        schemas.push(builder.schema().clone());
+        let reader = builder.build().unwrap();
+        for batch in reader {
+            let batch: RecordBatch = batch.unwrap();
+            for i in 0..batch.num_rows() {
+                rows.push(Value::Object(
+                    fields
+                        .iter()
+                        .enumerate()
+                        .map(|(c, f)| (f.name.clone(), from_arrow(batch.column(c), i, f)))
+                        .collect(),
+                ));
+            }
+        }
+    }
+    (rows, schemas)
+}
+
+fn avro_rows(root: &Path, stream: &str, fields: &[Field]) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for path in files(root).iter().filter(|p| p.starts_with(stream)) {
+        let bytes = std::fs::read(root.join(path)).unwrap();
+        for value in apache_avro::Reader::new(&bytes[..]).unwrap() {
+            let apache_avro::types::Value::Record(values) = value.unwrap() else { panic!("not a record") };
+            rows.push(Value::Object(
+                fields.iter().zip(&values).map(|(f, (_, v))| (f.name.clone(), from_avro(v, f))).collect(),
+            ));
+        }
+    }
+    rows
+}
+
+fn expected_rows(input: &str, stream: &str, fields: &[Field]) -> Vec<Value> {
+    records_of(input, stream)
+        .iter()
+        .map(|r| {
+            let r: Value = serde_json::from_str(r).unwrap();
+            Value::Object(fields.iter().map(|f| (f.name.clone(), expected(&r[&f.name], f))).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn every_value_round_trips_through_parquet_and_avro() {
+    for (input, streams) in [(typed_input(), vec!["typed"]), (sample(), vec!["users", "orders"])] {
+        for format in ["parquet", "avro"] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = json!({"local_path": dir.path(), "format": format, "max_records_per_file": 2});
+            let run = run(&config, &input);
+            assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+            assert_eq!(
+                serde_json::from_str::<Value>(run.stdout.last().unwrap()).unwrap(),
+                states_of(&input).pop().unwrap()
+            );
+            for stream in streams.iter().copied() {
+                let fields = columns(&schema_of(&input, stream), false, false);
+                let want = expected_rows(&input, stream, &fields);
+                let got = if format == "parquet" {
+                    let (rows, schemas) = parquet_rows(dir.path(), stream, &fields);
+                    assert!(schemas.len() >= 2, "several files");
+                    assert!(schemas.iter().all(|s| s == &schemas[0]), "every file of a stream has one schema");
+                    rows
+                } else {
+                    avro_rows(dir.path(), stream, &fields)
+                };
+                assert_eq!(got.len(), want.len(), "{format} {stream}");
+                for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(got, want, "{format} {stream} record {i}");
+                }
+                let ext = format!(".{format}");
+                assert!(files(dir.path()).iter().all(|p| p.to_str().unwrap().ends_with(&ext)), "never .{format}.gz");
+            }
+        }
+    }
+}
+
+#[test]
+fn parquet_columns_have_the_documented_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let run =
+        run(&json!({"local_path": dir.path(), "format": "parquet", "parquet_compression": "zstd"}), &typed_input());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let path = dir.path().join(&files(dir.path())[0]);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+    let schema = reader.schema().clone();
+    let kinds: Vec<String> =
+        schema.fields().iter().map(|f| format!("{} {} {}", f.name(), f.data_type(), f.is_nullable())).collect();
+    let want = [
+        "id Int64 false",
+        "big Int64 true",
+        "price Decimal128(38, 2) true",
+        "ratio Float64 true",
+        "ok Boolean true",
+        "name Utf8 true",
+        "at Timestamp(µs, \"UTC\") true",
+        "day Date32 true",
+        "address Struct(\"city\": Utf8, \"geo\": Struct(\"lat\": Float64, \"lon\": Float64)) true",
+        "lines List(non-null Struct(\"sku\": Utf8, \"qty\": Int64)) true",
+        "tags List(Utf8) true",
+        "free Utf8 true",
+        "mixed Utf8 true",
+        "odd name-with.dots Utf8 true",
+    ];
+    assert_eq!(kinds, want);
+    let codec = reader.metadata().row_group(0).column(0).compression();
+    assert!(matches!(codec, parquet::basic::Compression::ZSTD(_)), "{codec:?}");
+}
+
+const SCHEMA: &str = r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"},"at":{"type":["null","string"],"format":"date-time"}}},"key_properties":["id"]}"#;
+
+#[test]
+fn an_unparseable_value_fails_naming_line_field_and_value() {
+    for format in ["parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = format!(
+            "{SCHEMA}\n{}\n{}\n{}\n",
+            r#"{"type":"RECORD","stream":"s","record":{"id":1,"at":"2026-01-01T00:00:00Z"}}"#,
+            r#"{"type":"STATE","value":{"n":1}}"#,
+            r#"{"type":"RECORD","stream":"s","record":{"id":2,"at":"next tuesday"}}"#,
+        );
+        let run = run(&json!({"local_path": dir.path(), "format": format}), &input);
+        assert_eq!(run.code, 1, "{format}");
+        let last = run.stderr.lines().last().unwrap();
+        assert_eq!(
+            last,
+            r#"target-s3: error: input line 4 (stream "s"): cannot write record: field `at`: "next tuesday" is not a date-time"#,
+            "{format}"
+        );
+        assert!(run.stdout.is_empty(), "the STATE's records were in the file that was not written");
+        assert!(files(dir.path()).is_empty(), "no partial object: {:?}", files(dir.path()));
+    }
+}
+
+#[test]
+fn unparseable_values_null_writes_counts_and_warns() {
+    for format in ["parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = format!(
+            "{SCHEMA}\n{}\n{}\n{}\n",
+            r#"{"type":"RECORD","stream":"s","record":{"id":1,"at":"soon"}}"#,
+            r#"{"type":"RECORD","stream":"s","record":{"id":2,"at":"2026-01-01T00:00:00Z"}}"#,
+            r#"{"type":"STATE","value":{"n":2}}"#,
+        );
+        let run = run(&json!({"local_path": dir.path(), "format": format, "unparseable_values": "null"}), &input);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.stdout, vec![r#"{"n":2}"#]);
+        assert!(
+            run.stderr.contains(
+                r#"METRIC: {"metric":"unparseable_values","tags":{"stream":"s"},"type":"counter","value":1}"#
+            ),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("field `at`: \\\"soon\\\" is not a date-time")
+                || run.stderr.contains("field `at`: \"soon\" is not a date-time"),
+            "{}",
+            run.stderr
+        );
+        let fields = columns(&schema_of(&input, "s"), false, false);
+        let rows = if format == "parquet" {
+            parquet_rows(dir.path(), "s", &fields).0
+        } else {
+            avro_rows(dir.path(), "s", &fields)
+        };
+        assert_eq!(rows, vec![json!({"id": 1, "at": null}), json!({"id": 2, "at": 1_767_225_600_000_000i64})]);
+        let manifest = all_files(dir.path()).into_iter().find(|p| p.starts_with("_manifests")).unwrap();
+        let manifest: Value = serde_json::from_slice(&std::fs::read(dir.path().join(manifest)).unwrap()).unwrap();
+        assert_eq!(manifest["objects"][0]["unparseable_values"], 1, "{manifest}");
+    }
+}
+
+#[test]
+fn a_changed_schema_starts_a_new_parquet_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = SCHEMA.replace(r#""at":"#, r#""extra":{"type":"boolean"},"at":"#);
+    let input = format!(
+        "{SCHEMA}\n{}\n{second}\n{}\n",
+        r#"{"type":"RECORD","stream":"s","record":{"id":1}}"#,
+        r#"{"type":"RECORD","stream":"s","record":{"id":2,"extra":true}}"#,
+    );
+    let run = run(&json!({"local_path": dir.path(), "format": "parquet"}), &input);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let found = files(dir.path());
+    assert_eq!(found.len(), 2, "{found:?}");
+    let columns: Vec<usize> = found
+        .iter()
+        .map(|p| {
+            let file = std::fs::File::open(dir.path().join(p)).unwrap();
+            ParquetRecordBatchReaderBuilder::try_new(file).unwrap().schema().fields().len()
+        })
+        .collect();
+    let mut sorted = columns.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![2, 3]);
+}
+
+#[test]
+fn record_metadata_becomes_typed_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!(
+        "{SCHEMA}\n{}\n",
+        r#"{"type":"RECORD","stream":"s","record":{"id":1},"time_extracted":"2026-11-22T03:00:00Z","version":7}"#
+    );
+    let run = run(&json!({"local_path": dir.path(), "format": "parquet", "add_record_metadata": true}), &input);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fields = columns(&schema_of(&input, "s"), false, true);
+    let rows = parquet_rows(dir.path(), "s", &fields).0;
+    assert_eq!(rows[0]["_sdc_extracted_at"], json!(micros("2026-11-22T03:00:00Z")));
+    assert_eq!(rows[0]["_sdc_table_version"], 7);
+    assert_eq!(rows[0]["_sdc_sequence"], 2);
+    assert!(rows[0]["_sdc_received_at"].is_i64() && rows[0]["_sdc_deleted_at"].is_null());
+}
