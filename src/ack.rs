@@ -37,6 +37,11 @@ impl AckTracker {
         }
     }
 
+    /// Whether every file holding a record from before position `pos` is durable.
+    pub fn covered(&self, pos: u64) -> bool {
+        self.starts.keys().next().is_none_or(|first| *first >= pos)
+    }
+
     pub fn unfinished_files(&self) -> usize {
         self.first_pos.len()
     }

@@ -18,9 +18,10 @@ use crate::storage::{DryRun, LocalFolder, Storage};
 use crate::template::MACROS;
 
 pub const NAME: &str = "target-s3";
-pub const DESCRIPTION: &str = "Singer target that loads streams into Amazon S3 or a local folder as JSONL or CSV files, gzip-compressed, \
-     with STATE released only after the data before it is durably written.";
-pub const CAPABILITIES: &[&str] = &["about", "validate-records", "structured-logging", "batch", "activate-version"];
+pub const DESCRIPTION: &str = "Singer target that loads streams into Amazon S3 or a local folder as JSONL, JSON, CSV, Parquet or Avro \
+     files, with STATE released only after the data before it is durably written.";
+pub const CAPABILITIES: &[&str] =
+    &["about", "validate-records", "schema-flattening", "structured-logging", "batch", "activate-version"];
 
 #[derive(Parser, Debug)]
 #[command(name = NAME, about = DESCRIPTION, disable_version_flag = true)]

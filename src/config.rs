@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub account: Option<String>,
     pub workspace_id: Option<String>,
     pub data_source: Option<String>,
+    pub activate_version_mode: String,
+    pub hard_delete: bool,
     pub format: String,
     pub compression: String,
     pub compression_level: Option<u32>,
@@ -61,6 +63,7 @@ pub struct RawConfig {
     pub quote_character: String,
     #[serde(alias = "csv_header")]
     pub header: bool,
+    pub flattening_enabled: bool,
     pub flattening_max_depth: usize,
     pub parquet_compression: String,
     pub row_group_size: u64,
@@ -140,6 +143,8 @@ impl Default for RawConfig {
             account: None,
             workspace_id: None,
             data_source: None,
+            activate_version_mode: "metadata".into(),
+            hard_delete: false,
             format: "jsonl".into(),
             compression: "gzip".into(),
             compression_level: None,
@@ -152,6 +157,7 @@ impl Default for RawConfig {
             delimiter: ",".into(),
             quote_character: "\"".into(),
             header: true,
+            flattening_enabled: false,
             flattening_max_depth: 10,
             parquet_compression: "snappy".into(),
             row_group_size: 100_000,
@@ -440,6 +446,12 @@ pub struct Config {
     pub add_record_metadata: bool,
     pub csv: CsvOptions,
     pub binary: BinaryOptions,
+    /// JSONL / JSON: write records flattened like CSV columns.
+    pub flattening_enabled: bool,
+    /// `activate_version_mode: folder`: versions get their own folders; ACTIVATE_VERSION
+    /// closes the stream's files.
+    pub version_folders: bool,
+    pub hard_delete: bool,
 }
 
 /// How one stream's files are named and written.
@@ -561,8 +573,16 @@ impl RawConfig {
         };
         let variables = self.template_variables_with(|name| std::env::var(name).ok())?;
         let options = ParseOptions { allow_overwrite: self.allow_overwrite, style, variables: &variables };
-        let output =
-            self.output(&self.key_template, &self.format, &self.compression, self.compression_level, &options)?;
+        let version_folders = one_of("activate_version_mode", &self.activate_version_mode)? == "folder";
+        if self.hard_delete && !version_folders {
+            return Err(invalid("hard_delete", "needs `activate_version_mode: folder` (versions in their own folders)".into()));
+        }
+        let key_template = if version_folders && self.key_template == settings::DEFAULT_KEY_TEMPLATE {
+            settings::DEFAULT_VERSIONED_KEY_TEMPLATE
+        } else {
+            &self.key_template
+        };
+        let output = self.output(key_template, &self.format, &self.compression, self.compression_level, &options)?;
         let mut overrides = Vec::new();
         for (stream, o) in self.stream_overrides.iter().flatten() {
             let named = |e: ConfigError| match e {
@@ -573,7 +593,7 @@ impl RawConfig {
             };
             let overridden = self
                 .output(
-                    o.key_template.as_deref().unwrap_or(&self.key_template),
+                    o.key_template.as_deref().unwrap_or(key_template),
                     o.format.as_deref().unwrap_or(&self.format),
                     o.compression.as_deref().unwrap_or(&self.compression),
                     o.compression_level.or(self.compression_level),
@@ -581,6 +601,20 @@ impl RawConfig {
                 )
                 .map_err(named)?;
             overrides.push((stream.clone(), overridden));
+        }
+        if version_folders {
+            for (stream, o) in std::iter::once(("", &output)).chain(overrides.iter().map(|(s, o)| (s.as_str(), o))) {
+                let setting = if stream.is_empty() { "key_template".to_string() } else { format!("stream_overrides.{stream}.key_template") };
+                if !o.key.uses_table_version() {
+                    return Err(invalid(&setting, "must contain {table_version} when activate_version_mode is folder".into()));
+                }
+                if self.hard_delete && o.key.version_root().is_none() {
+                    return Err(invalid(
+                        &setting,
+                        "must have only the prefix, {stream} and fixed text before {table_version}, and a `/` right after it, for hard_delete to know which folders hold older versions".into(),
+                    ));
+                }
+            }
         }
         if let Destination::S3(s3) = &destination {
             let cursor_keys =
@@ -678,6 +712,9 @@ impl RawConfig {
             add_record_metadata: self.add_record_metadata,
             csv,
             binary,
+            flattening_enabled: self.flattening_enabled,
+            version_folders,
+            hard_delete: self.hard_delete,
         })
     }
 }

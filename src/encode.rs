@@ -10,13 +10,16 @@ use crate::schema::{ColumnPlan, Slot, StreamSchema};
 
 pub enum Encoder {
     /// The record's bytes exactly as the tap sent them, one per line.
+    /// (With `flattening_enabled`, the record flattened first.)
     Jsonl {
         buf: Vec<u8>,
+        flat: Option<Box<Flattener>>,
     },
     /// The same bytes as JSONL, as the elements of one JSON array.
     Json {
         buf: Vec<u8>,
         empty: bool,
+        flat: Option<Box<Flattener>>,
     },
     Csv(Box<CsvEncoder>),
     #[cfg(feature = "parquet")]
@@ -97,8 +100,10 @@ impl Encoder {
         #[cfg(any(feature = "parquet", feature = "avro"))]
         let typed = || crate::typed::columns(&schema.text, binary.nested_as_json, metadata);
         Ok(match format {
-            Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity) },
-            Format::Json => Encoder::Json { buf: Vec::with_capacity(capacity), empty: true },
+            Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity), flat: Flattener::new(schema, config) },
+            Format::Json => {
+                Encoder::Json { buf: Vec::with_capacity(capacity), empty: true, flat: Flattener::new(schema, config) }
+            }
             Format::Csv => {
                 Encoder::Csv(Box::new(CsvEncoder::new(schema.columns.clone(), &config.csv, capacity, metadata)))
             }
@@ -138,21 +143,29 @@ impl Encoder {
     /// not be written.
     pub fn encode(&mut self, record: &RawValue, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
         match self {
-            Encoder::Jsonl { buf } => {
+            Encoder::Jsonl { buf, flat } => {
+                let record = match flat {
+                    Some(flat) => flat.flatten(record.get())?,
+                    None => record.get(),
+                };
                 match meta {
-                    None => buf.extend_from_slice(record.get().as_bytes()),
-                    Some(meta) => push_with_metadata(buf, record.get(), meta),
+                    None => buf.extend_from_slice(record.as_bytes()),
+                    Some(meta) => push_with_metadata(buf, record, meta),
                 }
                 buf.push(b'\n');
                 Ok(())
             }
-            Encoder::Json { buf, empty } => {
+            Encoder::Json { buf, empty, flat } => {
+                let record = match flat {
+                    Some(flat) => flat.flatten(record.get())?,
+                    None => record.get(),
+                };
                 buf.push(if *empty { b'[' } else { b',' });
                 *empty = false;
                 buf.push(b'\n');
                 match meta {
-                    None => buf.extend_from_slice(record.get().as_bytes()),
-                    Some(meta) => push_with_metadata(buf, record.get(), meta),
+                    None => buf.extend_from_slice(record.as_bytes()),
+                    Some(meta) => push_with_metadata(buf, record, meta),
                 }
                 Ok(())
             }
@@ -167,7 +180,7 @@ impl Encoder {
     /// Bytes buffered and not yet taken.
     pub fn pending(&self) -> usize {
         match self {
-            Encoder::Jsonl { buf } | Encoder::Json { buf, .. } => buf.len(),
+            Encoder::Jsonl { buf, .. } | Encoder::Json { buf, .. } => buf.len(),
             Encoder::Csv(csv) => csv.writer.get_ref().len(),
             #[cfg(feature = "parquet")]
             Encoder::Parquet(p) => p.pending(),
@@ -201,7 +214,7 @@ impl Encoder {
     pub fn take(&mut self, mut replacement: Vec<u8>) -> Vec<u8> {
         replacement.clear();
         match self {
-            Encoder::Jsonl { buf } | Encoder::Json { buf, .. } => std::mem::replace(buf, replacement),
+            Encoder::Jsonl { buf, .. } | Encoder::Json { buf, .. } => std::mem::replace(buf, replacement),
             Encoder::Csv(csv) => {
                 // A csv::Writer only gives its buffer back by value: swap in a fresh one.
                 let fresh = csv.builder.from_writer(replacement);
@@ -219,7 +232,7 @@ impl Encoder {
     /// footer, the last Avro block).
     pub fn finish(&mut self) -> Result<(), String> {
         match self {
-            Encoder::Json { buf, empty } => {
+            Encoder::Json { buf, empty, .. } => {
                 buf.extend_from_slice(if *empty { b"[]\n" } else { b"\n]\n" });
                 Ok(())
             }
@@ -236,8 +249,61 @@ impl Encoder {
     pub fn take_unknown_key(&mut self) -> Option<String> {
         match self {
             Encoder::Csv(csv) => csv.unknown.take(),
+            Encoder::Jsonl { flat: Some(flat), .. } | Encoder::Json { flat: Some(flat), .. } => flat.unknown.take(),
             _ => None,
         }
+    }
+}
+
+/// `flattening_enabled` for JSONL and JSON: nested objects with declared properties become
+/// `parent__child` members (down to `flattening_max_depth`), in schema order, from the same
+/// column plan as CSV. Values are copied as raw JSON text; absent members stay absent.
+pub struct Flattener {
+    columns: Arc<ColumnPlan>,
+    /// `"name":` per column, JSON-escaped once.
+    names: Vec<String>,
+    slots: Vec<Slot>,
+    out: String,
+    unknown: Option<String>,
+    warned_unknown: bool,
+}
+
+impl Flattener {
+    fn new(schema: &StreamSchema, config: &Config) -> Option<Box<Flattener>> {
+        let columns = schema.columns.clone();
+        config.flattening_enabled.then(|| {
+            Box::new(Flattener {
+                names: columns.names.iter().map(|n| format!("{}:", serde_json::Value::from(n.as_str()))).collect(),
+                slots: vec![None; columns.names.len()],
+                columns,
+                out: String::new(),
+                unknown: None,
+                warned_unknown: false,
+            })
+        })
+    }
+
+    fn flatten(&mut self, record: &str) -> Result<&str, String> {
+        let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
+        if let Some(key) = unknown
+            && !self.warned_unknown
+        {
+            self.warned_unknown = true;
+            self.unknown = Some(key);
+        }
+        self.out.clear();
+        self.out.push('{');
+        for (name, slot) in self.names.iter().zip(&self.slots) {
+            if let Some((start, len)) = slot {
+                if self.out.len() > 1 {
+                    self.out.push(',');
+                }
+                self.out.push_str(name);
+                self.out.push_str(&record[*start..*start + *len]);
+            }
+        }
+        self.out.push('}');
+        Ok(&self.out)
     }
 }
 
@@ -377,7 +443,7 @@ mod tests {
 
     #[test]
     fn json_array_holds_the_same_bytes() {
-        let mut enc = Encoder::Json { buf: Vec::new(), empty: true };
+        let mut enc = Encoder::Json { buf: Vec::new(), empty: true, flat: None };
         for rec in [r#"{"a":1.50}"#, r#"{"b":"x"}"#] {
             enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
         }
@@ -411,7 +477,7 @@ mod tests {
 
     #[test]
     fn jsonl_is_byte_identical() {
-        let mut enc = Encoder::Jsonl { buf: Vec::new() };
+        let mut enc = Encoder::Jsonl { buf: Vec::new(), flat: None };
         let rec = r#"{"b":1.50,"a":"2020-01-01T00:00:00","u":"\u00e9"}"#;
         enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
         assert_eq!(enc.take(Vec::new()), format!("{rec}\n").into_bytes());

@@ -57,7 +57,7 @@ pub fn run(
     tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
     let writer = writer::spawn(storage.clone(), command_rx, event_tx.clone(), chunk_recycle_tx);
 
-    let mut pipeline = Pipeline::new(config, command_tx, chunk_recycle_rx, state_out);
+    let mut pipeline = Pipeline::new(config, storage.clone(), command_tx, chunk_recycle_rx, state_out);
     let result = match pipeline.consume(&block_rx, &block_recycle_tx, &event_rx, signals) {
         Ok(()) => pipeline.finish(&event_rx, signals),
         Err(e @ Error::Input(_)) => {
@@ -93,6 +93,8 @@ struct Stream<'a> {
     extension: String,
     /// Whether keys read the record, decided once: then each record renders its partition.
     partitioned: bool,
+    /// Whether keys hold `{table_version}`: records of each version get their own files.
+    versioned: bool,
     schema: Arc<StreamSchema>,
     /// `{stream_run_id}`: one per stream per run.
     run_id: String,
@@ -120,6 +122,8 @@ struct OpenFile {
     /// Record sequence number of the last write, to close the least recently written file.
     last_write: u64,
     encoder: Encoder,
+    /// The `version` of the file's records (text), for `{table_version}`.
+    table_version: Option<String>,
     records: u64,
     opened_at: Instant,
     /// Uncompressed bytes handed to the writer so far.
@@ -160,6 +164,10 @@ struct Pipeline<'a> {
     stopped_by_signal: bool,
     /// ACTIVATE_VERSION per stream, for the manifest.
     versions: std::collections::BTreeMap<String, String>,
+    /// `hard_delete`: (input line, stream, version) of ACTIVATE_VERSIONs whose older versions
+    /// are deleted once the files before that line are durable.
+    deletions: Vec<(u64, String, String)>,
+    storage: Arc<dyn Storage>,
     /// What the manifest will say about files in flight, and about files written.
     in_flight: HashMap<FileId, ManifestEntry>,
     written: Vec<ManifestEntry>,
@@ -171,6 +179,7 @@ struct Pipeline<'a> {
 impl<'a> Pipeline<'a> {
     fn new(
         config: &'a Config,
+        storage: Arc<dyn Storage>,
         commands: Sender<Command>,
         chunk_recycle: Receiver<Vec<u8>>,
         state_out: &'a mut dyn Write,
@@ -199,6 +208,8 @@ impl<'a> Pipeline<'a> {
             closing: 0,
             stopped_by_signal: false,
             versions: Default::default(),
+            deletions: Vec::new(),
+            storage,
             in_flight: HashMap::default(),
             written: Vec::new(),
             line: 0,
@@ -296,6 +307,7 @@ impl<'a> Pipeline<'a> {
                 record: None,
                 partition_date_field: None,
                 cursor: None,
+                table_version: None,
             };
             let key = template.render(&self.run, &file);
             let manifest = serde_json::json!({
@@ -387,9 +399,16 @@ impl<'a> Pipeline<'a> {
                 Ok(())
             }
             Message::ActivateVersion { stream, version } => {
-                // Recorded in the manifest; files are never deleted or moved by a version.
+                // Recorded in the manifest. In folder mode the version's files are complete
+                // now, and with hard_delete older versions go once they are durable.
                 let version = version.map(|v| v.get().to_string()).unwrap_or_default();
                 tracing::info!(%stream, %version, line = self.line, "ACTIVATE_VERSION");
+                if self.config.version_folders {
+                    self.close_stream(&stream)?;
+                    if self.config.hard_delete && self.streams.contains_key(stream.as_ref()) {
+                        self.deletions.push((self.line, stream.to_string(), version.clone()));
+                    }
+                }
                 self.versions.insert(stream.into_owned(), version);
                 Ok(())
             }
@@ -452,7 +471,10 @@ impl<'a> Pipeline<'a> {
             .or_else(|| bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect()));
         let cursor_field = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect());
         let schema_hash = format!("{:016x}", crate::template::fnv1a(schema.get().as_bytes()));
-        let columns_changed = self.streams.get(name).is_some_and(|s| s.schema.columns != compiled.columns);
+        // Parquet and Avro files carry typed columns: any change of the schema may change a type.
+        let columns_changed = self.streams.get(name).is_some_and(|s| {
+            s.schema.columns != compiled.columns || (s.output.format.is_binary() && s.schema.text != compiled.text)
+        });
         if columns_changed {
             self.close_stream(name)?; // a file has one header / one set of columns
         }
@@ -470,6 +492,7 @@ impl<'a> Pipeline<'a> {
                     output,
                     extension: output.extension(),
                     partitioned: output.key.is_partitioned(),
+                    versioned: output.key.uses_table_version(),
                     schema: compiled,
                     run_id: uuid::Uuid::now_v7().to_string(),
                     partition_date_field,
@@ -501,12 +524,18 @@ impl<'a> Pipeline<'a> {
         let mut partition = std::mem::take(&mut self.partition);
         if stream.partitioned {
             stream.output.key.partition(record.get(), stream.partition_date_field.as_ref(), &self.run, &mut partition);
+        } else {
+            partition.clear(); // (the buffer may hold another stream's partition)
+        }
+        if stream.versioned {
+            partition.push_str(version.map_or("", RawValue::get));
+            partition.push('\u{0}');
         }
         if !stream.files.contains_key(partition.as_str()) {
             if self.open_files >= self.config.max_open_files {
                 self.close_least_recent()?;
             }
-            self.open_file(name, &partition, record)?;
+            self.open_file(name, &partition, record, version)?;
         }
         self.summary.records += 1;
         let sequence = self.summary.records;
@@ -555,12 +584,19 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Opens the file of `partition` in stream `name`; `record` is its first record.
-    fn open_file(&mut self, name: &str, partition: &str, record: &RawValue) -> Result<(), Error> {
+    fn open_file(
+        &mut self,
+        name: &str,
+        partition: &str,
+        record: &RawValue,
+        version: Option<&RawValue>,
+    ) -> Result<(), Error> {
         let stream = self.streams.get_mut(name).expect("caller checked");
         let id = self.next_file;
         self.next_file += 1;
         let part = stream.next_part.entry(partition.to_string()).or_default();
         let output = stream.output;
+        let table_version = version.map(|v| crate::typed::text(v.get()).into_owned());
         let file_context = FileContext {
             stream: &stream.name,
             extension: &stream.extension,
@@ -571,6 +607,7 @@ impl<'a> Pipeline<'a> {
             record: Some(record.get()),
             partition_date_field: stream.partition_date_field.as_ref(),
             cursor: None,
+            table_version: table_version.as_deref(),
         };
         let key = output.key.render(&self.run, &file_context);
         let part_number = *part;
@@ -603,6 +640,7 @@ impl<'a> Pipeline<'a> {
             cursor,
             last_write: 0,
             encoder,
+            table_version,
             records: 0,
             opened_at: Instant::now(),
             sent: 0,
@@ -645,6 +683,7 @@ impl<'a> Pipeline<'a> {
                 record: Some(first_record),
                 partition_date_field: stream.partition_date_field.as_ref(),
                 cursor: cursor.as_deref(),
+                table_version: file.table_version.as_deref(),
             };
             let key = stream.output.key.render(&self.run, &file_context);
             file.key = key.clone();
@@ -744,10 +783,53 @@ impl<'a> Pipeline<'a> {
         if self.config.dry_run {
             return Ok(()); // nothing was written, so nothing may be acknowledged
         }
+        while let Some(at) = self.deletions.iter().position(|(line, ..)| self.ack.covered(*line)) {
+            let (_, stream, version) = self.deletions.remove(at);
+            self.delete_older_versions(&stream, &version)?;
+        }
         if let Some(state) = self.ack.release() {
             let out = &mut self.state_out;
             writeln!(out, "{state}").and_then(|()| out.flush()).map_err(Error::Stdout)?;
         }
+        Ok(())
+    }
+}
+
+impl Pipeline<'_> {
+    /// `hard_delete`: removes the objects in the stream's version folders numbered below
+    /// `version`. Only numeric folder names are compared; nothing else is touched.
+    fn delete_older_versions(&mut self, name: &str, version: &str) -> Result<(), Error> {
+        let Some(stream) = self.streams.get(name) else { return Ok(()) };
+        let Some(root) = stream.output.key.version_root() else { return Ok(()) };
+        let Ok(active) = crate::typed::text(version).parse::<i128>() else {
+            tracing::warn!(stream = %name, %version, "hard_delete: the version is not a number; nothing deleted");
+            return Ok(());
+        };
+        let context = FileContext {
+            stream: &stream.name,
+            extension: &stream.extension,
+            format: stream.output.format.extension(),
+            compression: stream.output.compression.name(),
+            stream_run_id: &stream.run_id,
+            part: 0,
+            record: None,
+            partition_date_field: None,
+            cursor: None,
+            table_version: None,
+        };
+        let root = root.render(&self.run, &context);
+        let older: Vec<String> = self
+            .storage
+            .list(&root)
+            .map_err(Error::Storage)?
+            .into_iter()
+            .filter(|key| {
+                let folder = key[root.len()..].split('/').next().unwrap_or_default();
+                key[root.len()..].contains('/') && folder.parse::<i128>().is_ok_and(|v| v < active)
+            })
+            .collect();
+        self.storage.delete(&older).map_err(Error::Storage)?;
+        tracing::info!(stream = %name, version = active, objects = older.len(), under = %root, "hard_delete: deleted older versions");
         Ok(())
     }
 }

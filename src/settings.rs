@@ -58,6 +58,9 @@ impl Setting {
 use Kind::*;
 
 pub const DEFAULT_KEY_TEMPLATE: &str = "{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}";
+/// The default key under `activate_version_mode: folder`: one folder per table version.
+pub const DEFAULT_VERSIONED_KEY_TEMPLATE: &str =
+    "{stream}/{table_version}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}";
 
 pub static SETTINGS: &[Setting] = &[
     s("destination", String, None,
@@ -100,6 +103,11 @@ pub static SETTINGS: &[Setting] = &[
     s("manifest_key_template", String, Some("\"_manifests/{date_time}-{run_id}.json\""),
       "Key of the manifest, under `prefix`; macros as in `key_template` (no record macros)."),
     s("write_success_marker", Boolean, Some("false"), "Write an empty `_SUCCESS` object into every folder that received files, at the end of a successful run."),
+    s("activate_version_mode", String, Some("\"metadata\""),
+      "Full-table syncs (ACTIVATE_VERSION): `metadata` records each stream's active version in the manifest; `folder` also writes each version under its own `{table_version}` folder (the default key becomes `{stream}/{table_version}/{iso_date}/...`; a custom `key_template` must contain `{table_version}`) and closes the stream's files when ACTIVATE_VERSION arrives.")
+        .allowed(&["metadata", "folder"]),
+    s("hard_delete", Boolean, Some("false"),
+      "With `activate_version_mode: folder`: once an ACTIVATE_VERSION's files are durable, delete the objects of that stream's older versions (version folders with a smaller number). Needs the key to be fixed up to `{table_version}/`."),
     s("format", String, Some("\"jsonl\""),
       "File format: JSON lines, one JSON array per file, CSV, or the typed formats Parquet and Avro (columns from the stream's JSON Schema, see \"Parquet and Avro\").")
         .allowed(&["jsonl", "json", "csv", "parquet", "avro"]),
@@ -125,8 +133,10 @@ pub static SETTINGS: &[Setting] = &[
     s("quote_character", String, Some("\"\\\"\""), "CSV quote character (one character).").aliases(&["csv_quote_character"]),
     s("header", Boolean, Some("true"), "Write a CSV header row (from the stream's schema) at the top of every file.")
         .aliases(&["csv_header"]),
+    s("flattening_enabled", Boolean, Some("false"),
+      "JSONL and JSON: write each record flattened like the CSV columns (`{\"address__city\": ...}`), members in schema order. CSV is always flat; Parquet and Avro keep structs (see `nested_as_json`)."),
     s("flattening_max_depth", Integer, Some("10"),
-      "CSV: nested objects are flattened into `parent__child` columns down to this depth; deeper objects and all arrays are written as JSON text."),
+      "CSV, and JSONL/JSON with `flattening_enabled`: nested objects with declared properties are flattened into `parent__child` columns down to this depth; deeper objects and all arrays stay JSON (text in CSV)."),
     s("parquet_compression", String, Some("\"snappy\""), "Parquet: codec of the pages inside the file (`lz4` is LZ4_RAW).")
         .allowed(&["snappy", "zstd", "gzip", "lz4", "none"]),
     s("row_group_size", Integer, Some("100000"),

@@ -47,6 +47,8 @@ pub enum Macro {
     Extension,
     Format,
     Compression,
+    /// The RECORD message's `version` (ACTIVATE_VERSION full-table syncs).
+    TableVersion,
     /// Improvado's `{{YYYY}}`/`{{MM}}`/`{{DD}}`: the record's partition date.
     PartitionDate(&'static str),
     /// The file's largest cursor value: raw (`{cursor}`), or through a strftime pattern.
@@ -195,6 +197,12 @@ pub static MACROS: &[MacroSpec] = &[
     m(&["extension"], Macro::Extension, "jsonl.gz", "File extension for the format and compression."),
     m(&["format"], Macro::Format, "jsonl", "The `format` setting."),
     m(&["compression"], Macro::Compression, "gzip", "The `compression` setting."),
+    m(
+        &["table_version"],
+        Macro::TableVersion,
+        "1700000000",
+        "The RECORD's `version` (full-table syncs with ACTIVATE_VERSION), `none` without one; records of different versions go to different files. See `activate_version_mode`.",
+    ),
     m(&["job_id"], Macro::JobVar("job_id"), "8f3a", "`job_id` setting, else `$JOB_ID` (Hevo's `${JOB_ID}`)."),
     m(&["flow_id"], Macro::JobVar("flow_id"), "flow-7", "`flow_id` setting, else `$FLOW` or `$FLOW_ID`."),
     m(&["tenant"], Macro::JobVar("tenant"), "acme", "`tenant` setting, else `$TENANT`."),
@@ -297,6 +305,8 @@ pub struct FileContext<'a> {
     pub partition_date_field: Option<&'a FieldPath>,
     /// The file's largest cursor value as JSON text, once the file is complete.
     pub cursor: Option<&'a str>,
+    /// The `version` of the file's records (raw JSON), if they have one.
+    pub table_version: Option<&'a str>,
 }
 
 /// Marker for a record value that is missing or cannot be formatted.
@@ -330,6 +340,28 @@ impl KeyTemplate {
     /// Whether the key names the file's cursor range, so it is rendered when the file closes.
     pub fn uses_cursor(&self) -> bool {
         self.uses(|m| matches!(m, Macro::Cursor(_)))
+    }
+
+    /// Whether keys hold the records' table version (one open file per version).
+    pub fn uses_table_version(&self) -> bool {
+        self.uses(|m| matches!(m, Macro::TableVersion))
+    }
+
+    /// The key up to the `{table_version}` folder, when everything before it is fixed for the
+    /// stream (prefix, stream name, job variables, literals) and a `/` follows the version:
+    /// the folder whose version subfolders `hard_delete` may remove.
+    pub fn version_root(&self) -> Option<KeyTemplate> {
+        let at = self.segments.iter().position(|s| matches!(s, Segment::Macro { kind: Macro::TableVersion, .. }))?;
+        let fixed = self.segments[..at].iter().all(|s| match s {
+            Segment::Literal(_) => true,
+            Segment::Macro { kind, .. } => {
+                matches!(kind, Macro::Stream | Macro::StreamId | Macro::Namespace | Macro::JobVar(_))
+            }
+        });
+        if !fixed || !matches!(self.segments.get(at + 1), Some(Segment::Literal(l)) if l.starts_with('/')) {
+            return None;
+        }
+        Some(KeyTemplate { segments: self.segments[..at].to_vec(), style: self.style })
     }
 
     /// Whether keys depend on the record (one open file per partition).
@@ -449,6 +481,10 @@ impl KeyTemplate {
                 Macro::Extension => write!(key, "{}", file.extension),
                 Macro::Format => write!(key, "{}", file.format),
                 Macro::Compression => write!(key, "{}", file.compression),
+                Macro::TableVersion => {
+                    push_safe(&mut key, file.table_version.unwrap_or("none"));
+                    Ok(())
+                }
                 Macro::JobVar(_) => Ok(()), // resolved to a literal at parse time
                 Macro::Cursor(fixed) => {
                     match file.cursor {

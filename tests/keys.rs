@@ -204,3 +204,21 @@ fn cursor_macros_name_files_by_their_largest_bookmark() {
         assert!(all_files(&dir.path().join("out")).iter().all(|p| !p.to_str().unwrap().contains(".tmp")));
     }
 }
+
+#[test]
+fn a_partitioned_stream_does_not_split_an_unpartitioned_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "local_path": dir.path(), "compression": "none", "log_level": "warn",
+        "stream_overrides": {"a": {"key_template": "{stream}/x={record.x}/{run_id}-{part}.jsonl"}},
+    });
+    let schema = |s: &str| format!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"x":{{"type":"integer"}}}}}},"key_properties":[]}}"#);
+    let rec = |s: &str, x: i64| format!(r#"{{"type":"RECORD","stream":"{s}","record":{{"x":{x}}}}}"#);
+    let input = [schema("a"), schema("b"), rec("a", 1), rec("b", 1), rec("a", 2), rec("b", 2)].join("\n") + "\n";
+    let r = run(&config, &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let found = files(dir.path());
+    let b: Vec<_> = found.iter().filter(|p| p.starts_with("b")).collect();
+    assert_eq!(b.len(), 1, "stream b has one file: {found:?}");
+    assert_eq!(found.iter().filter(|p| p.starts_with("a")).count(), 2, "{found:?}");
+}

@@ -155,3 +155,82 @@ fn json_logging_makes_every_stderr_line_json() {
     assert_eq!(last["level"], "ERROR");
     assert!(last["fields"]["message"].as_str().unwrap().contains("RECORD before any SCHEMA"));
 }
+
+#[test]
+fn flattening_enabled_writes_flat_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = r#"{"type":"SCHEMA","stream":"users","schema":{"properties":{"id":{"type":"integer"},"address":{"type":["null","object"],"properties":{"city":{"type":"string"},"geo":{"type":"object","properties":{"lat":{"type":"number"}}}}},"tags":{"type":"array"}}},"key_properties":["id"]}"#;
+    let input = format!(
+        "{schema}\n{}\n{}\n",
+        r#"{"type":"RECORD","stream":"users","record":{"tags":["a"],"address":{"geo":{"lat":1.50},"city":"Zürich \"Z\""},"id":1}}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":2,"address":null}}"#,
+    );
+    for (depth, first) in [
+        (10, r#"{"id":1,"address__city":"Zürich \"Z\"","address__geo__lat":1.50,"tags":["a"]}"#),
+        (1, r#"{"id":1,"address__city":"Zürich \"Z\"","address__geo":{"lat":1.50},"tags":["a"]}"#),
+    ] {
+        let out = dir.path().join(format!("out{depth}"));
+        let config = json!({"local_path": out, "compression": "none", "flattening_enabled": true, "flattening_max_depth": depth});
+        let r = run(&config, &input);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let body = String::from_utf8(read(&out.join(&files(&out)[0]))).unwrap();
+        assert_eq!(body, format!("{first}\n{{\"id\":2}}\n"), "schema order, raw values, absent stays absent");
+    }
+}
+
+/// A full-table sync as the Singer SDK writes it: records carry `version`, ACTIVATE_VERSION
+/// follows them.
+fn full_table_sync(version: u64, ids: &[i64]) -> String {
+    let mut lines = vec![SCHEMA.to_string()];
+    for id in ids {
+        lines.push(format!(r#"{{"type":"RECORD","stream":"users","record":{{"id":{id},"name":"n"}},"version":{version}}}"#));
+    }
+    lines.push(format!(r#"{{"type":"ACTIVATE_VERSION","stream":"users","version":{version}}}"#));
+    lines.push(format!(r#"{{"type":"STATE","value":{{"v":{version}}}}}"#));
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn version_folders_and_hard_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = json!({"local_path": out, "compression": "none", "activate_version_mode": "folder", "log_level": "warn"});
+    let first = run(&config, &full_table_sync(1700000000000, &[1, 2]));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let mut hard = config.clone();
+    hard["hard_delete"] = json!(true);
+    // A newer version in the same run as an older one, then the run after.
+    let second = run(&hard, &format!("{}{}", full_table_sync(1700000000001, &[3]), full_table_sync(1700000000002, &[4, 5])));
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.stdout, [r#"{"v":1700000000002}"#]);
+    let found = files(&out);
+    assert!(found.iter().all(|p| p.starts_with("users/1700000000002")), "older versions are gone: {found:?}");
+    let ids: Vec<i64> = found
+        .iter()
+        .flat_map(|p| String::from_utf8(read(&out.join(p))).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| serde_json::from_str::<Value>(&l).unwrap()["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [4, 5]);
+    // without hard_delete every version stays, each in its folder
+    let kept = run(&config, &full_table_sync(1700000000003, &[6]));
+    assert_eq!(kept.code, 0);
+    let folders: std::collections::BTreeSet<String> =
+        files(&out).iter().map(|p| p.iter().nth(1).unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(folders.into_iter().collect::<Vec<_>>(), ["1700000000002", "1700000000003"]);
+}
+
+#[test]
+fn version_settings_are_checked_at_start() {
+    for (config, setting) in [
+        (json!({"hard_delete": true}), "hard_delete"),
+        (json!({"activate_version_mode": "folder", "key_template": "{stream}/{run_id}-{part}.jsonl"}), "key_template"),
+        (
+            json!({"activate_version_mode": "folder", "hard_delete": true, "key_template": "{stream}/{iso_date}/{table_version}/{run_id}-{part}.jsonl"}),
+            "key_template",
+        ),
+    ] {
+        let r = run(&config, "");
+        assert_eq!(r.code, 2, "{config}");
+        assert!(r.stderr.contains(&format!("`{setting}`")), "{config}: {}", r.stderr);
+    }
+}

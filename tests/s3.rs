@@ -445,3 +445,37 @@ fn arrow_cast_to_json(array: &dyn arrow_array::Array) -> Vec<Value> {
         _ => array.as_string::<i32>().iter().map(|v| json!(v)).collect(),
     }
 }
+
+#[test]
+fn hard_delete_removes_older_versions_from_the_bucket() {
+    let s3 = s3();
+    let bucket = s3.bucket("hard-delete");
+    let sync = |version: u64, ids: &[i64]| {
+        let mut lines = vec![
+            r#"{"type":"SCHEMA","stream":"users","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#
+                .to_string(),
+        ];
+        for id in ids {
+            lines.push(format!(r#"{{"type":"RECORD","stream":"users","record":{{"id":{id}}},"version":{version}}}"#));
+        }
+        lines.push(format!(r#"{{"type":"ACTIVATE_VERSION","stream":"users","version":{version}}}"#));
+        lines.join("\n") + "\n"
+    };
+    let config = s3.config(
+        &bucket,
+        json!({"activate_version_mode": "folder", "hard_delete": true, "prefix": "lake", "compression": "none"}),
+    );
+    // an unrelated object next to the version folders is never touched
+    runtime()
+        .block_on(s3.client.put_object().bucket(&bucket).key("lake/users/README.txt").body(b"keep".to_vec().into()).send())
+        .unwrap();
+    assert_eq!(run(&config, &sync(100, &[1, 2])).code, 0);
+    let r = run(&config, &sync(101, &[3]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&"lake/users/README.txt".to_string()), "{keys:?}");
+    let data: Vec<&String> = keys.iter().filter(|k| k.starts_with("lake/users/101/")).collect();
+    assert_eq!(data.len(), 1, "{keys:?}");
+    assert_eq!(String::from_utf8(s3.get(&bucket, data[0])).unwrap(), "{\"id\":3}\n");
+}

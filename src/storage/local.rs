@@ -44,6 +44,54 @@ impl Storage for LocalFolder {
     fn describe(&self) -> String {
         format!("local folder {}", self.root.display())
     }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        fn walk(dir: &Path, key: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = if key.is_empty() { name } else { format!("{key}/{name}") };
+                if entry.file_type()?.is_dir() {
+                    walk(&entry.path(), &child, out)?;
+                } else if !child.rsplit('/').next().is_some_and(|n| n.starts_with('.')) {
+                    out.push(child); // hidden names are files still being written
+                }
+            }
+            Ok(())
+        }
+        // Only the folder that holds the prefix needs walking.
+        let folder = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let mut keys = Vec::new();
+        walk(&self.root.join(folder), folder, &mut keys).map_err(local_err("cannot list", &self.root))?;
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        for key in keys {
+            check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.clone(), reason })?;
+            let path = self.root.join(key);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(local_err("cannot delete", &path)(e)),
+                _ => {}
+            }
+            // Folders left empty go too, up to the root.
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| *d != self.root) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        Ok(())
+    }
 }
 
 struct LocalSink {

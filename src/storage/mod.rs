@@ -65,6 +65,14 @@ pub trait Storage: Send + Sync {
     fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError>;
     /// Human-readable description for logs (never contains secrets).
     fn describe(&self) -> String;
+    /// Keys of the objects whose keys start with `prefix` (for `hard_delete`).
+    fn list(&self, _prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+    /// Deletes objects (for `hard_delete`); a key that is already gone is not an error.
+    fn delete(&self, _keys: &[String]) -> Result<(), StorageError> {
+        Ok(())
+    }
     /// Waits, at most `deadline`, for background work (finishing or aborting uploads) before
     /// the process exits.
     fn shutdown(&self, _deadline: std::time::Duration) {}

@@ -296,6 +296,45 @@ impl Storage for S3Store {
         }))
     }
 
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let i = &self.inner;
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request =
+                i.client.list_objects_v2().bucket(&i.bucket).prefix(prefix).set_continuation_token(token.take());
+            let out = i.handle.block_on(request.send()).map_err(|e| {
+                i.error("ListObjectsV2", prefix, explain(&e, "s3:ListBucket", &i.bucket, "", &i.endpoint))
+            })?;
+            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let i = &self.inner;
+        for chunk in keys.chunks(1000) {
+            let objects: Vec<ObjectIdentifier> =
+                chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k).build().ok()).collect();
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(|e| {
+                i.error("DeleteObjects", &chunk[0], e.to_string())
+            })?;
+            let out = i.handle.block_on(i.client.delete_objects().bucket(&i.bucket).delete(delete).send()).map_err(|e| {
+                i.error("DeleteObjects", &chunk[0], explain(&e, "s3:DeleteObject", &i.bucket, &chunk[0], &i.endpoint))
+            })?;
+            if let Some(failed) = out.errors().first() {
+                let key = failed.key().unwrap_or_default().to_string();
+                return Err(i.error("DeleteObjects", &key, failed.message().unwrap_or("refused").to_string()));
+            }
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("s3://{} on {}", self.inner.bucket, self.inner.endpoint)
     }
