@@ -575,7 +575,10 @@ impl RawConfig {
         let options = ParseOptions { allow_overwrite: self.allow_overwrite, style, variables: &variables };
         let version_folders = one_of("activate_version_mode", &self.activate_version_mode)? == "folder";
         if self.hard_delete && !version_folders {
-            return Err(invalid("hard_delete", "needs `activate_version_mode: folder` (versions in their own folders)".into()));
+            return Err(invalid(
+                "hard_delete",
+                "needs `activate_version_mode: folder` (versions in their own folders)".into(),
+            ));
         }
         let key_template = if version_folders && self.key_template == settings::DEFAULT_KEY_TEMPLATE {
             settings::DEFAULT_VERSIONED_KEY_TEMPLATE
@@ -604,9 +607,16 @@ impl RawConfig {
         }
         if version_folders {
             for (stream, o) in std::iter::once(("", &output)).chain(overrides.iter().map(|(s, o)| (s.as_str(), o))) {
-                let setting = if stream.is_empty() { "key_template".to_string() } else { format!("stream_overrides.{stream}.key_template") };
+                let setting = if stream.is_empty() {
+                    "key_template".to_string()
+                } else {
+                    format!("stream_overrides.{stream}.key_template")
+                };
                 if !o.key.uses_table_version() {
-                    return Err(invalid(&setting, "must contain {table_version} when activate_version_mode is folder".into()));
+                    return Err(invalid(
+                        &setting,
+                        "must contain {table_version} when activate_version_mode is folder".into(),
+                    ));
                 }
                 if self.hard_delete && o.key.version_root().is_none() {
                     return Err(invalid(

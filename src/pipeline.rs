@@ -429,12 +429,16 @@ impl<'a> Pipeline<'a> {
             Some(other) => return Err(bad(self, format!("compression {other:?} is not supported (gzip, none are)"))),
         };
         for url in manifest {
-            let Some(path) = url.strip_prefix("file://") else {
-                return Err(bad(self, format!("{url}: only file:// batch files are supported")));
+            let file: Box<dyn std::io::Read> = if let Some(path) = url.strip_prefix("file://") {
+                Box::new(std::fs::File::open(path).map_err(|e| bad(self, format!("{url}: {e}")))?)
+            } else if let Some((bucket, key)) = url.strip_prefix("s3://").and_then(|rest| rest.split_once('/')) {
+                let body = self.storage.fetch(bucket, key).map_err(|e| bad(self, format!("{url}: {e}")))?;
+                Box::new(std::io::Cursor::new(body))
+            } else {
+                return Err(bad(self, format!("{url}: only file:// and s3://bucket/key batch files are supported")));
             };
-            let file = std::fs::File::open(path).map_err(|e| bad(self, format!("{url}: {e}")))?;
             let reader: Box<dyn std::io::Read> =
-                if gzip { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+                if gzip { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { file };
             for (n, line) in std::io::BufRead::lines(std::io::BufReader::new(reader)).enumerate() {
                 let line = line.map_err(|e| bad(self, format!("{url}: {e}")))?;
                 if line.trim().is_empty() {

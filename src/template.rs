@@ -815,6 +815,7 @@ mod tests {
             record,
             partition_date_field: None,
             cursor: None,
+            table_version: Some("1700000000"),
         }
     }
 
@@ -832,6 +833,15 @@ mod tests {
             render("", "{now:%Y/%m}/{part}.{extension}-{run_id}-{sync_id}-{stream_run_id}-{format}-{compression}", "s"),
             "2026/11/00003.jsonl.gz-run1-run1-srun-jsonl-gzip"
         );
+        assert_eq!(render("", "{stream}/{table_version}/{part}", "s"), "s/1700000000/00003");
+        let no_version = FileContext { table_version: None, ..file("s", None) };
+        assert_eq!(parse("", "{table_version}").render(&run(), &no_version), "none");
+        assert_eq!(
+            parse("lake", "{stream}/v{table_version}/{part}").version_root().unwrap().render(&run(), &file("s", None)),
+            "lake/s/v"
+        );
+        assert!(parse("", "{stream}/{iso_date}/{table_version}/{part}").version_root().is_none());
+        assert!(parse("", "{stream}/{table_version}-{part}").version_root().is_none(), "a / must follow");
         assert_eq!(
             render("", "{namespace}/{stream_id}", "public-users"),
             "public/a4c3c5e1b0b2e7b5".replace("a4c3c5e1b0b2e7b5", &format!("{:016x}", fnv1a(b"public-users")))

@@ -212,7 +212,11 @@ fn a_partitioned_stream_does_not_split_an_unpartitioned_one() {
         "local_path": dir.path(), "compression": "none", "log_level": "warn",
         "stream_overrides": {"a": {"key_template": "{stream}/x={record.x}/{run_id}-{part}.jsonl"}},
     });
-    let schema = |s: &str| format!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"x":{{"type":"integer"}}}}}},"key_properties":[]}}"#);
+    let schema = |s: &str| {
+        format!(
+            r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"x":{{"type":"integer"}}}}}},"key_properties":[]}}"#
+        )
+    };
     let rec = |s: &str, x: i64| format!(r#"{{"type":"RECORD","stream":"{s}","record":{{"x":{x}}}}}"#);
     let input = [schema("a"), schema("b"), rec("a", 1), rec("b", 1), rec("a", 2), rec("b", 2)].join("\n") + "\n";
     let r = run(&config, &input);
@@ -220,5 +224,7 @@ fn a_partitioned_stream_does_not_split_an_unpartitioned_one() {
     let found = files(dir.path());
     let b: Vec<_> = found.iter().filter(|p| p.starts_with("b")).collect();
     assert_eq!(b.len(), 1, "stream b has one file: {found:?}");
+    let body = std::fs::read_to_string(dir.path().join(b[0])).unwrap();
+    assert_eq!(body, "{\"x\":1}\n{\"x\":2}\n", "and it holds both records");
     assert_eq!(found.iter().filter(|p| p.starts_with("a")).count(), 2, "{found:?}");
 }

@@ -183,7 +183,9 @@ fn flattening_enabled_writes_flat_jsonl() {
 fn full_table_sync(version: u64, ids: &[i64]) -> String {
     let mut lines = vec![SCHEMA.to_string()];
     for id in ids {
-        lines.push(format!(r#"{{"type":"RECORD","stream":"users","record":{{"id":{id},"name":"n"}},"version":{version}}}"#));
+        lines.push(format!(
+            r#"{{"type":"RECORD","stream":"users","record":{{"id":{id},"name":"n"}},"version":{version}}}"#
+        ));
     }
     lines.push(format!(r#"{{"type":"ACTIVATE_VERSION","stream":"users","version":{version}}}"#));
     lines.push(format!(r#"{{"type":"STATE","value":{{"v":{version}}}}}"#));
@@ -194,13 +196,15 @@ fn full_table_sync(version: u64, ids: &[i64]) -> String {
 fn version_folders_and_hard_delete() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let config = json!({"local_path": out, "compression": "none", "activate_version_mode": "folder", "log_level": "warn"});
+    let config =
+        json!({"local_path": out, "compression": "none", "activate_version_mode": "folder", "log_level": "warn"});
     let first = run(&config, &full_table_sync(1700000000000, &[1, 2]));
     assert_eq!(first.code, 0, "{}", first.stderr);
     let mut hard = config.clone();
     hard["hard_delete"] = json!(true);
     // A newer version in the same run as an older one, then the run after.
-    let second = run(&hard, &format!("{}{}", full_table_sync(1700000000001, &[3]), full_table_sync(1700000000002, &[4, 5])));
+    let second =
+        run(&hard, &format!("{}{}", full_table_sync(1700000000001, &[3]), full_table_sync(1700000000002, &[4, 5])));
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(second.stdout, [r#"{"v":1700000000002}"#]);
     let found = files(&out);

@@ -467,7 +467,9 @@ fn hard_delete_removes_older_versions_from_the_bucket() {
     );
     // an unrelated object next to the version folders is never touched
     runtime()
-        .block_on(s3.client.put_object().bucket(&bucket).key("lake/users/README.txt").body(b"keep".to_vec().into()).send())
+        .block_on(
+            s3.client.put_object().bucket(&bucket).key("lake/users/README.txt").body(b"keep".to_vec().into()).send(),
+        )
         .unwrap();
     assert_eq!(run(&config, &sync(100, &[1, 2])).code, 0);
     let r = run(&config, &sync(101, &[3]));
@@ -478,4 +480,38 @@ fn hard_delete_removes_older_versions_from_the_bucket() {
     let data: Vec<&String> = keys.iter().filter(|k| k.starts_with("lake/users/101/")).collect();
     assert_eq!(data.len(), 1, "{keys:?}");
     assert_eq!(String::from_utf8(s3.get(&bucket, data[0])).unwrap(), "{\"id\":3}\n");
+}
+
+#[test]
+fn batch_files_on_s3_load_like_records() {
+    let s3 = s3();
+    let bucket = s3.bucket("batch-s3");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 1..=3 {
+        writeln!(gz, r#"{{"id":{i}}}"#).unwrap();
+    }
+    let body = gz.finish().unwrap();
+    runtime()
+        .block_on(s3.client.put_object().bucket(&bucket).key("batches/users-0001.json.gz").body(body.into()).send())
+        .unwrap();
+    let schema = r#"{"type":"SCHEMA","stream":"users","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#;
+    let batch = json!({"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "gzip"},
+                       "manifest": [format!("s3://{bucket}/batches/users-0001.json.gz")]});
+    let input = format!("{schema}\n{batch}\n{}\n", r#"{"type":"STATE","value":{"users":3}}"#);
+    let config = s3.config(&bucket, json!({"compression": "none", "prefix": "out"}));
+    let r = run(&config, &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, [r#"{"users":3}"#]);
+    let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).filter(|k| k.starts_with("out/")).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(String::from_utf8(s3.get(&bucket, &keys[0])).unwrap(), "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
+
+    // a batch file that is not there: one line naming the URL, no STATE
+    let missing = json!({"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl"},
+                         "manifest": [format!("s3://{bucket}/batches/nope.json")]});
+    let r = run(&config, &format!("{schema}\n{missing}\n{}\n", r#"{"type":"STATE","value":{"users":4}}"#));
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.is_empty());
+    let last = r.stderr.lines().last().unwrap();
+    assert!(last.contains("line 2 (stream \"users\")") && last.contains("nope.json"), "{last}");
 }

@@ -73,6 +73,12 @@ pub trait Storage: Send + Sync {
     fn delete(&self, _keys: &[String]) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Reads a whole object of any bucket this store's credentials can read (`s3://` BATCH
+    /// files). Only the S3 store can.
+    fn fetch(&self, _bucket: &str, _key: &str) -> Result<Vec<u8>, String> {
+        Err("s3:// batch files are read with the S3 destination's credentials; this run writes to a local folder"
+            .into())
+    }
     /// Waits, at most `deadline`, for background work (finishing or aborting uploads) before
     /// the process exits.
     fn shutdown(&self, _deadline: std::time::Duration) {}

@@ -321,18 +321,35 @@ impl Storage for S3Store {
         for chunk in keys.chunks(1000) {
             let objects: Vec<ObjectIdentifier> =
                 chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k).build().ok()).collect();
-            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(|e| {
-                i.error("DeleteObjects", &chunk[0], e.to_string())
-            })?;
-            let out = i.handle.block_on(i.client.delete_objects().bucket(&i.bucket).delete(delete).send()).map_err(|e| {
-                i.error("DeleteObjects", &chunk[0], explain(&e, "s3:DeleteObject", &i.bucket, &chunk[0], &i.endpoint))
-            })?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| i.error("DeleteObjects", &chunk[0], e.to_string()))?;
+            let out =
+                i.handle.block_on(i.client.delete_objects().bucket(&i.bucket).delete(delete).send()).map_err(|e| {
+                    i.error(
+                        "DeleteObjects",
+                        &chunk[0],
+                        explain(&e, "s3:DeleteObject", &i.bucket, &chunk[0], &i.endpoint),
+                    )
+                })?;
             if let Some(failed) = out.errors().first() {
                 let key = failed.key().unwrap_or_default().to_string();
                 return Err(i.error("DeleteObjects", &key, failed.message().unwrap_or("refused").to_string()));
             }
         }
         Ok(())
+    }
+
+    fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let i = &self.inner;
+        let out = i
+            .handle
+            .block_on(i.client.get_object().bucket(bucket).key(key).send())
+            .map_err(|e| explain(&e, "s3:GetObject", bucket, key, &i.endpoint))?;
+        let body = i.handle.block_on(out.body.collect()).map_err(|e| format!("reading the object: {e}"))?;
+        Ok(body.into_bytes().to_vec())
     }
 
     fn describe(&self) -> String {
