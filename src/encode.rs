@@ -89,7 +89,7 @@ impl Encoder {
     /// `metadata`: the file gets the `_sdc_*` columns (CSV header included).
     pub fn new(
         format: Format,
-        stream: &str,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] stream: &str,
         schema: &StreamSchema,
         config: &Config,
         capacity: usize,

@@ -142,7 +142,7 @@ pub static SETTINGS: &[Setting] = &[
     s("row_group_size", Integer, Some("100000"),
       "Parquet: rows per row group (a group is also cut at 128 MiB of encoded data). Memory holds one row group per open file, not the file."),
     s("nested_as_json", Boolean, Some("false"),
-      "Parquet and Avro: write objects as JSON text instead of structs/records (objects without `properties` always are). ")
+      "Parquet and Avro: write objects as JSON text instead of structs/records (objects without `properties` always are).")
         .aliases(&["parquet_nested_as_json"]),
     s("avro_codec", String, Some("\"deflate\""), "Avro: codec of the blocks inside the file.").allowed(&["deflate", "snappy", "zstd", "none"]),
     s("unparseable_values", String, Some("\"fail\""),

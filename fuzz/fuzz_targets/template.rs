@@ -20,12 +20,16 @@ fuzz_target!(|input: (&str, &str, &str)| {
         record: Some(record),
         partition_date_field: None,
         cursor: Some(record),
+        table_version: Some(stream),
     };
     let key = t.render(&run, &file);
+    if let Some(root) = t.version_root() {
+        let _ = root.render(&run, &file);
+    }
     let mut partition = String::new();
     t.partition(record, None, &run, &mut partition);
     // literal text comes from the user; values from data must never make a key unsafe
-    if check_key(&t.render(&run, &FileContext { stream: "s", record: Some("{}"), cursor: None, ..file })).is_ok() {
+    if check_key(&t.render(&run, &FileContext { stream: "s", record: Some("{}"), cursor: None, table_version: Some("1"), ..file })).is_ok() {
         assert!(check_key(&key).is_ok() || key.len() > 1024, "unsafe key {key:?} from data");
     }
 });
