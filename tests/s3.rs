@@ -515,3 +515,36 @@ fn batch_files_on_s3_load_like_records() {
     let last = r.stderr.lines().last().unwrap();
     assert!(last.contains("line 2 (stream \"users\")") && last.contains("nope.json"), "{last}");
 }
+
+/// A hotglue-style job: job variables in the environment, hotglue's own config keys, and the
+/// runner's exact shell pipeline; the state file ends with the final state and holds nothing else.
+#[test]
+fn hotglue_job_pipeline() {
+    let s3 = s3();
+    let bucket = s3.bucket("hotglue");
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "bucket": bucket, "path_prefix": "{tenant}/{flow_id}/{job_id}",
+        "aws_access_key_id": s3.access_key, "aws_secret_access_key": s3.secret_key,
+        "endpoint_url": s3.endpoint, "region": "us-east-1", "force_path_style": true,
+        "max_records_per_file": 25,
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.path().join("data.singer"), sample()).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("cat data.singer | {BIN} --config config.json > target-state.json"))
+        .current_dir(dir.path())
+        .env("TENANT", "acme")
+        .env("FLOW", "fl-7")
+        .env("JOB_ID", "job-42")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).collect();
+    assert!(keys.len() >= 4 && keys.iter().all(|k| k.starts_with("acme/fl-7/job-42/")), "{keys:?}");
+    let state = std::fs::read_to_string(dir.path().join("target-state.json")).unwrap();
+    let lines: Vec<Value> = state.lines().map(|l| serde_json::from_str(l).expect("only state values")).collect();
+    assert_eq!(lines.last(), states_of(&sample()).last(), "the last line is the final state");
+}
