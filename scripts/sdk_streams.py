@@ -7,6 +7,7 @@ config, and checks: the four invalid inputs exit non-zero; every other file exit
 last stdout line is the file's last non-empty STATE value. Prints `N passed, N failed`.
 
 Usage: scripts/sdk_streams.py [path/to/target-s3]
+       scripts/sdk_streams.py --fetch     (only fetch; prints the streams' folder)
 """
 import glob, json, os, subprocess, sys, tempfile, zipfile
 
@@ -97,4 +98,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--fetch"]:
+        print(streams_dir())
+        sys.exit(0)
     sys.exit(main())

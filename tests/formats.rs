@@ -215,6 +215,126 @@ fn every_value_round_trips_through_parquet_and_avro() {
     }
 }
 
+/// The Singer SDK's standard target test streams that must load (fetched once by
+/// scripts/sdk_streams.py from PyPI).
+fn sdk_streams() -> Vec<std::path::PathBuf> {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sdk_streams.py"))
+        .arg("--fetch")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fetching the SDK test streams: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let must_fail =
+        ["invalid_schema", "record_before_schema", "record_missing_key_property", "record_missing_required_property"];
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "singer"))
+        .filter(|p| !must_fail.contains(&p.file_stem().unwrap().to_str().unwrap()))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Each RECORD of `input` with its stream and the text of the schema in force for it.
+fn records_with_schemas(input: &str) -> Vec<(String, Value, String)> {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        r#type: String,
+        stream: Option<String>,
+        schema: Option<Box<serde_json::value::RawValue>>,
+        record: Option<Value>,
+    }
+    let mut schemas = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for m in input.lines().filter_map(|l| serde_json::from_str::<Message>(l).ok()) {
+        match (m.r#type.as_str(), m.stream) {
+            ("SCHEMA", Some(s)) => {
+                schemas.insert(s, m.schema.unwrap().get().to_string());
+            }
+            ("RECORD", Some(s)) => {
+                let schema = schemas[&s].clone();
+                out.push((s, m.record.unwrap(), schema));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn sdk_test_streams_round_trip_through_parquet_and_avro() {
+    let mut compared = 0;
+    for path in sdk_streams() {
+        let input = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for format in ["parquet", "avro"] {
+            let dir = tempfile::tempdir().unwrap();
+            let r = run(&json!({"local_path": dir.path(), "format": format, "max_records_per_file": 3}), &input);
+            assert_eq!(r.code, 0, "{name} {format}: {}", r.stderr);
+            let records = records_with_schemas(&input);
+            let mut streams: Vec<&String> = records.iter().map(|(s, ..)| s).collect();
+            streams.dedup();
+            for stream in streams {
+                // Keys carry the stream name with unsafe characters replaced (README "How it works").
+                let folder: String = stream
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || "-_.=".contains(c) { c } else { '_' })
+                    .collect();
+                let mine: Vec<&(String, Value, String)> = records.iter().filter(|(s, ..)| s == stream).collect();
+                let mut got = Vec::new();
+                for file in files(dir.path()).iter().filter(|p| p.starts_with(&folder)) {
+                    let bytes = std::fs::read(dir.path().join(file)).unwrap();
+                    if format == "parquet" {
+                        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                            .unwrap()
+                            .build()
+                            .unwrap();
+                        for batch in reader {
+                            let batch = batch.unwrap();
+                            for i in 0..batch.num_rows() {
+                                let (_, _, schema) = mine[got.len()];
+                                let fields = columns(schema, false, false);
+                                got.push(Value::Object(
+                                    fields
+                                        .iter()
+                                        .map(|f| {
+                                            (f.name.clone(), from_arrow(batch.column_by_name(&f.name).unwrap(), i, f))
+                                        })
+                                        .collect(),
+                                ));
+                            }
+                        }
+                    } else {
+                        for value in apache_avro::Reader::new(&bytes[..]).unwrap() {
+                            let apache_avro::types::Value::Record(values) = value.unwrap() else { panic!() };
+                            let (_, _, schema) = mine[got.len()];
+                            let fields = columns(schema, false, false);
+                            got.push(Value::Object(
+                                fields
+                                    .iter()
+                                    .zip(&values)
+                                    .map(|(f, (_, v))| (f.name.clone(), from_avro(v, f)))
+                                    .collect(),
+                            ));
+                        }
+                    }
+                }
+                assert_eq!(got.len(), mine.len(), "{name} {format} {stream}: one row per record");
+                for (i, ((_, record, schema), got)) in mine.iter().zip(&got).enumerate() {
+                    let fields = columns(schema, false, false);
+                    let want =
+                        Value::Object(fields.iter().map(|f| (f.name.clone(), expected(&record[&f.name], f))).collect());
+                    assert_eq!(got, &want, "{name} {format} {stream} record {i}");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 100, "only {compared} records compared");
+}
+
 #[test]
 fn parquet_columns_have_the_documented_types() {
     let dir = tempfile::tempdir().unwrap();
