@@ -183,19 +183,27 @@ impl Encoder {
             Encoder::Jsonl { buf, .. } | Encoder::Json { buf, .. } => buf.len(),
             Encoder::Csv(csv) => csv.writer.get_ref().len(),
             #[cfg(feature = "parquet")]
-            Encoder::Parquet(p) => p.pending(),
+            Encoder::Parquet(_) => 0, // batches go to the writer thread instead
             #[cfg(feature = "avro")]
             Encoder::Avro(a) => a.pending(),
         }
     }
 
-    /// Encoded bytes held back until a row group is complete (Parquet); they count towards
-    /// the file's size but cannot be taken yet.
-    pub fn buffered(&self) -> usize {
+    /// Parquet: the file's writer, to run on the writer thread (taken once, at open).
+    pub fn take_parquet_writer(&mut self) -> Option<Box<crate::writer::ParquetWriter>> {
         match self {
             #[cfg(feature = "parquet")]
-            Encoder::Parquet(p) => p.buffered(),
-            _ => 0,
+            Encoder::Parquet(p) => p.take_writer(),
+            _ => None,
+        }
+    }
+
+    /// Parquet: a batch of rows ready for the writer thread.
+    pub fn take_batch(&mut self) -> Option<crate::writer::Batch> {
+        match self {
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => p.take_batch(),
+            _ => None,
         }
     }
 
@@ -222,7 +230,7 @@ impl Encoder {
                 old.into_inner().unwrap_or_else(|e| e.into_inner().get_ref().clone())
             }
             #[cfg(feature = "parquet")]
-            Encoder::Parquet(p) => p.take(replacement),
+            Encoder::Parquet(_) => replacement,
             #[cfg(feature = "avro")]
             Encoder::Avro(a) => a.take(replacement),
         }

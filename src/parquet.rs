@@ -1,8 +1,8 @@
 //! `format: parquet`: records go straight from their raw JSON text into Arrow builders typed by
-//! the stream's JSON Schema ([`crate::typed`]), every few thousand rows into a record batch,
-//! and through arrow-rs's `ArrowWriter`, which compresses pages and cuts row groups. The
-//! finished bytes are taken from under the writer as row groups complete, so memory is bounded
-//! by a row group, not by the file.
+//! the stream's JSON Schema ([`crate::typed`]), every few thousand rows into a record batch.
+//! The batches go to the writer thread, which runs arrow-rs's `ArrowWriter` (page encoding,
+//! compression, row groups) on the second core and passes finished row groups on, so memory is
+//! bounded by a row group, not by the file.
 
 use std::sync::Arc;
 
@@ -71,7 +71,10 @@ fn data_type(ty: &Type) -> DataType {
 }
 
 pub struct ParquetEncoder {
-    writer: ArrowWriter<Vec<u8>>,
+    /// Built here, run by the writer thread ([`ParquetEncoder::take_writer`]).
+    writer: Option<Box<ArrowWriter<Vec<u8>>>>,
+    /// A finished batch waiting to be sent.
+    ready: Option<RecordBatch>,
     schema: SchemaRef,
     root: Vec<Column>,
     index: FieldIndex,
@@ -106,7 +109,8 @@ impl ParquetEncoder {
             .filter_map(|(i, f)| crate::encode::METADATA_COLUMNS.iter().position(|m| *m == f.name).map(|m| (i, m)))
             .collect();
         Ok(ParquetEncoder {
-            writer,
+            writer: Some(Box::new(writer)),
+            ready: None,
             schema,
             index: FieldIndex::new(&fields),
             slots: vec![None; fields.len()],
@@ -153,28 +157,24 @@ impl ParquetEncoder {
         }
         let arrays: Vec<ArrayRef> = self.root.iter_mut().map(Column::finish).collect();
         self.rows = 0;
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())?;
-        self.writer.write(&batch).map_err(|e| e.to_string())
+        debug_assert!(self.ready.is_none(), "the pipeline takes each batch after encode");
+        self.ready = Some(RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())?);
+        Ok(())
     }
 
-    /// Bytes of finished row groups not yet taken.
-    pub fn pending(&self) -> usize {
-        self.writer.inner().len()
+    /// The file's `ArrowWriter`, for the writer thread (once, when the file opens).
+    pub fn take_writer(&mut self) -> Option<Box<ArrowWriter<Vec<u8>>>> {
+        self.writer.take()
     }
 
-    /// Encoded bytes still held for the row group in progress (they count towards file size).
-    pub fn buffered(&self) -> usize {
-        self.writer.in_progress_size()
+    /// A finished batch of rows, when one is ready.
+    pub fn take_batch(&mut self) -> Option<RecordBatch> {
+        self.ready.take()
     }
 
-    pub fn take(&mut self, replacement: Vec<u8>) -> Vec<u8> {
-        std::mem::replace(self.writer.inner_mut(), replacement)
-    }
-
-    /// Writes the last rows and the footer.
+    /// The last rows become a batch (the writer thread writes the footer when the file closes).
     pub fn finish(&mut self) -> Result<(), String> {
-        self.flush_batch()?;
-        self.writer.finish().map(|_| ()).map_err(|e| e.to_string())
+        self.flush_batch()
     }
 }
 
@@ -351,16 +351,22 @@ mod tests {
     use super::*;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+    /// Encodes like the pipeline and writes like the writer thread.
     fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
         let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), Codec::Snappy, 2, policy)?;
-        let mut out = Vec::new();
+        let mut writer = enc.take_writer().unwrap();
         for r in records {
             enc.encode(r, None)?;
-            out.extend(enc.take(Vec::new()));
+            if let Some(batch) = enc.take_batch() {
+                writer.write(&batch).unwrap();
+            }
         }
         enc.finish()?;
-        out.extend(enc.take(Vec::new()));
-        Ok((out, enc.nulled))
+        if let Some(batch) = enc.take_batch() {
+            writer.write(&batch).unwrap();
+        }
+        writer.finish().unwrap();
+        Ok((std::mem::take(writer.inner_mut()), enc.nulled))
     }
 
     fn read(bytes: Vec<u8>) -> Vec<RecordBatch> {

@@ -137,8 +137,9 @@ impl OpenFile {
     /// pipeline its overlap. Exact without compression.
     fn estimated_size(&self) -> u64 {
         let consumed = self.progress.consumed.load(Ordering::Relaxed);
-        let written = self.progress.written.load(Ordering::Relaxed);
-        let behind = self.sent.saturating_sub(consumed) + (self.encoder.pending() + self.encoder.buffered()) as u64;
+        // Written, or encoded and held back (a Parquet row group in progress).
+        let written = self.progress.written.load(Ordering::Relaxed) + self.progress.held.load(Ordering::Relaxed);
+        let behind = self.sent.saturating_sub(consumed) + self.encoder.pending() as u64;
         let ratio = if consumed > 0 { written as f64 / consumed as f64 } else { 1.0 };
         written + (behind as f64 * ratio) as u64
     }
@@ -352,7 +353,7 @@ impl<'a> Pipeline<'a> {
         self.ack.file_opened(id, 0);
         let meta = ObjectMeta { content_type, content_encoding: None, key_at_close: false };
         let progress = Arc::new(Progress::default());
-        send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, progress })?;
+        send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, parquet: None, progress })?;
         if !body.is_empty() {
             send(&self.commands, Command::Write { id, data: body })?;
         }
@@ -572,6 +573,10 @@ impl<'a> Pipeline<'a> {
             tracing::warn!(stream = %name, property = %key, "records have properties that are not in the schema; CSV has no column for them");
         }
         file.records += 1;
+        if let Some(batch) = file.encoder.take_batch() {
+            file.sent += batch_size(&batch);
+            send(&self.commands, Command::Batch { id: file.id, batch })?;
+        }
         if file.encoder.pending() >= self.chunk_size {
             let data = file.encoder.take(self.chunk_recycle.try_recv().unwrap_or_default());
             file.sent += data.len() as u64;
@@ -618,10 +623,11 @@ impl<'a> Pipeline<'a> {
         *part += 1;
         let progress = Arc::new(Progress::default());
         let metadata = self.config.add_record_metadata;
-        let encoder = match Encoder::new(output.format, name, &stream.schema, self.config, self.chunk_size, metadata) {
-            Ok(encoder) => encoder,
-            Err(message) => return Err(self.input_error(Some(name), InputErrorKind::Encode(message))),
-        };
+        let mut encoder =
+            match Encoder::new(output.format, name, &stream.schema, self.config, self.chunk_size, metadata) {
+                Ok(encoder) => encoder,
+                Err(message) => return Err(self.input_error(Some(name), InputErrorKind::Encode(message))),
+            };
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
@@ -632,7 +638,8 @@ impl<'a> Pipeline<'a> {
             key_at_close,
         };
         let compression = output.compression;
-        let open = Command::Open { id, key: key.clone(), meta, compression, progress: progress.clone() };
+        let parquet = encoder.take_parquet_writer();
+        let open = Command::Open { id, key: key.clone(), meta, compression, parquet, progress: progress.clone() };
         send(&self.commands, open)?;
         let cursor = CursorRange::default();
         let file = OpenFile {
@@ -669,6 +676,10 @@ impl<'a> Pipeline<'a> {
             tracing::warn!(stream = %name, values = nulled, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
         }
         let unparseable = file.encoder.unparseable().0;
+        if let Some(batch) = file.encoder.take_batch() {
+            file.sent += batch_size(&batch);
+            send(&self.commands, Command::Batch { id: file.id, batch })?;
+        }
         let data = file.encoder.take(Vec::new());
         if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;
@@ -836,6 +847,17 @@ impl Pipeline<'_> {
         tracing::info!(stream = %name, version = active, objects = older.len(), under = %root, "hard_delete: deleted older versions");
         Ok(())
     }
+}
+
+/// What a batch counts as "sent" for the file-size estimate (the writer counts the same).
+#[cfg(feature = "parquet")]
+fn batch_size(batch: &crate::writer::Batch) -> u64 {
+    batch.get_array_memory_size() as u64
+}
+
+#[cfg(not(feature = "parquet"))]
+fn batch_size(batch: &crate::writer::Batch) -> u64 {
+    match *batch {}
 }
 
 fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Error> {

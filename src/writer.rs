@@ -1,6 +1,7 @@
 //! The writer thread: compresses each file's chunks and hands the bytes to storage. It runs
 //! beside the thread that decodes and encodes, so compression (the most expensive step) uses
-//! the second core. Commands arrive through a bounded channel: when storage is slow the
+//! the second core. For Parquet, "compression" is arrow-rs's page encoding: the pipeline sends
+//! record batches and this thread runs the `ArrowWriter`. Commands arrive through a bounded channel: when storage is slow the
 //! pipeline waits, and so does the reading of the input.
 
 use std::collections::HashMap;
@@ -23,7 +24,21 @@ pub struct Progress {
     pub consumed: AtomicU64,
     /// Bytes passed to storage (after compression).
     pub written: AtomicU64,
+    /// Encoded bytes held back on this thread (a Parquet row group in progress).
+    pub held: AtomicU64,
 }
+
+/// The Parquet writer of one file, built by the pipeline and run here.
+#[cfg(feature = "parquet")]
+pub type ParquetWriter = parquet::arrow::ArrowWriter<Vec<u8>>;
+#[cfg(not(feature = "parquet"))]
+pub enum ParquetWriter {}
+
+/// Rows for a Parquet file.
+#[cfg(feature = "parquet")]
+pub type Batch = arrow_array::RecordBatch;
+#[cfg(not(feature = "parquet"))]
+pub enum Batch {}
 
 pub enum Command {
     Open {
@@ -31,18 +46,16 @@ pub enum Command {
         key: String,
         meta: ObjectMeta,
         compression: Compression,
+        /// Parquet files: the writer that encodes their batches (`compression` is then unused).
+        parquet: Option<Box<ParquetWriter>>,
         progress: Arc<Progress>,
     },
+    /// Rows for a Parquet file.
+    Batch { id: FileId, batch: Batch },
     /// Uncompressed bytes for a file; the buffer goes back through the recycle channel.
-    Write {
-        id: FileId,
-        data: Vec<u8>,
-    },
+    Write { id: FileId, data: Vec<u8> },
     /// Ends a file; `key` replaces the key given at open (keys with cursor macros).
-    Close {
-        id: FileId,
-        key: Option<String>,
-    },
+    Close { id: FileId, key: Option<String> },
 }
 
 /// Starts the writer thread. It stops when the command channel closes; files still open then
@@ -63,9 +76,9 @@ pub fn spawn(
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
                 let result = match command {
-                    Command::Open { id, key, meta, compression, progress } => storage
+                    Command::Open { id, key, meta, compression, parquet, progress } => storage
                         .create(&key, &meta)
-                        .and_then(|sink| ObjectWriter::new(key, sink, compression, progress))
+                        .and_then(|sink| ObjectWriter::new(key, sink, compression, parquet, progress))
                         .map(|writer| {
                             open.insert(id, writer);
                         }),
@@ -78,6 +91,10 @@ pub fn spawn(
                         let _ = recycle.try_send(data);
                         r
                     }
+                    Command::Batch { id, batch } => match open.get_mut(&id) {
+                        Some(w) => w.write_batch(batch),
+                        None => Ok(()),
+                    },
                     Command::Close { id, key } => match open.remove(&id) {
                         Some(w) => w.finish(id, key, events.clone()),
                         None => Ok(()),
@@ -104,6 +121,8 @@ enum Compressor {
     None,
     Gzip(GzEncoder<Vec<u8>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+    Parquet(Box<ParquetWriter>),
 }
 
 impl Compressor {
@@ -119,7 +138,7 @@ impl Compressor {
     /// Compresses `data`; the compressed bytes so far are left in the output buffer.
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         match self {
-            Compressor::None => Ok(()),
+            Compressor::None | Compressor::Parquet(_) => Ok(()),
             Compressor::Gzip(gz) => gz.write_all(data),
             Compressor::Zstd(z) => z.write_all(data),
         }
@@ -130,6 +149,10 @@ impl Compressor {
             Compressor::None => None,
             Compressor::Gzip(gz) => Some(gz.get_mut()),
             Compressor::Zstd(z) => Some(z.get_mut()),
+            #[cfg(feature = "parquet")]
+            Compressor::Parquet(p) => Some(p.inner_mut()),
+            #[cfg(not(feature = "parquet"))]
+            Compressor::Parquet(never) => match **never {},
         }
     }
 
@@ -139,6 +162,13 @@ impl Compressor {
             Compressor::None => Ok(Vec::new()),
             Compressor::Gzip(gz) => gz.finish(),
             Compressor::Zstd(z) => z.finish(),
+            #[cfg(feature = "parquet")]
+            Compressor::Parquet(mut p) => {
+                p.finish().map_err(std::io::Error::other)?;
+                Ok(std::mem::take(p.inner_mut()))
+            }
+            #[cfg(not(feature = "parquet"))]
+            Compressor::Parquet(never) => match *never {},
         }
     }
 }
@@ -158,9 +188,14 @@ impl ObjectWriter {
         key: String,
         sink: Box<dyn ObjectSink>,
         compression: Compression,
+        parquet: Option<Box<ParquetWriter>>,
         progress: Arc<Progress>,
     ) -> Result<ObjectWriter, StorageError> {
-        match Compressor::new(compression) {
+        let compressor = match parquet {
+            Some(writer) => Ok(Compressor::Parquet(writer)),
+            None => Compressor::new(compression),
+        };
+        match compressor {
             Ok(c) => Ok(ObjectWriter { key, sink, compressor: Some(c), progress, crc: crc32fast::Hasher::new() }),
             Err(source) => {
                 sink.abort();
@@ -200,6 +235,28 @@ impl ObjectWriter {
         }
         self.progress.consumed.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Encodes a batch of a Parquet file; finished row groups go on to storage.
+    #[cfg(feature = "parquet")]
+    fn write_batch(&mut self, batch: Batch) -> Result<(), StorageError> {
+        let Some(Compressor::Parquet(writer)) = self.compressor.as_mut() else { return Ok(()) };
+        if let Err(e) = writer.write(&batch) {
+            return Err(self.compress_error(std::io::Error::other(e)));
+        }
+        let held = writer.in_progress_size() as u64;
+        let finished = std::mem::take(writer.inner_mut());
+        self.progress.held.store(held, Ordering::Relaxed);
+        if !finished.is_empty() {
+            self.pass_on(&finished)?;
+        }
+        self.progress.consumed.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "parquet"))]
+    fn write_batch(&mut self, batch: Batch) -> Result<(), StorageError> {
+        match batch {}
     }
 
     fn finish(mut self, id: FileId, key: Option<String>, events: Sender<Event>) -> Result<(), StorageError> {

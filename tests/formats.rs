@@ -472,3 +472,32 @@ fn record_metadata_becomes_typed_columns() {
     assert_eq!(rows[0]["_sdc_sequence"], 2);
     assert!(rows[0]["_sdc_received_at"].is_i64() && rows[0]["_sdc_deleted_at"].is_null());
 }
+
+#[test]
+fn parquet_files_roll_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::from(
+        r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"},"text":{"type":"string"}}},"key_properties":["id"]}"#,
+    );
+    input.push('\n');
+    for i in 0..60_000 {
+        // a different text per record, so dictionary encoding cannot shrink it away
+        input.push_str(&format!(
+            r#"{{"type":"RECORD","stream":"s","record":{{"id":{i},"text":"row {i} {:x}"}}}}"#,
+            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ));
+        input.push('\n');
+    }
+    let limit = 256 * 1024;
+    let config = json!({"local_path": dir.path(), "format": "parquet", "row_group_size": 2000,
+                        "max_bytes_per_file": limit, "parquet_compression": "none"});
+    let r = run(&config, &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sizes: Vec<u64> =
+        files(dir.path()).iter().map(|p| std::fs::metadata(dir.path().join(p)).unwrap().len()).collect();
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    // a file closes once its estimate reaches the limit: at most about one batch beyond it
+    assert!(sizes.iter().all(|s| *s < 2 * limit), "{sizes:?}");
+    let fields = columns(&schema_of(&input, "s"), false, false);
+    assert_eq!(parquet_rows(dir.path(), "s", &fields).0.len(), 60_000);
+}
