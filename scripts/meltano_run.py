@@ -29,19 +29,8 @@ VENV = os.path.join(ROOT, "target", "meltano")
 MELTANO = os.path.join(VENV, "bin", "meltano")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "sample_streams", "sample.singer")
-
-
-def ensure_venv():
-    """Re-runs this script inside a venv with meltano (and boto3, to read the bucket back)."""
-    python = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(os.path.join(VENV, ".ready")):
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "meltano==4.4.1", "boto3"], check=True)
-        open(os.path.join(VENV, ".ready"), "w").close()
-    os.execv(python, [python, *sys.argv])
+# boto3 reads the bucket back.
+PACKAGES = ["meltano==4.4.1", "boto3==1.44.5"]
 
 
 def expected():
@@ -102,7 +91,9 @@ def s3_server():
 
 
 def main():
-    ensure_venv()
+    import testenv
+
+    testenv.reexec_in(VENV, PACKAGES)
     import boto3
     want_counts, want_last = expected()
     passed = failed = 0

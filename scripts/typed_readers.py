@@ -25,24 +25,14 @@ VENV = os.path.join(ROOT, "target", "pyenv")
 PACKAGES = ["pyarrow==26.0.1", "fastavro==1.13.1"]
 
 
-def ensure_venv():
-    """Re-runs this script inside a venv that has the readers."""
-    python = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(os.path.join(VENV, ".ready")):
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PACKAGES], check=True)
-        open(os.path.join(VENV, ".ready"), "w").close()
-    os.execv(python, [python, *sys.argv])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testenv  # noqa: E402
 
-
-ensure_venv()
+testenv.reexec_in(VENV, PACKAGES)
 import fastavro  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sdk_streams  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "target-s3")

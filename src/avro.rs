@@ -10,7 +10,7 @@ use apache_avro::types::Value;
 use apache_avro::{Codec as AvroCodec, DeflateSettings, Schema, Writer, ZstandardSettings};
 use serde_json::json;
 
-use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Type, Unparseable};
+use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
 
 /// Codecs inside the file (`avro_codec`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,12 +115,7 @@ pub struct AvroEncoder {
     root: Vec<Column>,
     /// The record being filled: `Value::Record`, one entry per column, reused.
     value: Value,
-    index: FieldIndex,
-    slots: Vec<Option<(usize, usize)>>,
-    policy: Unparseable,
-    pub nulled: u64,
-    pub first_nulled: Option<String>,
-    metadata: Vec<(usize, usize)>,
+    pub top: Rows,
 }
 
 impl AvroEncoder {
@@ -136,40 +131,13 @@ impl AvroEncoder {
         let root: Vec<Column> =
             fields.iter().zip(avro_names(&fields)).map(|(f, name)| Column::new(f, f.name.clone(), name)).collect();
         let value = Value::Record(root.iter().map(|c| (c.name.clone(), c.blank())).collect());
-        let metadata = fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| crate::encode::METADATA_COLUMNS.iter().position(|m| *m == f.name).map(|m| (i, m)))
-            .collect();
-        Ok(AvroEncoder {
-            writer,
-            index: FieldIndex::new(&fields),
-            slots: vec![None; fields.len()],
-            root,
-            value,
-            policy,
-            nulled: 0,
-            first_nulled: None,
-            metadata,
-        })
+        Ok(AvroEncoder { writer, top: Rows::new(&fields, policy), root, value })
     }
 
     pub fn encode(&mut self, record: &str, metadata: Option<&[String; 6]>) -> Result<(), String> {
-        typed::members(record, &self.index, &mut self.slots).map_err(|e| e.to_string())?;
-        let mut outcome = Outcome::new(self.policy);
         let Value::Record(values) = &mut self.value else { unreachable!("built as a record") };
-        for (i, column) in self.root.iter_mut().enumerate() {
-            let raw = match self.slots[i] {
-                Some((start, len)) => Some(&record[start..start + len]),
-                None => metadata
-                    .and_then(|m| self.metadata.iter().find(|(c, _)| *c == i).map(|(_, m_index)| m[*m_index].as_str())),
-            };
-            column.set(&mut values[i].1, raw, &mut outcome).map_err(|p| p.to_string())?;
-        }
-        self.nulled += outcome.nulled;
-        if self.first_nulled.is_none() {
-            self.first_nulled = outcome.first;
-        }
+        let root = &mut self.root;
+        self.top.each(record, metadata, |i, raw, outcome| root[i].set(&mut values[i].1, raw, outcome))?;
         // The values follow the schema by construction; debug builds (the tests) check it anyway.
         let appended = if cfg!(debug_assertions) {
             self.writer.append_value_ref(&self.value)
@@ -385,7 +353,7 @@ mod tests {
         }
         enc.finish()?;
         out.extend(enc.take(Vec::new()));
-        Ok((out, enc.nulled))
+        Ok((out, enc.top.nulled))
     }
 
     #[test]

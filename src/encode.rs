@@ -211,9 +211,9 @@ impl Encoder {
     pub fn unparseable(&self) -> (u64, Option<&str>) {
         match self {
             #[cfg(feature = "parquet")]
-            Encoder::Parquet(p) => (p.nulled, p.first_nulled.as_deref()),
+            Encoder::Parquet(p) => (p.top.nulled, p.top.first_nulled.as_deref()),
             #[cfg(feature = "avro")]
-            Encoder::Avro(a) => (a.nulled, a.first_nulled.as_deref()),
+            Encoder::Avro(a) => (a.top.nulled, a.top.first_nulled.as_deref()),
             _ => (0, None),
         }
     }

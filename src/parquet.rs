@@ -17,7 +17,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Type, Unparseable};
+use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
 
 /// Codecs inside the file (`parquet_compression`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,15 +77,8 @@ pub struct ParquetEncoder {
     ready: Option<RecordBatch>,
     schema: SchemaRef,
     root: Vec<Column>,
-    index: FieldIndex,
-    slots: Vec<Option<(usize, usize)>>,
+    pub top: Rows,
     rows: usize,
-    policy: Unparseable,
-    /// Values written as null under `unparseable_values: null`, and the first of them.
-    pub nulled: u64,
-    pub first_nulled: Option<String>,
-    /// Top-level columns filled from the `_sdc_*` metadata: (column, metadata index).
-    metadata: Vec<(usize, usize)>,
 }
 
 impl ParquetEncoder {
@@ -103,52 +96,26 @@ impl ParquetEncoder {
             .set_created_by(concat!("target-s3 ", env!("CARGO_PKG_VERSION")).to_string())
             .build();
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
-        let metadata = fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| crate::encode::METADATA_COLUMNS.iter().position(|m| *m == f.name).map(|m| (i, m)))
-            .collect();
         Ok(ParquetEncoder {
             writer: Some(Box::new(writer)),
             ready: None,
             schema,
-            index: FieldIndex::new(&fields),
-            slots: vec![None; fields.len()],
+            top: Rows::new(&fields, policy),
             root: fields.iter().map(|f| Column::new(f, f.name.clone())).collect(),
             rows: 0,
-            policy,
-            nulled: 0,
-            first_nulled: None,
-            metadata,
         })
     }
 
     /// Appends one record. `metadata`: the `_sdc_*` values as JSON text, filling the metadata
     /// columns the record itself does not have.
     pub fn encode(&mut self, record: &str, metadata: Option<&[String; 6]>) -> Result<(), String> {
-        typed::members(record, &self.index, &mut self.slots).map_err(|e| e.to_string())?;
-        let mut outcome = Outcome::new(self.policy);
-        for (i, column) in self.root.iter_mut().enumerate() {
-            let raw = match self.slots[i] {
-                Some((start, len)) => Some(&record[start..start + len]),
-                None => metadata
-                    .and_then(|m| self.metadata.iter().find(|(c, _)| *c == i).map(|(_, m_index)| m[*m_index].as_str())),
-            };
-            column.append(raw, &mut outcome).map_err(|p| p.to_string())?;
-        }
-        self.note(outcome);
+        let root = &mut self.root;
+        self.top.each(record, metadata, |i, raw, outcome| root[i].append(raw, outcome))?;
         self.rows += 1;
         if self.rows >= BATCH_ROWS {
             self.flush_batch()?;
         }
         Ok(())
-    }
-
-    fn note(&mut self, outcome: Outcome) {
-        self.nulled += outcome.nulled;
-        if self.first_nulled.is_none() {
-            self.first_nulled = outcome.first;
-        }
     }
 
     fn flush_batch(&mut self) -> Result<(), String> {
@@ -366,7 +333,7 @@ mod tests {
             writer.write(&batch).unwrap();
         }
         writer.finish().unwrap();
-        Ok((std::mem::take(writer.inner_mut()), enc.nulled))
+        Ok((std::mem::take(writer.inner_mut()), enc.top.nulled))
     }
 
     fn read(bytes: Vec<u8>) -> Vec<RecordBatch> {

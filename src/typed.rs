@@ -232,6 +232,62 @@ impl Outcome {
     }
 }
 
+/// The top level of a typed file's records, shared by Parquet and Avro: finds each column's
+/// raw value (or its `_sdc_*` metadata value), applies the `unparseable_values` policy and
+/// keeps its count.
+pub struct Rows {
+    index: FieldIndex,
+    slots: Vec<Option<(usize, usize)>>,
+    /// Columns filled from the `_sdc_*` metadata: (column, metadata index).
+    metadata: Vec<(usize, usize)>,
+    policy: Unparseable,
+    /// Values written as null under `unparseable_values: null`, and the first one's message.
+    pub nulled: u64,
+    pub first_nulled: Option<String>,
+}
+
+impl Rows {
+    pub fn new(fields: &[Field], policy: Unparseable) -> Rows {
+        let metadata = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| METADATA_COLUMNS.iter().position(|m| *m == f.name).map(|m| (i, m)))
+            .collect();
+        Rows {
+            index: FieldIndex::new(fields),
+            slots: vec![None; fields.len()],
+            metadata,
+            policy,
+            nulled: 0,
+            first_nulled: None,
+        }
+    }
+
+    /// Calls `column(i, raw, outcome)` for every column of `record`, in order: `raw` is the
+    /// value's JSON text, the metadata value for an `_sdc_*` column the record lacks, or `None`.
+    pub fn each<'r>(
+        &mut self,
+        record: &'r str,
+        metadata: Option<&'r [String; 6]>,
+        mut column: impl FnMut(usize, Option<&'r str>, &mut Outcome) -> Result<(), Problem>,
+    ) -> Result<(), String> {
+        members(record, &self.index, &mut self.slots).map_err(|e| e.to_string())?;
+        let mut outcome = Outcome::new(self.policy);
+        for (i, slot) in self.slots.iter().enumerate() {
+            let raw = match slot {
+                Some((start, len)) => Some(&record[*start..*start + *len]),
+                None => metadata.and_then(|m| self.metadata.iter().find(|(c, _)| *c == i).map(|(_, k)| m[*k].as_str())),
+            };
+            column(i, raw, &mut outcome).map_err(|p| p.to_string())?;
+        }
+        self.nulled += outcome.nulled;
+        if self.first_nulled.is_none() {
+            self.first_nulled = outcome.first;
+        }
+        Ok(())
+    }
+}
+
 /// A null (or absent) value where the schema requires one.
 pub fn required(path: &str, raw: Option<&str>) -> Problem {
     Problem::new(path, raw.unwrap_or("a missing value"), "allowed: the schema requires a value")
