@@ -548,3 +548,30 @@ fn hotglue_job_pipeline() {
     let lines: Vec<Value> = state.lines().map(|l| serde_json::from_str(l).expect("only state values")).collect();
     assert_eq!(lines.last(), states_of(&sample()).last(), "the last line is the final state");
 }
+
+/// A bucket policy that denies uploads: the run fails naming the IAM action and the resource,
+/// prints no STATE and leaves nothing behind; `--check` names the denied step.
+#[test]
+fn a_denied_upload_names_the_iam_action() {
+    let s3 = s3_auth();
+    let bucket = s3.bucket("denied");
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+        "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]});
+    runtime().block_on(s3.client.put_bucket_policy().bucket(&bucket).policy(policy.to_string()).send()).unwrap();
+    let config = s3.config(&bucket, json!({}));
+    let r = run(&config, &sample());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(last.contains("access denied") && last.contains("s3:PutObject"), "{last}");
+    assert!(r.stdout.is_empty());
+    assert!(s3.list_all(&bucket).is_empty());
+    assert_eq!(s3.multipart_uploads(&bucket), 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let check = run_args(&["--config", path.to_str().unwrap(), "--check"], "");
+    assert_eq!(check.code, 1);
+    let denied = check.stdout.iter().find(|l| !l.starts_with("ok")).expect("a failed step");
+    assert!(denied.contains("s3:PutObject") && denied.contains("access denied"), "{denied}");
+}
