@@ -7,31 +7,20 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use apache_avro::types::Value;
-use apache_avro::{Codec as AvroCodec, DeflateSettings, Schema, Writer, ZstandardSettings};
+use apache_avro::{Codec, DeflateSettings, Schema, Writer, ZstandardSettings};
 use serde_json::json;
 
+use crate::config::AvroCodec;
 use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
 
-/// Codecs inside the file (`avro_codec`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    Deflate,
-    Snappy,
-    Zstd,
-    None,
-}
-
-impl Codec {
-    fn avro(self) -> AvroCodec {
-        match self {
-            // Level 1: 2.5x faster than the default 6 here, and the files are still deflate.
-            Codec::Deflate => {
-                AvroCodec::Deflate(DeflateSettings::new(miniz_oxide::deflate::CompressionLevel::BestSpeed))
-            }
-            Codec::Snappy => AvroCodec::Snappy,
-            Codec::Zstd => AvroCodec::Zstandard(ZstandardSettings::new(3)),
-            Codec::None => AvroCodec::Null,
-        }
+/// The block codec for `avro_codec`.
+fn codec(codec: AvroCodec) -> Codec {
+    match codec {
+        // Level 1: 2.5x faster than the default 6 here, and the files are still deflate.
+        AvroCodec::Deflate => Codec::Deflate(DeflateSettings::new(miniz_oxide::deflate::CompressionLevel::BestSpeed)),
+        AvroCodec::Snappy => Codec::Snappy,
+        AvroCodec::Zstd => Codec::Zstandard(ZstandardSettings::new(3)),
+        AvroCodec::None => Codec::Null,
     }
 }
 
@@ -119,12 +108,17 @@ pub struct AvroEncoder {
 }
 
 impl AvroEncoder {
-    pub fn new(stream: &str, fields: Vec<Field>, codec: Codec, policy: Unparseable) -> Result<AvroEncoder, String> {
+    pub fn new(
+        stream: &str,
+        fields: Vec<Field>,
+        avro_codec: AvroCodec,
+        policy: Unparseable,
+    ) -> Result<AvroEncoder, String> {
         let schema = parsed(&avro_schema(stream, &fields))?;
         let writer = Writer::builder()
             .schema(schema)
             .writer(Vec::new())
-            .codec(codec.avro())
+            .codec(codec(avro_codec))
             .block_size(256 * 1024)
             .build()
             .map_err(|e| e.to_string())?;
@@ -345,7 +339,7 @@ mod tests {
     use apache_avro::Reader;
 
     fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
-        let mut enc = AvroEncoder::new("my-stream", typed::columns(schema, false, false), Codec::Deflate, policy)?;
+        let mut enc = AvroEncoder::new("my-stream", typed::columns(schema, false, false), AvroCodec::Deflate, policy)?;
         let mut out = Vec::new();
         for r in records {
             enc.encode(r, None)?;

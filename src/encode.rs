@@ -85,6 +85,24 @@ fn push_with_metadata(buf: &mut Vec<u8>, record: &str, meta: &RecordMetadata<'_>
     buf.push(b'}');
 }
 
+/// Appends one JSON record: flattened when `flat` is set, with its `_sdc_*` members when given.
+fn push_json(
+    buf: &mut Vec<u8>,
+    flat: &mut Option<Box<Flattener>>,
+    record: &str,
+    meta: Option<&RecordMetadata<'_>>,
+) -> Result<(), String> {
+    let record = match flat {
+        Some(flat) => flat.flatten(record)?,
+        None => record,
+    };
+    match meta {
+        None => buf.extend_from_slice(record.as_bytes()),
+        Some(meta) => push_with_metadata(buf, record, meta),
+    }
+    Ok(())
+}
+
 impl Encoder {
     /// `metadata`: the file gets the `_sdc_*` columns (CSV header included).
     pub fn new(
@@ -108,32 +126,19 @@ impl Encoder {
                 Encoder::Csv(Box::new(CsvEncoder::new(schema.columns.clone(), &config.csv, capacity, metadata)))
             }
             #[cfg(feature = "parquet")]
-            Format::Parquet => {
-                use crate::config::ParquetCodec as C;
-                use crate::parquet::Codec;
-                let codec = match binary.parquet_codec {
-                    C::Snappy => Codec::Snappy,
-                    C::Zstd => Codec::Zstd,
-                    C::Gzip => Codec::Gzip,
-                    C::Lz4 => Codec::Lz4,
-                    C::None => Codec::None,
-                };
-                let encoder =
-                    crate::parquet::ParquetEncoder::new(typed(), codec, binary.row_group_size, binary.unparseable)?;
-                Encoder::Parquet(Box::new(encoder))
-            }
+            Format::Parquet => Encoder::Parquet(Box::new(crate::parquet::ParquetEncoder::new(
+                typed(),
+                binary.parquet_codec,
+                binary.row_group_size,
+                binary.unparseable,
+            )?)),
             #[cfg(feature = "avro")]
-            Format::Avro => {
-                use crate::avro::Codec;
-                use crate::config::AvroCodec as C;
-                let codec = match binary.avro_codec {
-                    C::Deflate => Codec::Deflate,
-                    C::Snappy => Codec::Snappy,
-                    C::Zstd => Codec::Zstd,
-                    C::None => Codec::None,
-                };
-                Encoder::Avro(Box::new(crate::avro::AvroEncoder::new(stream, typed(), codec, binary.unparseable)?))
-            }
+            Format::Avro => Encoder::Avro(Box::new(crate::avro::AvroEncoder::new(
+                stream,
+                typed(),
+                binary.avro_codec,
+                binary.unparseable,
+            )?)),
             #[allow(unreachable_patterns)]
             other => return Err(format!("this build of target-s3 has no {} support", other.extension())),
         })
@@ -144,30 +149,14 @@ impl Encoder {
     pub fn encode(&mut self, record: &RawValue, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
         match self {
             Encoder::Jsonl { buf, flat } => {
-                let record = match flat {
-                    Some(flat) => flat.flatten(record.get())?,
-                    None => record.get(),
-                };
-                match meta {
-                    None => buf.extend_from_slice(record.as_bytes()),
-                    Some(meta) => push_with_metadata(buf, record, meta),
-                }
+                push_json(buf, flat, record.get(), meta)?;
                 buf.push(b'\n');
                 Ok(())
             }
             Encoder::Json { buf, empty, flat } => {
-                let record = match flat {
-                    Some(flat) => flat.flatten(record.get())?,
-                    None => record.get(),
-                };
-                buf.push(if *empty { b'[' } else { b',' });
+                buf.extend_from_slice(if *empty { b"[\n" } else { b",\n" });
                 *empty = false;
-                buf.push(b'\n');
-                match meta {
-                    None => buf.extend_from_slice(record.as_bytes()),
-                    Some(meta) => push_with_metadata(buf, record, meta),
-                }
-                Ok(())
+                push_json(buf, flat, record.get(), meta)
             }
             Encoder::Csv(csv) => csv.encode(record.get(), meta),
             #[cfg(feature = "parquet")]

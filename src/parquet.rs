@@ -17,27 +17,17 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::config::ParquetCodec;
 use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
 
-/// Codecs inside the file (`parquet_compression`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    Snappy,
-    Zstd,
-    Gzip,
-    Lz4,
-    None,
-}
-
-impl Codec {
-    fn parquet(self) -> Compression {
-        match self {
-            Codec::Snappy => Compression::SNAPPY,
-            Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
-            Codec::Gzip => Compression::GZIP(GzipLevel::default()),
-            Codec::Lz4 => Compression::LZ4_RAW,
-            Codec::None => Compression::UNCOMPRESSED,
-        }
+/// The page codec for `parquet_compression` (`lz4` is LZ4_RAW, the non-deprecated one).
+fn compression(codec: ParquetCodec) -> Compression {
+    match codec {
+        ParquetCodec::Snappy => Compression::SNAPPY,
+        ParquetCodec::Zstd => Compression::ZSTD(ZstdLevel::default()),
+        ParquetCodec::Gzip => Compression::GZIP(GzipLevel::default()),
+        ParquetCodec::Lz4 => Compression::LZ4_RAW,
+        ParquetCodec::None => Compression::UNCOMPRESSED,
     }
 }
 
@@ -84,13 +74,13 @@ pub struct ParquetEncoder {
 impl ParquetEncoder {
     pub fn new(
         fields: Vec<Field>,
-        codec: Codec,
+        codec: ParquetCodec,
         row_group_size: usize,
         policy: Unparseable,
     ) -> Result<ParquetEncoder, String> {
         let schema = Arc::new(arrow_schema(&fields));
         let props = WriterProperties::builder()
-            .set_compression(codec.parquet())
+            .set_compression(compression(codec))
             .set_max_row_group_row_count(Some(row_group_size))
             .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
             .set_created_by(concat!("target-s3 ", env!("CARGO_PKG_VERSION")).to_string())
@@ -320,7 +310,7 @@ mod tests {
 
     /// Encodes like the pipeline and writes like the writer thread.
     fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
-        let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), Codec::Snappy, 2, policy)?;
+        let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), ParquetCodec::Snappy, 2, policy)?;
         let mut writer = enc.take_writer().unwrap();
         for r in records {
             enc.encode(r, None)?;

@@ -110,6 +110,30 @@ struct Stream<'a> {
     next_part: HashMap<String, u64>,
 }
 
+impl Stream<'_> {
+    /// What a key of one of this stream's files is rendered from.
+    fn file_context<'s>(
+        &'s self,
+        part: u64,
+        record: Option<&'s str>,
+        cursor: Option<&'s str>,
+        table_version: Option<&'s str>,
+    ) -> FileContext<'s> {
+        FileContext {
+            stream: &self.name,
+            extension: &self.extension,
+            format: self.output.format.extension(),
+            compression: self.output.compression.name(),
+            stream_run_id: &self.run_id,
+            part,
+            record,
+            partition_date_field: self.partition_date_field.as_ref(),
+            cursor,
+            table_version,
+        }
+    }
+}
+
 struct OpenFile {
     id: FileId,
     key: String,
@@ -604,23 +628,12 @@ impl<'a> Pipeline<'a> {
         let id = self.next_file;
         self.next_file += 1;
         let part = stream.next_part.entry(partition.to_string()).or_default();
-        let output = stream.output;
-        let table_version = version.map(|v| crate::typed::text(v.get()).into_owned());
-        let file_context = FileContext {
-            stream: &stream.name,
-            extension: &stream.extension,
-            format: output.format.extension(),
-            compression: output.compression.name(),
-            stream_run_id: &stream.run_id,
-            part: *part,
-            record: Some(record.get()),
-            partition_date_field: stream.partition_date_field.as_ref(),
-            cursor: None,
-            table_version: table_version.as_deref(),
-        };
-        let key = output.key.render(&self.run, &file_context);
         let part_number = *part;
         *part += 1;
+        let output = stream.output;
+        let table_version = version.map(|v| crate::typed::text(v.get()).into_owned());
+        let file_context = stream.file_context(part_number, Some(record.get()), None, table_version.as_deref());
+        let key = output.key.render(&self.run, &file_context);
         let progress = Arc::new(Progress::default());
         let metadata = self.config.add_record_metadata;
         let mut encoder =
@@ -672,10 +685,10 @@ impl<'a> Pipeline<'a> {
         if let Err(message) = file.encoder.finish() {
             return Err(self.input_error(Some(name), InputErrorKind::Encode(message)));
         }
-        if let (nulled @ 1.., Some(first)) = file.encoder.unparseable() {
-            tracing::warn!(stream = %name, values = nulled, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
+        let (unparseable, first) = file.encoder.unparseable();
+        if let Some(first) = first {
+            tracing::warn!(stream = %name, values = unparseable, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
         }
-        let unparseable = file.encoder.unparseable().0;
         if let Some(batch) = file.encoder.take_batch() {
             file.sent += batch_size(&batch);
             send(&self.commands, Command::Batch { id: file.id, batch })?;
@@ -688,18 +701,8 @@ impl<'a> Pipeline<'a> {
         let mut final_key = None;
         if let Some(first_record) = &file.first_record {
             let cursor = file.cursor.max.as_ref().map(Cursor::to_json);
-            let file_context = FileContext {
-                stream: &stream.name,
-                extension: &stream.extension,
-                format: stream.output.format.extension(),
-                compression: stream.output.compression.name(),
-                stream_run_id: &stream.run_id,
-                part: file.part,
-                record: Some(first_record),
-                partition_date_field: stream.partition_date_field.as_ref(),
-                cursor: cursor.as_deref(),
-                table_version: file.table_version.as_deref(),
-            };
+            let file_context =
+                stream.file_context(file.part, Some(first_record), cursor.as_deref(), file.table_version.as_deref());
             let key = stream.output.key.render(&self.run, &file_context);
             file.key = key.clone();
             final_key = Some(key);
@@ -820,19 +823,7 @@ impl Pipeline<'_> {
             tracing::warn!(stream = %name, %version, "hard_delete: the version is not a number; nothing deleted");
             return Ok(());
         };
-        let context = FileContext {
-            stream: &stream.name,
-            extension: &stream.extension,
-            format: stream.output.format.extension(),
-            compression: stream.output.compression.name(),
-            stream_run_id: &stream.run_id,
-            part: 0,
-            record: None,
-            partition_date_field: None,
-            cursor: None,
-            table_version: None,
-        };
-        let root = root.render(&self.run, &context);
+        let root = root.render(&self.run, &stream.file_context(0, None, None, None));
         let older: Vec<String> = self
             .storage
             .list(&root)
