@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import re
+import urllib.parse
 import subprocess
 import sys
 import tempfile
@@ -177,9 +178,9 @@ def check(path, fmt, out_dir):
         return [f"{name} {fmt}: exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}"]
     problems = []
     for stream, records in records_by_stream(path).items():
-        # Keys carry the stream name with characters unsafe in keys replaced by `_`.
-        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", stream)
-        files = sorted(glob.glob(os.path.join(folder, safe, "**", f"*.{fmt}"), recursive=True))
+        # Keys start with the stream name, %XX-escaped reversibly (README "What is safe in a key").
+        files = sorted(f for f in glob.glob(os.path.join(folder, "*", "**", f"*.{fmt}"), recursive=True)
+                       if urllib.parse.unquote(os.path.relpath(f, folder).split(os.sep)[0]) == stream)
         rows, schemas = read_rows(fmt, files)
         if len(rows) != len(records):
             problems.append(f"{name} {fmt} {stream}: {len(rows)} rows, {len(records)} records")

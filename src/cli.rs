@@ -92,15 +92,15 @@ pub fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Error> {
     let sources: Vec<Source> = args.config.iter().map(|c| Source::parse(c)).collect();
-    let map = config::merge_sources(&sources);
-    init_logging(args, map.as_ref().ok());
-    let raw = RawConfig::from_map(map?)?;
+    let merged = config::merge_sources(&sources);
+    init_logging(args, merged.as_ref().ok().map(|m| &m.map));
+    let raw = RawConfig::from_merged(merged?)?;
     raw.log_config()?;
     let mut config = raw.validate()?;
     config.dry_run = args.dry_run;
     let storage: Arc<dyn Storage> = match &config.destination {
         _ if args.dry_run => Arc::new(DryRun),
-        Destination::Local { root } => Arc::new(LocalFolder::new(root.clone())),
+        Destination::Local { root } => Arc::new(LocalFolder::new(root.clone(), config.allow_overwrite)),
         #[cfg(feature = "s3")]
         Destination::S3(options) => {
             let store = S3Store::connect(options)?;

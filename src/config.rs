@@ -26,6 +26,7 @@ pub struct RawConfig {
     pub prefix: String,
     pub key_template: String,
     pub allow_overwrite: bool,
+    pub allow_unknown_settings: bool,
     pub run_id: Option<String>,
     pub timezone: String,
     pub macro_style: String,
@@ -92,6 +93,7 @@ pub struct RawConfig {
     pub request_timeout_seconds: u64,
     pub max_retries: u32,
     pub checksum_calculation: String,
+    pub conditional_writes: bool,
     pub server_side_encryption: Option<String>,
     pub kms_key_id: Option<String>,
     pub bucket_key_enabled: Option<bool>,
@@ -102,6 +104,9 @@ pub struct RawConfig {
     pub stream_overrides: Option<BTreeMap<String, StreamOverride>>,
     pub log_level: String,
     pub log_format: String,
+    /// S3-only settings the sources gave a non-default value (not a setting itself).
+    #[serde(skip)]
+    pub s3_settings_given: Vec<&'static str>,
 }
 
 /// A secret setting: never shown by `Debug`, so it cannot leak through a log line.
@@ -124,6 +129,7 @@ impl Default for RawConfig {
             prefix: String::new(),
             key_template: settings::DEFAULT_KEY_TEMPLATE.into(),
             allow_overwrite: false,
+            allow_unknown_settings: false,
             run_id: None,
             timezone: "UTC".into(),
             macro_style: "default".into(),
@@ -180,6 +186,7 @@ impl Default for RawConfig {
             request_timeout_seconds: 300,
             max_retries: 5,
             checksum_calculation: "when_supported".into(),
+            conditional_writes: true,
             server_side_encryption: None,
             kms_key_id: None,
             bucket_key_enabled: None,
@@ -190,6 +197,7 @@ impl Default for RawConfig {
             stream_overrides: None,
             log_level: "info".into(),
             log_format: "text".into(),
+            s3_settings_given: Vec::new(),
         }
     }
 }
@@ -208,13 +216,24 @@ impl Source {
     }
 }
 
+/// The merged sources: settings by name, and the `TARGET_S3_*` variables that name no setting.
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub map: Map<String, Value>,
+    pub unknown_env: Vec<String>,
+}
+
 /// Merges the sources in order (later keys win) into one JSON object.
-pub fn merge_sources(sources: &[Source]) -> Result<Map<String, Value>, ConfigError> {
+pub fn merge_sources(sources: &[Source]) -> Result<Merged, ConfigError> {
     let mut merged = Map::new();
+    let mut unknown_env = Vec::new();
     for source in sources {
         let layer = match source {
             Source::File(path) => read_file(path)?,
-            Source::Env => read_env(|name| std::env::var(name).ok())?,
+            Source::Env => {
+                unknown_env = unknown_env_vars(std::env::vars().map(|(k, _)| k));
+                read_env(|name| std::env::var(name).ok())?
+            }
         };
         for (k, v) in layer {
             // A null means "unset" (Meltano writes nulls for settings without a value).
@@ -225,7 +244,21 @@ pub fn merge_sources(sources: &[Source]) -> Result<Map<String, Value>, ConfigErr
             }
         }
     }
-    Ok(merged)
+    Ok(Merged { map: merged, unknown_env })
+}
+
+/// `TARGET_S3_<NAME>` variables whose name is no setting. `TARGET_S3__*` (double underscore:
+/// Meltano's extras) are not ours to judge.
+pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut unknown: Vec<String> = names
+        .filter(|n| {
+            n.strip_prefix("TARGET_S3_").is_some_and(|rest| {
+                !rest.is_empty() && !rest.starts_with('_') && settings::lookup(&rest.to_ascii_lowercase()).is_none()
+            })
+        })
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
@@ -379,6 +412,8 @@ pub struct S3Options {
     pub request_timeout: Duration,
     pub max_retries: u32,
     pub checksums_when_required: bool,
+    /// Send `If-None-Match: *` so the store refuses to replace an object.
+    pub conditional_writes: bool,
     pub objects: ObjectOptions,
 }
 
@@ -452,6 +487,8 @@ pub struct Config {
     /// closes the stream's files.
     pub version_folders: bool,
     pub hard_delete: bool,
+    /// Keys may repeat: the run's registry lets them and the store is not asked to refuse.
+    pub allow_overwrite: bool,
 }
 
 /// How one stream's files are named and written.
@@ -524,14 +561,60 @@ pub struct LogConfig {
 impl RawConfig {
     /// Deserializes the merged map, naming the setting when a value has the wrong type.
     pub fn from_map(map: Map<String, Value>) -> Result<RawConfig, ConfigError> {
-        for key in map.keys() {
-            if settings::lookup(key).is_none() {
-                tracing::warn!(setting = %key, "unknown setting ignored");
+        Self::from_merged(Merged { map, unknown_env: Vec::new() })
+    }
+
+    /// Deserializes the merged sources. A name that is no setting (a typo such as `bukcet`
+    /// would otherwise send the data to the local folder) is an error naming the closest
+    /// setting, unless `allow_unknown_settings` is true.
+    pub fn from_merged(merged: Merged) -> Result<RawConfig, ConfigError> {
+        let Merged { map, unknown_env } = merged;
+        let lenient = map.get("allow_unknown_settings").and_then(Value::as_bool).unwrap_or(false);
+        let hint = |name: &str, env: bool| match settings::suggest(name) {
+            Some(s) if env => format!(" (did you mean TARGET_S3_{}?)", s.to_ascii_uppercase()),
+            Some(s) => format!(" (did you mean `{s}`?)"),
+            None => String::new(),
+        };
+        for key in map.keys().filter(|k| settings::lookup(k).is_none()) {
+            let why = format!("is not a setting{}", hint(key, false));
+            if !lenient {
+                return Err(ConfigError::Invalid {
+                    setting: key.clone(),
+                    message: format!(
+                        "{why}; see `target-s3 --about`, or set allow_unknown_settings to true to ignore it"
+                    ),
+                });
             }
+            tracing::warn!(setting = %key, "unknown setting ignored: {why}");
         }
+        for var in &unknown_env {
+            let name = var.trim_start_matches("TARGET_S3_").to_ascii_lowercase();
+            let why = format!("names no setting{}", hint(&name, true));
+            if !lenient {
+                return Err(ConfigError::Env {
+                    var: var.clone(),
+                    message: format!(
+                        "{why}; see `target-s3 --about`, or set TARGET_S3_ALLOW_UNKNOWN_SETTINGS=true to ignore it"
+                    ),
+                });
+            }
+            tracing::warn!(variable = %var, "unknown variable ignored: {why}");
+        }
+        // S3-only settings given with a value other than the default: with no bucket they mean
+        // the bucket is missing (or misspelt), not that the local folder was wanted.
+        let s3_given: Vec<&'static str> = map
+            .iter()
+            .filter_map(|(k, v)| settings::lookup(k).map(|s| (s, v)))
+            .filter(|(s, v)| {
+                s.s3_only && s.default.map(|d| serde_json::from_str::<Value>(d).ok()) != Some(Some((*v).clone()))
+            })
+            .map(|(s, _)| s.name)
+            .collect();
         let known: Map<String, Value> = map.into_iter().filter(|(k, _)| settings::lookup(k).is_some()).collect();
-        serde_path_to_error::deserialize(Value::Object(known))
-            .map_err(|e| ConfigError::Invalid { setting: e.path().to_string(), message: e.inner().to_string() })
+        let mut raw: RawConfig = serde_path_to_error::deserialize(Value::Object(known))
+            .map_err(|e| ConfigError::Invalid { setting: e.path().to_string(), message: e.inner().to_string() })?;
+        raw.s3_settings_given = s3_given;
+        Ok(raw)
     }
 
     pub fn log_config(&self) -> Result<LogConfig, ConfigError> {
@@ -546,8 +629,21 @@ impl RawConfig {
         let destination = match self.destination.as_deref() {
             Some(name) => one_of("destination", name)?,
             None if self.bucket.is_some() => "s3",
+            None if !self.s3_settings_given.is_empty() => {
+                return Err(invalid(
+                    "bucket",
+                    format!(
+                        "is not set, but S3 settings are ({}): without a bucket the data would go to the local folder `{}`; set `bucket` (is it misspelt?), or `destination: local` to write locally on purpose",
+                        self.s3_settings_given.join(", "),
+                        self.local_path
+                    ),
+                ));
+            }
             None => "local",
         };
+        if destination == "local" && !self.s3_settings_given.is_empty() {
+            tracing::warn!(settings = %self.s3_settings_given.join(", "), "destination is local: these S3 settings are not used");
+        }
         let destination = match destination {
             "local" => {
                 if self.local_path.trim().is_empty() {
@@ -572,7 +668,8 @@ impl RawConfig {
             _ => MacroStyle::Default,
         };
         let variables = self.template_variables_with(|name| std::env::var(name).ok())?;
-        let options = ParseOptions { allow_overwrite: self.allow_overwrite, style, variables: &variables };
+        let options = ParseOptions { style, variables: &variables };
+        let utc = timezone == chrono_tz::Tz::UTC;
         let version_folders = one_of("activate_version_mode", &self.activate_version_mode)? == "folder";
         if self.hard_delete && !version_folders {
             return Err(invalid(
@@ -586,6 +683,7 @@ impl RawConfig {
             &self.key_template
         };
         let output = self.output(key_template, &self.format, &self.compression, self.compression_level, &options)?;
+        self.check_unique(&output.key, "key_template", true, utc)?;
         let mut overrides = Vec::new();
         for (stream, o) in self.stream_overrides.iter().flatten() {
             let named = |e: ConfigError| match e {
@@ -603,6 +701,11 @@ impl RawConfig {
                     &options,
                 )
                 .map_err(named)?;
+            // An override for one exact stream name names its stream by itself.
+            let exact = !stream.contains(['*', '?']);
+            if o.key_template.is_some() {
+                self.check_unique(&overridden.key, &format!("stream_overrides.{stream}.key_template"), !exact, utc)?;
+            }
             overrides.push((stream.clone(), overridden));
         }
         if version_folders {
@@ -621,7 +724,7 @@ impl RawConfig {
                 if self.hard_delete && o.key.version_root().is_none() {
                     return Err(invalid(
                         &setting,
-                        "must have only the prefix, {stream} and fixed text before {table_version}, and a `/` right after it, for hard_delete to know which folders hold older versions".into(),
+                        "must name the stream ({stream} or {stream_id}) in the folders before {table_version}, with only the prefix, variables and fixed text beside it, and {table_version} must be a whole folder name (a `/` before and after it), so hard_delete deletes only the stream's own older versions".into(),
                     ));
                 }
             }
@@ -640,17 +743,20 @@ impl RawConfig {
             }
         }
         let manifest_key = if self.write_manifest {
-            let manifest = KeyTemplate::parse(
-                &self.prefix,
-                &self.manifest_key_template,
-                &ParseOptions { allow_overwrite: true, ..options },
-            )
-            .map_err(|e| match e {
-                ConfigError::Invalid { message, .. } => invalid("manifest_key_template", message),
-                other => other,
-            })?;
+            let manifest =
+                KeyTemplate::parse(&self.prefix, &self.manifest_key_template, &options).map_err(|e| match e {
+                    ConfigError::Invalid { message, .. } => invalid("manifest_key_template", message),
+                    other => other,
+                })?;
             if manifest.is_partitioned() {
                 return Err(invalid("manifest_key_template", "cannot use record macros".into()));
+            }
+            let u = manifest.uniqueness(utc);
+            if !u.across_runs && !self.allow_overwrite {
+                return Err(invalid(
+                    "manifest_key_template",
+                    "gives every run's manifest the same key, so a run would replace the last one's: add {run_id}, {uuid} or a load time in UTC such as {timestamp}, or set allow_overwrite to true".into(),
+                ));
             }
             Some(manifest)
         } else {
@@ -725,6 +831,41 @@ impl RawConfig {
             flattening_enabled: self.flattening_enabled,
             version_folders,
             hard_delete: self.hard_delete,
+            allow_overwrite: self.allow_overwrite,
+        })
+    }
+
+    /// Refuses a data key template under which two files could get the same key: keys must
+    /// differ by stream, by file within a run and across runs. The run's key registry and the
+    /// store's conditional writes enforce it as well; this check says so before any data is read.
+    fn check_unique(&self, key: &KeyTemplate, setting: &str, needs_stream: bool, utc: bool) -> Result<(), ConfigError> {
+        if self.allow_overwrite {
+            return Ok(());
+        }
+        let u = key.uniqueness(utc);
+        let mut missing = Vec::new();
+        if needs_stream && !u.by_stream {
+            missing.push("{stream} or {stream_id} (streams would share keys)");
+        }
+        if !u.within_run {
+            missing.push("{part} or {uuid} (files of one run would share keys)");
+        }
+        if !u.across_runs {
+            missing.push(if utc {
+                "{run_id}, {uuid} or a load time to the second such as {timestamp} (a later run would reuse this run's keys)"
+            } else {
+                "{run_id}, {uuid}, {epoch} or {iso_date_time} (a later run would reuse this run's keys; local times repeat when clocks go back)"
+            });
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            setting: setting.into(),
+            message: format!(
+                "can give two files the same key; add {}, or set allow_overwrite to true",
+                missing.join(", and ")
+            ),
         })
     }
 }
@@ -901,6 +1042,7 @@ impl RawConfig {
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
             max_retries: self.max_retries,
             checksums_when_required,
+            conditional_writes: self.conditional_writes && !self.allow_overwrite,
             objects: ObjectOptions {
                 server_side_encryption: self.server_side_encryption.clone(),
                 kms_key_id: self.kms_key_id.clone(),
@@ -1105,7 +1247,7 @@ mod tests {
         std::fs::write(&a, r#"{"format": "csv", "prefix": "x"}"#).unwrap();
         std::fs::write(&b, r#"{"format": "jsonl", "prefix": null}"#).unwrap();
         let map = merge_sources(&[Source::File(a), Source::File(b)]).unwrap();
-        let c = RawConfig::from_map(map).unwrap();
+        let c = RawConfig::from_merged(map).unwrap();
         assert_eq!((c.format.as_str(), c.prefix.as_str()), ("jsonl", ""));
     }
 }

@@ -21,6 +21,8 @@ pub enum Error {
     Check,
     #[error("writing STATE to stdout: {0}")]
     Stdout(std::io::Error),
+    #[error("{0}")]
+    DuplicateKey(#[from] crate::key_registry::DuplicateKey),
 }
 
 impl Error {
@@ -97,6 +99,8 @@ pub enum InputErrorKind {
     Batch(String),
     #[error("cannot write record: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Key(crate::key_registry::DuplicateKey),
 }
 
 /// A failure to write an object (local folder or S3).
@@ -104,6 +108,11 @@ pub enum InputErrorKind {
 pub enum StorageError {
     #[error("{action} {}: {source}", path.display())]
     Local { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(
+        "{} already exists, and target-s3 never replaces a file; the key template or run_id repeats a key of an earlier run (object key {key:?}): add {{run_id}} or {{uuid}}, or set allow_overwrite to true",
+        path.display()
+    )]
+    Exists { key: String, path: PathBuf },
     #[error("object key {key:?} is not safe: {reason}")]
     UnsafeKey { key: String, reason: &'static str },
     #[error("{action} {target}: {message}")]

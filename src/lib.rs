@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod key_registry;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pipeline;

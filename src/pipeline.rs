@@ -18,6 +18,7 @@ use crate::ack::AckTracker;
 use crate::config::{Compression, Config, Output};
 use crate::encode::{Encoder, RecordMetadata};
 use crate::error::{Error, InputError, InputErrorKind, StorageError};
+use crate::key_registry::KeyRegistry;
 use crate::schema::{SchemaOptions, StreamSchema};
 use crate::singer::{self, Message};
 use crate::storage::{Event, FileId, ObjectMeta, Storage};
@@ -106,15 +107,12 @@ struct Stream<'a> {
     /// Open files by partition (the record-dependent part of the key; "" when keys do not
     /// depend on records).
     files: HashMap<String, OpenFile>,
-    /// Next `{part}` per partition, kept after a file closes so keys never repeat in a run.
-    next_part: HashMap<String, u64>,
 }
 
 impl Stream<'_> {
     /// What a key of one of this stream's files is rendered from.
     fn file_context<'s>(
         &'s self,
-        part: u64,
         record: Option<&'s str>,
         cursor: Option<&'s str>,
         table_version: Option<&'s str>,
@@ -125,7 +123,6 @@ impl Stream<'_> {
             format: self.output.format.extension(),
             compression: self.output.compression.name(),
             stream_run_id: &self.run_id,
-            part,
             record,
             partition_date_field: self.partition_date_field.as_ref(),
             cursor,
@@ -136,8 +133,8 @@ impl Stream<'_> {
 
 struct OpenFile {
     id: FileId,
+    /// The object's key; for keys decided at close (cursor macros), a provisional name.
     key: String,
-    part: u64,
     /// Kept only when the key is decided at close (cursor macros) and may need record fields.
     first_record: Option<String>,
     /// When the file opened, for `_sdc_batched_at` (empty unless add_record_metadata is on).
@@ -192,6 +189,13 @@ struct Pipeline<'a> {
     /// `hard_delete`: (input line, stream, version) of ACTIVATE_VERSIONs whose older versions
     /// are deleted once the files before that line are durable.
     deletions: Vec<(u64, String, String)>,
+    /// `hard_delete`: versions each stream activated in this run, with their input lines.
+    activations: HashMap<String, Vec<(u64, i128)>>,
+    /// `hard_delete`: the input line at which each of this run's data files opened, so a
+    /// deletion never reaches a file written after its ACTIVATE_VERSION.
+    opened_at: HashMap<String, u64>,
+    /// Every key of the run: no key is written twice, `{part}` counts per rendered key.
+    keys: KeyRegistry,
     storage: Arc<dyn Storage>,
     /// What the manifest will say about files in flight, and about files written.
     in_flight: HashMap<FileId, ManifestEntry>,
@@ -234,6 +238,9 @@ impl<'a> Pipeline<'a> {
             stopped_by_signal: false,
             versions: Default::default(),
             deletions: Vec::new(),
+            activations: HashMap::default(),
+            opened_at: HashMap::default(),
+            keys: KeyRegistry::new(config.allow_overwrite),
             storage,
             in_flight: HashMap::default(),
             written: Vec::new(),
@@ -317,6 +324,7 @@ impl<'a> Pipeline<'a> {
             folders.sort();
             folders.dedup();
             for key in folders {
+                let key = self.keys.claim_exact(key)?;
                 self.write_extra(key, Vec::new(), "text/plain")?;
             }
         }
@@ -328,13 +336,12 @@ impl<'a> Pipeline<'a> {
                 format: self.config.output.format.extension(),
                 compression: self.config.output.compression.name(),
                 stream_run_id: "",
-                part: 0,
                 record: None,
                 partition_date_field: None,
                 cursor: None,
                 table_version: None,
             };
-            let key = template.render(&self.run, &file);
+            let key = self.keys.claim(template.render(&self.run, &file))?;
             let manifest = serde_json::json!({
                 "run_id": self.run.run_id,
                 "started_at": self.run.now.to_rfc3339(),
@@ -431,7 +438,15 @@ impl<'a> Pipeline<'a> {
                 if self.config.version_folders {
                     self.close_stream(&stream)?;
                     if self.config.hard_delete && self.streams.contains_key(stream.as_ref()) {
-                        self.deletions.push((self.line, stream.to_string(), version.clone()));
+                        match crate::typed::text(&version).parse::<i128>() {
+                            Ok(number) => {
+                                self.deletions.push((self.line, stream.to_string(), version.clone()));
+                                self.activations.entry(stream.to_string()).or_default().push((self.line, number));
+                            }
+                            Err(_) => {
+                                tracing::warn!(%stream, %version, "hard_delete: the version is not a number; nothing deleted")
+                            }
+                        }
                     }
                 }
                 self.versions.insert(stream.into_owned(), version);
@@ -528,7 +543,6 @@ impl<'a> Pipeline<'a> {
                     cursor_field,
                     schema_hash,
                     files: HashMap::default(),
-                    next_part: HashMap::default(),
                 };
                 self.streams.insert(name.to_string(), stream);
             }
@@ -557,8 +571,8 @@ impl<'a> Pipeline<'a> {
             partition.clear(); // (the buffer may hold another stream's partition)
         }
         if stream.versioned {
-            partition.push_str(version.map_or("", RawValue::get));
             partition.push('\u{0}');
+            partition.push_str(version.map_or("", RawValue::get));
         }
         if !stream.files.contains_key(partition.as_str()) {
             if self.open_files >= self.config.max_open_files {
@@ -627,13 +641,24 @@ impl<'a> Pipeline<'a> {
         let stream = self.streams.get_mut(name).expect("caller checked");
         let id = self.next_file;
         self.next_file += 1;
-        let part = stream.next_part.entry(partition.to_string()).or_default();
-        let part_number = *part;
-        *part += 1;
         let output = stream.output;
         let table_version = version.map(|v| crate::typed::text(v.get()).into_owned());
-        let file_context = stream.file_context(part_number, Some(record.get()), None, table_version.as_deref());
-        let key = output.key.render(&self.run, &file_context);
+        let file_context = stream.file_context(Some(record.get()), None, table_version.as_deref());
+        let rendered = output.key.render(&self.run, &file_context);
+        let key_at_close = output.key.uses_cursor();
+        // A key decided at close is claimed then; until then the store only needs a name for
+        // its temporary file.
+        let key = if key_at_close {
+            rendered.with_part(0)
+        } else {
+            match self.keys.claim(rendered) {
+                Ok(key) => key,
+                Err(e) => return Err(self.input_error(Some(name), InputErrorKind::Key(e))),
+            }
+        };
+        if self.config.hard_delete {
+            self.opened_at.insert(key.clone(), self.line);
+        }
         let progress = Arc::new(Progress::default());
         let metadata = self.config.add_record_metadata;
         let mut encoder =
@@ -644,7 +669,6 @@ impl<'a> Pipeline<'a> {
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         self.ack.file_opened(id, self.line);
         tracing::debug!(stream = %name, %key, "opening file");
-        let key_at_close = output.key.uses_cursor();
         let meta = ObjectMeta {
             content_type: output.format.content_type(),
             content_encoding: output.compression.content_encoding(),
@@ -658,7 +682,6 @@ impl<'a> Pipeline<'a> {
         let file = OpenFile {
             id,
             key,
-            part: part_number,
             first_record: key_at_close.then(|| record.get().to_string()),
             batched_at,
             cursor,
@@ -702,8 +725,15 @@ impl<'a> Pipeline<'a> {
         if let Some(first_record) = &file.first_record {
             let cursor = file.cursor.max.as_ref().map(Cursor::to_json);
             let file_context =
-                stream.file_context(file.part, Some(first_record), cursor.as_deref(), file.table_version.as_deref());
-            let key = stream.output.key.render(&self.run, &file_context);
+                stream.file_context(Some(first_record), cursor.as_deref(), file.table_version.as_deref());
+            let rendered = stream.output.key.render(&self.run, &file_context);
+            let key = match self.keys.claim(rendered) {
+                Ok(key) => key,
+                Err(e) => return Err(self.input_error(Some(name), InputErrorKind::Key(e))),
+            };
+            if self.config.hard_delete {
+                self.opened_at.insert(key.clone(), self.line);
+            }
             file.key = key.clone();
             final_key = Some(key);
         }
@@ -802,8 +832,8 @@ impl<'a> Pipeline<'a> {
             return Ok(()); // nothing was written, so nothing may be acknowledged
         }
         while let Some(at) = self.deletions.iter().position(|(line, ..)| self.ack.covered(*line)) {
-            let (_, stream, version) = self.deletions.remove(at);
-            self.delete_older_versions(&stream, &version)?;
+            let (line, stream, version) = self.deletions.remove(at);
+            self.delete_older_versions(&stream, &version, line)?;
         }
         if let Some(state) = self.ack.release() {
             let out = &mut self.state_out;
@@ -814,24 +844,32 @@ impl<'a> Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
-    /// `hard_delete`: removes the objects in the stream's version folders numbered below
-    /// `version`. Only numeric folder names are compared; nothing else is touched.
-    fn delete_older_versions(&mut self, name: &str, version: &str) -> Result<(), Error> {
+    /// `hard_delete` for the ACTIVATE_VERSION of `version` on input line `line`, once every
+    /// file before that line is durable. Deletes, in the stream's own version folders (the
+    /// stream is named before `{table_version}`, checked at start-up), the objects of versions
+    /// numbered below the activated one or activated earlier in this run, and never an object
+    /// this run opened after the ACTIVATE_VERSION line. Nothing else is touched.
+    fn delete_older_versions(&mut self, name: &str, version: &str, line: u64) -> Result<(), Error> {
         let Some(stream) = self.streams.get(name) else { return Ok(()) };
         let Some(root) = stream.output.key.version_root() else { return Ok(()) };
-        let Ok(active) = crate::typed::text(version).parse::<i128>() else {
-            tracing::warn!(stream = %name, %version, "hard_delete: the version is not a number; nothing deleted");
-            return Ok(());
-        };
-        let root = root.render(&self.run, &stream.file_context(0, None, None, None));
+        let Ok(active) = crate::typed::text(version).parse::<i128>() else { return Ok(()) };
+        let superseded: Vec<i128> = self
+            .activations
+            .get(name)
+            .map(|a| a.iter().filter(|(at, v)| *at < line && *v != active).map(|(_, v)| *v).collect())
+            .unwrap_or_default();
+        let root = root.render(&self.run, &stream.file_context(None, None, None)).with_part(0);
         let older: Vec<String> = self
             .storage
             .list(&root)
             .map_err(Error::Storage)?
             .into_iter()
             .filter(|key| {
-                let folder = key[root.len()..].split('/').next().unwrap_or_default();
-                key[root.len()..].contains('/') && folder.parse::<i128>().is_ok_and(|v| v < active)
+                let rest = &key[root.len()..];
+                let Some((folder, _)) = rest.split_once('/') else { return false };
+                let Ok(v) = folder.parse::<i128>() else { return false };
+                let old = v < active || superseded.contains(&v);
+                old && v != active && self.opened_at.get(key).is_none_or(|opened| *opened < line)
             })
             .collect();
         self.storage.delete(&older).map_err(Error::Storage)?;

@@ -34,10 +34,12 @@ pub struct Setting {
     pub secret: bool,
     /// Allowed values, for settings that are enumerations.
     pub allowed: &'static [&'static str],
+    /// Only the S3 destination reads it: set without a bucket, it means the bucket is missing.
+    pub s3_only: bool,
 }
 
 const fn s(name: &'static str, kind: Kind, default: Option<&'static str>, description: &'static str) -> Setting {
-    Setting { name, aliases: &[], kind, default, description, secret: false, allowed: &[] }
+    Setting { name, aliases: &[], kind, default, description, secret: false, allowed: &[], s3_only: false }
 }
 
 impl Setting {
@@ -51,6 +53,10 @@ impl Setting {
     }
     const fn secret(mut self) -> Self {
         self.secret = true;
+        self
+    }
+    const fn s3(mut self) -> Self {
+        self.s3_only = true;
         self
     }
 }
@@ -73,9 +79,11 @@ pub static SETTINGS: &[Setting] = &[
       "Folder prepended to every key (a `/` is added between prefix and key). May contain macros.")
         .aliases(&["path_prefix", "s3_key_prefix"]),
     s("key_template", String, Some("\"{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}\""),
-      "Object key of each file, relative to `prefix`; see the macro table. Must keep keys unique (a `{part}` or `{uuid}`, and a `{run_id}`, `{uuid}` or load time to the second) unless `allow_overwrite` is true."),
+      "Object key of each file, relative to `prefix`; see the macro table. Unless `allow_overwrite` is true, keys must differ by stream (`{stream}`, `{stream_id}`), by file (`{part}`, `{uuid}`) and by run (`{run_id}`, `{uuid}`, or a load time to the second in UTC such as `{timestamp}`)."),
     s("allow_overwrite", Boolean, Some("false"),
-      "Accept a key template that can give two files the same key (later files overwrite earlier ones)."),
+      "Accept key templates that can give two files the same key, let a run write a key twice, and stop asking the store to refuse existing keys (`If-None-Match`): later files then replace earlier ones."),
+    s("allow_unknown_settings", Boolean, Some("false"),
+      "Accept (with a warning) config keys and `TARGET_S3_*` variables that are not settings, instead of refusing them."),
     s("run_id", String, None,
       "Identifier of this run for `{run_id}`. Unset: a new UUIDv7 per process (unique and time-ordered)."),
     s("timezone", String, Some("\"UTC\""), "IANA time zone of the load-time macros (`{date}`, `{hour}`, ...), e.g. `Europe/Berlin`."),
@@ -107,7 +115,7 @@ pub static SETTINGS: &[Setting] = &[
       "Full-table syncs (ACTIVATE_VERSION): `metadata` records each stream's active version in the manifest; `folder` also writes each version under its own `{table_version}` folder (the default key becomes `{stream}/{table_version}/{iso_date}/...`; a custom `key_template` must contain `{table_version}`) and closes the stream's files when ACTIVATE_VERSION arrives.")
         .allowed(&["metadata", "folder"]),
     s("hard_delete", Boolean, Some("false"),
-      "With `activate_version_mode: folder`: once an ACTIVATE_VERSION's files are durable, delete the objects of that stream's older versions (version folders with a smaller number). Needs the key to be fixed up to `{table_version}/`."),
+      "With `activate_version_mode: folder`: once an ACTIVATE_VERSION's files are durable, delete the objects in that stream's own older version folders (a smaller number, or a version activated earlier in the run), never files written after the ACTIVATE_VERSION. The key must name the stream (`{stream}`, `{stream_id}`) in fixed folders before a `/{table_version}/` folder."),
     s("format", String, Some("\"jsonl\""),
       "File format: JSON lines, one JSON array per file, CSV, or the typed formats Parquet and Avro (columns from the stream's JSON Schema, see \"Parquet and Avro\").")
         .allowed(&["jsonl", "json", "csv", "parquet", "avro"]),
@@ -149,47 +157,61 @@ pub static SETTINGS: &[Setting] = &[
       "Parquet and Avro: a value that does not fit its column (`\"soon\"` in a date-time column, `1.5` in an integer column): `fail` stops the run naming line, stream, field and value; `null` writes null (nullable columns only), counts it in the `unparseable_values` metric and warns once per file.")
         .allowed(&["fail", "null"]),
     s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
-        .secret(),
-    s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret(),
-    s("aws_session_token", String, None, "Session token for temporary credentials.").secret(),
-    s("aws_profile", String, None, "Named profile from the shared AWS config files.").aliases(&["aws_profile_name"]),
+        .secret().s3(),
+    s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret().s3(),
+    s("aws_session_token", String, None, "Session token for temporary credentials.").secret().s3(),
+    s("aws_profile", String, None, "Named profile from the shared AWS config files.").aliases(&["aws_profile_name"]).s3(),
     s("role_arn", String, None,
       "IAM role to assume on top of the base credentials (cross-account access); refreshed during long runs.")
-        .aliases(&["aws_role_arn"]),
-    s("external_id", String, None, "External id the role's trust policy requires.").aliases(&["aws_external_id"]).secret(),
-    s("role_session_name", String, Some("\"target-s3\""), "Session name of the assumed role (shows in CloudTrail)."),
-    s("role_duration_seconds", Integer, Some("3600"), "Lifetime of assumed-role credentials, 900 to 43200 seconds."),
+        .aliases(&["aws_role_arn"]).s3(),
+    s("external_id", String, None, "External id the role's trust policy requires.").aliases(&["aws_external_id"]).secret().s3(),
+    s("role_session_name", String, Some("\"target-s3\""), "Session name of the assumed role (shows in CloudTrail).").s3(),
+    s("role_duration_seconds", Integer, Some("3600"), "Lifetime of assumed-role credentials, 900 to 43200 seconds.").s3(),
     s("region", String, None, "AWS region of the bucket. Unset: from the environment or profile, else `us-east-1`.")
-        .aliases(&["aws_region"]),
+        .aliases(&["aws_region"]).s3(),
     s("endpoint_url", String, None,
       "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`.")
-        .aliases(&["aws_endpoint_url"]),
-    s("force_path_style", Boolean, Some("false"), "Address buckets as `endpoint/bucket/key` (most S3-compatible stores need this)."),
+        .aliases(&["aws_endpoint_url"]).s3(),
+    s("force_path_style", Boolean, Some("false"), "Address buckets as `endpoint/bucket/key` (most S3-compatible stores need this).").s3(),
     s("part_size", Integer, Some("8388608"),
-      "Multipart part size in bytes (minimum 5 MiB). Files smaller than one part are a single PutObject."),
-    s("upload_concurrency", Integer, Some("4"), "Parts and objects uploading at once. Memory is about part_size x (open files + this)."),
+      "Multipart part size in bytes (minimum 5 MiB). Files smaller than one part are a single PutObject.").s3(),
+    s("upload_concurrency", Integer, Some("4"), "Parts and objects uploading at once. Memory is about part_size x (open files + this).").s3(),
     s("request_timeout_seconds", Integer, Some("300"),
-      "Longest one attempt of one S3 request may take (a part upload included) before it is retried."),
-    s("max_retries", Integer, Some("5"), "Retries of a failed request (throttling, 5xx, timeouts, dropped connections) with backoff."),
+      "Longest one attempt of one S3 request may take (a part upload included) before it is retried.").s3(),
+    s("max_retries", Integer, Some("5"), "Retries of a failed request (throttling, 5xx, timeouts, dropped connections) with backoff.").s3(),
     s("checksum_calculation", String, Some("\"when_supported\""),
       "Send CRC32 integrity checksums with every upload (`when_supported`) or only where S3 requires them (`when_required`, for stores that reject them).")
-        .allowed(&["when_supported", "when_required"]),
+        .allowed(&["when_supported", "when_required"]).s3(),
+    s("conditional_writes", Boolean, Some("true"),
+      "Send `If-None-Match: *` with every upload, so the store itself refuses to replace an existing object (AWS S3, MinIO, Cloudflare R2 and moto honour it). Turn off only for stores that reject the header; `--check` tells. Not sent with `allow_overwrite`.").s3(),
     s("server_side_encryption", String, None,
       "Server-side encryption: `AES256` (SSE-S3), `aws:kms` (SSE-KMS), `aws:kms:dsse` (dual-layer). Unset: the bucket's default.")
-        .allowed(&["AES256", "aws:kms", "aws:kms:dsse"]),
-    s("kms_key_id", String, None, "KMS key id or ARN for `aws:kms` / `aws:kms:dsse` (unset: the AWS-managed key)."),
-    s("bucket_key_enabled", Boolean, None, "Use an S3 Bucket Key with SSE-KMS (fewer KMS calls)."),
+        .allowed(&["AES256", "aws:kms", "aws:kms:dsse"]).s3(),
+    s("kms_key_id", String, None, "KMS key id or ARN for `aws:kms` / `aws:kms:dsse` (unset: the AWS-managed key).").s3(),
+    s("bucket_key_enabled", Boolean, None, "Use an S3 Bucket Key with SSE-KMS (fewer KMS calls).").s3(),
     s("acl", String, None, "Canned ACL for every object, e.g. `bucket-owner-full-control`.")
-        .allowed(&["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"]),
-    s("storage_class", String, None, "Storage class, e.g. `STANDARD_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`."),
-    s("object_tags", Object, None, "Tags for every object, as a JSON object of strings."),
-    s("object_metadata", Object, None, "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings."),
+        .allowed(&["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"]).s3(),
+    s("storage_class", String, None, "Storage class, e.g. `STANDARD_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`.").s3(),
+    s("object_tags", Object, None, "Tags for every object, as a JSON object of strings.").s3(),
+    s("object_metadata", Object, None, "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings.").s3(),
     s("stream_overrides", Object, None,
       "Per-stream `key_template`, `format`, `compression`, `compression_level`: a JSON object keyed by stream name or glob (`*`, `?`). Exact names win over globs."),
     s("log_level", String, Some("\"info\""), "Log level on stderr (`RUST_LOG` and `--log-level` override it).")
         .allowed(&["error", "warn", "info", "debug", "trace"]),
     s("log_format", String, Some("\"text\""), "Log line format on stderr.").allowed(&["text", "json"]),
 ];
+
+/// The setting a misspelt name most likely meant, for "did you mean" hints.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    SETTINGS
+        .iter()
+        .flat_map(|s| std::iter::once(&s.name).chain(s.aliases).map(move |n| (s.name, *n)))
+        .map(|(canonical, n)| (strsim::damerau_levenshtein(&name, n), canonical))
+        .filter(|(distance, _)| *distance <= 2.max(name.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, canonical)| canonical)
+}
 
 /// Finds a setting by its name or one of its aliases.
 pub fn lookup(name: &str) -> Option<&'static Setting> {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -100,7 +100,7 @@ pub static MACROS: &[MacroSpec] = &[
         &["stream", "stream_name", "filename"],
         Macro::Stream,
         "orders",
-        "Stream name made safe for keys (characters other than letters, digits, `-`, `_`, `.`, `=` become `_`).",
+        "Stream name, escaped for keys (see \"What is safe in a key\": `public/users` becomes `public%2Fusers`, `用户` stays).",
     ),
     m(
         &["stream_id"],
@@ -112,7 +112,7 @@ pub static MACROS: &[MacroSpec] = &[
         &["namespace"],
         Macro::Namespace,
         "public",
-        "The schema part of a `schema-table` or `db-schema-table` stream name (up to its last `-`); `_` when there is none.",
+        "The schema part of a `schema-table` or `db-schema-table` stream name (up to its last `-`); the null value when there is none.",
     ),
     m(&["year"], Macro::Year, "2026", "Load year (one clock per run, in `timezone`)."),
     m(&["month"], Macro::Month, "11", "Load month, 2 digits."),
@@ -132,8 +132,8 @@ pub static MACROS: &[MacroSpec] = &[
     m(
         &["iso_date_time"],
         Macro::IsoDateTime,
-        "2026-11-22T03:41:07Z",
-        "Load time, ISO 8601 (`Z` or the zone's offset).",
+        "2026-11-22T03%3A41%3A07Z",
+        "Load time, ISO 8601 (`Z` or the zone's offset), escaped like a value (`:` is `%3A`).",
     ),
     m(&["epoch"], Macro::Epoch, "1795318867", "Load time in Unix seconds."),
     m(&["epoch_ms"], Macro::EpochMs, "1795318867000", "Load time in Unix milliseconds."),
@@ -154,8 +154,8 @@ pub static MACROS: &[MacroSpec] = &[
     m(&["dd"], Macro::PartitionDate("%d"), "21", "Partition day (see `{yyyy}`)."),
     MacroSpec {
         names: &["cursor"],
-        example: "2026-11-21T18:04:00Z",
-        description: "The file's largest cursor value (the stream's first bookmark property); `{cursor:FORMAT}` formats it as a date. A key with cursor macros is decided when its file closes.",
+        example: "2026-11-21T18%3A04%3A00Z",
+        description: "The file's largest cursor value (the stream's first bookmark property), escaped; `{cursor:FORMAT}` formats it as a date. A key with cursor macros is decided when its file closes.",
         kind: Macro::Cursor(None),
         format: FormatSpec::OptionalStrftime,
     },
@@ -171,8 +171,8 @@ pub static MACROS: &[MacroSpec] = &[
     m(
         &["cursor_iso_date_time"],
         Macro::Cursor(Some("%Y-%m-%dT%H:%M:%SZ")),
-        "2026-11-21T18:04:00Z",
-        "Largest cursor value, ISO 8601 in UTC.",
+        "2026-11-21T18%3A04%3A00Z",
+        "Largest cursor value, ISO 8601 in UTC, escaped.",
     ),
     m(
         &["cursor_singular_date_time"],
@@ -184,7 +184,7 @@ pub static MACROS: &[MacroSpec] = &[
         &["part"],
         Macro::Part,
         "00000",
-        "Sequence number of the file within its stream and partition in this run, 5 digits.",
+        "Number of the file among this run's files whose keys are otherwise the same, from `00000` (5 digits, more past 99999).",
     ),
     m(&["uuid"], Macro::Uuid, "0b6f3c1e-3f43-4f7e-9a55-2a4f1c9f0e7d", "A new random UUID per file."),
     m(
@@ -229,7 +229,7 @@ pub static MACROS: &[MacroSpec] = &[
 pub const RECORD_MACRO_DOC: (&str, &str, &str) = (
     "`{record.FIELD}`, `{record.FIELD:FORMAT}`",
     "2026-11-21",
-    "A record field (dotted path for nested objects); with a strftime FORMAT when the value is a date or date-time. Splits the stream into one file per value; a missing or unparsable value goes to `__null__`.",
+    "A record field (dotted path for nested objects), escaped; with a strftime FORMAT when the value is a date or date-time (a `/` in FORMAT makes folders). Splits the stream into one file per value; a missing, null, empty or unparsable value is Hive's null, `__HIVE_DEFAULT_PARTITION__`.",
 );
 
 /// What a user variable or macro name must not shadow.
@@ -257,7 +257,6 @@ pub enum MacroStyle {
 
 /// Everything parsing needs beyond the template text.
 pub struct ParseOptions<'a> {
-    pub allow_overwrite: bool,
     pub style: MacroStyle,
     /// Job variables and `template_variables`, already resolved, by lowercase name.
     pub variables: &'a BTreeMap<String, String>,
@@ -266,14 +265,20 @@ pub struct ParseOptions<'a> {
 impl Default for ParseOptions<'_> {
     fn default() -> Self {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
-        ParseOptions { allow_overwrite: false, style: MacroStyle::Default, variables: &EMPTY }
+        ParseOptions { style: MacroStyle::Default, variables: &EMPTY }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Macro { kind: Macro, format: Option<String> },
+    /// A value fixed for the run (job and template variables): data, so it is escaped like
+    /// every other rendered value, but known at parse time.
+    Fixed(String),
+    Macro {
+        kind: Macro,
+        format: Option<String>,
+    },
 }
 
 /// A parsed `prefix` + `key_template`.
@@ -298,7 +303,6 @@ pub struct FileContext<'a> {
     pub format: &'a str,
     pub compression: &'a str,
     pub stream_run_id: &'a str,
-    pub part: u64,
     /// The file's first record, for record macros.
     pub record: Option<&'a str>,
     /// Field giving the partition date, if the stream has one.
@@ -309,11 +313,54 @@ pub struct FileContext<'a> {
     pub table_version: Option<&'a str>,
 }
 
-/// Marker for a record value that is missing or cannot be formatted.
-pub const NULL_PARTITION: &str = "__null__";
+/// What a missing, null, empty or unformattable value renders as: Hive's null partition, which
+/// Spark, Hive, Trino, Athena, pyarrow and DuckDB read back as null in `name=value` folders.
+pub const NULL_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// Stands for `{part}` in a rendered key until the run's [`crate::key_registry::KeyRegistry`]
+/// picks the number: files are counted per rendered key, so two files can only share a key
+/// when their templates have neither `{part}` nor `{uuid}`. Rendered values never hold control
+/// characters, so the marker cannot come from data.
+pub const PART_MARK: char = '\u{1}';
+
+/// A key as rendered, with `{part}` still open (see [`PART_MARK`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenderedKey(String);
+
+impl RenderedKey {
+    /// The key of the file numbered `part` among files with this rendered key.
+    pub fn with_part(&self, part: u64) -> String {
+        if !self.has_part() {
+            return self.0.clone();
+        }
+        let number = format!("{part:05}");
+        self.0.replace(PART_MARK, &number)
+    }
+
+    pub fn has_part(&self) -> bool {
+        self.0.contains(PART_MARK)
+    }
+
+    /// The rendered text as it stands (for keys without `{part}`, the key).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What makes the keys of a template differ, for the start-up uniqueness check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Uniqueness {
+    /// `{stream}`, `{stream_id}` or `{stream_run_id}`: streams never share a key.
+    pub by_stream: bool,
+    /// `{part}` or `{uuid}`: files of one stream in one run differ.
+    pub within_run: bool,
+    /// `{run_id}`, `{stream_run_id}`, `{uuid}` or a full instant: runs differ.
+    pub across_runs: bool,
+}
 
 impl KeyTemplate {
-    /// Parses `prefix` and `template`; the prefix is a folder (a `/` joins the two).
+    /// Parses `prefix` and `template`; the prefix is a folder (a `/` joins the two). Whether the
+    /// keys are unique is the caller's question ([`KeyTemplate::uniqueness`]).
     pub fn parse(prefix: &str, template: &str, options: &ParseOptions<'_>) -> Result<KeyTemplate, ConfigError> {
         let mut segments = Vec::new();
         let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
@@ -326,11 +373,7 @@ impl KeyTemplate {
             return Err(ConfigError::Invalid { setting: "key_template".into(), message: "must not be empty".into() });
         }
         segments.extend(template_segments);
-        let t = KeyTemplate { segments, style: options.style };
-        if !options.allow_overwrite {
-            t.check_unique()?;
-        }
-        Ok(t)
+        Ok(KeyTemplate { segments, style: options.style })
     }
 
     fn uses(&self, pred: impl Fn(&Macro) -> bool) -> bool {
@@ -352,13 +395,22 @@ impl KeyTemplate {
     /// the folder whose version subfolders `hard_delete` may remove.
     pub fn version_root(&self) -> Option<KeyTemplate> {
         let at = self.segments.iter().position(|s| matches!(s, Segment::Macro { kind: Macro::TableVersion, .. }))?;
-        let fixed = self.segments[..at].iter().all(|s| match s {
-            Segment::Literal(_) => true,
-            Segment::Macro { kind, .. } => {
-                matches!(kind, Macro::Stream | Macro::StreamId | Macro::Namespace | Macro::JobVar(_))
-            }
+        let before = &self.segments[..at];
+        let fixed = before.iter().all(|s| match s {
+            Segment::Literal(_) | Segment::Fixed(_) => true,
+            Segment::Macro { kind, .. } => matches!(kind, Macro::Stream | Macro::StreamId | Macro::Namespace),
         });
-        if !fixed || !matches!(self.segments.get(at + 1), Some(Segment::Literal(l)) if l.starts_with('/')) {
+        // The stream must be named in the folder, or one stream's versions would share a folder
+        // with another's and hard_delete would reach them.
+        let names_stream =
+            before.iter().any(|s| matches!(s, Segment::Macro { kind: Macro::Stream | Macro::StreamId, .. }));
+        let folder_follows = matches!(self.segments.get(at + 1), Some(Segment::Literal(l)) if l.starts_with('/'));
+        let folder_starts = match before.last() {
+            None => true,
+            Some(Segment::Literal(l)) => l.ends_with('/'),
+            Some(_) => false,
+        };
+        if !fixed || !names_stream || !folder_follows || !folder_starts {
             return None;
         }
         Some(KeyTemplate { segments: self.segments[..at].to_vec(), style: self.style })
@@ -369,36 +421,25 @@ impl KeyTemplate {
         self.uses(|m| matches!(m, Macro::Record(_) | Macro::PartitionDate(_)))
     }
 
-    /// Refuses templates under which two files could get the same key and overwrite each other.
-    fn check_unique(&self) -> Result<(), ConfigError> {
-        let within_run = self.uses(|m| matches!(m, Macro::Part | Macro::Uuid));
-        let across_runs = self.uses(|m| {
-            matches!(
-                m,
+    /// What makes this template's keys differ. `utc`: load times render in UTC, so a load time
+    /// to the second (`{timestamp}`) names one instant; in a zone with daylight saving the same
+    /// local time comes twice a year. `{iso_date_time}` carries its offset and epochs are
+    /// zone-free, so they always count; partial times (`{second}`, `{hour}`) never do.
+    pub fn uniqueness(&self, utc: bool) -> Uniqueness {
+        Uniqueness {
+            by_stream: self.uses(|m| matches!(m, Macro::Stream | Macro::StreamId | Macro::StreamRunId)),
+            within_run: self.uses(|m| matches!(m, Macro::Part | Macro::Uuid)),
+            across_runs: self.uses(|m| match m {
                 Macro::RunId
-                    | Macro::StreamRunId
-                    | Macro::Uuid
-                    | Macro::DateTime
-                    | Macro::IsoDateTime
-                    | Macro::Epoch
-                    | Macro::EpochMs
-                    | Macro::Second
-            )
-        });
-        let missing = match (within_run, across_runs) {
-            (true, true) => return Ok(()),
-            (false, true) => "{part} or {uuid} (files of one run would overwrite each other)",
-            (true, false) => {
-                "{run_id}, {stream_run_id}, {uuid} or a load time to the second such as {timestamp} (a later run would overwrite this run's files)"
-            }
-            (false, false) => {
-                "{part} or {uuid}, and {run_id} or {timestamp} (files would overwrite each other within and across runs)"
-            }
-        };
-        Err(ConfigError::Invalid {
-            setting: "key_template".into(),
-            message: format!("can give two files the same key; add {missing}, or set allow_overwrite to true"),
-        })
+                | Macro::StreamRunId
+                | Macro::Uuid
+                | Macro::Epoch
+                | Macro::EpochMs
+                | Macro::IsoDateTime => true,
+                Macro::DateTime => utc,
+                _ => false,
+            }),
+        }
     }
 
     /// Renders the record-dependent part of the key into `out` (cleared first): records with
@@ -413,19 +454,26 @@ impl KeyTemplate {
         out.clear();
         for segment in &self.segments {
             if let Segment::Macro { kind: kind @ (Macro::Record(_) | Macro::PartitionDate(_)), format } = segment {
-                render_record_macro(kind, format.as_deref(), record, partition_date_field, run, out);
+                // The separator goes first, so no value is escaped as if it started a folder:
+                // the partition only groups records; keys are rendered in their own context.
                 out.push('\u{0}');
+                render_record_macro(kind, format.as_deref(), record, partition_date_field, run, out);
             }
         }
     }
 
-    /// Renders the key of one file. Only called when a file opens, so it may allocate.
-    pub fn render(&self, run: &RunContext, file: &FileContext<'_>) -> String {
+    /// Renders the key of one file, `{part}` left open for the run's key registry. Only called
+    /// when a file opens (or closes, for cursor keys), so it may allocate.
+    pub fn render(&self, run: &RunContext, file: &FileContext<'_>) -> RenderedKey {
         let mut key = String::with_capacity(96);
         for segment in &self.segments {
             let (kind, format) = match segment {
                 Segment::Literal(text) => {
                     key.push_str(text);
+                    continue;
+                }
+                Segment::Fixed(value) => {
+                    push_escaped(&mut key, value);
                     continue;
                 }
                 Segment::Macro { kind, format } => (kind, format.as_deref()),
@@ -434,12 +482,12 @@ impl KeyTemplate {
             // Writing to a String cannot fail.
             let _ = match kind {
                 Macro::Stream => {
-                    push_safe(&mut key, file.stream);
+                    push_escaped(&mut key, file.stream);
                     Ok(())
                 }
                 Macro::StreamId => write!(key, "{:016x}", fnv1a(file.stream.as_bytes())),
                 Macro::Namespace => {
-                    push_safe(&mut key, file.stream.rsplit_once('-').map(|(ns, _)| ns).unwrap_or(""));
+                    push_escaped(&mut key, file.stream.rsplit_once('-').map(|(ns, _)| ns).unwrap_or(""));
                     Ok(())
                 }
                 Macro::Year => write!(key, "{}", t.format("%Y")),
@@ -454,42 +502,51 @@ impl KeyTemplate {
                 Macro::IsoDate => write!(key, "{}", t.format("%Y-%m-%d")),
                 Macro::DateTime => write!(key, "{}", t.format("%Y_%m_%d_%H_%M_%S")),
                 Macro::IsoDateTime => {
-                    if t.timezone() == Tz::UTC {
-                        write!(key, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"))
+                    // `:` and `+` are escaped like any value's (Windows file names, Hadoop paths).
+                    let text = if t.timezone() == Tz::UTC {
+                        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
                     } else {
-                        write!(key, "{}", t.format("%Y-%m-%dT%H:%M:%S%:z"))
-                    }
+                        t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+                    };
+                    push_escaped(&mut key, &text);
+                    Ok(())
                 }
                 Macro::Epoch => write!(key, "{}", t.timestamp()),
                 Macro::EpochMs => write!(key, "{}", t.timestamp_millis()),
                 Macro::Now => {
                     // The pattern was checked at parse time, so formatting cannot panic.
-                    let rendered = t.format(format.unwrap_or("%Y-%m-%d")).to_string();
-                    push_safe_path(&mut key, &rendered);
+                    let mut rendered = String::new();
+                    match write!(rendered, "{}", t.format(format.unwrap_or("%Y-%m-%d"))) {
+                        Ok(()) => push_escaped_path(&mut key, &rendered),
+                        Err(_) => push_escaped(&mut key, NULL_VALUE), // checked at parse time; never panics
+                    }
                     Ok(())
                 }
-                Macro::Part => write!(key, "{:05}", file.part),
+                Macro::Part => {
+                    key.push(PART_MARK);
+                    Ok(())
+                }
                 Macro::Uuid => write!(key, "{}", uuid::Uuid::new_v4()),
                 Macro::RunId => {
-                    push_safe(&mut key, &run.run_id);
+                    push_escaped(&mut key, &run.run_id);
                     Ok(())
                 }
                 Macro::StreamRunId => {
-                    push_safe(&mut key, file.stream_run_id);
+                    push_escaped(&mut key, file.stream_run_id);
                     Ok(())
                 }
                 Macro::Extension => write!(key, "{}", file.extension),
                 Macro::Format => write!(key, "{}", file.format),
                 Macro::Compression => write!(key, "{}", file.compression),
                 Macro::TableVersion => {
-                    push_safe(&mut key, file.table_version.unwrap_or("none"));
+                    push_escaped(&mut key, file.table_version.unwrap_or("none"));
                     Ok(())
                 }
-                Macro::JobVar(_) => Ok(()), // resolved to a literal at parse time
+                Macro::JobVar(_) => Ok(()), // resolved to a fixed value at parse time
                 Macro::Cursor(fixed) => {
                     match file.cursor {
                         Some(raw) => push_value(&mut key, raw, fixed.or(format)),
-                        None => key.push_str(NULL_PARTITION),
+                        None => push_escaped(&mut key, NULL_VALUE),
                     }
                     Ok(())
                 }
@@ -500,7 +557,7 @@ impl KeyTemplate {
                 }
             };
         }
-        key
+        RenderedKey(key)
     }
 }
 
@@ -520,7 +577,7 @@ fn render_record_macro(
     match kind {
         Macro::Record(path) => match find_field(record, path) {
             Some(raw) => push_value(out, raw.get(), format),
-            None => out.push_str(NULL_PARTITION),
+            None => push_escaped(out, NULL_VALUE),
         },
         Macro::PartitionDate(fmt) => match partition_date_field {
             None => {
@@ -528,17 +585,18 @@ fn render_record_macro(
             }
             Some(path) => match find_field(record, path) {
                 Some(raw) => push_value(out, raw.get(), Some(fmt)),
-                None => out.push_str(NULL_PARTITION),
+                None => push_escaped(out, NULL_VALUE),
             },
         },
         _ => {}
     }
 }
 
-/// Writes a record value into a key: strings unquoted, dates through `format`, all made safe.
+/// Writes a record value into a key: strings unquoted, dates through `format` (whose `/` make
+/// folders on purpose), everything escaped by [`push_escaped`].
 fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
     if raw == "null" {
-        out.push_str(NULL_PARTITION);
+        push_escaped(out, NULL_VALUE);
         return;
     }
     let text: std::borrow::Cow<'_, str> = if raw.starts_with('"') {
@@ -550,10 +608,16 @@ fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
         raw.into()
     };
     match format {
-        None => push_safe(out, &text),
+        None => push_escaped(out, &text),
         Some(fmt) => match parse_date_time(&text) {
-            Some(dt) => push_safe_path(out, &dt.format(fmt).to_string()),
-            None => out.push_str(NULL_PARTITION),
+            Some(dt) => {
+                let mut rendered = String::new();
+                match write!(rendered, "{}", dt.format(fmt)) {
+                    Ok(()) => push_escaped_path(out, &rendered),
+                    Err(_) => push_escaped(out, NULL_VALUE), // checked at parse time; never panics
+                }
+            }
+            None => push_escaped(out, NULL_VALUE),
         },
     }
 }
@@ -601,29 +665,73 @@ pub fn find_field<'a>(record: &'a str, path: &[String]) -> Option<&'a RawValue> 
     if rest.is_empty() { Some(raw) } else { find_field(raw.get(), rest) }
 }
 
-/// Characters allowed as they are in a rendered value; everything else becomes `_`, so data
-/// can never inject a `/`, a `..` segment or a control character into a key.
-fn is_safe_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=')
+/// Characters a rendered value keeps as they are: letters and digits of any script (S3 keys
+/// and file names are UTF-8), `-`, `_` and `.`. Everything else is escaped.
+fn is_kept(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
-fn push_safe(key: &mut String, value: &str) {
+/// Longest escaped value kept whole; longer ones are cut and end in `~` and a hash of the whole
+/// value, so a segment stays well under the 255-byte file name limit of local file systems.
+const MAX_VALUE_BYTES: usize = 200;
+
+/// Appends a value (stream name, record field, variable) to a key so that distinct values give
+/// distinct text and no value can move, hide or break the key:
+/// * every character but letters, digits, `-`, `_` and `.` is written as `%XX` per UTF-8 byte
+///   (Hive's escaping, which Spark and pyarrow undo when they read partition values), `%` and
+///   `/` included, so the mapping is reversible and a value never makes a folder;
+/// * a value that starts a path segment does not start it with `_` or `.` (escaped instead):
+///   Hive-convention readers skip such folders, and `.`/`..` would climb out of the prefix;
+/// * an empty value is [`NULL_VALUE`];
+/// * an escaped value over [`MAX_VALUE_BYTES`] is cut at a character boundary and ends in
+///   `~` and 16 hex digits of FNV-1a over the whole value (`~` is otherwise always escaped).
+pub fn push_escaped(key: &mut String, value: &str) {
+    let value = if value.is_empty() { NULL_VALUE } else { value };
+    let segment_start = key.is_empty() || key.ends_with('/');
     let start = key.len();
-    key.extend(value.chars().map(|c| if is_safe_char(c) { c } else { '_' }));
-    let pushed = &key[start..];
-    if pushed.is_empty() || pushed.chars().all(|c| c == '.') {
-        key.truncate(start);
-        key.push('_');
+    let mut cut = None;
+    for (i, c) in value.char_indices() {
+        if key.len() - start > MAX_VALUE_BYTES - 20 && cut.is_none() {
+            cut = Some(key.len());
+        }
+        if is_kept(c) && !(i == 0 && segment_start && matches!(c, '_' | '.')) {
+            key.push(c);
+        } else {
+            for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                let _ = write!(key, "%{b:02X}");
+            }
+        }
+    }
+    if key.len() - start > MAX_VALUE_BYTES
+        && let Some(cut) = cut
+    {
+        key.truncate(cut);
+        let _ = write!(key, "~{:016x}", fnv1a(value.as_bytes()));
     }
 }
 
-/// Like [`push_safe`] but keeps `/` (a strftime pattern may build folders on purpose).
-fn push_safe_path(key: &mut String, value: &str) {
+/// Like [`push_escaped`] for each `/`-separated part: a format pattern may build folders.
+fn push_escaped_path(key: &mut String, value: &str) {
     for (i, part) in value.split('/').enumerate() {
         if i > 0 {
             key.push('/');
         }
-        push_safe(key, part);
+        push_escaped(key, part);
+    }
+}
+
+/// Whether a strftime pattern renders: some directives parse but cannot be formatted (`%#z`,
+/// and `%z` for record values, which have no zone), and chrono panics on those at render time.
+fn renders(format: &str, zoned: bool) -> bool {
+    if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+        return false;
+    }
+    let mut out = String::new();
+    let sample = NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_micro_opt(3, 41, 7, 5)).expect("valid");
+    if zoned {
+        write!(out, "{}", Tz::Europe__Berlin.from_utc_datetime(&sample).format(format)).is_ok()
+    } else {
+        write!(out, "{}", sample.format(format)).is_ok()
     }
 }
 
@@ -666,9 +774,9 @@ fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Resu
             None => (inner, None),
         };
         if let Some(f) = &format
-            && StrftimeItems::new(f).any(|item| matches!(item, Item::Error))
+            && !renders(f, name.eq_ignore_ascii_case("now"))
         {
-            return Err(err(pos, format!("`{f}` is not a valid strftime format")));
+            return Err(err(pos, format!("`{f}` is not a strftime format that can be rendered")));
         }
         let lower = name.to_ascii_lowercase();
         let segment = if let Some(field) = lower.strip_prefix("record.") {
@@ -697,11 +805,7 @@ fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Resu
             }
             match &spec.kind {
                 Macro::JobVar(var) => match options.variables.get(*var) {
-                    Some(value) => {
-                        let mut safe = String::new();
-                        push_safe(&mut safe, value);
-                        Segment::Literal(safe)
-                    }
+                    Some(value) => Segment::Fixed(value.clone()),
                     None => {
                         let env = JOB_VARIABLES
                             .iter()
@@ -720,9 +824,7 @@ fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Resu
             if format.is_some() {
                 return Err(err(pos, format!("template variable `{name}` takes no format")));
             }
-            let mut safe = String::new();
-            push_safe(&mut safe, value);
-            Segment::Literal(safe)
+            Segment::Fixed(value.clone())
         } else {
             return Err(err(
                 pos,
@@ -748,16 +850,20 @@ fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Resu
     if !literal.is_empty() {
         segments.push(Segment::Literal(literal));
     }
-    // Literal `.` / `..` folders would climb out of the prefix or local folder.
+    // Literal `.` / `..` folders would climb out of the prefix or local folder; an empty folder
+    // name (`a//b`, a leading or trailing `/`) is not a key S3 readers or file systems agree on.
     let skeleton: String = segments
         .iter()
         .map(|s| match s {
             Segment::Literal(text) => text.as_str(),
-            Segment::Macro { .. } => "x",
+            Segment::Fixed(_) | Segment::Macro { .. } => "x",
         })
         .collect();
     if skeleton.split('/').any(|part| part == "." || part == "..") {
         return Err(err(0, "`.` and `..` folders are not allowed".into()));
+    }
+    if skeleton.split('/').any(str::is_empty) {
+        return Err(err(0, "a folder name is empty (`//`, or a `/` at the start or end)".into()));
     }
     Ok(segments)
 }
@@ -797,11 +903,11 @@ mod tests {
     }
 
     fn parse(prefix: &str, template: &str) -> KeyTemplate {
-        KeyTemplate::parse(prefix, template, &ParseOptions { allow_overwrite: true, ..Default::default() }).unwrap()
+        KeyTemplate::parse(prefix, template, &ParseOptions::default()).unwrap()
     }
 
     fn render(prefix: &str, template: &str, stream: &str) -> String {
-        parse(prefix, template).render(&run(), &file(stream, None))
+        parse(prefix, template).render(&run(), &file(stream, None)).with_part(3)
     }
 
     fn file<'a>(stream: &'a str, record: Option<&'a str>) -> FileContext<'a> {
@@ -811,12 +917,17 @@ mod tests {
             format: "jsonl",
             compression: "gzip",
             stream_run_id: "srun",
-            part: 3,
             record,
             partition_date_field: None,
             cursor: None,
             table_version: Some("1700000000"),
         }
+    }
+
+    fn escaped(value: &str) -> String {
+        let mut out = String::new();
+        push_escaped(&mut out, value);
+        out
     }
 
     #[test]
@@ -827,7 +938,7 @@ mod tests {
         );
         assert_eq!(
             render("", "{timestamp}|{date_time}|{iso_date_time}|{epoch}|{epoch_ms}", "s"),
-            "2026_11_22_03_41_07|2026_11_22_03_41_07|2026-11-22T03:41:07Z|1795318867|1795318867000"
+            "2026_11_22_03_41_07|2026_11_22_03_41_07|2026-11-22T03%3A41%3A07Z|1795318867|1795318867000"
         );
         assert_eq!(
             render("", "{now:%Y/%m}/{part}.{extension}-{run_id}-{sync_id}-{stream_run_id}-{format}-{compression}", "s"),
@@ -835,19 +946,26 @@ mod tests {
         );
         assert_eq!(render("", "{stream}/{table_version}/{part}", "s"), "s/1700000000/00003");
         let no_version = FileContext { table_version: None, ..file("s", None) };
-        assert_eq!(parse("", "{table_version}").render(&run(), &no_version), "none");
+        assert_eq!(parse("", "{table_version}").render(&run(), &no_version).as_str(), "none");
         assert_eq!(
-            parse("lake", "{stream}/v{table_version}/{part}").version_root().unwrap().render(&run(), &file("s", None)),
-            "lake/s/v"
+            parse("lake", "{stream}/v/{table_version}/{part}")
+                .version_root()
+                .unwrap()
+                .render(&run(), &file("s", None))
+                .as_str(),
+            "lake/s/v/"
         );
         assert!(parse("", "{stream}/{iso_date}/{table_version}/{part}").version_root().is_none());
         assert!(parse("", "{stream}/{table_version}-{part}").version_root().is_none(), "a / must follow");
+        assert!(parse("", "{stream}/v{table_version}/{part}").version_root().is_none(), "a whole folder");
+        assert!(parse("", "{table_version}/{stream}/{part}").version_root().is_none(), "the stream comes first");
+        assert!(parse("", "{namespace}/{table_version}/{part}").version_root().is_none(), "namespace is not a stream");
         assert_eq!(
             render("", "{namespace}/{stream_id}", "public-users"),
-            "public/a4c3c5e1b0b2e7b5".replace("a4c3c5e1b0b2e7b5", &format!("{:016x}", fnv1a(b"public-users")))
+            format!("public/{:016x}", fnv1a(b"public-users"))
         );
         assert_eq!(render("", "{namespace}", "db-schema-table"), "db-schema");
-        assert_eq!(render("", "{namespace}", "users"), "_");
+        assert_eq!(render("", "{namespace}", "users"), "%5F_HIVE_DEFAULT_PARTITION__");
         let uuid = render("", "{uuid}", "s");
         assert_eq!(uuid.len(), 36);
         assert_ne!(uuid, render("", "{uuid}", "s"));
@@ -866,10 +984,10 @@ mod tests {
         let t = KeyTemplate::parse(
             "",
             "{date}/{full_date}",
-            &ParseOptions { allow_overwrite: true, style: MacroStyle::Hotglue, ..Default::default() },
+            &ParseOptions { style: MacroStyle::Hotglue, ..Default::default() },
         )
         .unwrap();
-        assert_eq!(t.render(&run(), &file("s", None)), "202611/20261122");
+        assert_eq!(t.render(&run(), &file("s", None)).as_str(), "202611/20261122");
     }
 
     #[test]
@@ -877,19 +995,19 @@ mod tests {
         let mut r = run();
         r.now = r.now.with_timezone(&chrono_tz::Asia::Tokyo);
         let t = parse("", "{iso_date_time}/{day}/{hour}");
-        assert_eq!(t.render(&r, &file("s", None)), "2026-11-22T12:41:07+09:00/22/12");
+        assert_eq!(t.render(&r, &file("s", None)).as_str(), "2026-11-22T12%3A41%3A07%2B09%3A00/22/12");
     }
 
     #[test]
-    fn job_and_user_variables_become_literals() {
+    fn job_and_user_variables_are_escaped_values() {
         let vars: BTreeMap<String, String> =
             [("tenant", "acme/evil"), ("tap", "tap-x"), ("job_id", "j1"), ("workspace_title", "Main WS")]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        let opts = ParseOptions { allow_overwrite: true, variables: &vars, ..Default::default() };
+        let opts = ParseOptions { variables: &vars, ..Default::default() };
         let t = KeyTemplate::parse("{tenant}/{tap}", "${JOB_ID}/{{workspace_title}}", &opts).unwrap();
-        assert_eq!(t.render(&run(), &file("s", None)), "acme_evil/tap-x/j1/Main_WS");
+        assert_eq!(t.render(&run(), &file("s", None)).as_str(), "acme%2Fevil/tap-x/j1/Main%20WS");
         let e = KeyTemplate::parse("", "{flow_id}", &opts).unwrap_err().to_string();
         assert!(e.contains("flow_id") && e.contains("$FLOW"), "{e}");
     }
@@ -899,13 +1017,26 @@ mod tests {
         let t = parse("", "{stream}/dt={record.updated_at:%Y-%m-%d}/{record.geo.country}/{part}");
         assert!(t.is_partitioned());
         let rec = r#"{"id":1,"geo":{"country":"P/L"},"updated_at":"2026-11-21T23:30:00-02:00"}"#;
-        assert_eq!(t.render(&run(), &file("s", Some(rec))), "s/dt=2026-11-22/P_L/00003");
+        assert_eq!(t.render(&run(), &file("s", Some(rec))).with_part(3), "s/dt=2026-11-22/P%2FL/00003");
         let mut p = String::new();
         t.partition(rec, None, &run(), &mut p);
-        assert_eq!(p, "2026-11-22\0P_L\0");
+        assert_eq!(p, "\u{0}2026-11-22\u{0}P%2FL");
         t.partition(r#"{"updated_at":"garbage"}"#, None, &run(), &mut p);
-        assert_eq!(p, "__null__\0__null__\0");
+        assert_eq!(p, "\0__HIVE_DEFAULT_PARTITION__\0__HIVE_DEFAULT_PARTITION__");
         assert!(!parse("", "{stream}/{part}").is_partitioned());
+        // Hive's null partition where a `name=` folder holds the value; escaped where it would
+        // start a folder (a folder starting with `_` is hidden from those readers).
+        assert_eq!(
+            t.render(&run(), &file("s", Some(r#"{"geo":{"country":null}}"#))).with_part(0),
+            "s/dt=__HIVE_DEFAULT_PARTITION__/%5F_HIVE_DEFAULT_PARTITION__/00000"
+        );
+    }
+
+    #[test]
+    fn format_patterns_make_folders_each_escaped() {
+        let t = parse("", "{stream}/{record.at:%Y/%m/%d}/{now:%Y/.%m}/{part}");
+        let rec = r#"{"at":"2026-01-02T03:04:05Z"}"#;
+        assert_eq!(t.render(&run(), &file("s", Some(rec))).with_part(0), "s/2026/01/02/2026/%2E11/00000");
     }
 
     #[test]
@@ -914,9 +1045,9 @@ mod tests {
         let field: FieldPath = vec!["date".into()];
         let rec = r#"{"date":"2026-10-03"}"#;
         let f = FileContext { record: Some(rec), partition_date_field: Some(&field), ..file("ads", None) };
-        assert_eq!(t.render(&run(), &f), "ads-2026-10-03");
+        assert_eq!(t.render(&run(), &f).as_str(), "ads-2026-10-03");
         let f = FileContext { partition_date_field: None, ..f };
-        assert_eq!(t.render(&run(), &f), "ads-2026-11-22", "no bookmark: the load date");
+        assert_eq!(t.render(&run(), &f).as_str(), "ads-2026-11-22", "no bookmark: the load date");
     }
 
     #[test]
@@ -924,9 +1055,18 @@ mod tests {
         let t = parse("", "{cursor_year}/{cursor_month}/{cursor_day}/{cursor_singular_date_time}_{cursor:%H}_{cursor}");
         assert!(t.uses_cursor());
         let f = FileContext { cursor: Some(r#""2026-11-21T18:04:00+01:00""#), ..file("s", None) };
-        assert_eq!(t.render(&run(), &f), "2026/11/21/2026-11-21-17-04-00_17_2026-11-21T18_04_00_01_00");
-        assert_eq!(parse("", "{cursor}").render(&run(), &FileContext { cursor: Some("42"), ..file("s", None) }), "42");
-        assert_eq!(parse("", "{cursor_date_time}").render(&run(), &file("s", None)), "__null__");
+        assert_eq!(
+            t.render(&run(), &f).as_str(),
+            "2026/11/21/2026-11-21-17-04-00_17_2026-11-21T18%3A04%3A00%2B01%3A00"
+        );
+        assert_eq!(
+            parse("", "{cursor}").render(&run(), &FileContext { cursor: Some("42"), ..file("s", None) }).as_str(),
+            "42"
+        );
+        assert_eq!(
+            parse("", "{cursor_date_time}").render(&run(), &file("s", None)).as_str(),
+            "%5F_HIVE_DEFAULT_PARTITION__"
+        );
         assert!(!parse("", "{stream}").uses_cursor());
     }
 
@@ -938,21 +1078,43 @@ mod tests {
     }
 
     #[test]
-    fn stream_names_are_made_safe() {
-        assert_eq!(render("", "{stream}", "test:SpecialChars!in?attributes"), "test_SpecialChars_in_attributes");
-        assert_eq!(render("", "{stream}", "../../etc/passwd"), ".._.._etc_passwd");
-        assert_eq!(render("", "x/{stream}", ".."), "x/_");
-        assert_eq!(render("", "{stream}", "a\u{2215}b%2F\n"), "a_b_2F_");
+    fn values_are_escaped_reversibly_and_never_hidden() {
+        assert_eq!(render("", "{stream}", "test:SpecialChars!in?attributes"), "test%3ASpecialChars%21in%3Fattributes");
+        assert_eq!(render("", "{stream}", "../../etc/passwd"), "%2E.%2F..%2Fetc%2Fpasswd");
+        assert_eq!(render("", "x/{stream}", ".."), "x/%2E.");
+        assert_eq!(render("", "{stream}", "/abs"), "%2Fabs");
+        assert_eq!(render("", "{stream}", "_sdc"), "%5Fsdc", "a folder starting with _ is hidden from Hive readers");
+        assert_eq!(render("", "x{stream}", "_sdc"), "x_sdc", "not at a folder start: kept");
+        assert_eq!(render("", "{stream}", "用户"), "用户");
+        assert_eq!(render("", "{stream}", "Ünïcode"), "Ünïcode");
+        assert_eq!(render("", "{stream}", "a b%2F=\n"), "a%20b%252F%3D%0A");
+        assert_eq!(render("", "{stream}", "a\u{2215}b"), "a%E2%88%95b");
+        assert_eq!(render("", "{stream}", ""), "%5F_HIVE_DEFAULT_PARTITION__");
         check_key(&render("", "{stream}", "..")).unwrap();
     }
 
     #[test]
+    fn distinct_values_render_distinct_text() {
+        let names = ["a/b", "a_b", "a b", "a%2Fb", "用户", "订单", "__", "_", ".", "..", "a.b", "A/B", "a=b", "a~b"];
+        let rendered: std::collections::HashSet<String> = names.iter().map(|n| escaped(n)).collect();
+        assert_eq!(rendered.len(), names.len(), "{rendered:?}");
+    }
+
+    #[test]
+    fn long_values_are_cut_with_a_hash() {
+        let long = "é".repeat(400);
+        let a = escaped(&long);
+        let b = escaped(&format!("{long}x"));
+        assert!(a.len() <= 210 && b.len() <= 210, "{}", a.len());
+        assert_ne!(a, b);
+        assert!(a.contains('~'));
+        assert_eq!(escaped(&"x".repeat(200)), "x".repeat(200), "up to the limit: whole");
+    }
+
+    #[test]
     fn errors_name_setting_position_and_valid_macros() {
-        let p = |prefix: &str, t: &str| {
-            KeyTemplate::parse(prefix, t, &ParseOptions { allow_overwrite: true, ..Default::default() })
-                .unwrap_err()
-                .to_string()
-        };
+        let p =
+            |prefix: &str, t: &str| KeyTemplate::parse(prefix, t, &ParseOptions::default()).unwrap_err().to_string();
         let e = p("", "{stream}/{bogus}");
         assert!(e.contains("key_template") && e.contains("position 9") && e.contains("{run_id}"), "{e}");
         assert!(p("", "{stream").contains("unclosed"));
@@ -963,18 +1125,38 @@ mod tests {
         assert!(p("", "{record.}").contains("field name"));
         assert!(p("{nope}", "{stream}").contains("`prefix`"));
         assert!(p("", "../{stream}").contains("`..`"));
+        assert!(p("a//b", "{stream}").contains("empty"));
+        assert!(p("", "/{stream}").contains("empty"));
+        assert!(p("", "{stream}/").contains("empty"));
+        assert!(p("", "{stream}//{part}").contains("empty"));
     }
 
     #[test]
-    fn templates_that_overwrite_are_refused() {
-        let strict = |t: &str| KeyTemplate::parse("", t, &ParseOptions::default()).map_err(|e| e.to_string());
-        let e = strict("{stream}/{date}.jsonl").unwrap_err();
-        assert!(e.contains("allow_overwrite") && e.contains("{part}"), "{e}");
-        assert!(strict("{stream}/{part}.jsonl").unwrap_err().contains("{run_id}"));
-        strict("{stream}/{part}-{run_id}").unwrap();
-        strict("{stream}/{uuid}").unwrap();
-        strict("{stream_name}/{date}/{stream_run_id}-{part}.{extension}").unwrap();
-        strict(crate::settings::DEFAULT_KEY_TEMPLATE).unwrap();
+    fn unrenderable_formats_are_refused_at_parse_time() {
+        let p = |t: &str| KeyTemplate::parse("", t, &ParseOptions::default()).map(|_| ()).map_err(|e| e.to_string());
+        assert!(p("{now:%#z}").unwrap_err().contains("strftime"));
+        assert!(p("{record.a:%#z}").unwrap_err().contains("strftime"));
+        assert!(p("{record.a:%z}").is_err(), "record values have no zone");
+        assert!(p("{cursor:%Z}").is_err());
+        p("{now:%z}").unwrap();
+        p("{record.a:%Y-%m-%dT%H:%M:%S%.f}").unwrap();
+    }
+
+    #[test]
+    fn uniqueness_names_what_makes_keys_differ() {
+        let u = |t: &str, utc: bool| parse("", t).uniqueness(utc);
+        let full = Uniqueness { by_stream: true, within_run: true, across_runs: true };
+        assert_eq!(u(crate::settings::DEFAULT_KEY_TEMPLATE, true), full);
+        assert_eq!(u("{stream_id}/{uuid}", false), full);
+        assert_eq!(u("{stream_run_id}-{part}", false), full);
+        assert!(!u("{run_id}-{part}.{extension}", true).by_stream);
+        assert!(!u("{stream}/{date_time}-{record.a}", true).within_run);
+        assert!(!u("{stream}/{second}-{part}", true).across_runs);
+        assert!(!u("{stream}/{hour}{minute}{second}-{part}", true).across_runs);
+        assert!(u("{stream}/{timestamp}-{part}", true).across_runs);
+        assert!(!u("{stream}/{timestamp}-{part}", false).across_runs, "local times repeat at DST");
+        assert!(u("{stream}/{iso_date_time}-{part}", false).across_runs, "carries its offset");
+        assert!(u("{stream}/{epoch}-{part}", false).across_runs);
     }
 
     #[test]

@@ -133,7 +133,12 @@ fn special_stream_names_become_safe_keys() {
         run(&cfg(dir.path(), json!({"key_template": "{stream}/{part}-{run_id}.{extension}", "run_id": "r"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let names: Vec<String> = files(dir.path()).iter().map(|f| f.to_str().unwrap().to_string()).collect();
-    assert_eq!(names, vec![".._.._escape/00000-r.jsonl.gz", "test_SpecialChars_in_attributes/00000-r.jsonl.gz"]);
+    assert_eq!(
+        names,
+        vec!["%2E.%2F..%2Fescape/00000-r.jsonl.gz", "test%3ASpecialChars%21in%3Fattributes/00000-r.jsonl.gz"]
+    );
+    let streams: Vec<String> = names.iter().map(|n| unescape(n.split('/').next().unwrap())).collect();
+    assert_eq!(streams, ["../../escape", "test:SpecialChars!in?attributes"], "the folder gives back the name");
 }
 
 /// Runs one bad input and checks: exit code, a one-line error naming line (and stream), and

@@ -1,6 +1,7 @@
 //! The local-folder destination: the zero-setup default, with the same key layout as S3.
-//! A file is written under a hidden temporary name, fsynced and renamed, so a final name only
-//! ever shows a complete file.
+//! A file is written under a short hidden temporary name in its final folder, fsynced and
+//! renamed without replacing anything (`renameat2(RENAME_NOREPLACE)`, else link-then-unlink),
+//! so a final name only ever shows a complete file and never another run's file is replaced.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,11 +15,13 @@ use crate::template::check_key;
 
 pub struct LocalFolder {
     root: PathBuf,
+    /// `allow_overwrite`: the final rename may replace an existing file.
+    replace: bool,
 }
 
 impl LocalFolder {
-    pub fn new(root: PathBuf) -> LocalFolder {
-        LocalFolder { root }
+    pub fn new(root: PathBuf, allow_overwrite: bool) -> LocalFolder {
+        LocalFolder { root, replace: allow_overwrite }
     }
 }
 
@@ -27,18 +30,32 @@ fn local_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::E
 }
 
 impl Storage for LocalFolder {
-    fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
+    fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
         check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
-        // The temporary file sits at the top of the folder, hidden, on the same file system as
-        // every final name, so the rename that publishes it is atomic.
-        std::fs::create_dir_all(&self.root).map_err(local_err("cannot create folder", &self.root))?;
-        let name = Path::new(key).file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(&self.root)
-            .map_err(local_err("cannot create a file in", &self.root))?;
-        Ok(Box::new(LocalSink { out: BufWriter::with_capacity(256 * 1024, temp), root: self.root.clone(), bytes: 0 }))
+        // The temporary file sits in the final folder (the rename that publishes it stays on one
+        // file system, even when a sub-folder is a mount), hidden, with a short name of its own
+        // (any legal final name works). A key decided at close has no folder yet: the root.
+        let folder = if meta.key_at_close {
+            self.root.clone()
+        } else {
+            self.root.join(key).parent().map_or_else(|| self.root.clone(), Path::to_path_buf)
+        };
+        std::fs::create_dir_all(&folder).map_err(local_err("cannot create folder", &folder))?;
+        // Readable as the umask allows (0644 under 022), like any file a tool writes: Spark or a
+        // web server running as another user must be able to read the output.
+        #[cfg(unix)]
+        let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o666);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".t3-").suffix(".tmp").rand_bytes(8);
+        #[cfg(unix)]
+        builder.permissions(permissions);
+        let temp = builder.tempfile_in(&folder).map_err(local_err("cannot create a file in", &folder))?;
+        Ok(Box::new(LocalSink {
+            out: BufWriter::with_capacity(256 * 1024, temp),
+            root: self.root.clone(),
+            replace: self.replace,
+            bytes: 0,
+        }))
     }
 
     fn describe(&self) -> String {
@@ -97,12 +114,13 @@ impl Storage for LocalFolder {
 struct LocalSink {
     out: BufWriter<NamedTempFile>,
     root: PathBuf,
+    replace: bool,
     bytes: u64,
 }
 
 impl LocalSink {
     fn commit(self, key: &str) -> Result<u64, StorageError> {
-        let LocalSink { out, root, bytes } = self;
+        let LocalSink { out, root, replace, bytes } = self;
         check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
         let path = root.join(key);
         let temp = out.into_inner().map_err(|e| StorageError::Local {
@@ -113,10 +131,10 @@ impl LocalSink {
         temp.as_file().sync_all().map_err(local_err("cannot sync", &path))?;
         let dir = path.parent().expect("a joined key has a parent");
         std::fs::create_dir_all(dir).map_err(local_err("cannot create folder", dir))?;
-        temp.persist(&path).map_err(|e| StorageError::Local {
-            action: "cannot rename into",
-            path: path.clone(),
-            source: e.error,
+        let published = if replace { temp.persist(&path) } else { temp.persist_noclobber(&path) };
+        published.map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => StorageError::Exists { key: key.to_string(), path: path.clone() },
+            _ => StorageError::Local { action: "cannot rename into", path: path.clone(), source: e.error },
         })?;
         // The rename is durable only once the folder entry is.
         File::open(dir).and_then(|d| d.sync_all()).map_err(local_err("cannot sync folder", dir))?;

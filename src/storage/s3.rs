@@ -56,6 +56,9 @@ struct Inner {
     objects: ObjectOptions,
     part_size: usize,
     checksums: bool,
+    /// `If-None-Match: *` on PutObject and CompleteMultipartUpload: the store refuses to
+    /// replace an object, so a key this run did not invent can never be overwritten.
+    conditional: bool,
     permits: Arc<Semaphore>,
     handle: Handle,
     endpoint: String,
@@ -81,6 +84,7 @@ impl S3Store {
             objects: options.objects.clone(),
             part_size: options.part_size,
             checksums: !options.checksums_when_required,
+            conditional: options.conditional_writes,
             permits: Arc::new(Semaphore::new(options.upload_concurrency)),
             handle: runtime.handle().clone(),
             endpoint,
@@ -138,10 +142,33 @@ impl S3Store {
                 return false;
             }
         }
+        let mut passed = true;
+        if i.conditional {
+            // A second conditional put of the same key must be refused (412); a store that
+            // accepts it silently would let a repeated key replace data.
+            let again = with_object_options!(i.client.put_object().bucket(bucket).key(&key), &i.objects, &meta)
+                .if_none_match("*")
+                .body(ByteStream::from_static(b"target-s3 connection check\n"));
+            let step = "the store refuses to replace an object (If-None-Match: *)";
+            match self.block_on(again.send()) {
+                Err(SdkError::ServiceError(se)) if se.raw().status().as_u16() == 412 => {
+                    report(step, Ok("yes: conditional_writes protects every key".into()))
+                }
+                Ok(_) => report(
+                    step,
+                    Ok("no: this store ignores If-None-Match, so only target-s3's own key checks prevent overwrites"
+                        .into()),
+                ),
+                Err(e) => {
+                    report(step, Err(explain(&e, "s3:PutObject", bucket, &key, &i.endpoint)));
+                    passed = false;
+                }
+            }
+        }
         match self.block_on(i.client.delete_object().bucket(bucket).key(&key).send()) {
             Ok(_) => {
                 report("delete the probe object (s3:DeleteObject)", Ok(format!("s3://{bucket}/{key}")));
-                true
+                passed
             }
             Err(e) => {
                 let why = explain(&e, "s3:DeleteObject", bucket, &key, &i.endpoint);
@@ -249,6 +276,16 @@ where
                 (Some("AccessDenied" | "AllAccessDisabled"), _) | (None, 403) => format!(
                     "access denied: the credentials lack {action} on {resource} (check the IAM policy, bucket policy and KMS key policy){}",
                     if message.is_empty() { String::new() } else { format!(": {message}") }
+                ),
+                (Some("PreconditionFailed"), _) | (None, 412) => format!(
+                    "an object already exists under {resource}, and target-s3 never replaces one (uploads carry If-None-Match: *); the key template or run_id repeats a key of an earlier run: add {{run_id}} or {{uuid}}, or set allow_overwrite to true"
+                ),
+                (Some("ConditionalRequestConflict"), _) | (None, 409) => format!(
+                    "another writer is creating {resource} at the same time (conditional write conflict); keys must be unique per process (see run_id)"
+                ),
+                (Some("NotImplemented"), _) | (None, 501) => format!(
+                    "the store does not support a request header target-s3 sent ({code}: {message}); for If-None-Match set `conditional_writes` to false",
+                    code = se.err().code().unwrap_or("HTTP 501")
                 ),
                 (Some("KMS.DisabledException" | "KMS.NotFoundException" | "KMS.AccessDeniedException"), _) => {
                     format!("the KMS key cannot be used: {message} (check `kms_key_id` and the key policy)")
@@ -480,6 +517,7 @@ async fn put_object(i: &Inner, key: &str, meta: &ObjectMeta, body: Vec<u8>) -> R
     let _permit = i.permits.acquire().await.expect("semaphore never closed");
     let request = with_object_options!(i.client.put_object().bucket(&i.bucket).key(key), &i.objects, meta);
     request
+        .set_if_none_match(i.conditional.then(|| "*".to_string()))
         .body(ByteStream::from(body))
         .send()
         .await
@@ -514,6 +552,7 @@ async fn complete(i: &Inner, key: &str, mut upload: Multipart, last: Vec<u8>) ->
             .bucket(&i.bucket)
             .key(key)
             .upload_id(&upload.id)
+            .set_if_none_match(i.conditional.then(|| "*".to_string()))
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await;

@@ -85,6 +85,24 @@ pub fn read(path: &Path) -> Vec<u8> {
     }
 }
 
+/// Undoes the `%XX` escaping of rendered key values (README "What is safe in a key"): the
+/// mapping is reversible, so a folder gives back the exact stream name or value.
+pub fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).expect("an escape is two hex digits"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("escapes hold UTF-8")
+}
+
 /// The raw record text of every RECORD line of `input` for `stream`, in order.
 pub fn records_of(input: &str, stream: &str) -> Vec<String> {
     #[derive(serde::Deserialize)]
