@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::storage::FileId;
+use crate::destination::FileId;
 
 #[derive(Default)]
 pub struct AckTracker {

@@ -10,12 +10,12 @@ use clap::{Parser, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use crate::config::{self, Destination, RawConfig, Source};
-use crate::error::Error;
-use crate::settings::SETTINGS;
 #[cfg(feature = "s3")]
-use crate::storage::S3Store;
-use crate::storage::{DryRun, LocalFolder, Storage};
-use crate::template::MACROS;
+use crate::destination::S3Store;
+use crate::destination::{DryRun, LocalFolder, Storage};
+use crate::error::Error;
+use crate::keys::MACROS;
+use crate::settings::SETTINGS;
 
 pub const NAME: &str = "target-s3";
 pub const DESCRIPTION: &str = "Singer target that loads streams into Amazon S3 or a local folder as JSONL, JSON, CSV, Parquet or Avro \
@@ -342,7 +342,7 @@ pub fn macros_markdown() -> String {
         let names = m.names.iter().map(|n| format!("`{{{n}}}`")).collect::<Vec<_>>().join(", ");
         out.push_str(&format!("| {} | `{}` | {} |\n", names, m.example, m.description));
     }
-    let (names, example, description) = crate::template::RECORD_MACRO_DOC;
+    let (names, example, description) = crate::keys::RECORD_MACRO_DOC;
     out.push_str(&format!("| {names} | `{example}` | {description} |\n"));
     out
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
+use crate::keys::{FieldPath, JOB_VARIABLES, KeyTemplate, MacroStyle, ParseOptions};
 use crate::settings::{self, Kind, SETTINGS};
-use crate::template::{FieldPath, JOB_VARIABLES, KeyTemplate, MacroStyle, ParseOptions};
 
 /// The settings exactly as the user wrote them (after merging), with defaults filled in.
 /// Field names and aliases must match [`settings::SETTINGS`]; a unit test holds them together.
@@ -938,7 +938,7 @@ impl RawConfig {
             }
         }
         for (name, value) in self.template_variables.iter().flatten() {
-            if crate::template::is_builtin(name) {
+            if crate::keys::is_builtin(name) {
                 return Err(ConfigError::Invalid {
                     setting: "template_variables".into(),
                     message: format!("{name:?} is a built-in macro and cannot be redefined"),

@@ -22,7 +22,7 @@ pub enum Error {
     #[error("writing STATE to stdout: {0}")]
     Stdout(std::io::Error),
     #[error("{0}")]
-    DuplicateKey(#[from] crate::key_registry::DuplicateKey),
+    Key(#[from] crate::keys::KeyError),
 }
 
 impl Error {
@@ -100,7 +100,7 @@ pub enum InputErrorKind {
     #[error("cannot write record: {0}")]
     Encode(String),
     #[error("{0}")]
-    Key(crate::key_registry::DuplicateKey),
+    Key(crate::keys::KeyError),
 }
 
 /// A failure to write an object (local folder or S3).
@@ -113,8 +113,6 @@ pub enum StorageError {
         path.display()
     )]
     Exists { key: String, path: PathBuf },
-    #[error("object key {key:?} is not safe: {reason}")]
-    UnsafeKey { key: String, reason: &'static str },
     #[error("{action} {target}: {message}")]
     S3 { action: &'static str, target: String, message: String },
     #[error("S3 client: {0}")]

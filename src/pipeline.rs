@@ -16,13 +16,13 @@ use serde_json::value::RawValue;
 
 use crate::ack::AckTracker;
 use crate::config::{Compression, Config, Output};
+use crate::destination::{Event, FileId, ObjectMeta, Storage};
 use crate::encode::{Encoder, RecordMetadata};
 use crate::error::{Error, InputError, InputErrorKind, StorageError};
-use crate::key_registry::KeyRegistry;
+use crate::keys::{FieldPath, FileContext, RunContext};
+use crate::keys::{KeyRegistry, ObjectKey};
 use crate::schema::{SchemaOptions, StreamSchema};
 use crate::singer::{self, Message};
-use crate::storage::{Event, FileId, ObjectMeta, Storage};
-use crate::template::{FieldPath, FileContext, RunContext};
 use crate::writer::{self, Command, Progress};
 
 /// Largest chunk of encoded bytes handed to the writer at once. Large enough that compression
@@ -134,7 +134,7 @@ impl Stream<'_> {
 struct OpenFile {
     id: FileId,
     /// The object's key; for keys decided at close (cursor macros), a provisional name.
-    key: String,
+    key: ObjectKey,
     /// Kept only when the key is decided at close (cursor macros) and may need record fields.
     first_record: Option<String>,
     /// When the file opened, for `_sdc_batched_at` (empty unless add_record_metadata is on).
@@ -193,7 +193,7 @@ struct Pipeline<'a> {
     activations: HashMap<String, Vec<(u64, i128)>>,
     /// `hard_delete`: the input line at which each of this run's data files opened, so a
     /// deletion never reaches a file written after its ACTIVATE_VERSION.
-    opened_at: HashMap<String, u64>,
+    opened_at: HashMap<ObjectKey, u64>,
     /// Every key of the run: no key is written twice, `{part}` counts per rendered key.
     keys: KeyRegistry,
     storage: Arc<dyn Storage>,
@@ -378,7 +378,7 @@ impl<'a> Pipeline<'a> {
 
     /// Writes a small object that is not data (manifest, `_SUCCESS`). It holds back every STATE
     /// until it is durable.
-    fn write_extra(&mut self, key: String, body: Vec<u8>, content_type: &'static str) -> Result<(), Error> {
+    fn write_extra(&mut self, key: ObjectKey, body: Vec<u8>, content_type: &'static str) -> Result<(), Error> {
         let id = self.next_file;
         self.next_file += 1;
         self.ack.file_opened(id, 0);
@@ -514,7 +514,7 @@ impl<'a> Pipeline<'a> {
             .clone()
             .or_else(|| bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect()));
         let cursor_field = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect());
-        let schema_hash = format!("{:016x}", crate::template::fnv1a(schema.get().as_bytes()));
+        let schema_hash = format!("{:016x}", crate::keys::fnv1a(schema.get().as_bytes()));
         // Parquet and Avro files carry typed columns: any change of the schema may change a type.
         let columns_changed = self.streams.get(name).is_some_and(|s| {
             s.schema.columns != compiled.columns || (s.output.format.is_binary() && s.schema.text != compiled.text)
@@ -590,7 +590,7 @@ impl<'a> Pipeline<'a> {
             // Without validation there is no parsed record; the cursor is read only when the
             // key needs it.
             (None, Some(field)) if file.first_record.is_some() => {
-                let cursor = crate::template::find_field(record.get(), field)
+                let cursor = crate::json::find_field(record.get(), field)
                     .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok());
                 file.cursor.update(cursor.as_ref());
             }
@@ -649,7 +649,10 @@ impl<'a> Pipeline<'a> {
         // A key decided at close is claimed then; until then the store only needs a name for
         // its temporary file.
         let key = if key_at_close {
-            rendered.with_part(0)
+            match ObjectKey::new(rendered.with_part(0)) {
+                Ok(key) => key,
+                Err(e) => return Err(self.input_error(Some(name), InputErrorKind::Key(e))),
+            }
         } else {
             match self.keys.claim(rendered) {
                 Ok(key) => key,
@@ -743,7 +746,7 @@ impl<'a> Pipeline<'a> {
         self.in_flight.insert(
             file.id,
             ManifestEntry {
-                key: file.key,
+                key: file.key.to_string(),
                 stream: name.to_string(),
                 records: file.records,
                 bytes: 0,
@@ -859,13 +862,13 @@ impl Pipeline<'_> {
             .map(|a| a.iter().filter(|(at, v)| *at < line && *v != active).map(|(_, v)| *v).collect())
             .unwrap_or_default();
         let root = root.render(&self.run, &stream.file_context(None, None, None)).with_part(0);
-        let older: Vec<String> = self
+        let older: Vec<ObjectKey> = self
             .storage
             .list(&root)
             .map_err(Error::Storage)?
             .into_iter()
             .filter(|key| {
-                let rest = &key[root.len()..];
+                let rest = &key.as_str()[root.len()..];
                 let Some((folder, _)) = rest.split_once('/') else { return false };
                 let Ok(v) = folder.parse::<i128>() else { return false };
                 let old = v < active || superseded.contains(&v);

@@ -13,8 +13,9 @@ use crossbeam_channel::{Receiver, Sender};
 use flate2::write::GzEncoder;
 
 use crate::config::Compression;
+use crate::destination::{Completion, Event, FileId, ObjectMeta, ObjectSink, Storage};
 use crate::error::StorageError;
-use crate::storage::{Completion, Event, FileId, ObjectMeta, ObjectSink, Storage};
+use crate::keys::ObjectKey;
 
 /// How far the writer got with one file, read by the pipeline to roll files by their size
 /// after compression without waiting for the writer.
@@ -43,7 +44,7 @@ pub enum Batch {}
 pub enum Command {
     Open {
         id: FileId,
-        key: String,
+        key: ObjectKey,
         meta: ObjectMeta,
         compression: Compression,
         /// Parquet files: the writer that encodes their batches (`compression` is then unused).
@@ -55,7 +56,7 @@ pub enum Command {
     /// Uncompressed bytes for a file; the buffer goes back through the recycle channel.
     Write { id: FileId, data: Vec<u8> },
     /// Ends a file; `key` replaces the key given at open (keys with cursor macros).
-    Close { id: FileId, key: Option<String> },
+    Close { id: FileId, key: Option<ObjectKey> },
 }
 
 /// Starts the writer thread. It stops when the command channel closes; files still open then
@@ -176,7 +177,7 @@ impl Compressor {
 /// One open file on the writer thread: its compressor and its sink, which stays ours to
 /// finish or abort.
 struct ObjectWriter {
-    key: String,
+    key: ObjectKey,
     sink: Box<dyn ObjectSink>,
     compressor: Option<Compressor>,
     progress: Arc<Progress>,
@@ -185,7 +186,7 @@ struct ObjectWriter {
 
 impl ObjectWriter {
     fn new(
-        key: String,
+        key: ObjectKey,
         sink: Box<dyn ObjectSink>,
         compression: Compression,
         parquet: Option<Box<ParquetWriter>>,
@@ -199,13 +200,13 @@ impl ObjectWriter {
             Ok(c) => Ok(ObjectWriter { key, sink, compressor: Some(c), progress, crc: crc32fast::Hasher::new() }),
             Err(source) => {
                 sink.abort();
-                Err(StorageError::Compress { key, source })
+                Err(StorageError::Compress { key: key.to_string(), source })
             }
         }
     }
 
     fn compress_error(&self, source: std::io::Error) -> StorageError {
-        StorageError::Compress { key: self.key.clone(), source }
+        StorageError::Compress { key: self.key.to_string(), source }
     }
 
     fn pass_on(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
@@ -259,7 +260,7 @@ impl ObjectWriter {
         match batch {}
     }
 
-    fn finish(mut self, id: FileId, key: Option<String>, events: Sender<Event>) -> Result<(), StorageError> {
+    fn finish(mut self, id: FileId, key: Option<ObjectKey>, events: Sender<Event>) -> Result<(), StorageError> {
         let compressor = self.compressor.take().expect("present until finish");
         let result = match compressor.finish() {
             Ok(tail) => self.pass_on(&tail),

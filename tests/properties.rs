@@ -14,7 +14,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use target_s3::config::RawConfig;
-use target_s3::storage::LocalFolder;
+use target_s3::destination::LocalFolder;
 
 /// Characters that broke keys before: separators, escapes, dots, unicode, Hive's `=`.
 const ALPHABET: &[char] = &['a', 'B', '0', '_', '.', '/', ' ', '%', '=', '~', '-', '用', 'é', '\\', '😀', ':', '*'];

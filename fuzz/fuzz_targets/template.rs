@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use target_s3::template::{FileContext, KeyTemplate, NULL_VALUE, ParseOptions, RunContext, check_key, push_escaped};
+use target_s3::keys::{FileContext, KeyTemplate, NULL_VALUE, ParseOptions, RunContext, check_key, push_escaped};
 
 fn escaped(value: &str) -> String {
     let mut out = String::from("x/");

@@ -11,7 +11,7 @@ use tempfile::NamedTempFile;
 
 use super::{Completion, ObjectMeta, ObjectSink, Storage};
 use crate::error::StorageError;
-use crate::template::check_key;
+use crate::keys::ObjectKey;
 
 pub struct LocalFolder {
     root: PathBuf,
@@ -30,15 +30,14 @@ fn local_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::E
 }
 
 impl Storage for LocalFolder {
-    fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
-        check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
+    fn create(&self, key: &ObjectKey, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
         // The temporary file sits in the final folder (the rename that publishes it stays on one
         // file system, even when a sub-folder is a mount), hidden, with a short name of its own
         // (any legal final name works). A key decided at close has no folder yet: the root.
         let folder = if meta.key_at_close {
             self.root.clone()
         } else {
-            self.root.join(key).parent().map_or_else(|| self.root.clone(), Path::to_path_buf)
+            self.root.join(key.as_str()).parent().map_or_else(|| self.root.clone(), Path::to_path_buf)
         };
         std::fs::create_dir_all(&folder).map_err(local_err("cannot create folder", &folder))?;
         // Readable as the umask allows (0644 under 022), like any file a tool writes: Spark or a
@@ -62,7 +61,7 @@ impl Storage for LocalFolder {
         format!("local folder {}", self.root.display())
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StorageError> {
         fn walk(dir: &Path, key: &str, out: &mut Vec<String>) -> std::io::Result<()> {
             let entries = match std::fs::read_dir(dir) {
                 Ok(entries) => entries,
@@ -87,13 +86,13 @@ impl Storage for LocalFolder {
         walk(&self.root.join(folder), folder, &mut keys).map_err(local_err("cannot list", &self.root))?;
         keys.retain(|k| k.starts_with(prefix));
         keys.sort();
-        Ok(keys)
+        // A name no key could have (written by someone else) is not ours to touch.
+        Ok(keys.into_iter().filter_map(|k| ObjectKey::new(k).ok()).collect())
     }
 
-    fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+    fn delete(&self, keys: &[ObjectKey]) -> Result<(), StorageError> {
         for key in keys {
-            check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.clone(), reason })?;
-            let path = self.root.join(key);
+            let path = self.root.join(key.as_str());
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(local_err("cannot delete", &path)(e)),
                 _ => {}
@@ -119,10 +118,9 @@ struct LocalSink {
 }
 
 impl LocalSink {
-    fn commit(self, key: &str) -> Result<u64, StorageError> {
+    fn commit(self, key: &ObjectKey) -> Result<u64, StorageError> {
         let LocalSink { out, root, replace, bytes } = self;
-        check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
-        let path = root.join(key);
+        let path = root.join(key.as_str());
         let temp = out.into_inner().map_err(|e| StorageError::Local {
             action: "cannot write",
             path: path.clone(),

@@ -12,6 +12,7 @@ pub use s3::S3Store;
 use crossbeam_channel::Sender;
 
 use crate::error::StorageError;
+use crate::keys::ObjectKey;
 
 /// Identifies one output file for the whole of its life (open, writes, durable).
 pub type FileId = u64;
@@ -30,7 +31,7 @@ pub struct ObjectMeta {
 #[derive(Debug)]
 pub enum Event {
     /// The file is durably stored under its final key.
-    Durable { id: FileId, key: String, bytes: u64, crc32: u32 },
+    Durable { id: FileId, key: ObjectKey, bytes: u64, crc32: u32 },
     /// Writing failed for good; the run must stop.
     Failed(StorageError),
 }
@@ -39,14 +40,14 @@ pub enum Event {
 pub struct Completion {
     pub id: FileId,
     /// The object's final key.
-    pub key: String,
+    pub key: ObjectKey,
     /// CRC32 of the object's bytes as stored, for the manifest.
     crc32: u32,
     events: Sender<Event>,
 }
 
 impl Completion {
-    pub fn new(id: FileId, key: String, crc32: u32, events: Sender<Event>) -> Completion {
+    pub fn new(id: FileId, key: ObjectKey, crc32: u32, events: Sender<Event>) -> Completion {
         Completion { id, key, crc32, events }
     }
 
@@ -62,15 +63,15 @@ impl Completion {
 
 pub trait Storage: Send + Sync {
     /// Starts a new object. Nothing is visible under `key` until the sink finishes.
-    fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError>;
+    fn create(&self, key: &ObjectKey, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError>;
     /// Human-readable description for logs (never contains secrets).
     fn describe(&self) -> String;
     /// Keys of the objects whose keys start with `prefix` (for `hard_delete`).
-    fn list(&self, _prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn list(&self, _prefix: &str) -> Result<Vec<ObjectKey>, StorageError> {
         Ok(Vec::new())
     }
     /// Deletes objects (for `hard_delete`); a key that is already gone is not an error.
-    fn delete(&self, _keys: &[String]) -> Result<(), StorageError> {
+    fn delete(&self, _keys: &[ObjectKey]) -> Result<(), StorageError> {
         Ok(())
     }
     /// Reads a whole object of any bucket this store's credentials can read (`s3://` BATCH
@@ -97,8 +98,7 @@ pub trait ObjectSink: Send {
 pub struct DryRun;
 
 impl Storage for DryRun {
-    fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
-        crate::template::check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
+    fn create(&self, _key: &ObjectKey, _meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
         Ok(Box::new(DiscardSink(0)))
     }
     fn describe(&self) -> String {

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::{Completion, ObjectMeta, ObjectSink, Storage};
 use crate::config::{ObjectOptions, S3Options};
 use crate::error::StorageError;
-use crate::template::check_key;
+use crate::keys::ObjectKey;
 
 /// Sets the per-object options on PutObject and CreateMultipartUpload alike (their builders
 /// are different types with the same setters).
@@ -321,8 +321,7 @@ fn one_line(s: &str) -> String {
 }
 
 impl Storage for S3Store {
-    fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
-        check_key(key).map_err(|reason| StorageError::UnsafeKey { key: key.to_string(), reason })?;
+    fn create(&self, key: &ObjectKey, meta: &ObjectMeta) -> Result<Box<dyn ObjectSink>, StorageError> {
         Ok(Box::new(S3Sink {
             inner: self.inner.clone(),
             key: key.to_string(),
@@ -333,7 +332,7 @@ impl Storage for S3Store {
         }))
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StorageError> {
         let i = &self.inner;
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
@@ -343,7 +342,8 @@ impl Storage for S3Store {
             let out = i.handle.block_on(request.send()).map_err(|e| {
                 i.error("ListObjectsV2", prefix, explain(&e, "s3:ListBucket", &i.bucket, "", &i.endpoint))
             })?;
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            // A key no template could render (someone else's object) is not ours to touch.
+            keys.extend(out.contents().iter().filter_map(|o| o.key().and_then(|k| ObjectKey::new(k.to_string()).ok())));
             match out.next_continuation_token() {
                 Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_string()),
                 _ => break,
@@ -352,23 +352,23 @@ impl Storage for S3Store {
         Ok(keys)
     }
 
-    fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+    fn delete(&self, keys: &[ObjectKey]) -> Result<(), StorageError> {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         let i = &self.inner;
         for chunk in keys.chunks(1000) {
             let objects: Vec<ObjectIdentifier> =
-                chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k).build().ok()).collect();
+                chunk.iter().filter_map(|k| ObjectIdentifier::builder().key(k.as_str()).build().ok()).collect();
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| i.error("DeleteObjects", &chunk[0], e.to_string()))?;
+                .map_err(|e| i.error("DeleteObjects", chunk[0].as_str(), e.to_string()))?;
             let out =
                 i.handle.block_on(i.client.delete_objects().bucket(&i.bucket).delete(delete).send()).map_err(|e| {
                     i.error(
                         "DeleteObjects",
-                        &chunk[0],
-                        explain(&e, "s3:DeleteObject", &i.bucket, &chunk[0], &i.endpoint),
+                        chunk[0].as_str(),
+                        explain(&e, "s3:DeleteObject", &i.bucket, chunk[0].as_str(), &i.endpoint),
                     )
                 })?;
             if let Some(failed) = out.errors().first() {
@@ -612,7 +612,7 @@ impl ObjectSink for S3Sink {
         let task_inner = inner.clone();
         let task = inner.handle.spawn(async move {
             let result = match upload {
-                None => put_object(&task_inner, &done.key, &meta, buf).await,
+                None => put_object(&task_inner, done.key.as_str(), &meta, buf).await,
                 Some(upload) => complete(&task_inner, &key, upload, buf).await,
             };
             done.done(result.map(|()| bytes));

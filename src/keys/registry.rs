@@ -8,16 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::template::RenderedKey;
-
-/// A key this run has already written (or is writing), refused unless `allow_overwrite`.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "object key {key:?} would be written twice in this run (the key template cannot tell these files apart; add {{part}} or {{uuid}}, or set allow_overwrite to true)"
-)]
-pub struct DuplicateKey {
-    pub key: String,
-}
+use super::object_key::{KeyError, ObjectKey};
+use super::render::RenderedKey;
 
 #[derive(Debug, Default)]
 pub struct KeyRegistry {
@@ -35,7 +27,7 @@ impl KeyRegistry {
     /// Turns a rendered key into the key of a new file: the lowest `{part}` not yet used for
     /// this rendered key (and not taken by any other key of the run), or the key itself when
     /// the template has no `{part}`.
-    pub fn claim(&mut self, rendered: RenderedKey) -> Result<String, DuplicateKey> {
+    pub fn claim(&mut self, rendered: RenderedKey) -> Result<ObjectKey, KeyError> {
         if !rendered.has_part() {
             let key = rendered.as_str().to_string();
             return self.claim_exact(key);
@@ -47,14 +39,18 @@ impl KeyRegistry {
             // Keys can meet across templates (`a{part}` and `a0{part}`): skip numbers taken.
             if self.used.insert(key.clone()) {
                 self.next_part.insert(rendered, part);
-                return Ok(key);
+                return ObjectKey::new(key);
             }
         }
     }
 
     /// Claims a key that has no `{part}` (manifest, markers, templates without `{part}`).
-    pub fn claim_exact(&mut self, key: String) -> Result<String, DuplicateKey> {
-        if self.used.insert(key.clone()) || self.allow_overwrite { Ok(key) } else { Err(DuplicateKey { key }) }
+    pub fn claim_exact(&mut self, key: String) -> Result<ObjectKey, KeyError> {
+        if self.used.insert(key.clone()) || self.allow_overwrite {
+            ObjectKey::new(key)
+        } else {
+            Err(KeyError::Duplicate { key })
+        }
     }
 
     /// Whether a key was claimed in this run (for `hard_delete`: never delete this run's files).
@@ -66,7 +62,7 @@ impl KeyRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::{FileContext, KeyTemplate, ParseOptions, RunContext};
+    use crate::keys::{FileContext, KeyTemplate, ParseOptions, RunContext};
 
     fn rendered(template: &str, stream: &str) -> RenderedKey {
         let t = KeyTemplate::parse("", template, &ParseOptions::default()).unwrap();
@@ -89,22 +85,22 @@ mod tests {
     fn parts_count_per_rendered_key() {
         let mut keys = KeyRegistry::new(false);
         // Two streams under a template without {stream}: numbered apart, not overwritten.
-        assert_eq!(keys.claim(rendered("{run_id}-{part}", "a")).unwrap(), "r-00000");
-        assert_eq!(keys.claim(rendered("{run_id}-{part}", "b")).unwrap(), "r-00001");
-        assert_eq!(keys.claim(rendered("{stream}/{part}", "a")).unwrap(), "a/00000");
-        assert_eq!(keys.claim(rendered("{stream}/{part}", "b")).unwrap(), "b/00000");
-        assert_eq!(keys.claim(rendered("{stream}/{part}", "a")).unwrap(), "a/00001");
+        assert_eq!(keys.claim(rendered("{run_id}-{part}", "a")).unwrap().as_str(), "r-00000");
+        assert_eq!(keys.claim(rendered("{run_id}-{part}", "b")).unwrap().as_str(), "r-00001");
+        assert_eq!(keys.claim(rendered("{stream}/{part}", "a")).unwrap().as_str(), "a/00000");
+        assert_eq!(keys.claim(rendered("{stream}/{part}", "b")).unwrap().as_str(), "b/00000");
+        assert_eq!(keys.claim(rendered("{stream}/{part}", "a")).unwrap().as_str(), "a/00001");
     }
 
     #[test]
     fn keys_taken_by_another_template_are_skipped() {
         let mut keys = KeyRegistry::new(false);
-        assert_eq!(keys.claim(rendered("x0{part}", "a")).unwrap(), "x000000");
+        assert_eq!(keys.claim(rendered("x0{part}", "a")).unwrap().as_str(), "x000000");
         // `x{part}` with part 0 would be "x00000"; part 10 of it would be "x00010" ... none clash
         // here, but a key claimed exactly is never handed out again.
         keys.claim_exact("x00001".into()).unwrap();
-        assert_eq!(keys.claim(rendered("x{part}", "a")).unwrap(), "x00000");
-        assert_eq!(keys.claim(rendered("x{part}", "a")).unwrap(), "x00002");
+        assert_eq!(keys.claim(rendered("x{part}", "a")).unwrap().as_str(), "x00000");
+        assert_eq!(keys.claim(rendered("x{part}", "a")).unwrap().as_str(), "x00002");
     }
 
     #[test]

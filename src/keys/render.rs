@@ -1,0 +1,243 @@
+//! Rendering a parsed template into the key of one file: once per file (never per record),
+//! and the record-dependent part (the partition) once per record of a partitioned stream.
+
+use std::fmt::Write;
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+
+use super::escape::{NULL_VALUE, fnv1a, push_escaped, push_escaped_path};
+use super::macros::{FieldPath, Macro, MacroStyle};
+use super::template::{KeyTemplate, Segment};
+use crate::json::{find_field, parse_date_time};
+
+/// Values that are fixed for the whole run.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    pub now: DateTime<Tz>,
+    pub run_id: String,
+}
+
+/// Values that change per file.
+pub struct FileContext<'a> {
+    pub stream: &'a str,
+    /// The stream's output: its `extension` (`jsonl.gz`), `format` and `compression` names.
+    pub extension: &'a str,
+    pub format: &'a str,
+    pub compression: &'a str,
+    pub stream_run_id: &'a str,
+    /// The file's first record, for record macros.
+    pub record: Option<&'a str>,
+    /// Field giving the partition date, if the stream has one.
+    pub partition_date_field: Option<&'a FieldPath>,
+    /// The file's largest cursor value as JSON text, once the file is complete.
+    pub cursor: Option<&'a str>,
+    /// The `version` of the file's records (raw JSON), if they have one.
+    pub table_version: Option<&'a str>,
+}
+
+/// Stands for `{part}` in a rendered key until the run's [`crate::keys::KeyRegistry`]
+/// picks the number: files are counted per rendered key, so two files can only share a key
+/// when their templates have neither `{part}` nor `{uuid}`. Rendered values never hold control
+/// characters, so the marker cannot come from data.
+pub const PART_MARK: char = '\u{1}';
+
+/// A key as rendered, with `{part}` still open (see [`PART_MARK`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenderedKey(String);
+
+impl RenderedKey {
+    /// The key of the file numbered `part` among files with this rendered key.
+    pub fn with_part(&self, part: u64) -> String {
+        if !self.has_part() {
+            return self.0.clone();
+        }
+        let number = format!("{part:05}");
+        self.0.replace(PART_MARK, &number)
+    }
+
+    pub fn has_part(&self) -> bool {
+        self.0.contains(PART_MARK)
+    }
+
+    /// The rendered text as it stands (for keys without `{part}`, the key).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl KeyTemplate {
+    /// Renders the record-dependent part of the key into `out` (cleared first): records with
+    /// equal partitions share a file. Per record, so it allocates only when `out` must grow.
+    pub fn partition(
+        &self,
+        record: &str,
+        partition_date_field: Option<&FieldPath>,
+        run: &RunContext,
+        out: &mut String,
+    ) {
+        out.clear();
+        for segment in &self.segments {
+            if let Segment::Macro { kind: kind @ (Macro::Record(_) | Macro::PartitionDate(_)), format } = segment {
+                // The separator goes first, so no value is escaped as if it started a folder:
+                // the partition only groups records; keys are rendered in their own context.
+                out.push('\u{0}');
+                render_record_macro(kind, format.as_deref(), record, partition_date_field, run, out);
+            }
+        }
+    }
+
+    /// Renders the key of one file, `{part}` left open for the run's key registry. Only called
+    /// when a file opens (or closes, for cursor keys), so it may allocate.
+    pub fn render(&self, run: &RunContext, file: &FileContext<'_>) -> RenderedKey {
+        let mut key = String::with_capacity(96);
+        for segment in &self.segments {
+            let (kind, format) = match segment {
+                Segment::Literal(text) => {
+                    key.push_str(text);
+                    continue;
+                }
+                Segment::Fixed(value) => {
+                    push_escaped(&mut key, value);
+                    continue;
+                }
+                Segment::Macro { kind, format } => (kind, format.as_deref()),
+            };
+            let t = &run.now;
+            // Writing to a String cannot fail.
+            let _ = match kind {
+                Macro::Stream => {
+                    push_escaped(&mut key, file.stream);
+                    Ok(())
+                }
+                Macro::StreamId => write!(key, "{:016x}", fnv1a(file.stream.as_bytes())),
+                Macro::Namespace => {
+                    push_escaped(&mut key, file.stream.rsplit_once('-').map(|(ns, _)| ns).unwrap_or(""));
+                    Ok(())
+                }
+                Macro::Year => write!(key, "{}", t.format("%Y")),
+                Macro::Month => write!(key, "{}", t.format("%m")),
+                Macro::Day => write!(key, "{}", t.format("%d")),
+                Macro::Hour => write!(key, "{}", t.format("%H")),
+                Macro::Minute => write!(key, "{}", t.format("%M")),
+                Macro::Second => write!(key, "{}", t.format("%S")),
+                Macro::Date if self.style == MacroStyle::Hotglue => write!(key, "{}", t.format("%Y%m")),
+                Macro::Date => write!(key, "{}", t.format("%Y_%m_%d")),
+                Macro::FullDate => write!(key, "{}", t.format("%Y%m%d")),
+                Macro::IsoDate => write!(key, "{}", t.format("%Y-%m-%d")),
+                Macro::DateTime => write!(key, "{}", t.format("%Y_%m_%d_%H_%M_%S")),
+                Macro::IsoDateTime => {
+                    // `:` and `+` are escaped like any value's (Windows file names, Hadoop paths).
+                    let text = if t.timezone() == Tz::UTC {
+                        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                    } else {
+                        t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+                    };
+                    push_escaped(&mut key, &text);
+                    Ok(())
+                }
+                Macro::Epoch => write!(key, "{}", t.timestamp()),
+                Macro::EpochMs => write!(key, "{}", t.timestamp_millis()),
+                Macro::Now => {
+                    // The pattern was checked at parse time, so formatting cannot panic.
+                    let mut rendered = String::new();
+                    match write!(rendered, "{}", t.format(format.unwrap_or("%Y-%m-%d"))) {
+                        Ok(()) => push_escaped_path(&mut key, &rendered),
+                        Err(_) => push_escaped(&mut key, NULL_VALUE), // checked at parse time; never panics
+                    }
+                    Ok(())
+                }
+                Macro::Part => {
+                    key.push(PART_MARK);
+                    Ok(())
+                }
+                Macro::Uuid => write!(key, "{}", uuid::Uuid::new_v4()),
+                Macro::RunId => {
+                    push_escaped(&mut key, &run.run_id);
+                    Ok(())
+                }
+                Macro::StreamRunId => {
+                    push_escaped(&mut key, file.stream_run_id);
+                    Ok(())
+                }
+                Macro::Extension => write!(key, "{}", file.extension),
+                Macro::Format => write!(key, "{}", file.format),
+                Macro::Compression => write!(key, "{}", file.compression),
+                Macro::TableVersion => {
+                    push_escaped(&mut key, file.table_version.unwrap_or("none"));
+                    Ok(())
+                }
+                Macro::JobVar(_) => Ok(()), // resolved to a fixed value at parse time
+                Macro::Cursor(fixed) => {
+                    match file.cursor {
+                        Some(raw) => push_value(&mut key, raw, fixed.or(format)),
+                        None => push_escaped(&mut key, NULL_VALUE),
+                    }
+                    Ok(())
+                }
+                Macro::Record(_) | Macro::PartitionDate(_) => {
+                    let record = file.record.unwrap_or("{}");
+                    render_record_macro(kind, format, record, file.partition_date_field, run, &mut key);
+                    Ok(())
+                }
+            };
+        }
+        RenderedKey(key)
+    }
+}
+
+fn render_record_macro(
+    kind: &Macro,
+    format: Option<&str>,
+    record: &str,
+    partition_date_field: Option<&FieldPath>,
+    run: &RunContext,
+    out: &mut String,
+) {
+    match kind {
+        Macro::Record(path) => match find_field(record, path) {
+            Some(raw) => push_value(out, raw.get(), format),
+            None => push_escaped(out, NULL_VALUE),
+        },
+        Macro::PartitionDate(fmt) => match partition_date_field {
+            None => {
+                let _ = write!(out, "{}", run.now.format(fmt));
+            }
+            Some(path) => match find_field(record, path) {
+                Some(raw) => push_value(out, raw.get(), Some(fmt)),
+                None => push_escaped(out, NULL_VALUE),
+            },
+        },
+        _ => {}
+    }
+}
+
+/// Writes a record value into a key: strings unquoted, dates through `format` (whose `/` make
+/// folders on purpose), everything escaped by [`push_escaped`].
+fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
+    if raw == "null" {
+        push_escaped(out, NULL_VALUE);
+        return;
+    }
+    let text: std::borrow::Cow<'_, str> = if raw.starts_with('"') {
+        match serde_json::from_str::<String>(raw) {
+            Ok(s) => s.into(),
+            Err(_) => raw.into(),
+        }
+    } else {
+        raw.into()
+    };
+    match format {
+        None => push_escaped(out, &text),
+        Some(fmt) => match parse_date_time(&text) {
+            Some(dt) => {
+                let mut rendered = String::new();
+                match write!(rendered, "{}", dt.format(fmt)) {
+                    Ok(()) => push_escaped_path(out, &rendered),
+                    Err(_) => push_escaped(out, NULL_VALUE), // checked at parse time; never panics
+                }
+            }
+            None => push_escaped(out, NULL_VALUE),
+        },
+    }
+}

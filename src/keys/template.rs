@@ -1,0 +1,289 @@
+//! Parsing a `prefix` + `key_template` into segments, once at start-up, and what the parsed
+//! template says about its keys (uniqueness, partitions, version folders).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{NaiveDate, TimeZone};
+use chrono_tz::Tz;
+
+use super::macros::{FieldPath, FormatSpec, JOB_VARIABLES, Macro, MacroStyle, lookup, valid_names};
+use crate::error::ConfigError;
+
+/// Everything parsing needs beyond the template text.
+pub struct ParseOptions<'a> {
+    pub style: MacroStyle,
+    /// Job variables and `template_variables`, already resolved, by lowercase name.
+    pub variables: &'a BTreeMap<String, String>,
+}
+
+impl Default for ParseOptions<'_> {
+    fn default() -> Self {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        ParseOptions { style: MacroStyle::Default, variables: &EMPTY }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Segment {
+    Literal(String),
+    /// A value fixed for the run (job and template variables): data, so it is escaped like
+    /// every other rendered value, but known at parse time.
+    Fixed(String),
+    Macro {
+        kind: Macro,
+        format: Option<String>,
+    },
+}
+
+/// A parsed `prefix` + `key_template`.
+#[derive(Clone, Debug)]
+pub struct KeyTemplate {
+    pub(super) segments: Vec<Segment>,
+    pub(super) style: MacroStyle,
+}
+
+/// What makes the keys of a template differ, for the start-up uniqueness check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Uniqueness {
+    /// `{stream}`, `{stream_id}` or `{stream_run_id}`: streams never share a key.
+    pub by_stream: bool,
+    /// `{part}` or `{uuid}`: files of one stream in one run differ.
+    pub within_run: bool,
+    /// `{run_id}`, `{stream_run_id}`, `{uuid}` or a full instant: runs differ.
+    pub across_runs: bool,
+}
+
+impl KeyTemplate {
+    /// Parses `prefix` and `template`; the prefix is a folder (a `/` joins the two). Whether the
+    /// keys are unique is the caller's question ([`KeyTemplate::uniqueness`]).
+    pub fn parse(prefix: &str, template: &str, options: &ParseOptions<'_>) -> Result<KeyTemplate, ConfigError> {
+        let mut segments = Vec::new();
+        let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
+        if !prefix.is_empty() {
+            segments.extend(parse_segments("prefix", prefix, options)?);
+            segments.push(Segment::Literal("/".into()));
+        }
+        let template_segments = parse_segments("key_template", template, options)?;
+        if template_segments.is_empty() {
+            return Err(ConfigError::Invalid { setting: "key_template".into(), message: "must not be empty".into() });
+        }
+        segments.extend(template_segments);
+        Ok(KeyTemplate { segments, style: options.style })
+    }
+
+    fn uses(&self, pred: impl Fn(&Macro) -> bool) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::Macro { kind, .. } if pred(kind)))
+    }
+
+    /// Whether the key names the file's cursor range, so it is rendered when the file closes.
+    pub fn uses_cursor(&self) -> bool {
+        self.uses(|m| matches!(m, Macro::Cursor(_)))
+    }
+
+    /// Whether keys hold the records' table version (one open file per version).
+    pub fn uses_table_version(&self) -> bool {
+        self.uses(|m| matches!(m, Macro::TableVersion))
+    }
+
+    /// The key up to the `{table_version}` folder, when everything before it is fixed for the
+    /// stream (prefix, stream name, job variables, literals) and a `/` follows the version:
+    /// the folder whose version subfolders `hard_delete` may remove.
+    pub fn version_root(&self) -> Option<KeyTemplate> {
+        let at = self.segments.iter().position(|s| matches!(s, Segment::Macro { kind: Macro::TableVersion, .. }))?;
+        let before = &self.segments[..at];
+        let fixed = before.iter().all(|s| match s {
+            Segment::Literal(_) | Segment::Fixed(_) => true,
+            Segment::Macro { kind, .. } => matches!(kind, Macro::Stream | Macro::StreamId | Macro::Namespace),
+        });
+        // The stream must be named in the folder, or one stream's versions would share a folder
+        // with another's and hard_delete would reach them.
+        let names_stream =
+            before.iter().any(|s| matches!(s, Segment::Macro { kind: Macro::Stream | Macro::StreamId, .. }));
+        let folder_follows = matches!(self.segments.get(at + 1), Some(Segment::Literal(l)) if l.starts_with('/'));
+        let folder_starts = match before.last() {
+            None => true,
+            Some(Segment::Literal(l)) => l.ends_with('/'),
+            Some(_) => false,
+        };
+        if !fixed || !names_stream || !folder_follows || !folder_starts {
+            return None;
+        }
+        Some(KeyTemplate { segments: self.segments[..at].to_vec(), style: self.style })
+    }
+
+    /// Whether keys depend on the record (one open file per partition).
+    pub fn is_partitioned(&self) -> bool {
+        self.uses(|m| matches!(m, Macro::Record(_) | Macro::PartitionDate(_)))
+    }
+
+    /// What makes this template's keys differ. `utc`: load times render in UTC, so a load time
+    /// to the second (`{timestamp}`) names one instant; in a zone with daylight saving the same
+    /// local time comes twice a year. `{iso_date_time}` carries its offset and epochs are
+    /// zone-free, so they always count; partial times (`{second}`, `{hour}`) never do.
+    pub fn uniqueness(&self, utc: bool) -> Uniqueness {
+        Uniqueness {
+            by_stream: self.uses(|m| matches!(m, Macro::Stream | Macro::StreamId | Macro::StreamRunId)),
+            within_run: self.uses(|m| matches!(m, Macro::Part | Macro::Uuid)),
+            across_runs: self.uses(|m| match m {
+                Macro::RunId
+                | Macro::StreamRunId
+                | Macro::Uuid
+                | Macro::Epoch
+                | Macro::EpochMs
+                | Macro::IsoDateTime => true,
+                Macro::DateTime => utc,
+                _ => false,
+            }),
+        }
+    }
+}
+
+/// Whether a strftime pattern renders: some directives parse but cannot be formatted (`%#z`,
+/// and `%z` for record values, which have no zone), and chrono panics on those at render time.
+fn renders(format: &str, zoned: bool) -> bool {
+    if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+        return false;
+    }
+    let mut out = String::new();
+    let sample = NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_micro_opt(3, 41, 7, 5)).expect("valid");
+    if zoned {
+        write!(out, "{}", Tz::Europe__Berlin.from_utc_datetime(&sample).format(format)).is_ok()
+    } else {
+        write!(out, "{}", sample.format(format)).is_ok()
+    }
+}
+
+fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Result<Vec<Segment>, ConfigError> {
+    let err = |pos: usize, message: String| ConfigError::Invalid {
+        setting: setting.into(),
+        message: format!("{message} at position {pos} of {text:?}"),
+    };
+    let mut segments = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    let mut pos = 0;
+    while !rest.is_empty() {
+        let (open, close) = if rest.starts_with("{{") {
+            ("{{", "}}")
+        } else if rest.starts_with("${") {
+            ("${", "}")
+        } else if rest.starts_with('{') {
+            ("{", "}")
+        } else {
+            let c = rest.chars().next().expect("rest is not empty");
+            if c.is_control() || c == '\\' {
+                return Err(err(pos, format!("character {c:?} is not allowed in a key")));
+            }
+            if c == '}' {
+                return Err(err(pos, "`}` without a matching `{`".into()));
+            }
+            literal.push(c);
+            rest = &rest[c.len_utf8()..];
+            pos += c.len_utf8();
+            continue;
+        };
+        let inner_start = open.len();
+        let Some(end) = rest[inner_start..].find(close) else {
+            return Err(err(pos, format!("unclosed `{open}`")));
+        };
+        let inner = rest[inner_start..inner_start + end].trim();
+        let (name, format) = match inner.split_once(':') {
+            Some((n, f)) => (n.trim(), Some(f.to_string())),
+            None => (inner, None),
+        };
+        if let Some(f) = &format
+            && !renders(f, name.eq_ignore_ascii_case("now"))
+        {
+            return Err(err(pos, format!("`{f}` is not a strftime format that can be rendered")));
+        }
+        let lower = name.to_ascii_lowercase();
+        let segment = if let Some(field) = lower.strip_prefix("record.") {
+            let path: FieldPath = name["record.".len()..].split('.').map(str::to_string).collect();
+            if field.is_empty() || path.iter().any(String::is_empty) {
+                return Err(err(
+                    pos,
+                    format!("`{open}{inner}{close}` needs a field name, e.g. `{{record.updated_at}}`"),
+                ));
+            }
+            Segment::Macro { kind: Macro::Record(path), format }
+        } else if let Some(spec) = lookup(name) {
+            match (spec.format, &format) {
+                (FormatSpec::None, Some(f)) => {
+                    return Err(err(pos, format!("macro `{name}` takes no format (got `:{f}`)")));
+                }
+                (FormatSpec::Strftime, None) => {
+                    return Err(err(
+                        pos,
+                        format!("macro `{name}` needs a strftime format, e.g. `{{{name}:%Y/%m/%d}}`"),
+                    ));
+                }
+                (FormatSpec::Strftime | FormatSpec::OptionalStrftime, Some(_))
+                | (FormatSpec::OptionalStrftime, None) => {}
+                (FormatSpec::None, None) => {}
+            }
+            match &spec.kind {
+                Macro::JobVar(var) => match options.variables.get(*var) {
+                    Some(value) => Segment::Fixed(value.clone()),
+                    None => {
+                        let env = JOB_VARIABLES
+                            .iter()
+                            .find(|(n, _)| n == var)
+                            .map(|(_, e)| e.join(" or $"))
+                            .unwrap_or_default();
+                        return Err(err(
+                            pos,
+                            format!("macro `{name}` has no value: set the `{var}` setting or ${env}"),
+                        ));
+                    }
+                },
+                kind => Segment::Macro { kind: kind.clone(), format },
+            }
+        } else if let Some(value) = options.variables.get(&lower) {
+            if format.is_some() {
+                return Err(err(pos, format!("template variable `{name}` takes no format")));
+            }
+            Segment::Fixed(value.clone())
+        } else {
+            return Err(err(
+                pos,
+                format!(
+                    "unknown macro `{open}{inner}{close}`; valid macros: {} (and template_variables)",
+                    valid_names()
+                ),
+            ));
+        };
+        match segment {
+            Segment::Literal(text) => literal.push_str(&text),
+            macro_segment => {
+                if !literal.is_empty() {
+                    segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                }
+                segments.push(macro_segment);
+            }
+        }
+        let consumed = inner_start + end + close.len();
+        rest = &rest[consumed..];
+        pos += consumed;
+    }
+    if !literal.is_empty() {
+        segments.push(Segment::Literal(literal));
+    }
+    // Literal `.` / `..` folders would climb out of the prefix or local folder; an empty folder
+    // name (`a//b`, a leading or trailing `/`) is not a key S3 readers or file systems agree on.
+    let skeleton: String = segments
+        .iter()
+        .map(|s| match s {
+            Segment::Literal(text) => text.as_str(),
+            Segment::Fixed(_) | Segment::Macro { .. } => "x",
+        })
+        .collect();
+    if skeleton.split('/').any(|part| part == "." || part == "..") {
+        return Err(err(0, "`.` and `..` folders are not allowed".into()));
+    }
+    if skeleton.split('/').any(str::is_empty) {
+        return Err(err(0, "a folder name is empty (`//`, or a `/` at the start or end)".into()));
+    }
+    Ok(segments)
+}
