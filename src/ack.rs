@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::destination::FileId;
+/// Identifies one output object (or deletion) for the whole of its life, from the moment it
+/// holds STATE back until it is durable.
+pub type FileId = u64;
 
 #[derive(Default)]
 pub struct AckTracker {

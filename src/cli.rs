@@ -98,25 +98,28 @@ fn run(args: &Args) -> Result<(), Error> {
     raw.log_config()?;
     let mut config = raw.validate()?;
     config.dry_run = args.dry_run;
-    let storage: Arc<dyn Storage> = match &config.destination {
-        _ if args.dry_run => Arc::new(DryRun),
-        Destination::Local { root } => Arc::new(LocalFolder::new(root.clone(), config.allow_overwrite)),
-        #[cfg(feature = "s3")]
-        Destination::S3(options) => {
-            let store = S3Store::connect(options)?;
-            if args.check {
-                return check(&store, &raw.prefix);
+    // The S3 store also opens `s3://` BATCH files, with the same credentials.
+    let (storage, batches): (Arc<dyn Storage>, Option<Arc<dyn crate::singer::batch::Opener>>) =
+        match &config.destination {
+            _ if args.dry_run => (Arc::new(DryRun), None),
+            Destination::Local { root } => (Arc::new(LocalFolder::new(root.clone(), config.allow_overwrite)), None),
+            #[cfg(feature = "s3")]
+            Destination::S3(options) => {
+                let store = S3Store::connect(options)?;
+                if args.check {
+                    return check(&store, &raw.prefix);
+                }
+                let store = Arc::new(store);
+                (store.clone(), Some(store))
             }
-            Arc::new(store)
-        }
-        #[cfg(not(feature = "s3"))]
-        Destination::S3(_) => {
-            return Err(Error::Config(crate::error::ConfigError::Invalid {
-                setting: "destination".into(),
-                message: "this build has no S3 support (built without the `s3` feature)".into(),
-            }));
-        }
-    };
+            #[cfg(not(feature = "s3"))]
+            Destination::S3(_) => {
+                return Err(Error::Config(crate::error::ConfigError::Invalid {
+                    setting: "destination".into(),
+                    message: "this build has no S3 support (built without the `s3` feature)".into(),
+                }));
+            }
+        };
     if args.check {
         return check_local(&config);
     }
@@ -126,7 +129,7 @@ fn run(args: &Args) -> Result<(), Error> {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    crate::pipeline::run(&config, storage, input, &mut out, &signals()?)?;
+    crate::pipeline::run(&config, storage, batches, input, &mut out, &signals()?)?;
     Ok(())
 }
 

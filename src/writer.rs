@@ -57,6 +57,9 @@ pub enum Command {
     Write { id: FileId, data: Vec<u8> },
     /// Ends a file; `key` replaces the key given at open (keys with cursor macros).
     Close { id: FileId, key: Option<ObjectKey> },
+    /// `hard_delete`: lists `root` and deletes the objects `delete` selects; reported as
+    /// [`Event::Deleted`]. Storage I/O, so it runs here and never on the decode thread.
+    Delete { id: FileId, stream: String, root: String, delete: Box<dyn Fn(&ObjectKey) -> bool + Send> },
 }
 
 /// Starts the writer thread. It stops when the command channel closes; files still open then
@@ -100,6 +103,12 @@ pub fn spawn(
                         Some(w) => w.finish(id, key, events.clone()),
                         None => Ok(()),
                     },
+                    Command::Delete { id, stream, root, delete } => storage.list(&root).and_then(|keys| {
+                        let doomed: Vec<ObjectKey> = keys.into_iter().filter(|k| delete(k)).collect();
+                        storage.delete(&doomed)?;
+                        let _ = events.send(Event::Deleted { id, stream, root, keys: doomed });
+                        Ok(())
+                    }),
                 };
                 if let Err(e) = result {
                     failed = true;

@@ -138,9 +138,10 @@ fn load(case: &Case, root: &std::path::Path) -> Option<(Result<(), String>, Stri
     let storage = Arc::new(LocalFolder::new(root.to_path_buf(), false));
     let (text, _) = input(case);
     let mut state = Vec::new();
-    let result = target_s3::pipeline::run(&config, storage, Box::new(std::io::Cursor::new(text)), &mut state, &signals)
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    let result =
+        target_s3::pipeline::run(&config, storage, None, Box::new(std::io::Cursor::new(text)), &mut state, &signals)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
     drop(signals_tx);
     Some((result, String::from_utf8(state).unwrap()))
 }

@@ -14,8 +14,7 @@ use crossbeam_channel::Sender;
 use crate::error::StorageError;
 use crate::keys::ObjectKey;
 
-/// Identifies one output file for the whole of its life (open, writes, durable).
-pub type FileId = u64;
+pub use crate::ack::FileId;
 
 /// Facts about an object that the store may record with it.
 #[derive(Clone, Debug)]
@@ -32,6 +31,8 @@ pub struct ObjectMeta {
 pub enum Event {
     /// The file is durably stored under its final key.
     Durable { id: FileId, key: ObjectKey, bytes: u64, crc32: u32 },
+    /// A `hard_delete` is done: `keys` under `root` are gone.
+    Deleted { id: FileId, stream: String, root: String, keys: Vec<ObjectKey> },
     /// Writing failed for good; the run must stop.
     Failed(StorageError),
 }
@@ -73,12 +74,6 @@ pub trait Storage: Send + Sync {
     /// Deletes objects (for `hard_delete`); a key that is already gone is not an error.
     fn delete(&self, _keys: &[ObjectKey]) -> Result<(), StorageError> {
         Ok(())
-    }
-    /// Reads a whole object of any bucket this store's credentials can read (`s3://` BATCH
-    /// files). Only the S3 store can.
-    fn fetch(&self, _bucket: &str, _key: &str) -> Result<Vec<u8>, String> {
-        Err("s3:// batch files are read with the S3 destination's credentials; this run writes to a local folder"
-            .into())
     }
     /// Waits, at most `deadline`, for background work (finishing or aborting uploads) before
     /// the process exits.

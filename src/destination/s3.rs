@@ -379,16 +379,6 @@ impl Storage for S3Store {
         Ok(())
     }
 
-    fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
-        let i = &self.inner;
-        let out = i
-            .handle
-            .block_on(i.client.get_object().bucket(bucket).key(key).send())
-            .map_err(|e| explain(&e, "s3:GetObject", bucket, key, &i.endpoint))?;
-        let body = i.handle.block_on(out.body.collect()).map_err(|e| format!("reading the object: {e}"))?;
-        Ok(body.into_bytes().to_vec())
-    }
-
     fn describe(&self) -> String {
         format!("s3://{} on {}", self.inner.bucket, self.inner.endpoint)
     }
@@ -632,5 +622,41 @@ impl ObjectSink for S3Sink {
             abort_upload(&task_inner, &key, &upload.id).await;
         });
         inner.track(task);
+    }
+}
+
+/// `s3://` BATCH files, read with the destination's credentials from any bucket they can read.
+/// Called on the BATCH reader's thread; the body streams (never whole in memory).
+impl crate::singer::batch::Opener for S3Store {
+    fn open(&self, bucket: &str, key: &str) -> Result<Box<dyn std::io::Read + Send>, String> {
+        let i = &self.inner;
+        let out = i
+            .handle
+            .block_on(i.client.get_object().bucket(bucket).key(key).send())
+            .map_err(|e| explain(&e, "s3:GetObject", bucket, key, &i.endpoint))?;
+        Ok(Box::new(BlockingBody { handle: i.handle.clone(), body: out.body, chunk: bytes::Bytes::new() }))
+    }
+}
+
+/// An object's body as a blocking reader, one network chunk at a time.
+struct BlockingBody {
+    handle: Handle,
+    body: ByteStream,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for BlockingBody {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.handle.block_on(self.body.next()) {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len());
+        out[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
     }
 }

@@ -1,0 +1,426 @@
+//! The open files: one per stream and partition, each with its encoder, its key and its size
+//! so far. This room decides when a file rolls (records, bytes after compression, age, the
+//! open-file limit), claims every key in the run's registry, and hands bytes to the writer
+//! thread in large chunks. It never waits for storage.
+
+/// Lookups happen per record: a fast, non-cryptographic hasher.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::cursor::{Cursor, CursorRange};
+use super::finish::{Deletion, ManifestEntry};
+use super::router::StreamSpec;
+use crate::ack::{AckTracker, FileId};
+use crate::config::{Compression, Config, Limits};
+use crate::destination::ObjectMeta;
+use crate::encode::{Encoder, RecordMetadata};
+use crate::error::{Error, InputErrorKind, StorageError};
+use crate::keys::{KeyRegistry, ObjectKey, RunContext};
+use crate::writer::{Command, Progress};
+
+/// Largest chunk of encoded bytes handed to the writer at once. Large enough that compression
+/// runs on big buffers, small enough that many open streams stay within a few MiB each.
+const MAX_CHUNK: usize = 512 * 1024;
+
+/// Why a file operation stopped the run: a problem with the data (named with its input line
+/// by the caller), or the writer being gone.
+#[derive(Debug)]
+pub enum Fault {
+    Input { stream: String, kind: InputErrorKind },
+    Fatal(Error),
+}
+
+fn input(stream: &str) -> impl FnOnce(InputErrorKind) -> Fault + '_ {
+    move |kind| Fault::Input { stream: stream.to_string(), kind }
+}
+
+/// A record's context beyond its own text, for `_sdc_*` metadata and `{table_version}`.
+pub struct RecordContext<'r> {
+    pub line: u64,
+    pub time_extracted: Option<&'r RawValue>,
+    pub version: Option<&'r RawValue>,
+    /// When the input block arrived (`_sdc_received_at`; empty unless add_record_metadata).
+    pub received_at: &'r str,
+}
+
+struct OpenFile<'a> {
+    id: FileId,
+    spec: Arc<StreamSpec<'a>>,
+    /// The object's key; for keys decided at close (cursor macros), a provisional name.
+    key: ObjectKey,
+    /// Kept only when the key is decided at close (cursor macros) and may need record fields.
+    first_record: Option<String>,
+    /// When the file opened, for `_sdc_batched_at` (empty unless add_record_metadata is on).
+    batched_at: String,
+    cursor: CursorRange,
+    /// Record sequence number of the last write, to close the least recently written file.
+    last_write: u64,
+    encoder: Encoder,
+    /// The `version` of the file's records (text), for `{table_version}`.
+    table_version: Option<String>,
+    records: u64,
+    opened_at: Instant,
+    opened_line: u64,
+    /// Uncompressed bytes handed to the writer so far.
+    sent: u64,
+    progress: Arc<Progress>,
+}
+
+impl OpenFile<'_> {
+    /// The file's size after compression, estimated from what the writer has done so far and
+    /// the compression ratio it saw: the writer runs behind, and waiting for it would cost the
+    /// pipeline its overlap. Exact without compression.
+    fn estimated_size(&self) -> u64 {
+        let consumed = self.progress.consumed.load(Ordering::Relaxed);
+        // Written, or encoded and held back (a Parquet row group in progress).
+        let written = self.progress.written.load(Ordering::Relaxed) + self.progress.held.load(Ordering::Relaxed);
+        let behind = self.sent.saturating_sub(consumed) + self.encoder.pending() as u64;
+        let ratio = if consumed > 0 { written as f64 / consumed as f64 } else { 1.0 };
+        written + (behind as f64 * ratio) as u64
+    }
+}
+
+/// Whether a file is full: its records or its estimated size reached the limits.
+pub fn is_full(limits: &Limits, records: u64, estimated_size: impl FnOnce() -> u64) -> bool {
+    limits.max_records.is_some_and(|max| records >= max) || limits.max_bytes.is_some_and(|max| estimated_size() >= max)
+}
+
+/// A file that was closed and handed to the writer: what the manifest will say about it.
+pub struct Closed {
+    pub id: FileId,
+    pub entry: ManifestEntry,
+    /// The input line at which it opened (hard_delete never reaches files opened after an
+    /// ACTIVATE_VERSION).
+    pub opened_line: u64,
+}
+
+pub struct FileSet<'a> {
+    config: &'a Config,
+    run: RunContext,
+    chunk_size: usize,
+    /// Open files by stream, then partition: lookups by `&str`, no key built per record.
+    open: HashMap<String, HashMap<String, OpenFile<'a>>>,
+    count: usize,
+    keys: KeyRegistry,
+    next_id: FileId,
+    commands: Option<Sender<Command>>,
+    chunk_recycle: Receiver<Vec<u8>>,
+    /// Records written so far (the least-recently-written order).
+    sequence: u64,
+    closed: Vec<Closed>,
+}
+
+impl<'a> FileSet<'a> {
+    pub fn new(
+        config: &'a Config,
+        run: RunContext,
+        commands: Sender<Command>,
+        chunk_recycle: Receiver<Vec<u8>>,
+    ) -> FileSet<'a> {
+        let chunk_size = match config.limits.max_bytes {
+            Some(max) => (max as usize / 4).clamp(64 * 1024, MAX_CHUNK),
+            None => MAX_CHUNK,
+        };
+        FileSet {
+            config,
+            run,
+            chunk_size,
+            open: HashMap::default(),
+            count: 0,
+            keys: KeyRegistry::new(config.allow_overwrite),
+            next_id: 0,
+            commands: Some(commands),
+            chunk_recycle,
+            sequence: 0,
+            closed: Vec::new(),
+        }
+    }
+
+    /// The run's key registry (the manifest and markers claim their keys here too).
+    pub fn keys(&mut self) -> &mut KeyRegistry {
+        &mut self.keys
+    }
+
+    /// Files closed since the last call, for the finisher.
+    pub fn take_closed(&mut self) -> std::vec::Drain<'_, Closed> {
+        self.closed.drain(..)
+    }
+
+    /// Writes one record into its file, opening the file (and closing the least recently
+    /// written one past `max_open_files`) or rolling it as the limits say.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write(
+        &mut self,
+        spec: &Arc<StreamSpec<'a>>,
+        partition: &str,
+        record: &RawValue,
+        value: Option<&Value>,
+        context: &RecordContext<'_>,
+        ack: &mut AckTracker,
+    ) -> Result<(), Fault> {
+        let is_open = self.open.get(spec.name.as_str()).is_some_and(|files| files.contains_key(partition));
+        if !is_open {
+            if self.count >= self.config.max_open_files {
+                self.close_least_recent()?;
+            }
+            self.open_file(spec, partition, record, context, ack)?;
+        }
+        self.sequence += 1;
+        let sequence = self.sequence;
+        let file = self.open.get_mut(spec.name.as_str()).and_then(|f| f.get_mut(partition)).expect("opened above");
+        file.last_write = sequence;
+        match (value, &spec.cursor_field) {
+            (Some(value), Some(field)) => file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k))),
+            // Without validation there is no parsed record; the cursor is read only when the
+            // key needs it.
+            (None, Some(field)) if file.first_record.is_some() => {
+                let cursor = crate::json::find_field(record.get(), field)
+                    .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+                file.cursor.update(cursor.as_ref());
+            }
+            _ => {}
+        }
+        let meta = self.config.add_record_metadata.then(|| RecordMetadata {
+            extracted_at: context.time_extracted.map(RawValue::get),
+            received_at: context.received_at,
+            batched_at: &file.batched_at,
+            sequence: context.line,
+            table_version: context.version.map(RawValue::get),
+        });
+        if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
+            return Err(input(&spec.name)(InputErrorKind::Encode(message)));
+        }
+        if let Some(key) = file.encoder.take_unknown_key() {
+            tracing::warn!(stream = %spec.name, property = %key, "records have properties that are not in the schema; CSV has no column for them");
+        }
+        file.records += 1;
+        if let Some(batch) = file.encoder.take_batch() {
+            file.sent += batch_size(&batch);
+            send(&self.commands, Command::Batch { id: file.id, batch })?;
+        }
+        if file.encoder.pending() >= self.chunk_size {
+            let data = file.encoder.take(self.chunk_recycle.try_recv().unwrap_or_default());
+            file.sent += data.len() as u64;
+            send(&self.commands, Command::Write { id: file.id, data })?;
+        }
+        if is_full(&self.config.limits, file.records, || file.estimated_size()) {
+            self.close(&spec.name, partition)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the file of `partition` in `spec`'s stream; `record` is its first record.
+    fn open_file(
+        &mut self,
+        spec: &Arc<StreamSpec<'a>>,
+        partition: &str,
+        record: &RawValue,
+        context: &RecordContext<'_>,
+        ack: &mut AckTracker,
+    ) -> Result<(), Fault> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let output = spec.output;
+        let table_version = context.version.map(|v| crate::typed::text(v.get()).into_owned());
+        let rendered =
+            output.key.render(&self.run, &spec.file_context(Some(record.get()), None, table_version.as_deref()));
+        let key_at_close = output.key.uses_cursor();
+        // A key decided at close is claimed then; until then the store only needs a name for
+        // its temporary file.
+        let key = if key_at_close { ObjectKey::new(rendered.with_part(0)) } else { self.keys.claim(rendered) }
+            .map_err(|e| input(&spec.name)(InputErrorKind::Key(e)))?;
+        let progress = Arc::new(Progress::default());
+        let metadata = self.config.add_record_metadata;
+        let mut encoder = Encoder::new(output.format, &spec.name, &spec.schema, self.config, self.chunk_size, metadata)
+            .map_err(|e| input(&spec.name)(InputErrorKind::Encode(e)))?;
+        let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
+        ack.file_opened(id, context.line);
+        tracing::debug!(stream = %spec.name, %key, "opening file");
+        let meta = ObjectMeta {
+            content_type: output.format.content_type(),
+            content_encoding: output.compression.content_encoding(),
+            key_at_close,
+        };
+        let parquet = encoder.take_parquet_writer();
+        let open = Command::Open {
+            id,
+            key: key.clone(),
+            meta,
+            compression: output.compression,
+            parquet,
+            progress: progress.clone(),
+        };
+        send(&self.commands, open)?;
+        let file = OpenFile {
+            id,
+            spec: spec.clone(),
+            key,
+            first_record: key_at_close.then(|| record.get().to_string()),
+            batched_at,
+            cursor: CursorRange::default(),
+            last_write: 0,
+            encoder,
+            table_version,
+            records: 0,
+            opened_at: Instant::now(),
+            opened_line: context.line,
+            sent: 0,
+            progress,
+        };
+        self.open.entry(spec.name.clone()).or_default().insert(partition.to_string(), file);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Closes one file: the rest of its bytes go to the writer, which makes it durable and
+    /// reports back.
+    fn close(&mut self, stream: &str, partition: &str) -> Result<(), Fault> {
+        let Some(mut file) = self.open.get_mut(stream).and_then(|files| files.remove(partition)) else {
+            return Ok(());
+        };
+        self.count -= 1;
+        file.encoder.finish().map_err(|e| input(stream)(InputErrorKind::Encode(e)))?;
+        let (unparseable, first) = file.encoder.unparseable();
+        if let Some(first) = first {
+            tracing::warn!(stream, values = unparseable, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
+        }
+        if let Some(batch) = file.encoder.take_batch() {
+            file.sent += batch_size(&batch);
+            send(&self.commands, Command::Batch { id: file.id, batch })?;
+        }
+        let data = file.encoder.take(Vec::new());
+        if !data.is_empty() {
+            send(&self.commands, Command::Write { id: file.id, data })?;
+        }
+        let spec = &file.spec;
+        let mut final_key = None;
+        if let Some(first_record) = &file.first_record {
+            let cursor = file.cursor.max.as_ref().map(Cursor::to_json);
+            let context = spec.file_context(Some(first_record), cursor.as_deref(), file.table_version.as_deref());
+            let key = self
+                .keys
+                .claim(spec.output.key.render(&self.run, &context))
+                .map_err(|e| input(stream)(InputErrorKind::Key(e)))?;
+            file.key = key.clone();
+            final_key = Some(key);
+        }
+        send(&self.commands, Command::Close { id: file.id, key: final_key })?;
+        tracing::debug!(stream, records = file.records, "closing file");
+        self.closed.push(Closed {
+            id: file.id,
+            opened_line: file.opened_line,
+            entry: ManifestEntry {
+                key: file.key,
+                stream: stream.to_string(),
+                records: file.records,
+                bytes: 0,
+                crc32: String::new(),
+                min_cursor: file.cursor.min.take().map(Cursor::into_value),
+                max_cursor: file.cursor.max.take().map(Cursor::into_value),
+                schema_hash: spec.schema_hash.clone(),
+                unparseable_values: unparseable,
+            },
+        });
+        Ok(())
+    }
+
+    /// Closes every open file `pred` selects.
+    pub fn close_where(&mut self, pred: impl Fn(&str, &OpenFileView) -> bool) -> Result<(), Fault> {
+        let chosen: Vec<(String, String)> = self
+            .open
+            .iter()
+            .flat_map(|(stream, files)| {
+                files
+                    .iter()
+                    .filter(|(_, f)| pred(stream, &OpenFileView { opened_at: f.opened_at, last_write: f.last_write }))
+                    .map(|(partition, _)| (stream.clone(), partition.clone()))
+            })
+            .collect();
+        for (stream, partition) in chosen {
+            self.close(&stream, &partition)?;
+        }
+        Ok(())
+    }
+
+    pub fn close_stream(&mut self, name: &str) -> Result<(), Fault> {
+        self.close_where(|stream, _| stream == name)
+    }
+
+    pub fn close_all(&mut self) -> Result<(), Fault> {
+        self.close_where(|_, _| true)
+    }
+
+    /// Closes the files opened at least `max_age` ago.
+    pub fn close_aged(&mut self) -> Result<(), Fault> {
+        match self.config.limits.max_age {
+            Some(max_age) => self.close_where(|_, f| f.opened_at.elapsed() >= max_age),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes room under `max_open_files` by closing the least recently written file.
+    fn close_least_recent(&mut self) -> Result<(), Fault> {
+        let oldest = self.open.values().flat_map(|files| files.values().map(|f| f.last_write)).min();
+        match oldest {
+            Some(oldest) => self.close_where(|_, f| f.last_write == oldest),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a small object that is not data (manifest, `_SUCCESS`); its key is claimed.
+    pub fn write_extra(&mut self, key: ObjectKey, body: Vec<u8>, content_type: &'static str) -> Result<FileId, Fault> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let meta = ObjectMeta { content_type, content_encoding: None, key_at_close: false };
+        let progress = Arc::new(Progress::default());
+        send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, parquet: None, progress })?;
+        if !body.is_empty() {
+            send(&self.commands, Command::Write { id, data: body })?;
+        }
+        send(&self.commands, Command::Close { id, key: None })?;
+        Ok(id)
+    }
+
+    /// Asks the writer thread to delete, under `root`, the objects `delete` selects (storage
+    /// I/O never runs on this thread).
+    pub fn delete(&mut self, deletion: Deletion) -> Result<FileId, Fault> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let Deletion { stream, root, delete, .. } = deletion;
+        send(&self.commands, Command::Delete { id, stream, root, delete })?;
+        Ok(id)
+    }
+
+    /// Hangs up on the writer: it aborts whatever is still open (only after an error).
+    pub fn hang_up(&mut self) {
+        self.commands.take();
+    }
+}
+
+/// What a close rule may look at.
+pub struct OpenFileView {
+    pub opened_at: Instant,
+    pub last_write: u64,
+}
+
+/// What a batch counts as "sent" for the file-size estimate (the writer counts the same).
+#[cfg(feature = "parquet")]
+fn batch_size(batch: &crate::writer::Batch) -> u64 {
+    batch.get_array_memory_size() as u64
+}
+
+#[cfg(not(feature = "parquet"))]
+fn batch_size(batch: &crate::writer::Batch) -> u64 {
+    match *batch {}
+}
+
+fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Fault> {
+    let stopped = || Fault::Fatal(Error::Storage(StorageError::WriterStopped));
+    commands.as_ref().ok_or_else(stopped)?.send(command).map_err(|_| stopped())
+}

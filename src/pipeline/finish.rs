@@ -1,0 +1,222 @@
+//! What happens after files close: the manifest's entries (and the Singer SDK's METRIC lines)
+//! as files become durable, ACTIVATE_VERSION bookkeeping and `hard_delete` decisions, and at the
+//! end of the run the `_SUCCESS` markers and the manifest itself. Decisions only: the objects
+//! are written and deleted by the writer thread.
+
+/// Lookups by file id: a fast, non-cryptographic hasher.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use std::collections::BTreeMap;
+
+use super::files::Closed;
+use super::router::StreamSpec;
+use crate::ack::FileId;
+use crate::config::Config;
+use crate::keys::{FileContext, ObjectKey, RenderedKey, RunContext};
+
+/// One object of the run, as the manifest lists it.
+#[derive(serde::Serialize, Debug, Clone)]
+pub struct ManifestEntry {
+    pub key: ObjectKey,
+    pub stream: String,
+    pub records: u64,
+    pub bytes: u64,
+    /// CRC32 of the stored bytes, hex.
+    pub crc32: String,
+    pub min_cursor: Option<serde_json::Value>,
+    pub max_cursor: Option<serde_json::Value>,
+    pub schema_hash: String,
+    /// Values written as null because they did not fit their column (`unparseable_values: null`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unparseable_values: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl serde::Serialize for ObjectKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A `hard_delete` the writer thread should run: under `root`, the objects `delete` selects.
+pub struct Deletion {
+    /// The ACTIVATE_VERSION's input line: STATEs after it wait for the deletion.
+    pub line: u64,
+    pub stream: String,
+    pub root: String,
+    pub delete: Box<dyn Fn(&ObjectKey) -> bool + Send>,
+}
+
+#[derive(Default)]
+pub struct Totals {
+    pub records: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+pub struct Finisher<'a> {
+    config: &'a Config,
+    /// What the manifest will say about files in flight, and about files written.
+    in_flight: HashMap<FileId, ManifestEntry>,
+    written: Vec<ManifestEntry>,
+    /// ACTIVATE_VERSION per stream, for the manifest.
+    versions: BTreeMap<String, String>,
+    /// `hard_delete`: (input line, stream, version) of ACTIVATE_VERSIONs whose older versions
+    /// are deleted once the files before that line are durable.
+    pending: Vec<(u64, String, i128)>,
+    /// `hard_delete`: versions each stream activated in this run, with their input lines.
+    activations: HashMap<String, Vec<(u64, i128)>>,
+    /// `hard_delete`: the input line at which each of this run's data files opened, so a
+    /// deletion never reaches a file written after its ACTIVATE_VERSION.
+    opened_at: HashMap<ObjectKey, u64>,
+    pub totals: Totals,
+}
+
+impl<'a> Finisher<'a> {
+    pub fn new(config: &'a Config) -> Finisher<'a> {
+        Finisher {
+            config,
+            in_flight: HashMap::default(),
+            written: Vec::new(),
+            versions: BTreeMap::new(),
+            pending: Vec::new(),
+            activations: HashMap::default(),
+            opened_at: HashMap::default(),
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn file_closed(&mut self, closed: Closed) {
+        if self.config.hard_delete {
+            self.opened_at.insert(closed.entry.key.clone(), closed.opened_line);
+        }
+        self.in_flight.insert(closed.id, closed.entry);
+    }
+
+    /// A data file is durable: log it and the Singer SDK's counters, remember it for the
+    /// manifest. Extra objects (markers, the manifest) are not in flight here and pass through.
+    pub fn file_durable(&mut self, id: FileId, key: &ObjectKey, bytes: u64, crc32: u32) {
+        tracing::info!(%key, bytes, "file written");
+        let Some(mut entry) = self.in_flight.remove(&id) else { return };
+        let tags = serde_json::json!({"stream": entry.stream});
+        let counters = [
+            ("record_count", entry.records),
+            ("file_count", 1),
+            ("bytes_written", bytes),
+            ("unparseable_values", entry.unparseable_values),
+        ];
+        for (metric, value) in counters.into_iter().filter(|(m, v)| *v > 0 || *m != "unparseable_values") {
+            let metric = serde_json::json!({"type": "counter", "metric": metric, "value": value, "tags": tags});
+            tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
+        }
+        self.totals.files += 1;
+        self.totals.bytes += bytes;
+        entry.bytes = bytes;
+        entry.crc32 = format!("{crc32:08x}");
+        self.written.push(entry);
+    }
+
+    /// An ACTIVATE_VERSION on input line `line`; with `hard_delete`, the stream's older
+    /// versions are deleted once the files before it are durable.
+    pub fn activate_version(&mut self, stream: &str, version: &str, line: u64, known_stream: bool) {
+        self.versions.insert(stream.to_string(), version.to_string());
+        if !(self.config.version_folders && self.config.hard_delete && known_stream) {
+            return;
+        }
+        match crate::typed::text(version).parse::<i128>() {
+            Ok(number) => {
+                self.pending.push((line, stream.to_string(), number));
+                self.activations.entry(stream.to_string()).or_default().push((line, number));
+            }
+            Err(_) => tracing::warn!(%stream, %version, "hard_delete: the version is not a number; nothing deleted"),
+        }
+    }
+
+    /// The deletions whose ACTIVATE_VERSION is now covered (`covered(line)`: every file before
+    /// it is durable), in input order. Deleted are, in the stream's own version folders (the
+    /// stream is named before `{table_version}`, checked at start-up), the objects of versions
+    /// numbered below the activated one or activated earlier in this run, and never an object
+    /// this run opened after the ACTIVATE_VERSION line.
+    pub fn due_deletions(
+        &mut self,
+        covered: impl Fn(u64) -> bool,
+        stream: impl Fn(&str) -> Option<std::sync::Arc<StreamSpec<'a>>>,
+        run: &RunContext,
+    ) -> Vec<Deletion> {
+        let mut due = Vec::new();
+        while let Some(at) = self.pending.iter().position(|(line, ..)| covered(*line)) {
+            let (line, name, active) = self.pending.remove(at);
+            let Some(spec) = stream(&name) else { continue };
+            let Some(root) = spec.output.key.version_root() else { continue };
+            let root = root.render(run, &spec.file_context(None, None, None)).with_part(0);
+            let superseded: Vec<i128> =
+                self.activations[&name].iter().filter(|(at, v)| *at < line && *v != active).map(|(_, v)| *v).collect();
+            let written_after: Vec<ObjectKey> =
+                self.opened_at.iter().filter(|(_, opened)| **opened >= line).map(|(k, _)| k.clone()).collect();
+            let prefix = root.clone();
+            let delete = move |key: &ObjectKey| {
+                let Some(rest) = key.as_str().strip_prefix(prefix.as_str()) else { return false };
+                let Some((folder, _)) = rest.split_once('/') else { return false };
+                let Ok(v) = folder.parse::<i128>() else { return false };
+                v != active && (v < active || superseded.contains(&v)) && !written_after.contains(key)
+            };
+            due.push(Deletion { line, stream: name, root, delete: Box::new(delete) });
+        }
+        due
+    }
+
+    /// Objects a `hard_delete` removed: the manifest must not list them.
+    pub fn deleted(&mut self, keys: &[ObjectKey]) {
+        self.written.retain(|e| !keys.contains(&e.key));
+    }
+
+    /// `_SUCCESS` keys for every folder that received files.
+    pub fn markers(&self) -> Vec<String> {
+        let mut folders: Vec<String> = self
+            .written
+            .iter()
+            .filter_map(|e| e.key.as_str().rsplit_once('/').map(|(f, _)| format!("{f}/_SUCCESS")))
+            .collect();
+        folders.sort();
+        folders.dedup();
+        folders
+    }
+
+    /// The manifest's key (still to be claimed) and body.
+    pub fn manifest(&self, run: &RunContext) -> Option<(RenderedKey, Vec<u8>)> {
+        let template = self.config.manifest_key.as_ref()?;
+        let extension = self.config.output.extension();
+        let file = FileContext {
+            stream: "",
+            extension: &extension,
+            format: self.config.output.format.extension(),
+            compression: self.config.output.compression.name(),
+            stream_run_id: "",
+            record: None,
+            partition_date_field: None,
+            cursor: None,
+            table_version: None,
+        };
+        let manifest = serde_json::json!({
+            "run_id": run.run_id,
+            "started_at": run.now.to_rfc3339(),
+            "finished_at": chrono::Utc::now().with_timezone(&self.config.timezone).to_rfc3339(),
+            "format": self.config.output.format.extension(),
+            "compression": self.config.output.compression.name(),
+            "variables": self.config.variables,
+            "records": self.totals.records,
+            "table_versions": self.versions,
+            "objects": self.written,
+        });
+        let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        Some((template.render(run, &file), body))
+    }
+
+    /// `--dry-run`: `RECORDS<TAB>KEY` per file, sorted by key.
+    pub fn dry_run_listing(&mut self) -> String {
+        self.written.sort_by(|a, b| a.key.cmp(&b.key));
+        self.written.iter().map(|e| format!("{}\t{}\n", e.records, e.key)).collect()
+    }
+}

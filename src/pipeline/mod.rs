@@ -1,0 +1,434 @@
+//! The run: read line -> decode -> route (validate, partition) -> the stream's open file
+//! (encode) -> [writer thread] compress -> store -> durable event -> release STATE.
+//!
+//! This module only wires the rooms together: the [`router::Router`] knows the streams, the
+//! [`files::FileSet`] owns the open files and their roll rules, the [`finish::Finisher`] keeps
+//! the manifest, versions and deletions, and [`crate::ack`] decides which STATE may be printed.
+//! The decode thread owns all of them, so the per-record path takes no lock and makes no
+//! syscall; it talks to the reader, BATCH and writer threads only in large blocks and chunks,
+//! and never waits on storage itself.
+
+mod cursor;
+mod files;
+mod finish;
+mod router;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use serde_json::value::RawValue;
+
+use crate::ack::{AckTracker, FileId};
+use crate::config::Config;
+use crate::destination::{Event, Storage};
+use crate::error::{Error, InputError, InputErrorKind};
+use crate::keys::RunContext;
+use crate::singer::{self, Message, batch};
+use files::{Fault, FileSet, RecordContext};
+use finish::Finisher;
+use router::Router;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Runs the whole pipeline over `input`, printing released STATE values to `state_out`.
+/// On error nothing newer than what was already printed is printed, and files not yet
+/// complete are discarded. `batches` opens `s3://` BATCH files (the S3 destination's
+/// credentials), when there is one.
+/// `signals` delivers SIGTERM / SIGINT / SIGUSR1: the first stops reading, finishes the files
+/// already written to and prints the STATE they cover; a second one aborts.
+pub fn run(
+    config: &Config,
+    storage: Arc<dyn Storage>,
+    batches: Option<Arc<dyn batch::Opener>>,
+    input: Box<dyn Read + Send>,
+    state_out: &mut dyn Write,
+    signals: &Receiver<i32>,
+) -> Result<Summary, Error> {
+    let (block_tx, block_rx) = bounded(2);
+    let (block_recycle_tx, block_recycle_rx) = bounded(2);
+    let reader = singer::spawn_reader(input, block_tx, block_recycle_rx);
+
+    let (command_tx, command_rx) = bounded(8);
+    let (event_tx, event_rx) = unbounded();
+    let (chunk_recycle_tx, chunk_recycle_rx) = bounded(16);
+    tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
+    let writer = crate::writer::spawn(storage.clone(), command_rx, event_tx.clone(), chunk_recycle_tx);
+
+    let run_context =
+        RunContext { now: chrono::Utc::now().with_timezone(&config.timezone), run_id: config.run_id.clone() };
+    let mut run = Run {
+        config,
+        router: Router::new(config, run_context.clone()),
+        files: FileSet::new(config, run_context.clone(), command_tx, chunk_recycle_rx),
+        finisher: Finisher::new(config),
+        ack: AckTracker::default(),
+        run: run_context,
+        batches,
+        events: event_rx,
+        signals: signals.clone(),
+        line: 0,
+        received_at: String::new(),
+        closing: 0,
+        stopped_by_signal: false,
+        state_out,
+    };
+    let result = match run.consume(&block_rx, &block_recycle_tx) {
+        Ok(()) => run.finish(),
+        Err(e @ Error::Input(_)) => {
+            // Bad input stops the run, but files closed before it are complete: let them land
+            // and print the STATE they cover, so a rerun starts as late as honestly possible.
+            run.settle();
+            Err(e)
+        }
+        Err(e) => Err(e),
+    };
+    // Hanging up makes the writer abort whatever is still open (only after an error).
+    run.files.hang_up();
+    drop(event_tx);
+    let _ = writer.join();
+    // After a second signal the user wants out now: in-flight uploads get a short grace.
+    let grace = if matches!(result, Err(Error::Interrupted(_))) { 5 } else { 120 };
+    storage.shutdown(Duration::from_secs(grace));
+    let t = &run.finisher.totals;
+    let summary = Summary { records: t.records, files: t.files, bytes: t.bytes };
+    match result {
+        Ok(()) if run.stopped_by_signal => Ok(summary), // the reader may wait on stdin
+        Ok(()) => {
+            let _ = reader.join();
+            Ok(summary)
+        }
+        // The reader may be blocked reading stdin; it ends when the process does.
+        Err(e) => Err(e),
+    }
+}
+
+struct Run<'a, 'o> {
+    config: &'a Config,
+    router: Router<'a>,
+    files: FileSet<'a>,
+    finisher: Finisher<'a>,
+    ack: AckTracker,
+    run: RunContext,
+    batches: Option<Arc<dyn batch::Opener>>,
+    events: Receiver<Event>,
+    signals: Receiver<i32>,
+    line: u64,
+    /// When the current input block arrived, for `_sdc_received_at`.
+    received_at: String,
+    /// Objects handed to the writer (closed files, markers, deletions) not yet reported back.
+    closing: usize,
+    stopped_by_signal: bool,
+    state_out: &'o mut dyn Write,
+}
+
+/// Whether to go on reading after a line: a first signal during a BATCH stops it.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Run<'_, '_> {
+    /// Reads until end of input, reacting to durable files and file age on the way.
+    fn consume(
+        &mut self,
+        blocks: &Receiver<std::io::Result<singer::Block>>,
+        recycle: &Sender<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let ticker = match self.config.limits.max_age {
+            Some(age) => crossbeam_channel::tick((age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))),
+            None => crossbeam_channel::never(),
+        };
+        let events = self.events.clone();
+        let signals = self.signals.clone();
+        loop {
+            select! {
+                recv(blocks) -> block => match block {
+                    Ok(Ok(block)) => {
+                        if self.config.add_record_metadata {
+                            self.received_at = chrono::Utc::now().to_rfc3339();
+                        }
+                        for line in block.lines() {
+                            if let Flow::Stop = self.line(line)? {
+                                return Ok(());
+                            }
+                        }
+                        let _ = recycle.try_send(block.into_bytes());
+                        while let Ok(event) = events.try_recv() {
+                            self.event(event)?;
+                        }
+                        self.release_state()?;
+                    }
+                    Ok(Err(e)) => return Err(Error::Read(e)),
+                    Err(_) => return Ok(()), // end of input
+                },
+                recv(events) -> event => {
+                    if let Ok(event) = event {
+                        self.event(event)?;
+                        self.release_state()?;
+                    }
+                },
+                recv(ticker) -> _ => {
+                    let closed = self.files.close_aged();
+                    self.drain_closed(closed)?;
+                }
+                recv(signals) -> signal => {
+                    self.first_signal(signal.unwrap_or_default());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn first_signal(&mut self, signal: i32) {
+        tracing::warn!(signal, "stopping: finishing the files already written to; send the signal again to abort");
+        self.stopped_by_signal = true;
+    }
+
+    /// End of input: close every file, wait until all are durable, write the markers and the
+    /// manifest, wait for them, print the last STATE.
+    fn finish(&mut self) -> Result<(), Error> {
+        let closed = self.files.close_all();
+        self.drain_closed(closed)?;
+        // Deletions become due as files become durable; they must be done before the
+        // manifest (which must not list what they removed) and the last STATE.
+        loop {
+            self.wait_for_objects()?;
+            if !self.config.dry_run && self.issue_deletions()? == 0 {
+                break;
+            }
+            if self.config.dry_run {
+                break;
+            }
+        }
+        if self.config.dry_run {
+            let listing = self.finisher.dry_run_listing();
+            return self.state_out.write_all(listing.as_bytes()).map_err(Error::Stdout);
+        }
+        // Markers and the manifest only once every data object is durable, and before the
+        // final STATE: their presence means the run's data is complete.
+        if self.config.write_success_marker {
+            for key in self.finisher.markers() {
+                let key = self.files.keys().claim_exact(key)?;
+                self.extra(key, Vec::new(), "text/plain")?;
+            }
+        }
+        if let Some((rendered, body)) = self.finisher.manifest(&self.run) {
+            let key = self.files.keys().claim(rendered)?;
+            self.extra(key, body, "application/json")?;
+        }
+        self.wait_for_objects()?;
+        self.release_state()?;
+        let t = &self.finisher.totals;
+        tracing::info!(records = t.records, files = t.files, bytes = t.bytes, "finished");
+        Ok(())
+    }
+
+    fn extra(&mut self, key: crate::keys::ObjectKey, body: Vec<u8>, content_type: &'static str) -> Result<(), Error> {
+        self.files.write_extra(key, body, content_type).map_err(|f| self.fault(f))?;
+        self.closing += 1;
+        Ok(())
+    }
+
+    /// Waits until every object handed to the writer is durable (or a second signal).
+    fn wait_for_objects(&mut self) -> Result<(), Error> {
+        let (events, signals) = (self.events.clone(), self.signals.clone());
+        while self.closing > 0 {
+            select! {
+                recv(events) -> event => match event {
+                    Ok(event) => self.event(event)?,
+                    Err(_) => break,
+                },
+                recv(signals) -> signal => return Err(Error::Interrupted(signal.unwrap_or_default())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the files already closed, then releases the STATE they cover. Open files
+    /// are not closed: they hold records from around the failure and will be discarded.
+    fn settle(&mut self) {
+        while self.closing > 0 {
+            let Ok(event) = self.events.recv() else { return };
+            if self.event(event).is_err() {
+                return;
+            }
+        }
+        let _ = self.release_state();
+    }
+
+    fn input_error(&self, stream: Option<&str>, kind: InputErrorKind) -> Error {
+        Error::Input(InputError { line: self.line, stream: stream.map(str::to_string), kind })
+    }
+
+    fn fault(&self, fault: Fault) -> Error {
+        match fault {
+            Fault::Input { stream, kind } => self.input_error(Some(&stream), kind),
+            Fault::Fatal(e) => e,
+        }
+    }
+
+    /// Hands the files the file set closed to the finisher.
+    fn drain_closed(&mut self, result: Result<(), Fault>) -> Result<(), Error> {
+        for closed in self.files.take_closed() {
+            self.closing += 1;
+            self.finisher.file_closed(closed);
+        }
+        result.map_err(|f| self.fault(f))
+    }
+
+    fn line(&mut self, line: Result<&str, usize>) -> Result<Flow, Error> {
+        self.line += 1;
+        let mut line = line.map_err(|at| self.input_error(None, InputErrorKind::Utf8(at)))?;
+        if self.line == 1 {
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
+        if line.as_bytes().first().is_none_or(u8::is_ascii_whitespace) && line.trim().is_empty() {
+            return Ok(Flow::Continue); // blank lines carry nothing
+        }
+        let message = singer::decode(line).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
+        match message {
+            Message::Record { stream, record, time_extracted, version } => {
+                self.record(&stream, record, time_extracted, version)?;
+            }
+            Message::Schema { stream, schema, key_properties, bookmark_properties } => {
+                let close = self
+                    .router
+                    .schema(&stream, schema, key_properties, bookmark_properties)
+                    .map_err(|kind| self.input_error(Some(&stream), kind))?;
+                if close {
+                    let closed = self.files.close_stream(&stream);
+                    self.drain_closed(closed)?;
+                }
+            }
+            Message::State { value } => self.ack.state(self.line, value.get()),
+            Message::ActivateVersion { stream, version } => {
+                // Recorded in the manifest. In folder mode the version's files are complete
+                // now, and with hard_delete older versions go once they are durable.
+                let version = version.map(|v| v.get().to_string()).unwrap_or_default();
+                tracing::info!(%stream, %version, line = self.line, "ACTIVATE_VERSION");
+                if self.config.version_folders {
+                    let closed = self.files.close_stream(&stream);
+                    self.drain_closed(closed)?;
+                }
+                let known = self.router.stream(&stream).is_some();
+                self.finisher.activate_version(&stream, &version, self.line, known);
+            }
+            Message::Batch { stream, encoding, manifest } => return self.batch(&stream, encoding, manifest),
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn record(
+        &mut self,
+        name: &str,
+        record: &RawValue,
+        time_extracted: Option<&RawValue>,
+        version: Option<&RawValue>,
+    ) -> Result<(), Error> {
+        let route = match self.router.route(name, record, version) {
+            Ok(route) => route,
+            Err(kind) => return Err(Error::Input(InputError { line: self.line, stream: Some(name.into()), kind })),
+        };
+        let context = RecordContext { line: self.line, time_extracted, version, received_at: &self.received_at };
+        let written =
+            self.files.write(route.spec, route.partition, record, route.value.as_ref(), &context, &mut self.ack);
+        self.finisher.totals.records += 1;
+        self.drain_closed(written)
+    }
+
+    /// A BATCH message: its files' records are loaded exactly like RECORD messages of the
+    /// stream, at the BATCH line's position. The files are read on their own thread, so a slow
+    /// or stuck file (a FIFO, an S3 endpoint that never answers) never blocks this one: it keeps
+    /// handling durable files and signals while it waits.
+    fn batch(&mut self, stream: &str, encoding: singer::BatchEncoding, urls: Vec<String>) -> Result<Flow, Error> {
+        let blocks = batch::spawn(encoding, urls, self.batches.clone());
+        let (events, signals) = (self.events.clone(), self.signals.clone());
+        loop {
+            select! {
+                recv(blocks) -> block => match block {
+                    Ok(Ok(block)) => {
+                        for (n, line) in block.lines.lines().enumerate() {
+                            let at = |message: String| format!("{} line {}: {message}", block.url, block.first_line + n as u64);
+                            let line = line.map_err(|b| self.input_error(Some(stream), InputErrorKind::Batch(at(format!("invalid UTF-8 at byte {b}")))))?;
+                            if line.trim().is_empty() {
+                                continue;
+                            }
+                            let record: &RawValue = serde_json::from_str(line).map_err(|e| {
+                                self.input_error(Some(stream), InputErrorKind::Batch(at(format!("malformed JSON: {e}"))))
+                            })?;
+                            self.record(stream, record, None, None)?;
+                        }
+                    }
+                    Ok(Err(message)) => return Err(self.input_error(Some(stream), InputErrorKind::Batch(message))),
+                    Err(_) => return Ok(Flow::Continue), // every file read
+                },
+                recv(events) -> event => {
+                    if let Ok(event) = event {
+                        self.event(event)?;
+                        self.release_state()?;
+                    }
+                },
+                recv(signals) -> signal => {
+                    self.first_signal(signal.unwrap_or_default());
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) -> Result<(), Error> {
+        match event {
+            Event::Durable { id, key, bytes, crc32 } => {
+                self.object_done(id);
+                self.finisher.file_durable(id, &key, bytes, crc32);
+                Ok(())
+            }
+            Event::Deleted { id, stream, root, keys } => {
+                tracing::info!(%stream, objects = keys.len(), under = %root, "hard_delete: deleted older versions");
+                self.finisher.deleted(&keys);
+                self.object_done(id);
+                Ok(())
+            }
+            Event::Failed(e) => Err(Error::Storage(e)),
+        }
+    }
+
+    fn object_done(&mut self, id: FileId) {
+        self.ack.file_durable(id);
+        self.closing = self.closing.saturating_sub(1);
+    }
+
+    /// Hands the writer the `hard_delete`s whose ACTIVATE_VERSION is now covered. Each holds
+    /// back every STATE after its ACTIVATE_VERSION until it is done.
+    fn issue_deletions(&mut self) -> Result<usize, Error> {
+        let router = &self.router;
+        let due = self.finisher.due_deletions(|line| self.ack.covered(line), |s| router.stream(s).cloned(), &self.run);
+        let count = due.len();
+        for deletion in due {
+            let line = deletion.line;
+            let id = self.files.delete(deletion).map_err(|f| self.fault(f))?;
+            self.ack.file_opened(id, line);
+            self.closing += 1;
+        }
+        Ok(count)
+    }
+
+    fn release_state(&mut self) -> Result<(), Error> {
+        if self.config.dry_run {
+            return Ok(()); // nothing was written, so nothing may be acknowledged
+        }
+        self.issue_deletions()?;
+        if let Some(state) = self.ack.release() {
+            let out = &mut self.state_out;
+            writeln!(out, "{state}").and_then(|()| out.flush()).map_err(Error::Stdout)?;
+        }
+        Ok(())
+    }
+}

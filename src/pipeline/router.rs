@@ -1,0 +1,154 @@
+//! The router: owns what is known about each stream (its compiled schema, output settings and
+//! key template) and decides, per record, which file it belongs to: the stream, and the
+//! partition its key template renders from the record. It never touches files.
+
+/// Stream lookups happen per record: a fast, non-cryptographic hasher.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use std::sync::Arc;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::config::{Config, Output};
+use crate::error::InputErrorKind;
+use crate::keys::{FieldPath, FileContext, RunContext};
+use crate::schema::{SchemaOptions, StreamSchema};
+
+/// What a stream's files are made from. A new SCHEMA makes a new spec; open files keep the one
+/// they were opened with, so a file's encoder, key and manifest entry always agree.
+pub struct StreamSpec<'a> {
+    pub name: String,
+    /// Key template, format and compression (the defaults or the stream's override).
+    pub output: &'a Output,
+    pub extension: String,
+    pub schema: Arc<StreamSchema>,
+    /// `{stream_run_id}`: one per stream per run, kept across SCHEMA changes.
+    pub run_id: String,
+    pub partition_date_field: Option<FieldPath>,
+    /// The stream's first bookmark property: its range per file goes into the manifest.
+    pub cursor_field: Option<FieldPath>,
+    /// FNV-1a of the schema text, for the manifest.
+    pub schema_hash: String,
+    /// Whether keys read the record, decided once: then each record renders its partition.
+    pub partitioned: bool,
+    /// Whether keys hold `{table_version}`: records of each version get their own files.
+    pub versioned: bool,
+}
+
+impl StreamSpec<'_> {
+    /// What a key of one of this stream's files is rendered from.
+    pub fn file_context<'s>(
+        &'s self,
+        record: Option<&'s str>,
+        cursor: Option<&'s str>,
+        table_version: Option<&'s str>,
+    ) -> FileContext<'s> {
+        FileContext {
+            stream: &self.name,
+            extension: &self.extension,
+            format: self.output.format.extension(),
+            compression: self.output.compression.name(),
+            stream_run_id: &self.run_id,
+            record,
+            partition_date_field: self.partition_date_field.as_ref(),
+            cursor,
+            table_version,
+        }
+    }
+}
+
+/// Where one record goes.
+pub struct Route<'r, 'a> {
+    pub spec: &'r Arc<StreamSpec<'a>>,
+    /// The record-dependent part of its file's key ("" when keys do not depend on records).
+    pub partition: &'r str,
+    /// The record parsed for validation, when it was (later steps reuse it).
+    pub value: Option<Value>,
+}
+
+pub struct Router<'a> {
+    config: &'a Config,
+    run: RunContext,
+    options: SchemaOptions,
+    streams: HashMap<String, Arc<StreamSpec<'a>>>,
+    /// Reused per record for the partition part of the key.
+    partition: String,
+}
+
+impl<'a> Router<'a> {
+    pub fn new(config: &'a Config, run: RunContext) -> Router<'a> {
+        let options = SchemaOptions {
+            validate_records: config.validate_records,
+            validate_formats: config.validate_formats,
+            flatten_max_depth: config.csv.max_depth,
+        };
+        Router { config, run, options, streams: HashMap::default(), partition: String::new() }
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&Arc<StreamSpec<'a>>> {
+        self.streams.get(name)
+    }
+
+    /// A SCHEMA message. Returns whether the stream's open files must close first: a file has
+    /// one header / one set of columns.
+    pub fn schema(
+        &mut self,
+        name: &str,
+        schema: &RawValue,
+        key_properties: Vec<String>,
+        bookmark_properties: Vec<String>,
+    ) -> Result<bool, InputErrorKind> {
+        let previous = self.streams.get(name);
+        if let Some(stream) = previous
+            && *stream.schema.text == *schema.get()
+            && stream.schema.key_properties == key_properties
+        {
+            return Ok(false); // taps resend identical schemas; nothing to recompile
+        }
+        let compiled = Arc::new(StreamSchema::compile(schema.get(), key_properties, self.options)?);
+        let output = self.config.output_for(name);
+        // Parquet and Avro files carry typed columns: any change of the schema may change a type.
+        let columns_changed = previous.is_some_and(|s| {
+            s.schema.columns != compiled.columns || (output.format.is_binary() && s.schema.text != compiled.text)
+        });
+        let bookmark = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect::<FieldPath>());
+        let spec = StreamSpec {
+            name: name.to_string(),
+            output,
+            extension: output.extension(),
+            schema: compiled,
+            run_id: previous.map_or_else(|| uuid::Uuid::now_v7().to_string(), |s| s.run_id.clone()),
+            partition_date_field: self.config.partition_date_field.clone().or_else(|| bookmark.clone()),
+            cursor_field: bookmark,
+            schema_hash: format!("{:016x}", crate::keys::fnv1a(schema.get().as_bytes())),
+            partitioned: output.key.is_partitioned(),
+            versioned: output.key.uses_table_version(),
+        };
+        self.streams.insert(name.to_string(), Arc::new(spec));
+        Ok(columns_changed)
+    }
+
+    /// Validates a record and finds its file's partition. Per record: no allocation unless the
+    /// partition text grows.
+    pub fn route(
+        &mut self,
+        name: &str,
+        record: &RawValue,
+        version: Option<&RawValue>,
+    ) -> Result<Route<'_, 'a>, InputErrorKind> {
+        let Some(spec) = self.streams.get(name) else {
+            return Err(InputErrorKind::RecordBeforeSchema);
+        };
+        let value = spec.schema.check(record)?;
+        let partition = &mut self.partition;
+        partition.clear();
+        if spec.partitioned {
+            spec.output.key.partition(record.get(), spec.partition_date_field.as_ref(), &self.run, partition);
+        }
+        if spec.versioned {
+            partition.push('\u{0}');
+            partition.push_str(version.map_or("", RawValue::get));
+        }
+        Ok(Route { spec, partition, value })
+    }
+}
