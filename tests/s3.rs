@@ -294,9 +294,12 @@ fn connection_check_reports_each_step() {
 }
 
 /// The server goes away in the middle of a run: the target fails, and every STATE it printed
-/// before is covered by objects that exist and are complete.
+/// before is covered by objects that exist and are complete. Until the outage each round's
+/// STATE is awaited (so exactly those are acknowledged); the outage comes right after the next
+/// round is sent, while its file may be in flight, and nothing after it may be acknowledged.
 #[test]
 fn server_gone_mid_run_keeps_printed_state_honest() {
+    const OUTAGE_ROUND: usize = 20;
     let s3 = s3();
     let bucket = s3.bucket("gone");
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
@@ -308,41 +311,50 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     let mut child = spawn(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
     let rx = watch_stdout(&mut child);
+    let (_, log) = watch_stderr(&mut child, "target-s3: error:");
     writeln!(stdin, r#"{{"type":"SCHEMA","stream":"n","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#).unwrap();
-    let mut printed = Vec::new();
     let mut id = 0;
-    for round in 0..40 {
+    // one round: a file's worth of records (it closes at 10) and the STATE after them
+    let mut round = |stdin: &mut std::process::ChildStdin| {
         for _ in 0..10 {
             id += 1;
-            if writeln!(stdin, r#"{{"type":"RECORD","stream":"n","record":{{"id":{id}}}}}"#).is_err() {
-                break;
-            }
+            let _ = writeln!(stdin, r#"{{"type":"RECORD","stream":"n","record":{{"id":{id}}}}}"#);
         }
         let _ = writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":{id}}}}}"#);
         let _ = stdin.flush();
-        std::thread::sleep(Duration::from_millis(30));
-        while let Ok(l) = rx.try_recv() {
-            printed.push(l);
-        }
-        if round == 20 {
-            // the server goes away once the target has acknowledged some data
-            if printed.is_empty() {
-                printed.push(rx.recv_timeout(Duration::from_secs(30)).expect("a STATE before the outage"));
-            }
-            proxy.set_down(true);
-        }
+        id
+    };
+    let mut printed = Vec::new();
+    for r in 0..OUTAGE_ROUND {
+        let upto = round(&mut stdin);
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("round {r}: no STATE for the uploaded file within 30 s ({e})"));
+        assert_eq!(line, format!(r#"{{"upto":{upto}}}"#), "round {r}");
+        printed.push(line);
+    }
+    let in_flight = round(&mut stdin);
+    proxy.set_down(true);
+    for _ in OUTAGE_ROUND + 1..40 {
+        round(&mut stdin);
     }
     drop(stdin);
     let started = Instant::now();
     let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(60), "failing took {:?}", started.elapsed());
+    let stderr = log.join().unwrap();
     printed.extend(rx.try_iter());
-    assert!(!status.success(), "a run that lost its server must fail");
-    assert!(!printed.is_empty(), "some STATE was printed before the server went away");
+    assert!(!status.success(), "a run that lost its server must fail: {stderr}");
+    assert!(stderr.lines().last().unwrap_or_default().starts_with("target-s3: error: "), "{stderr}");
+    // after the outage, at most the STATE of the file that may have made it before it
+    let after: Vec<&String> = printed[OUTAGE_ROUND..].iter().collect();
+    let in_flight_state = format!(r#"{{"upto":{in_flight}}}"#);
+    assert!(after.is_empty() || after == [&in_flight_state], "STATE printed past the outage: {after:?}");
     let mut present = std::collections::BTreeSet::new();
     for (key, _) in s3.list(&bucket) {
         for line in String::from_utf8(s3.get(&bucket, &key)).unwrap().lines() {
             let v: Value = serde_json::from_str(line).expect("every object holds whole records");
+            assert_eq!(line, format!(r#"{{"id":{}}}"#, v["id"]), "{key}");
             present.insert(v["id"].as_i64().unwrap());
         }
     }
