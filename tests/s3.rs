@@ -150,9 +150,12 @@ fn gzip_multipart_rolls_by_compressed_bytes() {
 fn object_options_reach_the_server() {
     let s3 = s3();
     let bucket = s3.bucket("options");
+    // through the proxy, which keeps each request's headers
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let config = s3.config(
         &bucket,
         json!({
+            "endpoint_url": proxy.endpoint,
             "server_side_encryption": "AES256",
             "acl": "bucket-owner-full-control",
             "storage_class": "STANDARD_IA",
@@ -163,20 +166,27 @@ fn object_options_reach_the_server() {
     );
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"));
-    assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"));
-    assert_eq!(head.content_type(), Some("text/csv"));
-    assert_eq!(head.content_encoding(), Some("gzip"));
-    assert_eq!(head.metadata().and_then(|m| m.get("pipeline")).map(String::as_str), Some("nightly"));
-    let tags = runtime().block_on(s3.client.get_object_tagging().bucket(&bucket).key(&key).send()).unwrap();
-    let mut tags: Vec<(String, String)> =
-        tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
-    tags.sort();
-    assert_eq!(tags, vec![("source".into(), "tap-x".into()), ("team".into(), "data eng".into())]);
-    let acl = runtime().block_on(s3.client.get_object_acl().bucket(&bucket).key(&key).send()).unwrap();
-    assert!(!acl.grants().is_empty());
+    let objects = s3.list(&bucket);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (key, _) in &objects {
+        let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
+        assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"), "{key}");
+        assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"), "{key}");
+        assert_eq!(head.content_type(), Some("text/csv"), "{key}");
+        assert_eq!(head.content_encoding(), Some("gzip"), "{key}");
+        assert_eq!(head.metadata().and_then(|m| m.get("pipeline")).map(String::as_str), Some("nightly"), "{key}");
+        let tags = runtime().block_on(s3.client.get_object_tagging().bucket(&bucket).key(key).send()).unwrap();
+        let mut tags: Vec<(String, String)> =
+            tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+        tags.sort();
+        assert_eq!(tags, vec![("source".into(), "tap-x".into()), ("team".into(), "data eng".into())], "{key}");
+    }
+    // moto grants the bucket owner FULL_CONTROL with or without the canned ACL, so the ACL is
+    // checked on the wire: every upload (the data objects and the manifest) asks for it
+    let uploads: Vec<String> =
+        proxy.request_heads().into_iter().filter(|h| h.starts_with("PUT /")).map(|h| h.to_ascii_lowercase()).collect();
+    assert_eq!(uploads.len(), s3.list_all(&bucket).len(), "one PutObject per object: {uploads:#?}");
+    assert!(uploads.iter().all(|h| h.contains("\r\nx-amz-acl: bucket-owner-full-control\r\n")), "{uploads:#?}");
 
     let bucket = s3.bucket("kms");
     let config = s3.config(
@@ -185,11 +195,15 @@ fn object_options_reach_the_server() {
     );
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
-    assert_eq!(head.ssekms_key_id(), Some("alias/target-s3-test"));
-    assert_eq!(head.content_type(), Some("application/x-ndjson"));
+    let objects = s3.list(&bucket);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (key, _) in &objects {
+        let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
+        assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"), "{key}");
+        assert_eq!(head.ssekms_key_id(), Some("alias/target-s3-test"), "{key}");
+        assert_eq!(head.bucket_key_enabled(), Some(true), "{key}");
+        assert_eq!(head.content_type(), Some("application/x-ndjson"), "{key}");
+    }
 }
 
 /// Runs a load that must fail and checks the user-visible contract: exit 1, one clear error
@@ -257,8 +271,17 @@ fn assume_role_with_external_id() {
     let config = s3.config(&bucket, json!({"role_arn": role, "external_id": external_id, "role_session_name": "test"}));
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(s3.list(&bucket).len(), 2);
-    assert!(!r.stdout.is_empty());
+    assert_eq!(
+        r.stdout.last().map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        states_of(&sample()).pop(),
+        "the final STATE"
+    );
+    let objects = s3.list(&bucket);
+    let streams: Vec<&str> = objects.iter().map(|(k, _)| k.split('/').next().unwrap()).collect();
+    assert_eq!(streams, ["orders", "users"], "{objects:?}");
+    for ((key, _), stream) in objects.iter().zip(streams) {
+        assert_holds_records("jsonl", &s3.get(&bucket, key), &sample(), stream, key);
+    }
 
     let bucket = s3.bucket("badrole");
     let config = s3.config(&bucket, json!({"aws_role_arn": role, "aws_external_id": "testing-secret-value"}));
@@ -398,7 +421,7 @@ fn parquet_and_avro_round_trip_through_s3() {
         for stream in ["users", "orders"] {
             let keys: Vec<String> =
                 s3.list(&bucket).into_iter().map(|(k, _)| k).filter(|k| k.starts_with(&format!("{stream}/"))).collect();
-            assert!(keys.len() >= 2, "{keys:?}");
+            assert_eq!(keys.len(), 3, "60 records at 25 per file: {keys:?}");
             let mut ids = Vec::new();
             for key in &keys {
                 assert!(key.ends_with(&format!(".{format}")), "{key}");
@@ -554,7 +577,16 @@ fn hotglue_job_pipeline() {
         .unwrap();
     assert!(status.success());
     let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).collect();
-    assert!(keys.len() >= 4 && keys.iter().all(|k| k.starts_with("acme/fl-7/job-42/")), "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("acme/fl-7/job-42/")), "{keys:?}");
+    for stream in ["orders", "users"] {
+        // 60 records at 25 per file; the part number orders them
+        let mine: Vec<&String> =
+            keys.iter().filter(|k| k.starts_with(&format!("acme/fl-7/job-42/{stream}/"))).collect();
+        assert_eq!(mine.len(), 3, "{keys:?}");
+        let body: Vec<u8> = mine.iter().flat_map(|k| s3.get(&bucket, k)).collect();
+        assert_holds_records("jsonl", &body, &sample(), stream, stream);
+    }
+    assert_eq!(keys.len(), 6, "{keys:?}");
     let state = std::fs::read_to_string(dir.path().join("target-state.json")).unwrap();
     let lines: Vec<Value> = state.lines().map(|l| serde_json::from_str(l).expect("only state values")).collect();
     assert_eq!(lines.last(), states_of(&sample()).last(), "the last line is the final state");
