@@ -242,17 +242,32 @@ fn blank_lines_crlf_and_bom_are_accepted() {
     assert_eq!(read(&dir.path().join(&files(dir.path())[0])), b"{\"id\":1}\n");
 }
 
+/// ACTIVATE_VERSION in the default `metadata` mode changes nothing but the manifest: the
+/// records of both versions stay in the stream's one file, each once and byte for byte, the
+/// manifest names the version activated last, and the STATE after them is printed.
 #[test]
 fn activate_version_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let input = format!(
-        "{SCHEMA}\n{}\n{}\n",
+    let input = [
+        SCHEMA,
         r#"{"type":"ACTIVATE_VERSION","stream":"users","version":1}"#,
-        r#"{"type":"RECORD","stream":"users","record":{"id":1},"version":1}"#
-    );
-    let run = run(&cfg(dir.path(), json!({})), &input);
+        r#"{"type":"RECORD","stream":"users","record":{"id":1},"version":1}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":2,"name":"b"},"version":1}"#,
+        r#"{"type":"ACTIVATE_VERSION","stream":"users","version":2}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":3},"version":2}"#,
+        r#"{"type":"STATE","value":{"n":3}}"#,
+    ]
+    .join("\n");
+    let run = run(&cfg(dir.path(), json!({"compression": "none"})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(files(dir.path()).len(), 1);
+    assert_eq!(run.stdout, [r#"{"n":3}"#]);
+    let files = files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(read(&dir.path().join(&files[0])), b"{\"id\":1}\n{\"id\":2,\"name\":\"b\"}\n{\"id\":3}\n");
+    let manifest = all_files(dir.path()).into_iter().find(|p| p.starts_with("_manifests")).expect("a manifest");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.path().join(manifest)).unwrap()).unwrap();
+    assert_eq!(manifest["table_versions"], json!({"users": "2"}));
+    assert_eq!(manifest["records"], 3);
 }
 
 /// The STATE rule seen from outside: while the file holding an earlier record is open, the
@@ -441,13 +456,21 @@ fn zstd_files_decompress_to_the_records() {
     let input = sample();
     let run = run(&cfg(dir.path(), json!({"compression": "zstd", "compression_level": 5})), &input);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    for f in files(dir.path()) {
+    let files = files(dir.path());
+    let streams: Vec<&str> = files.iter().map(|f| f.iter().next().unwrap().to_str().unwrap()).collect();
+    assert_eq!(streams, ["orders", "users"], "one file per stream: {files:?}");
+    for f in &files {
         assert!(f.to_str().unwrap().ends_with(".jsonl.zst"), "{f:?}");
         let stream = f.iter().next().unwrap().to_str().unwrap();
-        let got = zstd::stream::decode_all(&std::fs::read(dir.path().join(&f)).unwrap()[..]).unwrap();
+        let got = zstd::stream::decode_all(&std::fs::read(dir.path().join(f)).unwrap()[..]).unwrap();
         let want: String = records_of(&input, stream).iter().map(|r| format!("{r}\n")).collect();
-        assert_eq!(String::from_utf8(got).unwrap(), want);
+        assert_eq!(String::from_utf8(got).unwrap(), want, "{f:?}: every record once, byte for byte");
     }
+    assert_eq!(
+        run.stdout.last().map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        states_of(&input).pop(),
+        "the final STATE"
+    );
     let bad = common::run(&cfg(dir.path(), json!({"compression": "zstd", "compression_level": 40})), "");
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("zstd levels are 1 to 19"), "{}", bad.stderr);

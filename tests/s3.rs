@@ -14,6 +14,22 @@ use serde_json::{Value, json};
 fn every_format_and_compression_round_trips() {
     let s3 = s3();
     let input = sample();
+    // the CSV columns the cell-by-cell comparison expects, pinned for one stream
+    assert_eq!(
+        csv_columns(&schema_in(&input, "users")),
+        [
+            "id",
+            "name",
+            "email",
+            "address__city",
+            "address__country",
+            "address__geo__lat",
+            "address__geo__lon",
+            "tags",
+            "active",
+            "updated_at"
+        ]
+    );
     for (format, compression, ext) in [
         ("jsonl", "gzip", ".jsonl.gz"),
         ("jsonl", "none", ".jsonl"),
@@ -26,29 +42,12 @@ fn every_format_and_compression_round_trips() {
         assert_eq!(run.code, 0, "{format}/{compression}: {}", run.stderr);
         let objects = s3.list(&bucket);
         assert_eq!(objects.len(), 2, "{objects:?}");
-        for (key, _) in &objects {
+        let streams: Vec<&str> = objects.iter().map(|(k, _)| k.split('/').nth(1).unwrap()).collect();
+        assert_eq!(streams, ["orders", "users"], "one object per stream: {objects:?}");
+        for ((key, _), stream) in objects.iter().zip(streams) {
             assert!(key.starts_with("exports/") && key.ends_with(ext), "{key}");
-            let stream = if key.starts_with("exports/users/") { "users" } else { "orders" };
-            let body = s3.get(&bucket, key);
-            let want = records_of(&input, stream);
-            if format == "jsonl" {
-                let want: String = want.iter().map(|r| format!("{r}\n")).collect();
-                assert_eq!(String::from_utf8(body).unwrap(), want, "{key}");
-            } else {
-                let mut reader = csv::Reader::from_reader(&body[..]);
-                let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
-                let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-                assert_eq!(rows.len(), want.len(), "{key}");
-                // spot-check every cell of the first column that is a plain string in the input
-                for (row, rec) in rows.iter().zip(&want) {
-                    let rec: Value = serde_json::from_str(rec).unwrap();
-                    let first = &header[0];
-                    assert_eq!(
-                        Some(&row[0]),
-                        rec[first].as_str().map(str::to_string).or(Some(rec[first].to_string())).as_deref()
-                    );
-                }
-            }
+            // JSONL byte for byte; CSV: the schema's header and every cell of every row
+            assert_holds_records(format, &s3.get(&bucket, key), &input, stream, key);
         }
         assert_eq!(
             serde_json::from_str::<Value>(run.stdout.last().unwrap()).unwrap(),
@@ -151,9 +150,12 @@ fn gzip_multipart_rolls_by_compressed_bytes() {
 fn object_options_reach_the_server() {
     let s3 = s3();
     let bucket = s3.bucket("options");
+    // through the proxy, which keeps each request's headers
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let config = s3.config(
         &bucket,
         json!({
+            "endpoint_url": proxy.endpoint,
             "server_side_encryption": "AES256",
             "acl": "bucket-owner-full-control",
             "storage_class": "STANDARD_IA",
@@ -164,20 +166,27 @@ fn object_options_reach_the_server() {
     );
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"));
-    assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"));
-    assert_eq!(head.content_type(), Some("text/csv"));
-    assert_eq!(head.content_encoding(), Some("gzip"));
-    assert_eq!(head.metadata().and_then(|m| m.get("pipeline")).map(String::as_str), Some("nightly"));
-    let tags = runtime().block_on(s3.client.get_object_tagging().bucket(&bucket).key(&key).send()).unwrap();
-    let mut tags: Vec<(String, String)> =
-        tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
-    tags.sort();
-    assert_eq!(tags, vec![("source".into(), "tap-x".into()), ("team".into(), "data eng".into())]);
-    let acl = runtime().block_on(s3.client.get_object_acl().bucket(&bucket).key(&key).send()).unwrap();
-    assert!(!acl.grants().is_empty());
+    let objects = s3.list(&bucket);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (key, _) in &objects {
+        let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
+        assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"), "{key}");
+        assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"), "{key}");
+        assert_eq!(head.content_type(), Some("text/csv"), "{key}");
+        assert_eq!(head.content_encoding(), Some("gzip"), "{key}");
+        assert_eq!(head.metadata().and_then(|m| m.get("pipeline")).map(String::as_str), Some("nightly"), "{key}");
+        let tags = runtime().block_on(s3.client.get_object_tagging().bucket(&bucket).key(key).send()).unwrap();
+        let mut tags: Vec<(String, String)> =
+            tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+        tags.sort();
+        assert_eq!(tags, vec![("source".into(), "tap-x".into()), ("team".into(), "data eng".into())], "{key}");
+    }
+    // moto grants the bucket owner FULL_CONTROL with or without the canned ACL, so the ACL is
+    // checked on the wire: every upload (the data objects and the manifest) asks for it
+    let uploads: Vec<String> =
+        proxy.request_heads().into_iter().filter(|h| h.starts_with("PUT /")).map(|h| h.to_ascii_lowercase()).collect();
+    assert_eq!(uploads.len(), s3.list_all(&bucket).len(), "one PutObject per object: {uploads:#?}");
+    assert!(uploads.iter().all(|h| h.contains("\r\nx-amz-acl: bucket-owner-full-control\r\n")), "{uploads:#?}");
 
     let bucket = s3.bucket("kms");
     let config = s3.config(
@@ -186,11 +195,15 @@ fn object_options_reach_the_server() {
     );
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
-    assert_eq!(head.ssekms_key_id(), Some("alias/target-s3-test"));
-    assert_eq!(head.content_type(), Some("application/x-ndjson"));
+    let objects = s3.list(&bucket);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (key, _) in &objects {
+        let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
+        assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"), "{key}");
+        assert_eq!(head.ssekms_key_id(), Some("alias/target-s3-test"), "{key}");
+        assert_eq!(head.bucket_key_enabled(), Some(true), "{key}");
+        assert_eq!(head.content_type(), Some("application/x-ndjson"), "{key}");
+    }
 }
 
 /// Runs a load that must fail and checks the user-visible contract: exit 1, one clear error
@@ -258,8 +271,17 @@ fn assume_role_with_external_id() {
     let config = s3.config(&bucket, json!({"role_arn": role, "external_id": external_id, "role_session_name": "test"}));
     let r = run(&config, &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(s3.list(&bucket).len(), 2);
-    assert!(!r.stdout.is_empty());
+    assert_eq!(
+        r.stdout.last().map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        states_of(&sample()).pop(),
+        "the final STATE"
+    );
+    let objects = s3.list(&bucket);
+    let streams: Vec<&str> = objects.iter().map(|(k, _)| k.split('/').next().unwrap()).collect();
+    assert_eq!(streams, ["orders", "users"], "{objects:?}");
+    for ((key, _), stream) in objects.iter().zip(streams) {
+        assert_holds_records("jsonl", &s3.get(&bucket, key), &sample(), stream, key);
+    }
 
     let bucket = s3.bucket("badrole");
     let config = s3.config(&bucket, json!({"aws_role_arn": role, "aws_external_id": "testing-secret-value"}));
@@ -295,9 +317,12 @@ fn connection_check_reports_each_step() {
 }
 
 /// The server goes away in the middle of a run: the target fails, and every STATE it printed
-/// before is covered by objects that exist and are complete.
+/// before is covered by objects that exist and are complete. Until the outage each round's
+/// STATE is awaited (so exactly those are acknowledged); the outage comes right after the next
+/// round is sent, while its file may be in flight, and nothing after it may be acknowledged.
 #[test]
 fn server_gone_mid_run_keeps_printed_state_honest() {
+    const OUTAGE_ROUND: usize = 20;
     let s3 = s3();
     let bucket = s3.bucket("gone");
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
@@ -309,41 +334,50 @@ fn server_gone_mid_run_keeps_printed_state_honest() {
     let mut child = spawn(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
     let rx = watch_stdout(&mut child);
+    let (_, log) = watch_stderr(&mut child, "target-s3: error:");
     writeln!(stdin, r#"{{"type":"SCHEMA","stream":"n","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#).unwrap();
-    let mut printed = Vec::new();
     let mut id = 0;
-    for round in 0..40 {
+    // one round: a file's worth of records (it closes at 10) and the STATE after them
+    let mut round = |stdin: &mut std::process::ChildStdin| {
         for _ in 0..10 {
             id += 1;
-            if writeln!(stdin, r#"{{"type":"RECORD","stream":"n","record":{{"id":{id}}}}}"#).is_err() {
-                break;
-            }
+            let _ = writeln!(stdin, r#"{{"type":"RECORD","stream":"n","record":{{"id":{id}}}}}"#);
         }
         let _ = writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":{id}}}}}"#);
         let _ = stdin.flush();
-        std::thread::sleep(Duration::from_millis(30));
-        while let Ok(l) = rx.try_recv() {
-            printed.push(l);
-        }
-        if round == 20 {
-            // the server goes away once the target has acknowledged some data
-            if printed.is_empty() {
-                printed.push(rx.recv_timeout(Duration::from_secs(30)).expect("a STATE before the outage"));
-            }
-            proxy.set_down(true);
-        }
+        id
+    };
+    let mut printed = Vec::new();
+    for r in 0..OUTAGE_ROUND {
+        let upto = round(&mut stdin);
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("round {r}: no STATE for the uploaded file within 30 s ({e})"));
+        assert_eq!(line, format!(r#"{{"upto":{upto}}}"#), "round {r}");
+        printed.push(line);
+    }
+    let in_flight = round(&mut stdin);
+    proxy.set_down(true);
+    for _ in OUTAGE_ROUND + 1..40 {
+        round(&mut stdin);
     }
     drop(stdin);
     let started = Instant::now();
     let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(60), "failing took {:?}", started.elapsed());
+    let stderr = log.join().unwrap();
     printed.extend(rx.try_iter());
-    assert!(!status.success(), "a run that lost its server must fail");
-    assert!(!printed.is_empty(), "some STATE was printed before the server went away");
+    assert!(!status.success(), "a run that lost its server must fail: {stderr}");
+    assert!(stderr.lines().last().unwrap_or_default().starts_with("target-s3: error: "), "{stderr}");
+    // after the outage, at most the STATE of the file that may have made it before it
+    let after: Vec<&String> = printed[OUTAGE_ROUND..].iter().collect();
+    let in_flight_state = format!(r#"{{"upto":{in_flight}}}"#);
+    assert!(after.is_empty() || after == [&in_flight_state], "STATE printed past the outage: {after:?}");
     let mut present = std::collections::BTreeSet::new();
     for (key, _) in s3.list(&bucket) {
         for line in String::from_utf8(s3.get(&bucket, &key)).unwrap().lines() {
             let v: Value = serde_json::from_str(line).expect("every object holds whole records");
+            assert_eq!(line, format!(r#"{{"id":{}}}"#, v["id"]), "{key}");
             present.insert(v["id"].as_i64().unwrap());
         }
     }
@@ -387,7 +421,7 @@ fn parquet_and_avro_round_trip_through_s3() {
         for stream in ["users", "orders"] {
             let keys: Vec<String> =
                 s3.list(&bucket).into_iter().map(|(k, _)| k).filter(|k| k.starts_with(&format!("{stream}/"))).collect();
-            assert!(keys.len() >= 2, "{keys:?}");
+            assert_eq!(keys.len(), 3, "60 records at 25 per file: {keys:?}");
             let mut ids = Vec::new();
             for key in &keys {
                 assert!(key.ends_with(&format!(".{format}")), "{key}");
@@ -543,7 +577,16 @@ fn hotglue_job_pipeline() {
         .unwrap();
     assert!(status.success());
     let keys: Vec<String> = s3.list(&bucket).into_iter().map(|(k, _)| k).collect();
-    assert!(keys.len() >= 4 && keys.iter().all(|k| k.starts_with("acme/fl-7/job-42/")), "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("acme/fl-7/job-42/")), "{keys:?}");
+    for stream in ["orders", "users"] {
+        // 60 records at 25 per file; the part number orders them
+        let mine: Vec<&String> =
+            keys.iter().filter(|k| k.starts_with(&format!("acme/fl-7/job-42/{stream}/"))).collect();
+        assert_eq!(mine.len(), 3, "{keys:?}");
+        let body: Vec<u8> = mine.iter().flat_map(|k| s3.get(&bucket, k)).collect();
+        assert_holds_records("jsonl", &body, &sample(), stream, stream);
+    }
+    assert_eq!(keys.len(), 6, "{keys:?}");
     let state = std::fs::read_to_string(dir.path().join("target-state.json")).unwrap();
     let lines: Vec<Value> = state.lines().map(|l| serde_json::from_str(l).expect("only state values")).collect();
     assert_eq!(lines.last(), states_of(&sample()).last(), "the last line is the final state");

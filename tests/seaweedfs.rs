@@ -10,15 +10,24 @@ use serde_json::json;
 fn round_trips_multipart_and_kms_on_seaweedfs() {
     let s3 = s3_weed();
     let input = sample();
-    for (format, compression) in [("jsonl", "gzip"), ("csv", "zstd"), ("json", "none")] {
+    for (format, compression, ext) in
+        [("jsonl", "gzip", ".jsonl.gz"), ("csv", "zstd", ".csv.zst"), ("json", "none", ".json")]
+    {
         let bucket = s3.bucket(&format!("weed-{format}"));
         let r = run(&s3.config(&bucket, json!({"format": format, "compression": compression})), &input);
         assert_eq!(r.code, 0, "{format}: {}", r.stderr);
-        assert_eq!(s3.list(&bucket).len(), 2);
-        if format == "jsonl" {
-            let (key, _) = s3.list(&bucket).into_iter().find(|(k, _)| k.starts_with("users/")).unwrap();
-            let want: String = records_of(&input, "users").iter().map(|r| format!("{r}\n")).collect();
-            assert_eq!(String::from_utf8(s3.get(&bucket, &key)).unwrap(), want);
+        assert_eq!(
+            r.stdout.last().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            states_of(&input).pop(),
+            "{format}: final STATE"
+        );
+        let objects = s3.list(&bucket);
+        let streams: Vec<&str> = objects.iter().map(|(k, _)| k.split('/').next().unwrap()).collect();
+        assert_eq!(streams, ["orders", "users"], "one object per stream: {objects:?}");
+        for ((key, _), stream) in objects.iter().zip(streams) {
+            assert!(key.ends_with(ext), "{key}");
+            // read back (gunzipped, zstd-decoded) and compared record by record, cell by cell
+            assert_holds_records(format, &s3.get(&bucket, key), &input, stream, key);
         }
     }
 
@@ -37,7 +46,7 @@ fn round_trips_multipart_and_kms_on_seaweedfs() {
     let objects = s3.list(&bucket);
     assert_eq!(objects.len(), 1);
     let want: String = records_of(&big, "e").iter().map(|r| format!("{r}\n")).collect();
-    assert!(s3.get(&bucket, &objects[0].0) == want.as_bytes());
+    assert!(s3.get(&bucket, &objects[0].0) == want.as_bytes(), "multipart object differs from the records");
     assert_eq!(s3.multipart_uploads(&bucket), 0);
 
     // SSE-KMS with the key SeaweedFS's built-in KMS knows
@@ -45,7 +54,13 @@ fn round_trips_multipart_and_kms_on_seaweedfs() {
     let key_id = s3.kms_key_id.clone().expect("start.sh names a KMS key for seaweedfs");
     let r = run(&s3.config(&bucket, json!({"server_side_encryption": "aws:kms", "kms_key_id": key_id})), &input);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let (key, _) = s3.list(&bucket).remove(0);
-    let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
+    let objects = s3.list(&bucket);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    for (key, _) in objects {
+        let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
+        assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"), "{key}");
+        // an encrypted object reads back as the records
+        let stream = key.split('/').next().unwrap();
+        assert_holds_records("jsonl", &s3.get(&bucket, &key), &input, stream, &key);
+    }
 }

@@ -31,9 +31,15 @@ fn wait(child: &mut Child, limit: Duration) -> (i32, Vec<String>, String) {
             return (status.code().unwrap_or(-1), out.lines().map(str::to_string).collect(), err);
         }
         assert!(started.elapsed() < limit, "did not exit within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // paces the poll; the deadline decides
     }
 }
+
+/// A second stream after the STATE: its file opening (a debug line on stderr) shows that the
+/// target has read every line before it, the STATE included, while the first file is still open.
+const LATER: &str =
+    r#"{"type":"SCHEMA","stream":"later","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#;
+const LATER_OPENED: &str = "opening file stream=later ";
 
 #[test]
 fn first_signal_finishes_files_and_prints_their_state() {
@@ -41,25 +47,33 @@ fn first_signal_finishes_files_and_prints_their_state() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let mut child = spawn(&json!({"local_path": out, "log_level": "debug", "compression": "none"}), dir.path());
-        let (seen_rx, log) = watch_stderr(&mut child, "opening file");
+        let (later_opened, log) = watch_stderr(&mut child, LATER_OPENED);
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{SCHEMA}").unwrap();
         for i in 0..100 {
             writeln!(stdin, r#"{{"type":"RECORD","stream":"s","record":{{"id":{i}}}}}"#).unwrap();
         }
         writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":99}}}}"#).unwrap();
+        writeln!(stdin, "{LATER}").unwrap();
+        writeln!(stdin, r#"{{"type":"RECORD","stream":"later","record":{{"id":100}}}}"#).unwrap();
         stdin.flush().unwrap();
-        // wait until it is reading records (stdin stays open), then a little for the rest
-        seen_rx.recv_timeout(Duration::from_secs(20)).expect("target started reading");
-        std::thread::sleep(Duration::from_millis(300));
+        // stdin stays open: the target is waiting for more input when the signal comes
+        if later_opened.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("SIG{sig}: the target did not read the input within 20 s: {}", log.join().unwrap());
+        }
         signal(&child, sig);
         let (code, stdout, _) = wait(&mut child, Duration::from_secs(20));
         let stderr = log.join().unwrap();
         assert_eq!(code, 0, "SIG{sig}: {stderr}");
         assert_eq!(stdout, [r#"{"upto":99}"#], "SIG{sig}");
         let files = files(&out);
-        assert_eq!(files.len(), 1);
-        assert_eq!(read(&out.join(&files[0])).iter().filter(|b| **b == b'\n').count(), 100);
+        let streams: Vec<&str> = files.iter().map(|f| f.iter().next().unwrap().to_str().unwrap()).collect();
+        assert_eq!(streams, ["later", "s"], "SIG{sig}: both open files finished: {files:?}");
+        let want: String = (0..100).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        assert_eq!(String::from_utf8(read(&out.join(&files[1]))).unwrap(), want, "SIG{sig}");
+        assert_eq!(read(&out.join(&files[0])), b"{\"id\":100}\n", "SIG{sig}");
         drop(stdin);
     }
 }
@@ -69,33 +83,40 @@ fn second_signal_aborts_without_state() {
     let s3 = s3();
     let bucket = s3.bucket("signal2");
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
-    proxy.inject(&[Fault::Hang(Duration::from_secs(60))], Some("PUT /"));
+    // both files' uploads hang, whichever starts first: the STATE can never be covered
+    proxy.inject(&[Fault::Hang(Duration::from_secs(60)), Fault::Hang(Duration::from_secs(60))], Some("PUT /"));
     let dir = tempfile::tempdir().unwrap();
     let config = s3.config(
         &bucket,
         json!({"endpoint_url": proxy.endpoint, "request_timeout_seconds": 120, "write_manifest": false, "log_level": "debug"}),
     );
     let mut child = spawn(&config, dir.path());
+    let (later_opened, log) = watch_stderr(&mut child, LATER_OPENED);
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{SCHEMA}").unwrap();
     writeln!(stdin, r#"{{"type":"RECORD","stream":"s","record":{{"id":1}}}}"#).unwrap();
     writeln!(stdin, r#"{{"type":"STATE","value":{{"upto":1}}}}"#).unwrap();
+    writeln!(stdin, "{LATER}").unwrap();
+    writeln!(stdin, r#"{{"type":"RECORD","stream":"later","record":{{"id":2}}}}"#).unwrap();
     stdin.flush().unwrap();
-    let (seen_rx, log) = watch_stderr(&mut child, "opening file");
-    seen_rx.recv_timeout(Duration::from_secs(20)).expect("target started reading");
-    std::thread::sleep(Duration::from_millis(200));
-    signal(&child, "TERM"); // starts the upload, which hangs
+    // the STATE has been read and waits for its file
+    if later_opened.recv_timeout(Duration::from_secs(20)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the target did not read the input within 20 s: {}", log.join().unwrap());
+    }
+    signal(&child, "TERM"); // starts the uploads, which hang
     let waiting = Instant::now();
     while proxy.faulted() == 0 {
         assert!(waiting.elapsed() < Duration::from_secs(20), "the upload never started");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // paces the poll; the deadline decides
     }
     let started = Instant::now();
     signal(&child, "TERM");
     let (code, stdout, _) = wait(&mut child, Duration::from_secs(30));
     let stderr = log.join().unwrap();
-    assert_ne!(code, 0, "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(code, 130, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15), "the abort took {:?}", started.elapsed());
     assert!(stderr.lines().last().unwrap().contains("stopped by a second signal"), "{stderr}");
     assert!(stdout.is_empty(), "no STATE: {stdout:?}");
     assert!(s3.list_all(&bucket).is_empty());

@@ -132,6 +132,133 @@ pub fn states_of(input: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The JSON Schema text of `stream`'s last SCHEMA message in `input`, as sent.
+pub fn schema_in(input: &str, stream: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        stream: Option<String>,
+        #[serde(borrow, default)]
+        schema: Option<&'a serde_json::value::RawValue>,
+    }
+    input
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .rfind(|l| l.kind == "SCHEMA" && l.stream.as_deref() == Some(stream))
+        .and_then(|l| l.schema)
+        .unwrap_or_else(|| panic!("no SCHEMA for {stream}"))
+        .get()
+        .to_string()
+}
+
+/// A JSON object's members in document order (`serde_json::Value` sorts them); None for
+/// anything that is not an object.
+pub fn members(json: &str) -> Option<Vec<(String, &serde_json::value::RawValue)>> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(String, &'de serde_json::value::RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    serde_json::Deserializer::from_str(json).deserialize_map(Members).ok()
+}
+
+/// The CSV columns the README promises for a JSON Schema (given as text; default
+/// `flattening_max_depth`): `properties` in order, objects with declared properties flattened
+/// into `parent__child` columns, everything else (scalars, arrays, free-form objects) one column.
+pub fn csv_columns(schema: &str) -> Vec<String> {
+    fn properties(schema: &str) -> Vec<(String, &serde_json::value::RawValue)> {
+        let member = members(schema).unwrap_or_default().into_iter().find(|(k, _)| k == "properties");
+        member.and_then(|(_, p)| members(p.get())).unwrap_or_default()
+    }
+    fn walk(schema: &str, prefix: &str, depth: usize, out: &mut Vec<String>) {
+        for (name, property) in properties(schema) {
+            let column = format!("{prefix}{name}");
+            if depth < 10 && !properties(property.get()).is_empty() {
+                walk(property.get(), &format!("{column}__"), depth + 1, out);
+            } else {
+                out.push(column);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, "", 0, &mut out);
+    assert!(!out.is_empty(), "a schema without properties: {schema}");
+    out
+}
+
+/// The cell the README promises in `column` (a `parent__child` path) for a record given as
+/// its raw JSON text: empty for a missing or null value, the text of a string, and the tap's
+/// own JSON text (byte for byte) for numbers, booleans, arrays and objects.
+pub fn csv_cell(record: &str, column: &str) -> String {
+    use serde_json::value::RawValue;
+    let mut value: &RawValue = serde_json::from_str(record).unwrap();
+    for name in column.split("__") {
+        let Ok(object) = serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(value.get()) else {
+            return String::new(); // the parent is null
+        };
+        match object.get(name) {
+            Some(v) => value = v,
+            None => return String::new(),
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(value.get()).unwrap() {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s,
+        _ => value.get().to_string(),
+    }
+}
+
+/// Asserts that `body` (one file, decompressed) holds exactly `stream`'s records of `input`,
+/// in order, each once: JSONL byte for byte, JSON as an array of equal values, CSV as the
+/// schema's header and every cell of every row (no property of a record left without a column).
+pub fn assert_holds_records(format: &str, body: &[u8], input: &str, stream: &str, what: &str) {
+    let want = records_of(input, stream);
+    match format {
+        "jsonl" => {
+            let want: String = want.iter().map(|r| format!("{r}\n")).collect();
+            assert_eq!(std::str::from_utf8(body).unwrap(), want, "{what}: JSONL bytes differ from the tap's records");
+        }
+        "json" => {
+            let got: Vec<serde_json::Value> = serde_json::from_slice(body).expect("a JSON array of records");
+            let want: Vec<serde_json::Value> = want.iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+            assert_eq!(got, want, "{what}: JSON records differ");
+        }
+        "csv" => {
+            let columns = csv_columns(&schema_in(input, stream));
+            let mut reader = csv::Reader::from_reader(body);
+            let header: Vec<&str> = reader.headers().unwrap().iter().collect();
+            assert_eq!(header, columns, "{what}: CSV header");
+            let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            assert_eq!(rows.len(), want.len(), "{what}: CSV rows");
+            for (i, (row, record)) in rows.iter().zip(&want).enumerate() {
+                let cells: Vec<&str> = row.iter().collect();
+                let expected: Vec<String> = columns.iter().map(|c| csv_cell(record, c)).collect();
+                assert_eq!(cells, expected, "{what}: CSV row {i} differs from record {record}");
+                let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(record).unwrap();
+                for name in fields.keys() {
+                    assert!(
+                        columns.iter().any(|c| c == name || c.starts_with(&format!("{name}__"))),
+                        "{what}: property {name:?} of record {i} has no column"
+                    );
+                }
+            }
+        }
+        other => panic!("no reader for format {other}"),
+    }
+}
+
 pub fn sample() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_streams/sample.singer")).unwrap()
 }
@@ -258,7 +385,7 @@ impl S3Server {
         v
     }
 
-    /// An object's bytes, gunzipped when the key ends in `.gz`.
+    /// An object's bytes, gunzipped when the key ends in `.gz`, zstd-decoded for `.zst`.
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let out = runtime().block_on(self.client.get_object().bucket(bucket).key(key).send()).unwrap();
         let raw = runtime().block_on(out.body.collect()).unwrap().into_bytes().to_vec();
@@ -266,6 +393,8 @@ impl S3Server {
             let mut v = Vec::new();
             flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut v).unwrap();
             v
+        } else if key.ends_with(".zst") {
+            zstd::stream::decode_all(&raw[..]).unwrap()
         } else {
             raw
         }

@@ -44,6 +44,8 @@ struct State {
     always: Mutex<Option<Fault>>,
     pub requests: AtomicUsize,
     pub faulted: AtomicUsize,
+    /// The head (request line and headers) of every request, in arrival order.
+    heads: Mutex<Vec<String>>,
 }
 
 impl Proxy {
@@ -91,6 +93,11 @@ impl Proxy {
 
     pub fn faulted(&self) -> usize {
         self.state.faulted.load(Ordering::SeqCst)
+    }
+
+    /// The heads (request line and headers) of the requests so far, in arrival order.
+    pub fn request_heads(&self) -> Vec<String> {
+        self.state.heads.lock().unwrap().clone()
     }
 }
 
@@ -161,6 +168,7 @@ fn next_fault(state: &State, head: &[u8]) -> Option<Fault> {
 fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Result<()> {
     let Some((head, mut body)) = read_head(&mut client)? else { return Ok(()) };
     state.requests.fetch_add(1, Ordering::SeqCst);
+    state.heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
     let length = content_length(&head);
     let fault = next_fault(state, &head);
     if fault.is_some() {
