@@ -19,8 +19,38 @@ fn is_kept(c: char) -> bool {
 }
 
 /// Longest escaped value kept whole; longer ones are cut and end in `~` and a hash of the whole
-/// value, so a segment stays well under the 255-byte file name limit of local file systems.
+/// value, so a folder stays under the 255-byte file name limit of local file systems.
 const MAX_VALUE_BYTES: usize = 200;
+
+/// Longest path segment of a key: the file name limit of local file systems (ext4, APFS, NTFS).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// `~` and 32 hex digits of SHA-256 (128 bits: no collision can be searched for).
+const HASH_SUFFIX_BYTES: usize = 33;
+
+fn push_hash(key: &mut String, whole: &[u8]) {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(whole);
+    key.push('~');
+    for b in &digest[..16] {
+        let _ = write!(key, "{b:02x}");
+    }
+}
+
+fn at_segment_start(key: &str) -> bool {
+    key.is_empty() || key.ends_with('/')
+}
+
+/// Appends Hive's null ([`NULL_VALUE`]); where it would start a folder (hidden from Hive
+/// readers) its first `_` is escaped.
+pub fn push_null(key: &mut String) {
+    if at_segment_start(key) {
+        key.push_str("%5F");
+        key.push_str(&NULL_VALUE[1..]);
+    } else {
+        key.push_str(NULL_VALUE);
+    }
+}
 
 /// Appends a value (stream name, record field, variable) to a key so that distinct values give
 /// distinct text and no value can move, hide or break the key:
@@ -29,32 +59,76 @@ const MAX_VALUE_BYTES: usize = 200;
 ///   `/` included, so the mapping is reversible and a value never makes a folder;
 /// * a value that starts a path segment does not start it with `_` or `.` (escaped instead):
 ///   Hive-convention readers skip such folders, and `.`/`..` would climb out of the prefix;
-/// * an empty value is [`NULL_VALUE`];
+/// * an empty value is Hive's null ([`push_null`]); a value that is the text of Hive's null
+///   marker has its two leading `_` escaped, so it never reads as, or shares a folder with, null;
 /// * an escaped value over [`MAX_VALUE_BYTES`] is cut at a character boundary and ends in
-///   `~` and 16 hex digits of FNV-1a over the whole value (`~` is otherwise always escaped).
+///   `~` and 32 hex digits of SHA-256 over the whole value (`~` is otherwise always escaped).
 pub fn push_escaped(key: &mut String, value: &str) {
-    let value = if value.is_empty() { NULL_VALUE } else { value };
-    let segment_start = key.is_empty() || key.ends_with('/');
+    if value.is_empty() {
+        return push_null(key);
+    }
+    let looks_null = value == NULL_VALUE;
+    let segment_start = at_segment_start(key);
     let start = key.len();
     let mut cut = None;
     for (i, c) in value.char_indices() {
-        if key.len() - start > MAX_VALUE_BYTES - 20 && cut.is_none() {
+        if cut.is_none() && key.len() - start > MAX_VALUE_BYTES - HASH_SUFFIX_BYTES - 12 {
             cut = Some(key.len());
         }
-        if is_kept(c) && !(i == 0 && segment_start && matches!(c, '_' | '.')) {
-            key.push(c);
-        } else {
+        let escape = !is_kept(c) || (i == 0 && segment_start && matches!(c, '_' | '.')) || (looks_null && i < 2);
+        if escape {
             for b in c.encode_utf8(&mut [0; 4]).bytes() {
                 let _ = write!(key, "%{b:02X}");
             }
+        } else {
+            key.push(c);
         }
     }
     if key.len() - start > MAX_VALUE_BYTES
         && let Some(cut) = cut
     {
         key.truncate(cut);
-        let _ = write!(key, "~{:016x}", fnv1a(value.as_bytes()));
+        push_hash(key, value.as_bytes());
     }
+}
+
+/// Cuts every path segment longer than [`MAX_SEGMENT_BYTES`] (a file name built from several
+/// long values) to a prefix and `~` plus a SHA-256 of the whole segment, so the key is the same
+/// on S3 and in a local folder and distinct keys stay distinct.
+pub fn fit_segments(key: String) -> String {
+    if key.split('/').all(|s| s.len() <= MAX_SEGMENT_BYTES) {
+        return key;
+    }
+    let mut out = String::with_capacity(key.len());
+    for (i, segment) in key.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if segment.len() <= MAX_SEGMENT_BYTES {
+            out.push_str(segment);
+            continue;
+        }
+        let mut end = MAX_SEGMENT_BYTES - HASH_SUFFIX_BYTES;
+        // Never split a character, a `%XX` escape, or the escapes of one character's bytes
+        // (a `%XX` of a UTF-8 continuation byte continues the character before it).
+        let continues = |at: usize| {
+            segment.as_bytes().get(at) == Some(&b'%')
+                && segment
+                    .get(at + 1..at + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .is_some_and(|b| b & 0xC0 == 0x80)
+        };
+        while !segment.is_char_boundary(end)
+            || segment[..end].ends_with('%')
+            || segment[..end.saturating_sub(1)].ends_with('%')
+            || continues(end)
+        {
+            end -= 1;
+        }
+        out.push_str(&segment[..end]);
+        push_hash(&mut out, segment.as_bytes());
+    }
+    out
 }
 
 /// Like [`push_escaped`] for each `/`-separated part: a format pattern may build folders.

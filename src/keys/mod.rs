@@ -13,7 +13,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use escape::{NULL_VALUE, fnv1a, push_escaped};
+pub use escape::{MAX_SEGMENT_BYTES, NULL_VALUE, fit_segments, fnv1a, push_escaped, push_null};
 pub use macros::{FieldPath, JOB_VARIABLES, MACROS, MacroSpec, MacroStyle, RECORD_MACRO_DOC, is_builtin};
 pub use object_key::{KeyError, ObjectKey, check_key};
 pub use registry::KeyRegistry;

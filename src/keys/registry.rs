@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::escape::fit_segments;
 use super::object_key::{KeyError, ObjectKey};
 use super::render::RenderedKey;
 
@@ -34,7 +35,7 @@ impl KeyRegistry {
         }
         let mut part = self.next_part.get(&rendered).copied().unwrap_or(0);
         loop {
-            let key = rendered.with_part(part);
+            let key = fit_segments(rendered.with_part(part));
             part += 1;
             // Keys can meet across templates (`a{part}` and `a0{part}`): skip numbers taken.
             if self.used.insert(key.clone()) {
@@ -46,6 +47,7 @@ impl KeyRegistry {
 
     /// Claims a key that has no `{part}` (manifest, markers, templates without `{part}`).
     pub fn claim_exact(&mut self, key: String) -> Result<ObjectKey, KeyError> {
+        let key = fit_segments(key);
         if self.used.insert(key.clone()) || self.allow_overwrite {
             ObjectKey::new(key)
         } else {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::DateTime;
 use chrono_tz::Tz;
 
-use super::escape::{NULL_VALUE, fnv1a, push_escaped, push_escaped_path};
+use super::escape::{fnv1a, push_escaped, push_escaped_path, push_null};
 use super::macros::{FieldPath, Macro, MacroStyle};
 use super::template::{KeyTemplate, Segment};
 use crate::json::{find_field, parse_date_time};
@@ -143,7 +143,7 @@ impl KeyTemplate {
                     let mut rendered = String::new();
                     match write!(rendered, "{}", t.format(format.unwrap_or("%Y-%m-%d"))) {
                         Ok(()) => push_escaped_path(&mut key, &rendered),
-                        Err(_) => push_escaped(&mut key, NULL_VALUE), // checked at parse time; never panics
+                        Err(_) => push_null(&mut key), // checked at parse time; never panics
                     }
                     Ok(())
                 }
@@ -171,7 +171,7 @@ impl KeyTemplate {
                 Macro::Cursor(fixed) => {
                     match file.cursor {
                         Some(raw) => push_value(&mut key, raw, fixed.or(format)),
-                        None => push_escaped(&mut key, NULL_VALUE),
+                        None => push_null(&mut key),
                     }
                     Ok(())
                 }
@@ -197,7 +197,7 @@ fn render_record_macro(
     match kind {
         Macro::Record(path) => match find_field(record, path) {
             Some(raw) => push_value(out, raw.get(), format),
-            None => push_escaped(out, NULL_VALUE),
+            None => push_null(out),
         },
         Macro::PartitionDate(fmt) => match partition_date_field {
             None => {
@@ -205,7 +205,7 @@ fn render_record_macro(
             }
             Some(path) => match find_field(record, path) {
                 Some(raw) => push_value(out, raw.get(), Some(fmt)),
-                None => push_escaped(out, NULL_VALUE),
+                None => push_null(out),
             },
         },
         _ => {}
@@ -216,7 +216,7 @@ fn render_record_macro(
 /// folders on purpose), everything escaped by [`push_escaped`].
 fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
     if raw == "null" {
-        push_escaped(out, NULL_VALUE);
+        push_null(out);
         return;
     }
     let text: std::borrow::Cow<'_, str> = if raw.starts_with('"') {
@@ -234,10 +234,10 @@ fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
                 let mut rendered = String::new();
                 match write!(rendered, "{}", dt.format(fmt)) {
                     Ok(()) => push_escaped_path(out, &rendered),
-                    Err(_) => push_escaped(out, NULL_VALUE), // checked at parse time; never panics
+                    Err(_) => push_null(out), // checked at parse time; never panics
                 }
             }
-            None => push_escaped(out, NULL_VALUE),
+            None => push_null(out),
         },
     }
 }

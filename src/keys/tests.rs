@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::TimeZone;
 use chrono_tz::Tz;
 
-use super::escape::push_escaped;
+use super::escape::{fit_segments, push_escaped};
 use super::*;
 
 fn run() -> RunContext {
@@ -202,7 +202,25 @@ fn values_are_escaped_reversibly_and_never_hidden() {
 
 #[test]
 fn distinct_values_render_distinct_text() {
-    let names = ["a/b", "a_b", "a b", "a%2Fb", "用户", "订单", "__", "_", ".", "..", "a.b", "A/B", "a=b", "a~b"];
+    let names = [
+        "a/b",
+        "a_b",
+        "a b",
+        "a%2Fb",
+        "用户",
+        "订单",
+        "__",
+        "_",
+        ".",
+        "..",
+        "a.b",
+        "A/B",
+        "a=b",
+        "a~b",
+        "",
+        "__HIVE_DEFAULT_PARTITION__",
+        "_HIVE_DEFAULT_PARTITION__",
+    ];
     let rendered: std::collections::HashSet<String> = names.iter().map(|n| escaped(n)).collect();
     assert_eq!(rendered.len(), names.len(), "{rendered:?}");
 }
@@ -212,7 +230,7 @@ fn long_values_are_cut_with_a_hash() {
     let long = "é".repeat(400);
     let a = escaped(&long);
     let b = escaped(&format!("{long}x"));
-    assert!(a.len() <= 210 && b.len() <= 210, "{}", a.len());
+    assert!(a.len() <= 200 && b.len() <= 200, "{}", a.len());
     assert_ne!(a, b);
     assert!(a.contains('~'));
     assert_eq!(escaped(&"x".repeat(200)), "x".repeat(200), "up to the limit: whole");
@@ -271,4 +289,32 @@ fn unsafe_keys_are_rejected() {
     assert!(check_key("a/../b").is_err());
     assert!(check_key("a//b").is_err());
     assert!(check_key("a/b.jsonl").is_ok());
+}
+
+#[test]
+fn the_text_of_hives_null_is_not_null() {
+    assert_eq!(escaped("__HIVE_DEFAULT_PARTITION__"), "%5F%5FHIVE_DEFAULT_PARTITION__");
+    assert_eq!(escaped(""), "%5F_HIVE_DEFAULT_PARTITION__");
+    let mut mid = String::from("dt=");
+    push_escaped(&mut mid, "__HIVE_DEFAULT_PARTITION__");
+    assert_eq!(mid, "dt=%5F%5FHIVE_DEFAULT_PARTITION__");
+}
+
+#[test]
+fn long_segments_fit_file_systems_and_stay_distinct() {
+    let name = |stream: &str, part: u64| {
+        fit_segments(format!("s/{stream}-2026_11_29_10_00_00-019aa6d2-6c4e-7f32-b1a0-55e8c1d2a3f4-{part:05}.jsonl.gz"))
+    };
+    let long = "用".repeat(62);
+    let (a, b) = (name(&escaped(&long), 0), name(&escaped(&long), 1));
+    assert_ne!(a, b, "the part number survives in the hash");
+    for key in [&a, &b] {
+        assert!(key.split('/').all(|s| s.len() <= MAX_SEGMENT_BYTES), "{key}");
+        check_key(key).unwrap();
+    }
+    assert_eq!(fit_segments("a/b.jsonl".into()), "a/b.jsonl");
+    // Never ends inside an escape.
+    let escapes = fit_segments(format!("x/{}", "%E7%94%A8".repeat(40)));
+    let cut = escapes.split('/').nth(1).unwrap().split('~').next().unwrap();
+    assert!(cut.len() % 9 == 0, "{cut}");
 }
