@@ -228,6 +228,7 @@ impl ColumnPlan {
         let mut names = Vec::new();
         let properties = properties_of(schema)?.unwrap_or_default();
         let root = build(&properties, "", 0, max_depth, &mut names)?;
+        disambiguate(&mut names);
         Ok(ColumnPlan { names, root })
     }
 
@@ -276,12 +277,25 @@ pub(crate) fn member<'a>(object: &'a str, key: &str) -> Option<&'a RawValue> {
 }
 
 /// The `properties` of a schema object, in order; `None` when it has none (or is not an object).
+/// A property named twice counts once, with its last definition (as for the validator, which
+/// reads the schema into a map), at the place of its last mention.
 pub(crate) fn properties_of(schema: &str) -> Result<Option<Vec<(String, &RawValue)>>, serde_json::Error> {
     let Ok(members) = serde_json::from_str::<Ordered<'_>>(schema) else { return Ok(None) };
-    match members.0.into_iter().find(|(k, _)| k == "properties") {
-        Some((_, raw)) => Ok(serde_json::from_str::<Ordered<'_>>(raw.get()).ok().map(|o| o.0)),
-        None => Ok(None),
+    let Some((_, raw)) = members.0.into_iter().rev().find(|(k, _)| k == "properties") else { return Ok(None) };
+    let Ok(Ordered(mut props)) = serde_json::from_str::<Ordered<'_>>(raw.get()) else { return Ok(None) };
+    let mut seen = std::collections::HashSet::new();
+    if props.iter().any(|(k, _)| !seen.insert(k.as_str())) {
+        let mut last = HashMap::new();
+        for (i, (k, _)) in props.iter().enumerate() {
+            last.insert(k.clone(), i);
+        }
+        let mut i = 0;
+        props.retain(|(k, _)| {
+            i += 1;
+            last[k] == i - 1
+        });
     }
+    Ok(Some(props))
 }
 
 /// Nested objects are flattened only when typed as an object (optionally nullable) with
@@ -296,6 +310,29 @@ fn is_flattenable(schema: &str) -> bool {
         _ => false,
     };
     is_object && value.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty())
+}
+
+/// Flattening can give two columns one name (a property `a__b` next to an object `a` with a
+/// property `b`; or `a{b__c}` next to `a__b{c}`). The first in schema order keeps the name;
+/// each later one gets `_2`, `_3`, ... (the smallest suffix no column has), so a CSV header or
+/// a flattened JSON record never holds a name twice and the result does not depend on the data.
+fn disambiguate(names: &mut [String]) {
+    let all: std::collections::HashSet<String> = names.iter().cloned().collect();
+    if all.len() == names.len() {
+        return;
+    }
+    let mut taken = std::collections::HashSet::new();
+    for name in names.iter_mut() {
+        if taken.insert(name.clone()) {
+            continue;
+        }
+        let renamed = (2..)
+            .map(|n| format!("{name}_{n}"))
+            .find(|candidate| !all.contains(candidate) && !taken.contains(candidate))
+            .expect("an unused suffix exists");
+        taken.insert(renamed.clone());
+        *name = renamed;
+    }
 }
 
 fn build(
@@ -533,6 +570,30 @@ mod tests {
         let e = compile(r#"{"properties":{"a":{"type":"number","multipleOf":0}}}"#).err().unwrap();
         assert!(e.contains("at /properties/a/multipleOf: 0 is less than or equal to the minimum of 0"), "{e}");
         compile(r#"{"properties":{"a":{"type":"number","multipleOf":1e300}}}"#).unwrap();
+    }
+
+    #[test]
+    fn flattened_names_never_clash() {
+        let schema = r#"{"properties":{"a__b":{"type":"string"},"a":{"type":"object","properties":{"b":{"type":"string"},"b_2":{"type":"string"}}},"a__b_2":{"type":"string"},"x":{"type":"object","properties":{"y__z":{"type":"integer"}}},"x__y":{"type":"object","properties":{"z":{"type":"integer"}}}}}"#;
+        let s = StreamSchema::compile(schema, vec![], opts()).unwrap();
+        assert_eq!(s.columns.names, ["a__b", "a__b_3", "a__b_2", "a__b_2_2", "x__y__z", "x__y__z_2"]);
+        let rec = r#"{"a__b":"top","a":{"b":"nested","b_2":"n2"},"a__b_2":"top2","x":{"y__z":1},"x__y":{"z":2}}"#;
+        let mut slots = vec![None; 6];
+        s.columns.locate(rec, &mut slots).unwrap();
+        let got: Vec<&str> = slots.iter().map(|s| s.map_or("", |(a, n)| &rec[a..a + n])).collect();
+        assert_eq!(got, [r#""top""#, r#""nested""#, r#""n2""#, r#""top2""#, "1", "2"]);
+    }
+
+    #[test]
+    fn a_property_named_twice_is_one_column() {
+        let s = StreamSchema::compile(
+            r#"{"properties":{"a":{"type":"string"},"b":{"type":"integer"},"a":{"type":"integer"}}}"#,
+            vec![],
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(s.columns.names, ["b", "a"]);
+        s.check(&raw(r#"{"a":1}"#)).unwrap();
     }
 
     #[test]
