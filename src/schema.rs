@@ -207,12 +207,12 @@ pub struct ColumnPlan {
     root: PlanNode,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct PlanNode {
     children: HashMap<String, Child>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Child {
     Column(usize),
     Object(PlanNode),
@@ -230,6 +230,20 @@ impl ColumnPlan {
         let root = build(&properties, "", 0, max_depth, &mut names)?;
         disambiguate(&mut names);
         Ok(ColumnPlan { names, root })
+    }
+
+    /// This plan with top-level columns `extra` appended (those it lacks), in that order: the
+    /// `_sdc_*` metadata columns of CSV and flattened JSON, so a tap's own `_sdc_deleted_at`
+    /// lands in its column instead of being dropped as a property outside the schema.
+    pub fn with_columns(&self, extra: &[&str]) -> ColumnPlan {
+        let mut plan = ColumnPlan { names: self.names.clone(), root: self.root.clone() };
+        for name in extra {
+            if !plan.root.children.contains_key(*name) && !plan.names.iter().any(|n| n == name) {
+                plan.names.push(name.to_string());
+                plan.root.children.insert(name.to_string(), Child::Column(plan.names.len() - 1));
+            }
+        }
+        plan
     }
 
     /// Finds every column's raw value in `record`, writing byte ranges into `slots` (one per
