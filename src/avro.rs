@@ -76,7 +76,7 @@ fn field_type(name: &str, field: &Field) -> serde_json::Value {
         Type::Float => json!("double"),
         Type::Decimal { scale } => json!({"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": scale}),
         Type::Bool => json!("boolean"),
-        Type::Text | Type::Json => json!("string"),
+        Type::Text | Type::Json | Type::Numeric => json!("string"),
         Type::Timestamp => json!({"type": "long", "logicalType": "timestamp-micros"}),
         Type::Date => json!({"type": "int", "logicalType": "date"}),
         Type::Struct(fields) => record_schema(name, fields),
@@ -168,6 +168,7 @@ enum Kind {
     Int,
     Float,
     Decimal(u8),
+    Numeric,
     Bool,
     Text,
     Json,
@@ -183,6 +184,7 @@ impl Column {
             Type::Int => Kind::Int,
             Type::Float => Kind::Float,
             Type::Decimal { scale } => Kind::Decimal(*scale),
+            Type::Numeric => Kind::Numeric,
             Type::Bool => Kind::Bool,
             Type::Text => Kind::Text,
             Type::Json => Kind::Json,
@@ -263,6 +265,13 @@ impl Column {
                 set_string(slot, raw);
                 return Ok(true);
             }
+            Kind::Numeric => match typed::numeric(raw) {
+                Some(text) => {
+                    set_string(slot, text);
+                    return Ok(true);
+                }
+                None => return Ok(false),
+            },
             Kind::Struct { children, index, slots } => {
                 if typed::members(raw, index, slots).is_err() {
                     return Ok(false);
@@ -289,7 +298,14 @@ impl Column {
                     if i == items.len() {
                         items.push(item.blank());
                     }
-                    item.set(&mut items[i], Some(&raw[*s..*s + *l]), outcome)?;
+                    let element = &raw[*s..*s + *l];
+                    if element.starts_with('[') && !matches!(item.kind, Kind::List { .. } | Kind::Json) {
+                        // A multi-dimensional Postgres array in a one-dimensional column.
+                        outcome.refuse(Problem::new(&item.path, element, typed::NOT_NESTED), item.nullable)?;
+                        set_null(&mut items[i]);
+                        continue;
+                    }
+                    item.set(&mut items[i], Some(element), outcome)?;
                 }
                 return Ok(true);
             }
@@ -377,6 +393,27 @@ mod tests {
         assert_eq!(o[1].1, Value::Union(1, Box::new(Value::Array(vec![]))), "the previous list is not carried over");
         let Value::Record(second) = &rows[1] else { panic!() };
         assert_eq!(second[2].1, Value::Union(0, Box::new(Value::Null)));
+    }
+
+    #[test]
+    fn exact_numbers_and_postgres_arrays_round_trip() {
+        let schema = r##"{"properties":{
+            "ratio":{"type":["null","number"],"multipleOf":1e-38,"exclusiveMaximum":true,"maximum":1e62,"exclusiveMinimum":true,"minimum":-1e62},
+            "tags":{"type":["null","array"],"items":{"$ref":"#/definitions/texts"}}},
+          "definitions":{"texts":{"type":["null","string","array"],"items":{"$ref":"#/definitions/texts"}}}}"##;
+        let (bytes, _) =
+            write(schema, &[r#"{"ratio":0.33333333333333333333,"tags":["a1","b \"2\"",null]}"#], Unparseable::Fail)
+                .unwrap();
+        let rows: Vec<Value> = Reader::new(&bytes[..]).unwrap().collect::<Result<_, _>>().unwrap();
+        let Value::Record(row) = &rows[0] else { panic!() };
+        assert_eq!(row[0].1, Value::Union(1, Box::new(Value::String("0.33333333333333333333".into()))));
+        let text = |s: &str| Value::Union(1, Box::new(Value::String(s.into())));
+        let tags = Value::Array(vec![text("a1"), text("b \"2\""), Value::Union(0, Box::new(Value::Null))]);
+        assert_eq!(row[1].1, Value::Union(1, Box::new(tags)), "the values, not their JSON text");
+        let err = write(schema, &[r#"{"tags":[["a"]]}"#], Unparseable::Fail).unwrap_err();
+        assert!(err.starts_with(r#"field `tags[]`: ["a"] is not an element of a one-dimensional array"#), "{err}");
+        let (_, nulled) = write(schema, &[r#"{"tags":[["a"],"b"]}"#], Unparseable::Null).unwrap();
+        assert_eq!(nulled, 1);
     }
 
     #[test]
