@@ -148,6 +148,25 @@ impl Encoder {
         })
     }
 
+    /// What would otherwise fail only when the stream's first file opens, checked when its
+    /// SCHEMA arrives so the error names the SCHEMA line: an Avro schema nested deeper than
+    /// Avro readers parse.
+    pub fn check_schema(
+        format: Format,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] stream: &str,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] schema: &StreamSchema,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] config: &Config,
+    ) -> Result<(), String> {
+        match format {
+            #[cfg(feature = "avro")]
+            Format::Avro => crate::avro::check(
+                stream,
+                &crate::typed::columns(&schema.text, config.binary.nested_as_json, config.add_record_metadata),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends one record (with its `_sdc_*` metadata when given). An error names what could
     /// not be written.
     pub fn encode(&mut self, record: &RawValue, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
