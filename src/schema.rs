@@ -150,7 +150,10 @@ fn draft4_bounds_to_draft7(schema: &mut Value) {
 /// draft, what to do.
 fn schema_error(e: &jsonschema::ValidationError<'_>, draft: jsonschema::Draft) -> String {
     let path = e.instance_path().to_string();
-    let mut message = if matches!(e.kind(), jsonschema::error::ValidationErrorKind::Referencing(_)) {
+    use jsonschema::error::ValidationErrorKind::Referencing;
+    let mut message = if let Referencing(jsonschema::ReferencingError::InvalidUri(_)) = e.kind() {
+        format!("a `$ref` or `$id` (draft 4: `id`) is not a URI: {e}")
+    } else if let Referencing(_) = e.kind() {
         format!("$ref: {e}")
     } else if path.is_empty() {
         e.to_string()
@@ -560,7 +563,11 @@ mod tests {
         ) else {
             panic!("a bad draft-4 id")
         };
-        assert!(e.to_string().contains("'not a uri'"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "SCHEMA is not a valid JSON Schema: a `$ref` or `$id` (draft 4: `id`) is not a URI: \
+             Invalid URI reference 'not a uri': unexpected character at index 3"
+        );
         // Without `$schema` (draft 7), `id` is just an unknown keyword.
         StreamSchema::compile(r#"{"id":"not a uri","properties":{}}"#, vec![], opts()).unwrap();
     }
