@@ -5,8 +5,8 @@ Writes the sample streams, tests/data/typed.singer and the Singer SDK's standard
 streams (fetched by scripts/sdk_streams.py) as `format: parquet` and `format: avro`, reads
 every file back with pyarrow and fastavro (installed from PyPI into target/pyenv, once), and
 checks: one row per RECORD, in order; every value equal to the input under the documented
-type rules (README "Parquet and Avro"); the column types of typed.singer; identical schemas
-for all files of a stream. Prints `N passed, N failed`.
+type rules (README "Parquet and Avro"); the column types of typed.singer and postgres.singer;
+identical schemas for all files of a stream. Prints `N passed, N failed`.
 
 Usage: scripts/typed_readers.py [path/to/target-s3]
 """
@@ -14,6 +14,7 @@ import datetime as dt
 import decimal
 import glob
 import json
+import math
 import os
 import re
 import urllib.parse
@@ -39,37 +40,117 @@ import sdk_streams  # noqa: E402
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "target-s3")
 
 
-def kind(schema):
-    """(type name, sub-schema) under the documented rules."""
-    if not isinstance(schema, dict):
-        return "json", schema
+def types_of(schema):
     t = schema.get("type")
     if t is None:
+        return None
+    return [t] if isinstance(t, str) else list(t)
+
+
+def target(root, ref):
+    """The schema a local `$ref` points to, or None."""
+    if not isinstance(ref, str) or not ref.startswith("#") or "%" in ref:
+        return None
+    node = root
+    for seg in [p for p in ref[1:].split("/")[1:]]:
+        seg = seg.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and seg in node:
+            node = node[seg]
+        elif isinstance(node, list) and seg.isdigit() and int(seg) < len(node):
+            node = node[int(seg)]
+        else:
+            return None
+    return node
+
+
+def bound(schema, inclusive, exclusive):
+    at = schema.get(inclusive)
+    ex = schema.get(exclusive)
+    if ex is True:
+        return None if at is None else (float(at), True)
+    if isinstance(ex, (int, float, decimal.Decimal)) and not isinstance(ex, bool):
+        if at is not None and abs(float(at)) < abs(float(ex)):
+            return float(at), False
+        return float(ex), True
+    return None if at is None else (float(at), False)
+
+
+def number_kind(schema):
+    """decimal(38, k) when multipleOf is 10^-k and the values fit; exact text when they cannot."""
+    step = schema.get("multipleOf")
+    if not isinstance(step, (int, float, decimal.Decimal)) or not 0 < float(step) <= 1:
+        return "float"
+    guess = round(-math.log10(float(step)))
+    scales = [k for k in (guess - 1, guess, guess + 1) if k >= 0 and float(f"1e-{k}") == float(step)]
+    if not scales:
+        return "float"
+    k = scales[0]
+    if k > 38:
+        return "numeric"
+    room = float(f"1e{38 - k}")
+    bounds = [bound(schema, "maximum", "exclusiveMaximum"), bound(schema, "minimum", "exclusiveMinimum")]
+    if None in bounds:
+        return "decimal" if k <= 18 else "numeric"
+    fits = all(abs(limit) < room or (exclusive and abs(limit) <= room) for limit, exclusive in bounds)
+    return "decimal" if fits else "numeric"
+
+
+def recursive_item(items, root):
+    """Postgres taps' recursive array definitions: the element schema, or None."""
+    ref = items.get("$ref") if isinstance(items, dict) else None
+    t = target(root, ref)
+    if not isinstance(t, dict):
+        return None
+    types = types_of(t) or []
+    others = [x for x in types if x not in ("null", "array")]
+    if len(others) != 1 or "array" not in types:
+        return None
+    inner = (t.get("items") or {}).get("$ref") if isinstance(t.get("items"), dict) else None
+    if target(root, inner) is not t:
+        return None
+    element = dict(t)
+    element["type"] = ["null", others[0]] if "null" in types else [others[0]]
+    element.pop("items", None)
+    return element
+
+
+def kind(schema, root, seen=("#",)):
+    """(type name, sub-schema, seen) under the documented rules."""
+    if not isinstance(schema, dict):
+        return "json", schema, seen
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        t = target(root, ref)
+        if t is None or ref in seen:
+            return "json", schema, seen
+        return kind(t, root, seen + (ref,))
+    types = types_of(schema)
+    if types is None:
         alts = schema.get("anyOf") or schema.get("oneOf")
         if isinstance(alts, list):
             others = [a for a in alts if not (isinstance(a, dict) and a.get("type") == "null")]
             if len(others) == 1:
-                return kind(others[0])
-        return "json", schema
-    types = [t] if isinstance(t, str) else list(t)
+                return kind(others[0], root, seen)
+        return "json", schema, seen
     non_null = sorted(x for x in types if x != "null")
     if non_null == ["integer"]:
-        return "int", schema
+        return "int", schema, seen
     if non_null in (["number"], ["integer", "number"]):
-        step = schema.get("multipleOf")
-        for k in range(19):
-            if isinstance(step, (int, float)) and abs(step * 10**k - 1) < 1e-9:
-                return "decimal", schema
-        return "float", schema
+        return number_kind(schema), schema, seen
     if non_null == ["boolean"]:
-        return "bool", schema
+        return "bool", schema, seen
     if non_null == ["string"]:
-        return {"date-time": "timestamp", "date": "date"}.get(schema.get("format"), "text"), schema
+        return {"date-time": "timestamp", "date": "date"}.get(schema.get("format"), "text"), schema, seen
     if non_null == ["object"]:
-        return ("struct" if schema.get("properties") else "json"), schema
+        return ("struct" if schema.get("properties") else "json"), schema, seen
     if non_null == ["array"]:
-        return "list", schema
-    return "json", schema
+        return "list", schema, seen
+    return "json", schema, seen
+
+
+def item_of(schema, root):
+    items = schema.get("items", {})
+    return recursive_item(items, root) or items
 
 
 def timestamp(s):
@@ -77,16 +158,16 @@ def timestamp(s):
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-def expected(value, schema):
+def expected(value, schema, root, seen=("#",)):
     """The value a reader must give back for input `value` of a column with `schema`."""
     if value is None:
         return None
-    k, s = kind(schema)
+    k, s, seen = kind(schema, root, seen)
     if k == "int":
         return int(value)
     if k == "float":
         return float(value)
-    if k == "decimal":
+    if k in ("decimal", "numeric"):
         return decimal.Decimal(str(value))
     if k == "timestamp":
         return timestamp(value)
@@ -95,28 +176,31 @@ def expected(value, schema):
     if k == "json":
         return value
     if k == "struct":
-        return {name: expected(value.get(name), sub) for name, sub in s["properties"].items()}
+        return {name: expected(value.get(name), sub, root, seen) for name, sub in s["properties"].items()}
     if k == "list":
-        items = s.get("items", {})
-        return [expected(v, items) for v in value]
+        items = item_of(s, root)
+        return [expected(v, items, root, seen) for v in value]
     return value
 
 
-def normalize(value, schema):
+def normalize(value, schema, root, seen=("#",)):
     """A reader's value in the form `expected` gives (JSON columns are parsed back)."""
     if value is None:
         return None
-    k, s = kind(schema)
+    k, s, seen = kind(schema, root, seen)
     if k == "json":
-        return json.loads(value)
+        return json.loads(value, parse_float=decimal.Decimal)
+    if k == "numeric":
+        return decimal.Decimal(value)
     if k == "timestamp" and isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     if k == "struct":
         names = list(s["properties"])
         keys = list(value)  # Avro field names are sanitised; the order is the schema's
-        return {n: normalize(value[keys[i]], s["properties"][n]) for i, n in enumerate(names)}
+        return {n: normalize(value[keys[i]], s["properties"][n], root, seen) for i, n in enumerate(names)}
     if k == "list":
-        return [normalize(v, s.get("items", {})) for v in value]
+        items = item_of(s, root)
+        return [normalize(v, items, root, seen) for v in value]
     return value
 
 
@@ -127,7 +211,8 @@ def records_by_stream(path):
         for line in f:
             if not line.strip():
                 continue
-            m = json.loads(line)
+            # Decimals stay exact: numbers are compared with what the tap sent, not a float of it.
+            m = json.loads(line, parse_float=decimal.Decimal)
             if m.get("type") == "SCHEMA":
                 schemas[m["stream"]] = m["schema"]
             elif m.get("type") == "RECORD":
@@ -165,6 +250,22 @@ TYPED_COLUMNS = {
 }
 
 
+POSTGRES_COLUMNS = {
+    "id": (pa.int64(), True),  # the key, but not `required`: Singer records may omit members
+    "amount": (pa.decimal128(38, 2), True),
+    "ratio": (pa.string(), True),
+    "big": (pa.decimal128(38, 4), True),
+    "score": (pa.float64(), True),
+    "created_at": (pa.timestamp("us", tz="UTC"), True),
+    "doc": (pa.string(), True),
+    "tags": (pa.list_(pa.string()), True),
+    "scores": (pa.list_(pa.int64()), True),
+    "prices": (pa.list_(pa.decimal128(38, 2)), True),
+    "seen_at": (pa.list_(pa.timestamp("us", tz="UTC")), True),
+    "docs": (pa.list_(pa.string()), True),
+}
+
+
 def check(path, fmt, out_dir):
     name = os.path.basename(path)
     folder = os.path.join(out_dir, f"{name}-{fmt}")
@@ -185,27 +286,30 @@ def check(path, fmt, out_dir):
         if len(rows) != len(records):
             problems.append(f"{name} {fmt} {stream}: {len(rows)} rows, {len(records)} records")
             continue
-        if fmt == "parquet" and name == "typed.singer":
-            for col, (typ, nullable) in TYPED_COLUMNS.items():
+        columns = {"typed.singer": TYPED_COLUMNS, "postgres.singer": POSTGRES_COLUMNS}.get(name)
+        if fmt == "parquet" and columns:
+            for col, (typ, nullable) in columns.items():
                 field = schemas[0].field(col)
                 if field.type != typ or field.nullable != nullable:
                     problems.append(f"{name} column {col}: {field.type} nullable={field.nullable}, expected {typ}")
-        distinct_schemas = {json.dumps(s, sort_keys=True) for _, s in records}
+        distinct_schemas = {json.dumps(s, sort_keys=True, default=str) for _, s in records}
         if len(distinct_schemas) == 1 and any(s != schemas[0] for s in schemas):
             problems.append(f"{name} {fmt} {stream}: files of one schema have different file schemas")
         for i, ((record, schema), row) in enumerate(zip(records, rows)):
             props = schema.get("properties", {})
             row_values = list(row.values())
             for j, (col, sub) in enumerate(props.items()):
-                want = expected(record.get(col), sub)
-                got = normalize(row_values[j], sub)
+                want = expected(record.get(col), sub, schema)
+                got = normalize(row_values[j], sub, schema)
                 if want != got:
                     problems.append(f"{name} {fmt} {stream} record {i} `{col}`: got {got!r}, expected {want!r}")
     return problems
 
 
 def main():
-    inputs = [os.path.join(ROOT, "sample_streams", "sample.singer"), os.path.join(ROOT, "tests", "data", "typed.singer")]
+    data = os.path.join(ROOT, "tests", "data")
+    inputs = [os.path.join(ROOT, "sample_streams", "sample.singer")]
+    inputs += [os.path.join(data, name) for name in ("typed.singer", "postgres.singer")]
     sdk = sorted(glob.glob(os.path.join(sdk_streams.streams_dir(), "*.singer")))
     inputs += [p for p in sdk if os.path.basename(p)[: -len(".singer")] not in sdk_streams.MUST_FAIL]
     passed = failed = 0

@@ -38,6 +38,61 @@ pub fn avro_schema(stream: &str, fields: &[Field]) -> serde_json::Value {
     record_schema(&avro_name(stream), fields)
 }
 
+/// How deep an Avro schema's JSON may nest. Every Avro file carries its schema as JSON, and
+/// readers built on serde_json (apache-avro's own `Reader` among them) refuse more than 127
+/// levels, so a deeper schema would give files that cannot be read. Each nullable object costs
+/// four levels (field, union, record, fields), so about 30 nested objects reach it.
+const MAX_SCHEMA_DEPTH: usize = 127;
+
+/// Refuses columns whose Avro schema nests deeper than readers parse ([`MAX_SCHEMA_DEPTH`]),
+/// naming the deepest property and the way out, before any file is written.
+pub fn check(stream: &str, fields: &[Field]) -> Result<(), String> {
+    let depth = json_depth(&avro_schema(stream, fields));
+    if depth <= MAX_SCHEMA_DEPTH {
+        return Ok(());
+    }
+    let (levels, path) = deepest(fields);
+    Err(format!(
+        "Avro: property `{path}` is {levels} levels deep, and the stream's Avro schema nests {depth} deep, more than \
+         Avro readers parse ({MAX_SCHEMA_DEPTH}); set `nested_as_json: true` (nested objects as JSON text) or use `format: parquet`"
+    ))
+}
+
+/// Nesting depth of a JSON value (a scalar is 0).
+fn json_depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(members) => 1 + members.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The deepest field: how many structs and lists down, and its dotted path.
+fn deepest(fields: &[Field]) -> (usize, String) {
+    fn walk(ty: &Type) -> (usize, String) {
+        match ty {
+            Type::Struct(fields) => {
+                let (levels, path) = deepest(fields);
+                (levels, path)
+            }
+            Type::List(item) => {
+                let (levels, path) = walk(&item.ty);
+                (levels + 1, format!("[]{path}"))
+            }
+            _ => (0, String::new()),
+        }
+    }
+    fields
+        .iter()
+        .map(|f| {
+            let (levels, rest) = walk(&f.ty);
+            let sep = if rest.is_empty() || rest.starts_with('[') { "" } else { "." };
+            (levels + 1, format!("{}{sep}{rest}", f.name))
+        })
+        .max_by_key(|(levels, _)| *levels)
+        .unwrap_or_default()
+}
+
 /// The fields' Avro names: sanitised, and distinct even when two property names sanitise alike.
 fn avro_names(fields: &[Field]) -> Vec<String> {
     let mut taken: Vec<String> = Vec::new();
@@ -76,7 +131,7 @@ fn field_type(name: &str, field: &Field) -> serde_json::Value {
         Type::Float => json!("double"),
         Type::Decimal { scale } => json!({"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": scale}),
         Type::Bool => json!("boolean"),
-        Type::Text | Type::Json => json!("string"),
+        Type::Text | Type::Json | Type::Numeric => json!("string"),
         Type::Timestamp => json!({"type": "long", "logicalType": "timestamp-micros"}),
         Type::Date => json!({"type": "int", "logicalType": "date"}),
         Type::Struct(fields) => record_schema(name, fields),
@@ -114,6 +169,7 @@ impl AvroEncoder {
         avro_codec: AvroCodec,
         policy: Unparseable,
     ) -> Result<AvroEncoder, String> {
+        check(stream, &fields)?;
         let schema = parsed(&avro_schema(stream, &fields))?;
         let writer = Writer::builder()
             .schema(schema)
@@ -168,6 +224,7 @@ enum Kind {
     Int,
     Float,
     Decimal(u8),
+    Numeric,
     Bool,
     Text,
     Json,
@@ -183,6 +240,7 @@ impl Column {
             Type::Int => Kind::Int,
             Type::Float => Kind::Float,
             Type::Decimal { scale } => Kind::Decimal(*scale),
+            Type::Numeric => Kind::Numeric,
             Type::Bool => Kind::Bool,
             Type::Text => Kind::Text,
             Type::Json => Kind::Json,
@@ -263,6 +321,13 @@ impl Column {
                 set_string(slot, raw);
                 return Ok(true);
             }
+            Kind::Numeric => match typed::numeric(raw) {
+                Some(text) => {
+                    set_string(slot, text);
+                    return Ok(true);
+                }
+                None => return Ok(false),
+            },
             Kind::Struct { children, index, slots } => {
                 if typed::members(raw, index, slots).is_err() {
                     return Ok(false);
@@ -289,7 +354,14 @@ impl Column {
                     if i == items.len() {
                         items.push(item.blank());
                     }
-                    item.set(&mut items[i], Some(&raw[*s..*s + *l]), outcome)?;
+                    let element = &raw[*s..*s + *l];
+                    if element.starts_with('[') && !matches!(item.kind, Kind::List { .. } | Kind::Json) {
+                        // A multi-dimensional Postgres array in a one-dimensional column.
+                        outcome.refuse(Problem::new(&item.path, element, typed::NOT_NESTED), item.nullable)?;
+                        set_null(&mut items[i]);
+                        continue;
+                    }
+                    item.set(&mut items[i], Some(element), outcome)?;
                 }
                 return Ok(true);
             }
@@ -377,6 +449,74 @@ mod tests {
         assert_eq!(o[1].1, Value::Union(1, Box::new(Value::Array(vec![]))), "the previous list is not carried over");
         let Value::Record(second) = &rows[1] else { panic!() };
         assert_eq!(second[2].1, Value::Union(0, Box::new(Value::Null)));
+    }
+
+    #[test]
+    fn exact_numbers_and_postgres_arrays_round_trip() {
+        let schema = r##"{"properties":{
+            "ratio":{"type":["null","number"],"multipleOf":1e-38,"exclusiveMaximum":true,"maximum":1e62,"exclusiveMinimum":true,"minimum":-1e62},
+            "tags":{"type":["null","array"],"items":{"$ref":"#/definitions/texts"}}},
+          "definitions":{"texts":{"type":["null","string","array"],"items":{"$ref":"#/definitions/texts"}}}}"##;
+        let (bytes, _) =
+            write(schema, &[r#"{"ratio":0.33333333333333333333,"tags":["a1","b \"2\"",null]}"#], Unparseable::Fail)
+                .unwrap();
+        let rows: Vec<Value> = Reader::new(&bytes[..]).unwrap().collect::<Result<_, _>>().unwrap();
+        let Value::Record(row) = &rows[0] else { panic!() };
+        assert_eq!(row[0].1, Value::Union(1, Box::new(Value::String("0.33333333333333333333".into()))));
+        let text = |s: &str| Value::Union(1, Box::new(Value::String(s.into())));
+        let tags = Value::Array(vec![text("a1"), text("b \"2\""), Value::Union(0, Box::new(Value::Null))]);
+        assert_eq!(row[1].1, Value::Union(1, Box::new(tags)), "the values, not their JSON text");
+        let err = write(schema, &[r#"{"tags":[["a"]]}"#], Unparseable::Fail).unwrap_err();
+        assert!(err.starts_with(r#"field `tags[]`: ["a"] is not an element of a one-dimensional array"#), "{err}");
+        let (_, nulled) = write(schema, &[r#"{"tags":[["a"],"b"]}"#], Unparseable::Null).unwrap();
+        assert_eq!(nulled, 1);
+    }
+
+    /// `levels` nested nullable objects, the innermost holding an integer `v`.
+    fn nested(levels: usize) -> (String, String) {
+        let mut schema = r#"{"type":["null","object"],"properties":{"v":{"type":"integer"}}}"#.to_string();
+        let mut record = r#"{"v":1}"#.to_string();
+        for level in (1..levels).rev() {
+            schema = format!(r#"{{"type":["null","object"],"properties":{{"l{level}":{schema}}}}}"#);
+            record = format!(r#"{{"l{level}":{record}}}"#);
+        }
+        (format!(r#"{{"properties":{{"l0":{schema}}}}}"#), format!(r#"{{"l0":{record}}}"#))
+    }
+
+    /// The depth limit is exactly where the crate's own reader stops: the deepest schema `check`
+    /// accepts reads back, one level more is refused up front with the way out.
+    #[test]
+    fn schemas_too_deep_for_readers_are_refused_up_front() {
+        // apache-avro's reader and writer recurse once per level: more than a test thread's
+        // 2 MiB in a debug build at 30 levels (the pipeline runs on the main thread, 8 MiB).
+        let test = std::thread::Builder::new().stack_size(64 << 20).spawn(too_deep).unwrap();
+        test.join().unwrap();
+    }
+
+    fn too_deep() {
+        let mut deepest = 0;
+        for levels in 1..64 {
+            let (schema, record) = nested(levels);
+            let fields = typed::columns(&schema, false, false);
+            match check("deep", &fields) {
+                Ok(()) => {
+                    let (bytes, _) = write(&schema, &[&record], Unparseable::Fail).unwrap();
+                    assert_eq!(Reader::new(&bytes[..]).unwrap().count(), 1, "{levels} levels read back");
+                    deepest = levels;
+                }
+                Err(e) => {
+                    assert!(e.contains("`nested_as_json: true`") && e.contains("l0.l1.l2."), "{e}");
+                    assert_eq!(e, write(&schema, &[&record], Unparseable::Fail).unwrap_err());
+                    // What the check prevents: a file apache-avro's reader cannot open.
+                    let text = avro_schema("deep", &fields).to_string();
+                    assert!(Schema::parse_str(&text).is_err(), "{levels} levels parse after all");
+                    break;
+                }
+            }
+        }
+        assert!((25..40).contains(&deepest), "{deepest}");
+        let (schema, _) = nested(deepest + 1);
+        check("deep", &typed::columns(&schema, true, false)).unwrap();
     }
 
     #[test]

@@ -118,10 +118,14 @@ impl Encoder {
         #[cfg(any(feature = "parquet", feature = "avro"))]
         let typed = || crate::typed::columns(&schema.text, binary.nested_as_json, metadata);
         Ok(match format {
-            Format::Jsonl => Encoder::Jsonl { buf: Vec::with_capacity(capacity), flat: Flattener::new(schema, config) },
-            Format::Json => {
-                Encoder::Json { buf: Vec::with_capacity(capacity), empty: true, flat: Flattener::new(schema, config) }
+            Format::Jsonl => {
+                Encoder::Jsonl { buf: Vec::with_capacity(capacity), flat: Flattener::new(schema, config, metadata) }
             }
+            Format::Json => Encoder::Json {
+                buf: Vec::with_capacity(capacity),
+                empty: true,
+                flat: Flattener::new(schema, config, metadata),
+            },
             Format::Csv => {
                 Encoder::Csv(Box::new(CsvEncoder::new(schema.columns.clone(), &config.csv, capacity, metadata)))
             }
@@ -142,6 +146,25 @@ impl Encoder {
             #[allow(unreachable_patterns)]
             other => return Err(format!("this build of target-s3 has no {} support", other.extension())),
         })
+    }
+
+    /// What would otherwise fail only when the stream's first file opens, checked when its
+    /// SCHEMA arrives so the error names the SCHEMA line: an Avro schema nested deeper than
+    /// Avro readers parse.
+    pub fn check_schema(
+        format: Format,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] stream: &str,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] schema: &StreamSchema,
+        #[cfg_attr(not(feature = "avro"), allow(unused_variables))] config: &Config,
+    ) -> Result<(), String> {
+        match format {
+            #[cfg(feature = "avro")]
+            Format::Avro => crate::avro::check(
+                stream,
+                &crate::typed::columns(&schema.text, config.binary.nested_as_json, config.add_record_metadata),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Appends one record (with its `_sdc_*` metadata when given). An error names what could
@@ -266,9 +289,14 @@ pub struct Flattener {
 }
 
 impl Flattener {
-    fn new(schema: &StreamSchema, config: &Config) -> Option<Box<Flattener>> {
-        let columns = schema.columns.clone();
+    /// `metadata`: the `_sdc_*` members are columns too, so a tap's own `_sdc_deleted_at`
+    /// survives flattening (the metadata splice then keeps it).
+    fn new(schema: &StreamSchema, config: &Config, metadata: bool) -> Option<Box<Flattener>> {
         config.flattening_enabled.then(|| {
+            let columns = match metadata {
+                true => Arc::new(schema.columns.with_columns(&METADATA_COLUMNS)),
+                false => schema.columns.clone(),
+            };
             Box::new(Flattener {
                 names: columns.names.iter().map(|n| format!("{}:", serde_json::Value::from(n.as_str()))).collect(),
                 slots: vec![None; columns.names.len()],
@@ -312,24 +340,31 @@ pub struct CsvEncoder {
     unescaped: String,
     unknown: Option<String>,
     warned_unknown: bool,
-    /// Which `_sdc_*` columns follow the schema's (those the schema does not have already).
-    metadata: Vec<usize>,
+    /// The `_sdc_*` columns (the schema's own, then the rest after the schema's columns):
+    /// (column, metadata index). A record's own value wins (a tap's `_sdc_deleted_at`), as in
+    /// JSONL and Parquet.
+    metadata: Vec<(usize, usize)>,
 }
 
 impl CsvEncoder {
     fn new(columns: Arc<ColumnPlan>, opts: &CsvOptions, capacity: usize, metadata: bool) -> CsvEncoder {
-        let metadata: Vec<usize> = if metadata {
-            (0..METADATA_COLUMNS.len()).filter(|i| !columns.names.iter().any(|n| n == METADATA_COLUMNS[*i])).collect()
+        let (columns, metadata) = if metadata {
+            let columns = Arc::new(columns.with_columns(&METADATA_COLUMNS));
+            // Declared `_sdc_*` columns too: a record without the member gets the target's value,
+            // as in JSONL and Parquet.
+            let extra = (0..columns.names.len())
+                .filter_map(|c| METADATA_COLUMNS.iter().position(|m| *m == columns.names[c]).map(|m| (c, m)))
+                .collect();
+            (columns, extra)
         } else {
-            Vec::new()
+            (columns, Vec::new())
         };
         let mut builder = csv::WriterBuilder::new();
         builder.delimiter(opts.delimiter).quote(opts.quote).buffer_capacity(16 * 1024);
         let mut writer = builder.from_writer(Vec::with_capacity(capacity));
         if opts.header {
             // Writing into a Vec cannot fail.
-            let names = columns.names.iter().map(String::as_str).chain(metadata.iter().map(|i| METADATA_COLUMNS[*i]));
-            let _ = writer.write_record(names);
+            let _ = writer.write_record(columns.names.iter());
         }
         CsvEncoder {
             builder,
@@ -351,9 +386,26 @@ impl CsvEncoder {
             self.warned_unknown = true;
             self.unknown = Some(key);
         }
-        for slot in &self.slots {
+        let values = meta.filter(|_| !self.metadata.is_empty()).map(RecordMetadata::json_values);
+        for (column, slot) in self.slots.iter().enumerate() {
             let cell: &[u8] = match slot {
-                None => b"",
+                None => match &values {
+                    // A metadata column the record does not fill itself: the target's value.
+                    Some(values) => match self.metadata.iter().find(|(c, _)| *c == column) {
+                        Some((_, m)) => match values[*m].as_str() {
+                            "null" => b"",
+                            v if v.starts_with('"') && !v.contains('\\') => &v.as_bytes()[1..v.len() - 1],
+                            v if v.starts_with('"') => {
+                                self.unescaped.clear();
+                                self.unescaped.push_str(&serde_json::from_str::<String>(v).map_err(|e| e.to_string())?);
+                                self.unescaped.as_bytes()
+                            }
+                            v => v.as_bytes(),
+                        },
+                        None => b"",
+                    },
+                    None => b"",
+                },
                 Some((start, len)) => {
                     let raw = &record[*start..*start + *len];
                     match raw.as_bytes()[0] {
@@ -371,18 +423,6 @@ impl CsvEncoder {
                 }
             };
             self.writer.write_field(cell).map_err(|e| e.to_string())?;
-        }
-        if let Some(meta) = meta.filter(|_| !self.metadata.is_empty()) {
-            let values = meta.json_values();
-            for i in &self.metadata {
-                let value = &values[*i];
-                let cell = match value.as_str() {
-                    "null" => String::new(),
-                    v if v.starts_with('"') => serde_json::from_str::<String>(v).unwrap_or_else(|_| v.to_string()),
-                    v => v.to_string(),
-                };
-                self.writer.write_field(cell).map_err(|e| e.to_string())?;
-            }
         }
         self.writer.write_record(None::<&[u8]>).map_err(|e| e.to_string())
     }
@@ -436,6 +476,32 @@ mod tests {
             CsvOptions { delimiter: b';', quote: b'\'', header: false, max_depth: 10 },
         );
         assert_eq!(out, "'x;y';z\n");
+    }
+
+    #[test]
+    fn csv_metadata_columns_keep_the_taps_values() {
+        let schema = r#"{"properties":{"id":{"type":"integer"},"_sdc_sequence":{"type":"integer"}}}"#;
+        let opts = SchemaOptions { validate_records: false, validate_formats: false, flatten_max_depth: 10 };
+        let s = StreamSchema::compile(schema, vec![], opts).unwrap();
+        let mut enc = Encoder::Csv(Box::new(CsvEncoder::new(s.columns.clone(), &OPTS, 1024, true)));
+        let meta = RecordMetadata {
+            extracted_at: Some(r#""2026-11-22T03:00:00Z""#),
+            received_at: "2026-11-22T03:00:01Z",
+            batched_at: "2026-11-22T03:00:02Z",
+            sequence: 7,
+            table_version: Some("3"),
+        };
+        for record in [r#"{"id":1,"_sdc_deleted_at":"2026-11-22T04:00:00Z","_sdc_sequence":99}"#, r#"{"id":2}"#] {
+            enc.encode(&serde_json::from_str::<Box<RawValue>>(record).unwrap(), Some(&meta)).unwrap();
+        }
+        assert_eq!(enc.take_unknown_key(), None, "`_sdc_deleted_at` has its column");
+        let out = String::from_utf8(enc.take(Vec::new())).unwrap();
+        assert_eq!(
+            out,
+            "id,_sdc_sequence,_sdc_extracted_at,_sdc_received_at,_sdc_batched_at,_sdc_table_version,_sdc_deleted_at\n\
+             1,99,2026-11-22T03:00:00Z,2026-11-22T03:00:01Z,2026-11-22T03:00:02Z,3,2026-11-22T04:00:00Z\n\
+             2,7,2026-11-22T03:00:00Z,2026-11-22T03:00:01Z,2026-11-22T03:00:02Z,3,\n"
+        );
     }
 
     #[test]

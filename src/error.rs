@@ -91,6 +91,8 @@ pub enum InputErrorKind {
     SchemaNoProperties,
     #[error("SCHEMA is not a valid JSON Schema: {0}")]
     InvalidSchema(String),
+    #[error("SCHEMA cannot be written in this stream's format: {0}")]
+    SchemaUnwritable(String),
     #[error("record is missing key property {0:?}")]
     MissingKeyProperty(String),
     #[error("record does not match the schema: {0}")]

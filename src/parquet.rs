@@ -52,7 +52,7 @@ fn data_type(ty: &Type) -> DataType {
         Type::Float => DataType::Float64,
         Type::Decimal { scale } => DataType::Decimal128(38, *scale as i8),
         Type::Bool => DataType::Boolean,
-        Type::Text | Type::Json => DataType::Utf8,
+        Type::Text | Type::Json | Type::Numeric => DataType::Utf8,
         Type::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Type::Date => DataType::Date32,
         Type::Struct(fields) => DataType::Struct(fields.iter().map(arrow_field).collect::<Fields>()),
@@ -146,6 +146,7 @@ enum Kind {
     Int(Int64Builder),
     Float(Float64Builder),
     Decimal(Decimal128Builder, u8),
+    Numeric(StringBuilder),
     Bool(BooleanBuilder),
     Text(StringBuilder),
     Json(StringBuilder),
@@ -175,6 +176,7 @@ impl Column {
             Type::Decimal { scale } => {
                 Kind::Decimal(Decimal128Builder::new().with_data_type(data_type(&field.ty)), *scale)
             }
+            Type::Numeric => Kind::Numeric(StringBuilder::new()),
             Type::Bool => Kind::Bool(BooleanBuilder::new()),
             Type::Text => Kind::Text(StringBuilder::new()),
             Type::Json => Kind::Json(StringBuilder::new()),
@@ -214,6 +216,7 @@ impl Column {
             Kind::Int(b) => typed::int(raw).map(|v| b.append_value(v)),
             Kind::Float(b) => typed::float(raw).map(|v| b.append_value(v)),
             Kind::Decimal(b, scale) => typed::decimal(raw, *scale).map(|v| b.append_value(v)),
+            Kind::Numeric(b) => typed::numeric(raw).map(|v| b.append_value(v)),
             Kind::Bool(b) => typed::boolean(raw).map(|v| b.append_value(v)),
             Kind::Text(b) => {
                 b.append_value(typed::text(raw));
@@ -242,7 +245,14 @@ impl Column {
                     None
                 } else {
                     for (s, l) in elements.iter() {
-                        item.append(Some(&raw[*s..*s + *l]), outcome)?;
+                        let element = &raw[*s..*s + *l];
+                        if element.starts_with('[') && !item.holds_arrays() {
+                            // A multi-dimensional Postgres array in a one-dimensional column.
+                            outcome.refuse(Problem::new(&item.path, element, typed::NOT_NESTED), item.nullable)?;
+                            item.append_null();
+                            continue;
+                        }
+                        item.append(Some(element), outcome)?;
                     }
                     let last = *offsets.last().expect("starts with 0");
                     offsets.push(last + elements.len() as i32);
@@ -258,13 +268,18 @@ impl Column {
         Ok(())
     }
 
+    /// Whether an array fits this column as one value (a list, or JSON text).
+    fn holds_arrays(&self) -> bool {
+        matches!(self.kind, Kind::List { .. } | Kind::Json(_))
+    }
+
     fn append_null(&mut self) {
         match &mut self.kind {
             Kind::Int(b) => b.append_null(),
             Kind::Float(b) => b.append_null(),
             Kind::Decimal(b, _) => b.append_null(),
             Kind::Bool(b) => b.append_null(),
-            Kind::Text(b) | Kind::Json(b) => b.append_null(),
+            Kind::Text(b) | Kind::Json(b) | Kind::Numeric(b) => b.append_null(),
             Kind::Timestamp(b) => b.append_null(),
             Kind::Date(b) => b.append_null(),
             Kind::Struct { children, validity, .. } => {
@@ -286,7 +301,7 @@ impl Column {
             Kind::Float(b) => Arc::new(b.finish()),
             Kind::Decimal(b, _) => Arc::new(b.finish()),
             Kind::Bool(b) => Arc::new(b.finish()),
-            Kind::Text(b) | Kind::Json(b) => Arc::new(b.finish()),
+            Kind::Text(b) | Kind::Json(b) | Kind::Numeric(b) => Arc::new(b.finish()),
             Kind::Timestamp(b) => Arc::new(b.finish()),
             Kind::Date(b) => Arc::new(b.finish()),
             Kind::Struct { fields, children, validity, .. } => {
@@ -350,6 +365,31 @@ mod tests {
         let last = batches.last().unwrap();
         let at = last.column(2).as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>().unwrap();
         assert_eq!(at.value(last.num_rows() - 1), 1_767_225_600_000_000, "the offset is honoured");
+    }
+
+    #[test]
+    fn exact_numbers_and_postgres_arrays_round_trip() {
+        let schema = r##"{"properties":{
+            "ratio":{"type":["null","number"],"multipleOf":1e-38,"exclusiveMaximum":true,"maximum":1e62,"exclusiveMinimum":true,"minimum":-1e62},
+            "scores":{"type":["null","array"],"items":{"$ref":"#/definitions/ints"}}},
+          "definitions":{"ints":{"type":["null","integer","array"],"items":{"$ref":"#/definitions/ints"}}}}"##;
+        let records = [r#"{"ratio":0.33333333333333333333,"scores":[2,null,-7]}"#, r#"{"ratio":0E-10,"scores":[]}"#];
+        let (bytes, _) = write(schema, &records, Unparseable::Fail).unwrap();
+        let batch = &read(bytes)[0];
+        assert_eq!(batch.schema().field(0).data_type(), &DataType::Utf8);
+        let ratio = batch.column(0).as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        assert_eq!((ratio.value(0), ratio.value(1)), ("0.33333333333333333333", "0E-10"), "not rounded");
+        let scores = batch.column(1).as_any().downcast_ref::<ListArray>().unwrap();
+        let first = scores.value(0);
+        let first = first.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+        assert_eq!(first.iter().collect::<Vec<_>>(), vec![Some(2), None, Some(-7)]);
+        // A two-dimensional array does not fit a list of integers: refused, or a counted null element.
+        let nested = [r#"{"scores":[[1,2],[3]]}"#];
+        let err = write(schema, &nested, Unparseable::Fail).unwrap_err();
+        assert!(err.starts_with("field `scores[]`: [1,2] is not an element of a one-dimensional array"), "{err}");
+        assert!(err.contains("nested_as_json"), "{err}");
+        let (_, nulled) = write(schema, &nested, Unparseable::Null).unwrap();
+        assert_eq!(nulled, 2);
     }
 
     #[test]

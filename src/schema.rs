@@ -32,16 +32,17 @@ impl StreamSchema {
         key_properties: Vec<String>,
         opts: SchemaOptions,
     ) -> Result<StreamSchema, InputErrorKind> {
-        let schema: Value = serde_json::from_str(text).map_err(InputErrorKind::Json)?;
+        let mut schema: Value = serde_json::from_str(text).map_err(InputErrorKind::Json)?;
         if !schema.get("properties").is_some_and(Value::is_object) {
             return Err(InputErrorKind::SchemaNoProperties);
         }
         let validator = if opts.validate_records {
+            let draft = draft_of(&mut schema);
             let v = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft7)
+                .with_draft(draft)
                 .should_validate_formats(opts.validate_formats)
                 .build(&schema)
-                .map_err(|e| InputErrorKind::InvalidSchema(e.to_string()))?;
+                .map_err(|e| InputErrorKind::InvalidSchema(schema_error(&e, draft)))?;
             Some(v)
         } else {
             None
@@ -75,6 +76,97 @@ impl StreamSchema {
             None => Err(InputErrorKind::Invalid("record is not a JSON object".into())),
         }
     }
+}
+
+/// The draft a stream's records are validated with. A `$schema` naming a draft (04, 06, 07,
+/// 2019-09, 2020-12) is honoured as written. Without one (or with a URL that names no draft),
+/// draft 7, the Singer convention, after rewriting draft-4 boolean bounds into draft-7 ones:
+/// database taps (pipelinewise-tap-postgres, tap-mysql, ...) send
+/// `"maximum": 1e10, "exclusiveMaximum": true` without saying which draft they mean, and draft 7
+/// would reject every such SCHEMA.
+fn draft_of(schema: &mut Value) -> jsonschema::Draft {
+    use jsonschema::Draft;
+    if let Some(uri) = schema.get("$schema").and_then(Value::as_str) {
+        match Draft::from_schema_uri(uri) {
+            Draft::Unknown => {
+                tracing::warn!(
+                    schema = uri,
+                    "SCHEMA names an unknown $schema; validating its records as JSON Schema draft 7"
+                );
+            }
+            known => return known,
+        }
+    }
+    draft4_bounds_to_draft7(schema);
+    Draft::Draft7
+}
+
+/// Rewrites draft-4 boolean `exclusiveMaximum`/`exclusiveMinimum` into their draft-6+ form
+/// (`maximum: X, exclusiveMaximum: true` -> `exclusiveMaximum: X`; `false` is dropped, leaving
+/// the inclusive bound) in this schema and every schema nested in it. Only schema positions are
+/// visited, so data such as `default` or `enum` values is never changed. Recursion is bounded
+/// by the input's nesting limit.
+fn draft4_bounds_to_draft7(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    for (exclusive, bound) in [("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")] {
+        if let Some(Value::Bool(is_exclusive)) = map.get(exclusive) {
+            let is_exclusive = *is_exclusive;
+            map.remove(exclusive);
+            if is_exclusive && let Some(limit) = map.remove(bound) {
+                map.insert(exclusive.to_string(), limit);
+            }
+        }
+    }
+    for (keyword, value) in map.iter_mut() {
+        match keyword.as_str() {
+            // maps of name -> schema
+            "properties" | "patternProperties" | "definitions" | "$defs" | "dependencies" | "dependentSchemas" => {
+                if let Value::Object(schemas) = value {
+                    schemas.values_mut().for_each(draft4_bounds_to_draft7);
+                }
+            }
+            // a schema or a list of schemas
+            "items" | "allOf" | "anyOf" | "oneOf" | "prefixItems" => match value {
+                Value::Array(schemas) => schemas.iter_mut().for_each(draft4_bounds_to_draft7),
+                other => draft4_bounds_to_draft7(other),
+            },
+            "additionalItems"
+            | "additionalProperties"
+            | "contains"
+            | "propertyNames"
+            | "not"
+            | "if"
+            | "then"
+            | "else"
+            | "unevaluatedItems"
+            | "unevaluatedProperties" => draft4_bounds_to_draft7(value),
+            _ => {}
+        }
+    }
+}
+
+/// A schema the validator refuses, as one line: where in the schema (`at /properties/amount/
+/// exclusiveMaximum`), what is wrong, and for draft-4 bounds in a schema that declares a later
+/// draft, what to do.
+fn schema_error(e: &jsonschema::ValidationError<'_>, draft: jsonschema::Draft) -> String {
+    let path = e.instance_path().to_string();
+    use jsonschema::error::ValidationErrorKind::Referencing;
+    let mut message = if let Referencing(jsonschema::ReferencingError::InvalidUri(_)) = e.kind() {
+        format!("a `$ref` or `$id` (draft 4: `id`) is not a URI: {e}")
+    } else if let Referencing(_) = e.kind() {
+        format!("$ref: {e}")
+    } else if path.is_empty() {
+        e.to_string()
+    } else {
+        format!("at {path}: {e}")
+    };
+    let draft4_bound = path.ends_with("/exclusiveMaximum") || path.ends_with("/exclusiveMinimum");
+    if draft4_bound && e.instance().is_boolean() && draft != jsonschema::Draft::Draft4 {
+        message.push_str(
+            " (a draft-4 boolean bound, but `$schema` names a later draft: declare draft-04 or drop `$schema`)",
+        );
+    }
+    truncate(&message, 400)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -118,12 +210,12 @@ pub struct ColumnPlan {
     root: PlanNode,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct PlanNode {
     children: HashMap<String, Child>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Child {
     Column(usize),
     Object(PlanNode),
@@ -139,7 +231,22 @@ impl ColumnPlan {
         let mut names = Vec::new();
         let properties = properties_of(schema)?.unwrap_or_default();
         let root = build(&properties, "", 0, max_depth, &mut names)?;
+        disambiguate(&mut names);
         Ok(ColumnPlan { names, root })
+    }
+
+    /// This plan with top-level columns `extra` appended (those it lacks), in that order: the
+    /// `_sdc_*` metadata columns of CSV and flattened JSON, so a tap's own `_sdc_deleted_at`
+    /// lands in its column instead of being dropped as a property outside the schema.
+    pub fn with_columns(&self, extra: &[&str]) -> ColumnPlan {
+        let mut plan = ColumnPlan { names: self.names.clone(), root: self.root.clone() };
+        for name in extra {
+            if !plan.root.children.contains_key(*name) && !plan.names.iter().any(|n| n == name) {
+                plan.names.push(name.to_string());
+                plan.root.children.insert(name.to_string(), Child::Column(plan.names.len() - 1));
+            }
+        }
+        plan
     }
 
     /// Finds every column's raw value in `record`, writing byte ranges into `slots` (one per
@@ -187,12 +294,25 @@ pub(crate) fn member<'a>(object: &'a str, key: &str) -> Option<&'a RawValue> {
 }
 
 /// The `properties` of a schema object, in order; `None` when it has none (or is not an object).
+/// A property named twice counts once, with its last definition (as for the validator, which
+/// reads the schema into a map), at the place of its last mention.
 pub(crate) fn properties_of(schema: &str) -> Result<Option<Vec<(String, &RawValue)>>, serde_json::Error> {
     let Ok(members) = serde_json::from_str::<Ordered<'_>>(schema) else { return Ok(None) };
-    match members.0.into_iter().find(|(k, _)| k == "properties") {
-        Some((_, raw)) => Ok(serde_json::from_str::<Ordered<'_>>(raw.get()).ok().map(|o| o.0)),
-        None => Ok(None),
+    let Some((_, raw)) = members.0.into_iter().rev().find(|(k, _)| k == "properties") else { return Ok(None) };
+    let Ok(Ordered(mut props)) = serde_json::from_str::<Ordered<'_>>(raw.get()) else { return Ok(None) };
+    let mut seen = std::collections::HashSet::new();
+    if props.iter().any(|(k, _)| !seen.insert(k.as_str())) {
+        let mut last = HashMap::new();
+        for (i, (k, _)) in props.iter().enumerate() {
+            last.insert(k.clone(), i);
+        }
+        let mut i = 0;
+        props.retain(|(k, _)| {
+            i += 1;
+            last[k] == i - 1
+        });
     }
+    Ok(Some(props))
 }
 
 /// Nested objects are flattened only when typed as an object (optionally nullable) with
@@ -207,6 +327,29 @@ fn is_flattenable(schema: &str) -> bool {
         _ => false,
     };
     is_object && value.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty())
+}
+
+/// Flattening can give two columns one name (a property `a__b` next to an object `a` with a
+/// property `b`; or `a{b__c}` next to `a__b{c}`). The first in schema order keeps the name;
+/// each later one gets `_2`, `_3`, ... (the smallest suffix no column has), so a CSV header or
+/// a flattened JSON record never holds a name twice and the result does not depend on the data.
+fn disambiguate(names: &mut [String]) {
+    let all: std::collections::HashSet<String> = names.iter().cloned().collect();
+    if all.len() == names.len() {
+        return;
+    }
+    let mut taken = std::collections::HashSet::new();
+    for name in names.iter_mut() {
+        if taken.insert(name.clone()) {
+            continue;
+        }
+        let renamed = (2..)
+            .map(|n| format!("{name}_{n}"))
+            .find(|candidate| !all.contains(candidate) && !taken.contains(candidate))
+            .expect("an unused suffix exists");
+        taken.insert(renamed.clone());
+        *name = renamed;
+    }
 }
 
 fn build(
@@ -338,6 +481,140 @@ mod tests {
         let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
         s.check(&raw(r#"{"a":{"id":2}}"#)).unwrap();
         assert!(s.check(&raw("[1]")).is_err());
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// pipelinewise-tap-postgres's numeric columns (draft 4 bounds, no `$schema`), in every
+    /// place a schema can sit.
+    #[test]
+    fn draft4_bounds_are_accepted_wherever_they_occur() {
+        let schema = r##"{"type":"object","properties":{
+            "amount":{"type":["null","number"],"exclusiveMaximum":true,"maximum":100000000,"multipleOf":0.01,"exclusiveMinimum":true,"minimum":-100000000},
+            "inclusive":{"type":"integer","exclusiveMaximum":false,"maximum":10},
+            "o":{"type":"object","properties":{"n":{"type":"number","exclusiveMinimum":true,"minimum":0}}},
+            "l":{"type":"array","items":{"$ref":"#/definitions/positive"}},
+            "either":{"anyOf":[{"type":"null"},{"type":"number","exclusiveMaximum":true,"maximum":1}]},
+            "d":{"type":"object","default":{"exclusiveMaximum":true,"maximum":5}}},
+          "definitions":{"positive":{"type":"number","exclusiveMinimum":true,"minimum":0}}}"##;
+        let s = StreamSchema::compile(schema, vec![], opts()).unwrap();
+        for ok in [
+            r#"{"amount":99999999.99,"inclusive":10,"o":{"n":0.5},"l":[1,2],"either":0.5}"#,
+            r#"{"amount":-99999999.99,"either":null,"d":{"exclusiveMaximum":true,"maximum":5}}"#,
+        ] {
+            s.check(&raw(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, at) in [
+            (r#"{"amount":100000000}"#, "at /amount"),
+            (r#"{"amount":-100000000}"#, "at /amount"),
+            (r#"{"inclusive":11}"#, "at /inclusive"),
+            (r#"{"o":{"n":0}}"#, "at /o/n"),
+            (r#"{"l":[1,0]}"#, "at /l/1"),
+            (r#"{"either":1}"#, "at /either"),
+        ] {
+            let e = s.check(&raw(bad)).unwrap_err().to_string();
+            assert!(e.contains(at), "{bad}: {e}");
+        }
+        // Only schema positions are rewritten: data (a `default`) keeps its members.
+        let mut value: Value = serde_json::from_str(schema).unwrap();
+        draft4_bounds_to_draft7(&mut value);
+        assert_eq!(value["properties"]["d"]["default"], serde_json::json!({"exclusiveMaximum":true,"maximum":5}));
+        assert_eq!(value["properties"]["amount"]["exclusiveMaximum"], 100000000);
+        assert!(value["properties"]["amount"].get("maximum").is_none());
+        assert_eq!(value["properties"]["inclusive"]["maximum"], 10);
+        assert!(value["properties"]["inclusive"].get("exclusiveMaximum").is_none());
+    }
+
+    #[test]
+    fn schema_draft_is_honoured() {
+        let bounds = r#""properties":{"amount":{"type":"number","exclusiveMaximum":true,"maximum":10}}"#;
+        let draft4 = format!(r#"{{"$schema":"http://json-schema.org/draft-04/schema#",{bounds}}}"#);
+        let s = StreamSchema::compile(&draft4, vec![], opts()).unwrap();
+        assert!(s.check(&raw(r#"{"amount":10}"#)).is_err(), "exclusive in draft 4");
+        s.check(&raw(r#"{"amount":9}"#)).unwrap();
+        // A later draft, honoured: the draft-4 boolean is an error naming the place.
+        let draft7 = format!(r#"{{"$schema":"http://json-schema.org/draft-07/schema#",{bounds}}}"#);
+        let Err(e) = StreamSchema::compile(&draft7, vec![], opts()) else { panic!("draft 7 rejects a boolean bound") };
+        let e = e.to_string();
+        assert!(
+            e.starts_with(r#"SCHEMA is not a valid JSON Schema: at /properties/amount/exclusiveMaximum: true is not of type "number""#),
+            "{e}"
+        );
+        assert!(e.contains("declare draft-04"), "{e}");
+        // 2020-12 keywords work when declared.
+        let s = StreamSchema::compile(
+            r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","properties":{"p":{"type":"array","prefixItems":[{"type":"integer"}]}}}"#,
+            vec![],
+            opts(),
+        )
+        .unwrap();
+        assert!(s.check(&raw(r#"{"p":["x"]}"#)).is_err());
+        // An unknown `$schema` is the default: draft 7, draft-4 bounds accepted.
+        let unknown = format!(r#"{{"$schema":"http://example.com/my-schema",{bounds}}}"#);
+        let s = StreamSchema::compile(&unknown, vec![], opts()).unwrap();
+        assert!(s.check(&raw(r#"{"amount":10}"#)).is_err());
+        // Draft 4's `id` is its base URI: a bad one is named.
+        let Err(e) = StreamSchema::compile(
+            r#"{"$schema":"http://json-schema.org/draft-04/schema#","id":"not a uri","properties":{}}"#,
+            vec![],
+            opts(),
+        ) else {
+            panic!("a bad draft-4 id")
+        };
+        assert_eq!(
+            e.to_string(),
+            "SCHEMA is not a valid JSON Schema: a `$ref` or `$id` (draft 4: `id`) is not a URI: \
+             Invalid URI reference 'not a uri': unexpected character at index 3"
+        );
+        // Without `$schema` (draft 7), `id` is just an unknown keyword.
+        StreamSchema::compile(r#"{"id":"not a uri","properties":{}}"#, vec![], opts()).unwrap();
+    }
+
+    #[test]
+    fn nasty_references_are_errors_or_harmless() {
+        let compile = |t: &str| StreamSchema::compile(t, vec![], opts()).map_err(|e| e.to_string());
+        let e = compile(r##"{"properties":{"a":{"$ref":"#/definitions/missing"}}}"##).err().unwrap();
+        assert_eq!(e, "SCHEMA is not a valid JSON Schema: $ref: Pointer '/definitions/missing' does not exist");
+        let e = compile(r#"{"properties":{"a":{"$ref":"http://example.com/a.json"}}}"#).err().unwrap();
+        assert!(e.contains("$ref: Resource 'http://example.com/a.json'"), "{e}");
+        // Cycles compile and validate without looping.
+        for cyclic in [
+            r##"{"properties":{"a":{"$ref":"#/definitions/x"}},"definitions":{"x":{"$ref":"#/definitions/x"}}}"##,
+            r##"{"properties":{"a":{"$ref":"#/definitions/x"}},"definitions":{"x":{"$ref":"#/definitions/y"},"y":{"$ref":"#/definitions/x"}}}"##,
+            r##"{"properties":{"a":{"$ref":"#"}}}"##,
+        ] {
+            let s = compile(cyclic).unwrap();
+            let _ = s.check(&raw(r#"{"a":{"a":{"a":1}}}"#));
+        }
+        let e = compile(r#"{"properties":{"a":{"type":"number","multipleOf":0}}}"#).err().unwrap();
+        assert!(e.contains("at /properties/a/multipleOf: 0 is less than or equal to the minimum of 0"), "{e}");
+        compile(r#"{"properties":{"a":{"type":"number","multipleOf":1e300}}}"#).unwrap();
+    }
+
+    #[test]
+    fn flattened_names_never_clash() {
+        let schema = r#"{"properties":{"a__b":{"type":"string"},"a":{"type":"object","properties":{"b":{"type":"string"},"b_2":{"type":"string"}}},"a__b_2":{"type":"string"},"x":{"type":"object","properties":{"y__z":{"type":"integer"}}},"x__y":{"type":"object","properties":{"z":{"type":"integer"}}}}}"#;
+        let s = StreamSchema::compile(schema, vec![], opts()).unwrap();
+        assert_eq!(s.columns.names, ["a__b", "a__b_3", "a__b_2", "a__b_2_2", "x__y__z", "x__y__z_2"]);
+        let rec = r#"{"a__b":"top","a":{"b":"nested","b_2":"n2"},"a__b_2":"top2","x":{"y__z":1},"x__y":{"z":2}}"#;
+        let mut slots = vec![None; 6];
+        s.columns.locate(rec, &mut slots).unwrap();
+        let got: Vec<&str> = slots.iter().map(|s| s.map_or("", |(a, n)| &rec[a..a + n])).collect();
+        assert_eq!(got, [r#""top""#, r#""nested""#, r#""n2""#, r#""top2""#, "1", "2"]);
+    }
+
+    #[test]
+    fn a_property_named_twice_is_one_column() {
+        let s = StreamSchema::compile(
+            r#"{"properties":{"a":{"type":"string"},"b":{"type":"integer"},"a":{"type":"integer"}}}"#,
+            vec![],
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(s.columns.names, ["b", "a"]);
+        s.check(&raw(r#"{"a":1}"#)).unwrap();
     }
 
     #[test]

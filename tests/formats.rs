@@ -6,179 +6,14 @@
 
 mod common;
 
-use std::path::Path;
-
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, RecordBatch};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use common::typed::*;
 use common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-use target_s3::typed::{Field, Type, columns};
+use target_s3::typed::columns;
 
 fn typed_input() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/typed.singer")).unwrap()
-}
-
-/// The stream's schema text as sent (re-serialising would sort its properties).
-fn schema_of(input: &str, stream: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Message {
-        r#type: String,
-        stream: String,
-        schema: Option<Box<serde_json::value::RawValue>>,
-    }
-    input
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Message>(l).ok())
-        .find(|m| m.r#type == "SCHEMA" && m.stream == stream)
-        .and_then(|m| m.schema)
-        .unwrap()
-        .get()
-        .to_string()
-}
-
-fn micros(s: &str) -> i64 {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_micros();
-    }
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
-        .unwrap_or_else(|_| panic!("test input {s}"));
-    naive.and_utc().timestamp_micros()
-}
-
-fn days(s: &str) -> i64 {
-    (NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
-}
-
-/// The canonical form of an input value in a column of `field`'s type.
-fn expected(value: &Value, field: &Field) -> Value {
-    if value.is_null() {
-        return Value::Null;
-    }
-    match &field.ty {
-        Type::Int => json!(value.as_i64().unwrap()),
-        Type::Float => json!(value.as_f64().unwrap()),
-        Type::Decimal { scale } => json!(format!("{:.*}", *scale as usize, value.as_f64().unwrap())),
-        Type::Timestamp => json!(micros(value.as_str().unwrap())),
-        Type::Date => json!(days(value.as_str().unwrap())),
-        Type::Bool | Type::Text | Type::Json => value.clone(),
-        Type::Struct(fields) => {
-            Value::Object(fields.iter().map(|f| (f.name.clone(), expected(&value[&f.name], f))).collect())
-        }
-        Type::List(item) => Value::Array(value.as_array().unwrap().iter().map(|v| expected(v, item)).collect()),
-    }
-}
-
-/// The canonical form of row `i` of an Arrow array of `field`'s type.
-fn from_arrow(array: &dyn Array, i: usize, field: &Field) -> Value {
-    if array.is_null(i) {
-        return Value::Null;
-    }
-    match &field.ty {
-        Type::Int => json!(array.as_primitive::<Int64Type>().value(i)),
-        Type::Float => json!(array.as_primitive::<Float64Type>().value(i)),
-        Type::Decimal { .. } => {
-            json!(array.as_primitive::<arrow_array::types::Decimal128Type>().value_as_string(i))
-        }
-        Type::Timestamp => json!(array.as_primitive::<TimestampMicrosecondType>().value(i)),
-        Type::Date => json!(array.as_primitive::<Date32Type>().value(i)),
-        Type::Bool => json!(array.as_boolean().value(i)),
-        Type::Text => json!(array.as_string::<i32>().value(i)),
-        Type::Json => serde_json::from_str(array.as_string::<i32>().value(i)).unwrap(),
-        Type::Struct(fields) => {
-            let s = array.as_struct();
-            Value::Object(
-                fields.iter().enumerate().map(|(c, f)| (f.name.clone(), from_arrow(s.column(c), i, f))).collect(),
-            )
-        }
-        Type::List(item) => {
-            let values = array.as_list::<i32>().value(i);
-            Value::Array((0..values.len()).map(|j| from_arrow(&values, j, item)).collect())
-        }
-    }
-}
-
-/// The canonical form of an Avro value of `field`'s type.
-fn from_avro(value: &apache_avro::types::Value, field: &Field) -> Value {
-    use apache_avro::types::Value as A;
-    match (value, &field.ty) {
-        (A::Union(_, inner), _) => from_avro(inner, field),
-        (A::Null, _) => Value::Null,
-        (A::Long(v), _) => json!(v),
-        (A::Double(v), _) => json!(v),
-        (A::Boolean(v), _) => json!(v),
-        (A::TimestampMicros(v), _) => json!(v),
-        (A::Date(v), _) => json!(v),
-        (A::Decimal(d), Type::Decimal { scale }) => {
-            let bytes: Vec<u8> = d.try_into().unwrap();
-            let mut padded = if bytes[0] & 0x80 != 0 { [0xff; 16] } else { [0; 16] };
-            padded[16 - bytes.len()..].copy_from_slice(&bytes);
-            let n = i128::from_be_bytes(padded);
-            let scale = *scale as u32;
-            let sign = if n < 0 { "-" } else { "" };
-            let (whole, frac) = (n.abs() / 10i128.pow(scale), n.abs() % 10i128.pow(scale));
-            json!(format!("{sign}{whole}.{frac:0width$}", width = scale as usize))
-        }
-        (A::String(s), Type::Json) => serde_json::from_str(s).unwrap(),
-        (A::String(s), _) => json!(s),
-        (A::Record(values), Type::Struct(fields)) => {
-            Value::Object(fields.iter().zip(values).map(|(f, (_, v))| (f.name.clone(), from_avro(v, f))).collect())
-        }
-        (A::Array(items), Type::List(item)) => Value::Array(items.iter().map(|v| from_avro(v, item)).collect()),
-        (other, _) => panic!("unexpected Avro value {other:?} for {field:?}"),
-    }
-}
-
-/// Rows of every `.parquet` file of `stream` under `root`, canonical; and each file's schema.
-fn parquet_rows(root: &Path, stream: &str, fields: &[Field]) -> (Vec<Value>, Vec<arrow_schema::SchemaRef>) {
-    let mut rows = Vec::new();
-    let mut schemas = Vec::new();
-    for path in files(root).iter().filter(|p| p.starts_with(stream)) {
-        let bytes = bytes::Bytes::from(std::fs::read(root.join(path)).unwrap());
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
-        schemas.push(builder.schema().clone());
-        let reader = builder.build().unwrap();
-        for batch in reader {
-            let batch: RecordBatch = batch.unwrap();
-            for i in 0..batch.num_rows() {
-                rows.push(Value::Object(
-                    fields
-                        .iter()
-                        .enumerate()
-                        .map(|(c, f)| (f.name.clone(), from_arrow(batch.column(c), i, f)))
-                        .collect(),
-                ));
-            }
-        }
-    }
-    (rows, schemas)
-}
-
-fn avro_rows(root: &Path, stream: &str, fields: &[Field]) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for path in files(root).iter().filter(|p| p.starts_with(stream)) {
-        let bytes = std::fs::read(root.join(path)).unwrap();
-        for value in apache_avro::Reader::new(&bytes[..]).unwrap() {
-            let apache_avro::types::Value::Record(values) = value.unwrap() else { panic!("not a record") };
-            rows.push(Value::Object(
-                fields.iter().zip(&values).map(|(f, (_, v))| (f.name.clone(), from_avro(v, f))).collect(),
-            ));
-        }
-    }
-    rows
-}
-
-fn expected_rows(input: &str, stream: &str, fields: &[Field]) -> Vec<Value> {
-    records_of(input, stream)
-        .iter()
-        .map(|r| {
-            let r: Value = serde_json::from_str(r).unwrap();
-            Value::Object(fields.iter().map(|f| (f.name.clone(), expected(&r[&f.name], f))).collect())
-        })
-        .collect()
 }
 
 #[test]
@@ -237,14 +72,14 @@ fn sdk_streams() -> Vec<std::path::PathBuf> {
     paths
 }
 
-/// Each RECORD of `input` with its stream and the text of the schema in force for it.
-fn records_with_schemas(input: &str) -> Vec<(String, Value, String)> {
+/// Each RECORD of `input` with its stream, its text and the text of the schema in force for it.
+fn records_with_schemas(input: &str) -> Vec<(String, String, String)> {
     #[derive(serde::Deserialize)]
     struct Message {
         r#type: String,
         stream: Option<String>,
         schema: Option<Box<serde_json::value::RawValue>>,
-        record: Option<Value>,
+        record: Option<Box<serde_json::value::RawValue>>,
     }
     let mut schemas = std::collections::HashMap::new();
     let mut out = Vec::new();
@@ -255,7 +90,7 @@ fn records_with_schemas(input: &str) -> Vec<(String, Value, String)> {
             }
             ("RECORD", Some(s)) => {
                 let schema = schemas[&s].clone();
-                out.push((s, m.record.unwrap(), schema));
+                out.push((s, m.record.unwrap().get().to_string(), schema));
             }
             _ => {}
         }
@@ -278,7 +113,7 @@ fn sdk_test_streams_round_trip_through_parquet_and_avro() {
             streams.dedup();
             for stream in streams {
                 // Keys start with the stream name, escaped reversibly (README "What is safe in a key").
-                let mine: Vec<&(String, Value, String)> = records.iter().filter(|(s, ..)| s == stream).collect();
+                let mine: Vec<&(String, String, String)> = records.iter().filter(|(s, ..)| s == stream).collect();
                 let mut got = Vec::new();
                 let of_stream =
                     |p: &&std::path::PathBuf| unescape(p.iter().next().unwrap().to_str().unwrap()) == **stream;
@@ -322,8 +157,7 @@ fn sdk_test_streams_round_trip_through_parquet_and_avro() {
                 assert_eq!(got.len(), mine.len(), "{name} {format} {stream}: one row per record");
                 for (i, ((_, record, schema), got)) in mine.iter().zip(&got).enumerate() {
                     let fields = columns(schema, false, false);
-                    let want =
-                        Value::Object(fields.iter().map(|f| (f.name.clone(), expected(&record[&f.name], f))).collect());
+                    let want = expected_row(record, &fields);
                     assert_eq!(got, &want, "{name} {format} {stream} record {i}");
                     compared += 1;
                 }

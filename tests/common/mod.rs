@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod typed;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
