@@ -724,8 +724,25 @@ impl RawConfig {
                 if self.hard_delete && o.key.version_root().is_none() {
                     return Err(invalid(
                         &setting,
-                        "must name the stream ({stream} or {stream_id}) in the folders before {table_version}, with only the prefix, variables and fixed text beside it, and {table_version} must be a whole folder name (a `/` before and after it), so hard_delete deletes only the stream's own older versions".into(),
+                        "must name the stream as a whole folder (`/{stream}/`) before a whole `/{table_version}/` folder, with only the prefix, variables and fixed text before it, so hard_delete deletes only the stream's own older versions".into(),
                     ));
+                }
+            }
+            // Every template must put version folders in the same place: then two streams'
+            // version roots are siblings, and one stream's deletion never lists another's folders.
+            if self.hard_delete {
+                let base = output.key.version_root_skeleton();
+                for (stream, o) in &overrides {
+                    if o.key.version_root_skeleton() != base {
+                        return Err(invalid(
+                            &format!("stream_overrides.{stream}.key_template"),
+                            format!(
+                                "puts version folders under {:?}, key_template under {:?}: with hard_delete every template must put them in the same place, so one stream's deletion can never reach another stream's folders",
+                                o.key.version_root_skeleton().unwrap_or_default(),
+                                base.clone().unwrap_or_default()
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -749,7 +766,15 @@ impl RawConfig {
                     other => other,
                 })?;
             if manifest.is_partitioned() {
-                return Err(invalid("manifest_key_template", "cannot use record macros".into()));
+                let prefix_only = KeyTemplate::parse(&self.prefix, "x", &options).is_ok_and(|p| p.is_partitioned());
+                return Err(if prefix_only {
+                    invalid(
+                        "prefix",
+                        "cannot use record macros: the run's manifest lives under the prefix too; put them in key_template".into(),
+                    )
+                } else {
+                    invalid("manifest_key_template", "cannot use record macros".into())
+                });
             }
             let u = manifest.uniqueness(utc);
             if !u.across_runs && !self.allow_overwrite {

@@ -72,6 +72,7 @@ fn transient_faults_change_nothing() {
     );
     let r2 = run(&config(s3, &bucket2, &proxy.endpoint, json!({})), &input);
     assert_eq!(r2.code, 0, "{}", r2.stderr);
+    assert_eq!(proxy.faults_left(), 0, "the completion's answer was lost");
     assert_eq!(proxy.faults_left(), 0, "every injected part fault was hit");
     for (b, r) in [(&bucket, &r), (&bucket2, &r2)] {
         let got = contents(s3, b);
@@ -82,6 +83,43 @@ fn transient_faults_change_nothing() {
         }
         assert_eq!(r.stdout, clean.stdout, "the same STATE lines as a clean run");
         assert_eq!(s3.multipart_uploads(b), 0);
+    }
+}
+
+/// A PutObject (or CompleteMultipartUpload) that succeeded but whose answer was lost is retried;
+/// the retry finds the object already there (If-None-Match: * answers 412). That is this
+/// upload's own object, recognised by its write id: the run goes on as if nothing happened,
+/// for data objects and the manifest alike.
+#[test]
+fn a_lost_answer_to_a_successful_upload_is_not_a_conflict() {
+    let s3 = s3();
+    let input = input();
+    let clean_bucket = s3.bucket("clean-cut");
+    let clean = run(&config(s3, &clean_bucket, &s3.endpoint, json!({"write_manifest": true})), &input);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let bucket = s3.bucket("cut-answers");
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    // The small stream's object and the manifest are PutObjects.
+    proxy.inject(&[Fault::LoseResponse, Fault::LoseResponse], Some("x-id=PutObject"));
+    let r = run(&config(s3, &bucket, &proxy.endpoint, json!({"write_manifest": true})), &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(proxy.faults_left(), 0, "both answers were cut");
+    proxy.inject(&[Fault::LoseResponse], Some("?uploadId="));
+    let bucket2 = s3.bucket("cut-complete");
+    let r2 = run(&config(s3, &bucket2, &proxy.endpoint, json!({"write_manifest": true})), &input);
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    assert_eq!(proxy.faults_left(), 0, "the completion's answer was lost");
+    for (b, r) in [(&bucket, &r), (&bucket2, &r2)] {
+        assert_eq!(r.stdout, clean.stdout, "the same STATE lines as a clean run");
+        let keys: Vec<String> = s3.list_all(b).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), 3, "two data objects and the manifest: {keys:?}");
+        let want = contents(s3, &clean_bucket);
+        let got = contents(s3, b);
+        assert_eq!(got.len(), want.len());
+        for ((k1, v1), (k2, v2)) in got.iter().zip(&want) {
+            assert_eq!(k1.split('/').next(), k2.split('/').next());
+            assert!(v1 == v2, "object {k1} differs from the clean run's {k2}");
+        }
     }
 }
 

@@ -438,3 +438,56 @@ fn the_manifest_never_takes_a_data_key() {
     let manifest: Value = serde_json::from_slice(&dest.read("m/r1-00001.json")).unwrap();
     assert_eq!(manifest["objects"][0]["key"], "m/r1-00000.json");
 }
+
+/// `_SUCCESS` markers are empty and the same for every run: a later run's marker replaces the
+/// earlier one instead of failing the run (data objects still never are replaced).
+#[test]
+fn success_markers_of_later_runs_replace_earlier_ones() {
+    let input = lines(&[schema("s"), record("s", 1, json!({})), r#"{"type":"STATE","value":{"s":1}}"#.to_string()]);
+    for dest in Dest::both("markers") {
+        for run_id in ["a", "b"] {
+            let r = run(&dest.config(json!({"write_success_marker": true, "run_id": run_id})), &input);
+            assert_eq!(r.code, 0, "{}: {}", dest.name(), r.stderr);
+            assert_eq!(r.stdout, [r#"{"s":1}"#]);
+        }
+        let keys = dest.data_keys();
+        assert_eq!(keys.iter().filter(|k| k.ends_with("/_SUCCESS")).count(), 1, "{keys:?}");
+        assert_eq!(keys.iter().filter(|k| k.ends_with(".jsonl")).count(), 2, "{keys:?}");
+    }
+}
+
+/// hard_delete deletes only objects of the activating stream's own key shape: numeric folders
+/// another template made (`{year}`), other files beside the version folders, and streams whose
+/// templates would put version folders elsewhere are never touched (the latter refused).
+#[test]
+fn hard_delete_touches_only_its_own_key_shape() {
+    let dest = Dest::Local(tempfile::tempdir().unwrap());
+    let first = lines(&[schema("users"), record("users", 1, json!({}))]);
+    let r = run(
+        &dest.config(json!({"key_template": "{stream}/{year}/{month}/{run_id}-{part}.{extension}", "run_id": "y"})),
+        &first,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut sync = versioned("users", 1_700_000_000_000, &[2]);
+    sync.push(activate("users", 1_700_000_000_000));
+    let config = dest.config(json!({"activate_version_mode": "folder", "hard_delete": true, "write_manifest": false}));
+    let r = run(&config, &lines(&sync));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut ids = dest.records().remove("users").unwrap();
+    ids.sort();
+    assert_eq!(ids, [r#"{"id":1}"#, r#"{"id":2}"#], "the {{year}} folder is not a version: kept");
+
+    // Templates that would nest one stream's version folders in another's are refused.
+    for overrides in [
+        json!({"b": {"key_template": "{stream}x/{table_version}/{run_id}-{part}.{extension}"}}),
+        json!({"a": {"key_template": "{stream}/{table_version}/{run_id}-{part}.{extension}"}}),
+    ] {
+        let config = dest.config(json!({
+            "activate_version_mode": "folder", "hard_delete": true,
+            "key_template": "a/{stream}/{table_version}/{run_id}-{part}.{extension}", "stream_overrides": overrides,
+        }));
+        let r = run(&config, &lines(&versioned("a", 1, &[1])));
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("hard_delete"), "{}", r.stderr);
+    }
+}

@@ -52,7 +52,7 @@ impl Storage for LocalFolder {
         Ok(Box::new(LocalSink {
             out: BufWriter::with_capacity(256 * 1024, temp),
             root: self.root.clone(),
-            replace: self.replace,
+            replace: self.replace || meta.overwrite,
             bytes: 0,
         }))
     }

@@ -24,6 +24,9 @@ pub struct ObjectMeta {
     /// The key is known only when the file is complete (cursor macros): the store gets the
     /// final key from the [`Completion`] and must not commit to one earlier.
     pub key_at_close: bool,
+    /// The object may replace an existing one: `_SUCCESS` markers, which are empty and the same
+    /// for every run. Data objects and manifests never do (unless `allow_overwrite`).
+    pub overwrite: bool,
 }
 
 /// What the pipeline hears back about files.

@@ -17,5 +17,5 @@ pub use escape::{MAX_SEGMENT_BYTES, NULL_VALUE, fit_segments, fnv1a, push_escape
 pub use macros::{FieldPath, JOB_VARIABLES, MACROS, MacroSpec, MacroStyle, RECORD_MACRO_DOC, is_builtin};
 pub use object_key::{KeyError, ObjectKey, check_key};
 pub use registry::KeyRegistry;
-pub use render::{FileContext, PART_MARK, RenderedKey, RunContext};
+pub use render::{FileContext, KeyShape, PART_MARK, RenderedKey, RunContext};
 pub use template::{KeyTemplate, ParseOptions, Uniqueness};

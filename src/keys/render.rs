@@ -90,8 +90,20 @@ impl KeyTemplate {
     /// Renders the key of one file, `{part}` left open for the run's key registry. Only called
     /// when a file opens (or closes, for cursor keys), so it may allocate.
     pub fn render(&self, run: &RunContext, file: &FileContext<'_>) -> RenderedKey {
+        RenderedKey(self.render_segments(&self.segments, run, file, false))
+    }
+
+    /// The shape of this stream's keys below a `{table_version}` folder: the text after the
+    /// version with everything that varies between files and runs as a wildcard. `hard_delete`
+    /// deletes only objects of this shape, so a folder that merely looks like a version (another
+    /// template's `{year}`) or holds another stream's files is never touched.
+    pub fn version_shape(&self, run: &RunContext, file: &FileContext<'_>) -> KeyShape {
+        KeyShape(self.render_segments(self.after_version(), run, file, true))
+    }
+
+    fn render_segments(&self, segments: &[Segment], run: &RunContext, file: &FileContext<'_>, shape: bool) -> String {
         let mut key = String::with_capacity(96);
-        for segment in &self.segments {
+        for segment in segments {
             let (kind, format) = match segment {
                 Segment::Literal(text) => {
                     key.push_str(text);
@@ -104,6 +116,24 @@ impl KeyTemplate {
                 Segment::Macro { kind, format } => (kind, format.as_deref()),
             };
             let t = &run.now;
+            if shape && !matches!(kind, Macro::Stream | Macro::Namespace) {
+                // As many folders as the macro's format makes (its `/` are literal).
+                let folders = match (kind, format) {
+                    (Macro::Now | Macro::Record(_) | Macro::Cursor(None), Some(f)) => {
+                        let mut sample = String::new();
+                        let _ = write!(sample, "{}", t.naive_utc().format(f));
+                        sample.matches('/').count()
+                    }
+                    (Macro::PartitionDate(f) | Macro::Cursor(Some(f)), _) => f.matches('/').count(),
+                    _ => 0,
+                };
+                key.push(SHAPE_ANY);
+                for _ in 0..folders {
+                    key.push('/');
+                    key.push(SHAPE_ANY);
+                }
+                continue;
+            }
             // Writing to a String cannot fail.
             let _ = match kind {
                 Macro::Stream => {
@@ -182,7 +212,70 @@ impl KeyTemplate {
                 }
             };
         }
-        RenderedKey(key)
+        key
+    }
+}
+
+fn folder_matches(pattern: &str, text: &str) -> bool {
+    // A wildcard is "one character, then any run": `?*` in glob terms.
+    let mut p: Vec<Option<char>> = Vec::with_capacity(pattern.len() + 4);
+    for c in pattern.chars() {
+        if c == SHAPE_ANY {
+            p.push(Some(SHAPE_ONE));
+            p.push(None);
+        } else {
+            p.push(Some(c));
+        }
+    }
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(Some(c)) if *c == SHAPE_ONE || *c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(None) => {
+                star = Some(pi);
+                mark = ti;
+                pi += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    pi = s + 1;
+                    mark += 1;
+                    ti = mark;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(Option::is_none)
+}
+
+/// Any one character, inside [`folder_matches`].
+const SHAPE_ONE: char = '\u{3}';
+
+/// Stands for any text of one folder (at least one character, no `/`) in a [`KeyShape`].
+const SHAPE_ANY: char = '\u{2}';
+
+/// A key's shape: fixed text with wildcards (see [`KeyTemplate::version_shape`]).
+#[derive(Clone, Debug)]
+pub struct KeyShape(String);
+
+impl KeyShape {
+    /// Whether `text` has this shape. Folder by folder (a wildcard never spans a `/`), each
+    /// a glob match (greedy, backtracking only to the last wildcard) where a wildcard is at
+    /// least one character: linear in practice, whatever the key.
+    pub fn matches(&self, text: &str) -> bool {
+        let (mut pattern, mut text) = (self.0.split('/'), text.split('/'));
+        loop {
+            match (pattern.next(), text.next()) {
+                (None, None) => return true,
+                (Some(p), Some(t)) if folder_matches(p, t) => {}
+                _ => return false,
+            }
+        }
     }
 }
 

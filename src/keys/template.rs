@@ -87,30 +87,55 @@ impl KeyTemplate {
         self.uses(|m| matches!(m, Macro::TableVersion))
     }
 
-    /// The key up to the `{table_version}` folder, when everything before it is fixed for the
-    /// stream (prefix, stream name, job variables, literals) and a `/` follows the version:
-    /// the folder whose version subfolders `hard_delete` may remove.
+    /// The key up to the `{table_version}` folder: the folder whose version subfolders
+    /// `hard_delete` may remove. Only when `{stream}` is a whole folder in it (so no other
+    /// stream's root can equal or contain it: names are escaped reversibly, `{stream_id}` is a
+    /// hash and could be made to collide), everything else before the version is fixed text or
+    /// variables, and `{table_version}` is a whole folder.
     pub fn version_root(&self) -> Option<KeyTemplate> {
-        let at = self.segments.iter().position(|s| matches!(s, Segment::Macro { kind: Macro::TableVersion, .. }))?;
+        let at = self.version_at()?;
         let before = &self.segments[..at];
-        let fixed = before.iter().all(|s| match s {
-            Segment::Literal(_) | Segment::Fixed(_) => true,
-            Segment::Macro { kind, .. } => matches!(kind, Macro::Stream | Macro::StreamId | Macro::Namespace),
-        });
-        // The stream must be named in the folder, or one stream's versions would share a folder
-        // with another's and hard_delete would reach them.
-        let names_stream =
-            before.iter().any(|s| matches!(s, Segment::Macro { kind: Macro::Stream | Macro::StreamId, .. }));
-        let folder_follows = matches!(self.segments.get(at + 1), Some(Segment::Literal(l)) if l.starts_with('/'));
-        let folder_starts = match before.last() {
-            None => true,
-            Some(Segment::Literal(l)) => l.ends_with('/'),
-            Some(_) => false,
+        let fixed = before
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_) | Segment::Fixed(_) | Segment::Macro { kind: Macro::Stream, .. }));
+        let mut streams =
+            before.iter().enumerate().filter(|(_, s)| matches!(s, Segment::Macro { kind: Macro::Stream, .. }));
+        let whole_folder = |i: usize| {
+            let starts = i == 0 || matches!(&self.segments[i - 1], Segment::Literal(l) if l.ends_with('/'));
+            let ends = matches!(self.segments.get(i + 1), Some(Segment::Literal(l)) if l.starts_with('/'));
+            starts && ends
         };
-        if !fixed || !names_stream || !folder_follows || !folder_starts {
+        let stream_folder = matches!((streams.next(), streams.next()), (Some((i, _)), None) if whole_folder(i));
+        if !fixed || !stream_folder || !whole_folder(at) {
             return None;
         }
         Some(KeyTemplate { segments: self.segments[..at].to_vec(), style: self.style })
+    }
+
+    fn version_at(&self) -> Option<usize> {
+        self.segments.iter().position(|s| matches!(s, Segment::Macro { kind: Macro::TableVersion, .. }))
+    }
+
+    /// The version root as text with `{stream}` in place, to check that every template puts
+    /// version folders in the same place (then two streams' roots are siblings, never nested).
+    pub fn version_root_skeleton(&self) -> Option<String> {
+        let root = self.version_root()?;
+        Some(
+            root.segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(text) => text.clone(),
+                    Segment::Fixed(value) => format!("{{={value}}}"),
+                    Segment::Macro { .. } => "{stream}".to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The segments after `{table_version}`: the shape of a stream's keys below a version
+    /// folder (see [`KeyTemplate::version_shape`]).
+    pub(super) fn after_version(&self) -> &[Segment] {
+        self.version_at().map_or(&[], |at| &self.segments[at + 1..])
     }
 
     /// Whether keys depend on the record (one open file per partition).
@@ -142,17 +167,33 @@ impl KeyTemplate {
 
 /// Whether a strftime pattern renders: some directives parse but cannot be formatted (`%#z`,
 /// and `%z` for record values, which have no zone), and chrono panics on those at render time.
-fn renders(format: &str, zoned: bool) -> bool {
+/// A format must also make whole folder names: rendered (for a time with and without a
+/// fraction of a second, as `%.f` prints nothing for the latter), no `/`-separated part may be
+/// empty (`%Y//%m`, a leading or trailing `/`, an empty format).
+fn renders(format: &str, zoned: bool) -> Result<(), &'static str> {
+    if format.is_empty() {
+        return Err("is empty");
+    }
     if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
-        return false;
+        return Err("is not a strftime format that can be rendered");
     }
-    let mut out = String::new();
-    let sample = NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_micro_opt(3, 41, 7, 5)).expect("valid");
-    if zoned {
-        write!(out, "{}", Tz::Europe__Berlin.from_utc_datetime(&sample).format(format)).is_ok()
-    } else {
-        write!(out, "{}", sample.format(format)).is_ok()
+    for micros in [5, 0] {
+        let mut out = String::new();
+        let sample =
+            NaiveDate::from_ymd_opt(2026, 11, 22).and_then(|d| d.and_hms_micro_opt(3, 41, 7, micros)).expect("valid");
+        let written = if zoned {
+            write!(out, "{}", Tz::Europe__Berlin.from_utc_datetime(&sample).format(format))
+        } else {
+            write!(out, "{}", sample.format(format))
+        };
+        if written.is_err() {
+            return Err("is not a strftime format that can be rendered");
+        }
+        if out.split('/').any(str::is_empty) {
+            return Err("can render an empty folder name (`//`, a leading or trailing `/`, or nothing at all)");
+        }
     }
+    Ok(())
 }
 
 fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Result<Vec<Segment>, ConfigError> {
@@ -194,9 +235,9 @@ fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Resu
             None => (inner, None),
         };
         if let Some(f) = &format
-            && !renders(f, name.eq_ignore_ascii_case("now"))
+            && let Err(why) = renders(f, name.eq_ignore_ascii_case("now"))
         {
-            return Err(err(pos, format!("`{f}` is not a strftime format that can be rendered")));
+            return Err(err(pos, format!("the format `{f}` {why}")));
         }
         let lower = name.to_ascii_lowercase();
         let segment = if let Some(field) = lower.strip_prefix("record.") {

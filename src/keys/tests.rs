@@ -318,3 +318,40 @@ fn long_segments_fit_file_systems_and_stay_distinct() {
     let cut = escapes.split('/').nth(1).unwrap().split('~').next().unwrap();
     assert!(cut.len().is_multiple_of(9), "{cut}");
 }
+
+#[test]
+fn version_roots_name_the_stream_as_a_whole_folder() {
+    let root = |t: &str| parse("lake", t).version_root_skeleton();
+    assert_eq!(root("{stream}/{table_version}/{part}").as_deref(), Some("lake/{stream}/"));
+    assert_eq!(root("raw/{stream}/v/{table_version}/{run_id}-{part}").as_deref(), Some("lake/raw/{stream}/v/"));
+    assert_eq!(root("{stream}x/{table_version}/{part}"), None, "{{stream}}x is not a whole folder");
+    assert_eq!(root("{stream_id}/{table_version}/{part}"), None, "a hash can be made to collide");
+    assert_eq!(root("{stream}/{stream}/{table_version}/{part}"), None, "one stream folder");
+    assert_eq!(root("{stream}/{table_version}x/{part}"), None, "the version is a whole folder");
+}
+
+#[test]
+fn version_shapes_match_only_the_templates_own_keys() {
+    let t = parse("", "{stream}/{table_version}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}");
+    let shape = t.version_shape(&run(), &file("users", None));
+    assert!(shape.matches("/2025-01-02/users-2025_01_02_00_00_00-019a-00000.jsonl.gz"));
+    assert!(shape.matches("/2025-01-02/users-2025_01_02_00_00_00-r-1-00012.csv"));
+    assert!(!shape.matches("/users-2025_01_02_00_00_00-r-00000.jsonl"), "one folder less");
+    assert!(!shape.matches("/2025-01-02/x/users-a-b-c.jsonl"), "one folder more");
+    assert!(!shape.matches("/2025-01-02/orders-a-b-c.jsonl"), "another stream's name");
+    assert!(!shape.matches("/2025-01-02/README.txt"));
+    let dated = parse("", "{stream}/{table_version}/{now:%Y/%m}/{run_id}-{part}.{extension}");
+    let shape = dated.version_shape(&run(), &file("s", None));
+    assert!(shape.matches("/2025/01/r-00000.jsonl"));
+    assert!(!shape.matches("/2025/r-00000.jsonl"));
+}
+
+#[test]
+fn formats_that_make_empty_folders_are_refused() {
+    let p = |t: &str| KeyTemplate::parse("", t, &ParseOptions::default()).map(|_| ()).map_err(|e| e.to_string());
+    for t in ["{now:%Y//%m}", "{now:/%Y}", "{now:%Y/}", "{now:}", "{record.d:}", "{cursor:}", "{record.d:%.f}"] {
+        let e = p(&format!("{{stream}}/{t}/{{part}}")).unwrap_err();
+        assert!(e.contains("empty") && e.contains("key_template"), "{t}: {e}");
+    }
+    p("{stream}/{now:%Y/%m}/{record.d:%Y-%m-%dT%H%M%S%.f}/{part}").unwrap();
+}

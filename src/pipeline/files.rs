@@ -246,6 +246,7 @@ impl<'a> FileSet<'a> {
             content_type: output.format.content_type(),
             content_encoding: output.compression.content_encoding(),
             key_at_close,
+            overwrite: false,
         };
         let parquet = encoder.take_parquet_writer();
         let open = Command::Open {
@@ -374,10 +375,17 @@ impl<'a> FileSet<'a> {
     }
 
     /// Writes a small object that is not data (manifest, `_SUCCESS`); its key is claimed.
-    pub fn write_extra(&mut self, key: ObjectKey, body: Vec<u8>, content_type: &'static str) -> Result<FileId, Fault> {
+    /// `overwrite`: it may replace an existing object (the empty `_SUCCESS` markers).
+    pub fn write_extra(
+        &mut self,
+        key: ObjectKey,
+        body: Vec<u8>,
+        content_type: &'static str,
+        overwrite: bool,
+    ) -> Result<FileId, Fault> {
         let id = self.next_id;
         self.next_id += 1;
-        let meta = ObjectMeta { content_type, content_encoding: None, key_at_close: false };
+        let meta = ObjectMeta { content_type, content_encoding: None, key_at_close: false, overwrite };
         let progress = Arc::new(Progress::default());
         send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, parquet: None, progress })?;
         if !body.is_empty() {

@@ -151,6 +151,7 @@ impl<'a> Finisher<'a> {
             let Some(spec) = stream(&name) else { continue };
             let Some(root) = spec.output.key.version_root() else { continue };
             let root = root.render(run, &spec.file_context(None, None, None)).with_part(0);
+            let shape = spec.output.key.version_shape(run, &spec.file_context(None, None, None));
             let superseded: Vec<i128> =
                 self.activations[&name].iter().filter(|(at, v)| *at < line && *v != active).map(|(_, v)| *v).collect();
             let written_after: Vec<ObjectKey> =
@@ -158,9 +159,11 @@ impl<'a> Finisher<'a> {
             let prefix = root.clone();
             let delete = move |key: &ObjectKey| {
                 let Some(rest) = key.as_str().strip_prefix(prefix.as_str()) else { return false };
-                let Some((folder, _)) = rest.split_once('/') else { return false };
-                let Ok(v) = folder.parse::<i128>() else { return false };
-                v != active && (v < active || superseded.contains(&v)) && !written_after.contains(key)
+                let Some(slash) = rest.find('/') else { return false };
+                let Ok(v) = rest[..slash].parse::<i128>() else { return false };
+                let older = v != active && (v < active || superseded.contains(&v));
+                // Only objects this stream's template makes below a version folder.
+                older && shape.matches(&rest[slash..]) && !written_after.contains(key)
             };
             due.push(Deletion { line, stream: name, root, delete: Box::new(delete) });
         }

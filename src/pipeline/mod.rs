@@ -216,12 +216,13 @@ impl Run<'_, '_> {
         if self.config.write_success_marker {
             for key in self.finisher.markers() {
                 let key = self.files.keys().claim_exact(key)?;
-                self.extra(key, Vec::new(), "text/plain")?;
+                // Empty and the same for every run: a later run's marker may replace it.
+                self.extra(key, Vec::new(), "text/plain", true)?;
             }
         }
         if let Some((rendered, body)) = self.finisher.manifest(&self.run) {
             let key = self.files.keys().claim(rendered)?;
-            self.extra(key, body, "application/json")?;
+            self.extra(key, body, "application/json", false)?;
         }
         self.wait_for_objects()?;
         self.release_state()?;
@@ -230,8 +231,14 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    fn extra(&mut self, key: crate::keys::ObjectKey, body: Vec<u8>, content_type: &'static str) -> Result<(), Error> {
-        self.files.write_extra(key, body, content_type).map_err(|f| self.fault(f))?;
+    fn extra(
+        &mut self,
+        key: crate::keys::ObjectKey,
+        body: Vec<u8>,
+        content_type: &'static str,
+        overwrite: bool,
+    ) -> Result<(), Error> {
+        self.files.write_extra(key, body, content_type, overwrite).map_err(|f| self.fault(f))?;
         self.closing += 1;
         Ok(())
     }

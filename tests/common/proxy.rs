@@ -26,6 +26,8 @@ pub enum Fault {
     Hang(Duration),
     /// Forward the request, then send only the first half of the answer's bytes and close.
     TruncateResponse,
+    /// Forward the request (it succeeds upstream), then close without a byte of the answer.
+    LoseResponse,
 }
 
 pub struct Proxy {
@@ -227,6 +229,7 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Resul
     };
     match fault {
         Some(Fault::Delay(d)) => std::thread::sleep(d),
+        Some(Fault::LoseResponse) => return client.shutdown(Shutdown::Both),
         Some(Fault::TruncateResponse) => {
             let full = [response_head.as_slice(), response_body.as_slice()].concat();
             client.write_all(&full[..full.len() / 2])?;
