@@ -339,7 +339,7 @@ pub struct BinaryOptions {
     pub row_group_size: usize,
     pub nested_as_json: bool,
     pub avro_codec: AvroCodec,
-    pub unparseable: crate::typed::Unparseable,
+    pub unparseable: crate::schema::typed::Unparseable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -827,8 +827,8 @@ impl RawConfig {
                 _ => AvroCodec::None,
             },
             unparseable: match one_of("unparseable_values", &self.unparseable_values)? {
-                "null" => crate::typed::Unparseable::Null,
-                _ => crate::typed::Unparseable::Fail,
+                "null" => crate::schema::typed::Unparseable::Null,
+                _ => crate::schema::typed::Unparseable::Fail,
             },
         };
         Ok(Config {

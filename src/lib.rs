@@ -9,20 +9,15 @@
 //! binary's edge.
 
 pub mod ack;
-#[cfg(feature = "avro")]
-pub mod avro;
 pub mod cli;
 pub mod config;
 pub mod destination;
-pub mod encode;
 pub mod error;
+pub mod formats;
 pub mod json;
 pub mod keys;
-#[cfg(feature = "parquet")]
-pub mod parquet;
 pub mod pipeline;
 pub mod schema;
 pub mod settings;
 pub mod singer;
-pub mod typed;
 pub mod writer;

@@ -10,7 +10,7 @@ use common::typed::*;
 use common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-use target_s3::typed::columns;
+use target_s3::schema::typed::columns;
 
 fn typed_input() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/typed.singer")).unwrap()

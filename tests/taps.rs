@@ -18,7 +18,7 @@ use common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use target_s3::typed::columns;
+use target_s3::schema::typed::columns;
 
 const STREAM: &str = "public-orders";
 

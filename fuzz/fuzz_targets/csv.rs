@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use target_s3::config::{Config, Format, RawConfig};
-use target_s3::encode::{Encoder, RecordMetadata};
+use target_s3::formats::{Encoder, RecordMetadata};
 use target_s3::schema::{SchemaOptions, StreamSchema};
-use target_s3::typed;
+use target_s3::schema::typed;
 
 /// (flattening off, flattening on), built once.
 fn configs() -> &'static (Config, Config) {

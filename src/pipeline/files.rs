@@ -19,8 +19,8 @@ use super::router::StreamSpec;
 use crate::ack::{AckTracker, FileId};
 use crate::config::{Compression, Config, Limits};
 use crate::destination::ObjectMeta;
-use crate::encode::{Encoder, RecordMetadata};
 use crate::error::{Error, InputErrorKind, StorageError};
+use crate::formats::{Encoder, RecordMetadata};
 use crate::keys::{KeyRegistry, ObjectKey, RunContext};
 use crate::writer::{Command, Progress};
 
@@ -200,9 +200,9 @@ impl<'a> FileSet<'a> {
             tracing::warn!(stream = %spec.name, property = %key, "records have properties that are not in the schema; CSV has no column for them");
         }
         file.records += 1;
-        if let Some(batch) = file.encoder.take_batch() {
-            file.sent += batch_size(&batch);
-            send(&self.commands, Command::Batch { id: file.id, batch })?;
+        if let Some(rows) = file.encoder.take_rows() {
+            file.sent += rows.size;
+            send(&self.commands, Command::Rows { id: file.id, rows })?;
         }
         if file.encoder.pending() >= self.chunk_size {
             let data = file.encoder.take(self.chunk_recycle.try_recv().unwrap_or_default());
@@ -227,7 +227,7 @@ impl<'a> FileSet<'a> {
         let id = self.next_id;
         self.next_id += 1;
         let output = spec.output;
-        let table_version = context.version.map(|v| crate::typed::text(v.get()).into_owned());
+        let table_version = context.version.map(|v| crate::schema::typed::text(v.get()).into_owned());
         let rendered =
             output.key.render(&self.run, &spec.file_context(Some(record.get()), None, table_version.as_deref()));
         let key_at_close = output.key.uses_cursor();
@@ -248,13 +248,13 @@ impl<'a> FileSet<'a> {
             key_at_close,
             overwrite: false,
         };
-        let parquet = encoder.take_parquet_writer();
+        let pages = encoder.take_page_writer();
         let open = Command::Open {
             id,
             key: key.clone(),
             meta,
             compression: output.compression,
-            parquet,
+            pages,
             progress: progress.clone(),
         };
         send(&self.commands, open)?;
@@ -291,9 +291,9 @@ impl<'a> FileSet<'a> {
         if let Some(first) = first {
             tracing::warn!(stream, values = unparseable, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
         }
-        if let Some(batch) = file.encoder.take_batch() {
-            file.sent += batch_size(&batch);
-            send(&self.commands, Command::Batch { id: file.id, batch })?;
+        if let Some(rows) = file.encoder.take_rows() {
+            file.sent += rows.size;
+            send(&self.commands, Command::Rows { id: file.id, rows })?;
         }
         let data = file.encoder.take(Vec::new());
         if !data.is_empty() {
@@ -387,7 +387,7 @@ impl<'a> FileSet<'a> {
         self.next_id += 1;
         let meta = ObjectMeta { content_type, content_encoding: None, key_at_close: false, overwrite };
         let progress = Arc::new(Progress::default());
-        send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, parquet: None, progress })?;
+        send(&self.commands, Command::Open { id, key, meta, compression: Compression::None, pages: None, progress })?;
         if !body.is_empty() {
             send(&self.commands, Command::Write { id, data: body })?;
         }
@@ -415,17 +415,6 @@ impl<'a> FileSet<'a> {
 pub struct OpenFileView {
     pub opened_at: Instant,
     pub last_write: u64,
-}
-
-/// What a batch counts as "sent" for the file-size estimate (the writer counts the same).
-#[cfg(feature = "parquet")]
-fn batch_size(batch: &crate::writer::Batch) -> u64 {
-    batch.get_array_memory_size() as u64
-}
-
-#[cfg(not(feature = "parquet"))]
-fn batch_size(batch: &crate::writer::Batch) -> u64 {
-    match *batch {}
 }
 
 fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Fault> {

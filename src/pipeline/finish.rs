@@ -125,7 +125,7 @@ impl<'a> Finisher<'a> {
         if !(self.config.version_folders && self.config.hard_delete && known_stream) {
             return;
         }
-        match crate::typed::text(version).parse::<i128>() {
+        match crate::schema::typed::text(version).parse::<i128>() {
             Ok(number) => {
                 self.pending.push((line, stream.to_string(), number));
                 self.activations.entry(stream.to_string()).or_default().push((line, number));

@@ -109,7 +109,7 @@ impl<'a> Router<'a> {
         let output = self.config.output_for(name);
         // A schema the format cannot write (Avro nested deeper than its readers go) fails here,
         // at the SCHEMA line, not at the first record.
-        crate::encode::Encoder::check_schema(output.format, name, &compiled, self.config)
+        crate::formats::Encoder::check_schema(output.format, name, &compiled, self.config)
             .map_err(InputErrorKind::SchemaUnwritable)?;
         // Parquet and Avro files carry typed columns: any change of the schema may change a type.
         let columns_changed = previous.is_some_and(|s| {

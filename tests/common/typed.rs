@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use target_s3::typed::{Field, Type};
+use target_s3::schema::typed::{Field, Type};
 
 use super::files;
 

@@ -1,12 +1,58 @@
-//! Encoders turn records into a file's uncompressed bytes. One encoder per open file; it owns
-//! the buffer that is handed to the writer thread in large chunks.
+//! File formats: an [`Encoder`] turns records into a file's bytes, one encoder per open file,
+//! owning the buffer that is handed to the writer thread in large chunks. [`json`] (JSONL and
+//! JSON), [`csv`], [`parquet`] and [`avro`] are the formats; [`metadata`] the `_sdc_*` columns.
+//! Parquet's page encoding runs on the writer thread through [`PageWriter`]; formats know
+//! nothing of threads or storage.
 
-use std::sync::Arc;
+#[cfg(feature = "avro")]
+pub mod avro;
+mod csv;
+mod json;
+pub mod metadata;
+#[cfg(feature = "parquet")]
+pub mod parquet;
+
+use std::any::Any;
 
 use serde_json::value::RawValue;
 
-use crate::config::{Config, CsvOptions, Format};
-use crate::schema::{ColumnPlan, Slot, StreamSchema};
+use crate::config::{Config, Format};
+use crate::schema::StreamSchema;
+use csv::CsvEncoder;
+use json::{Flattener, push_json};
+pub use metadata::{METADATA_COLUMNS, RecordMetadata};
+
+/// Rows of a typed file on their way from the decode thread (which fills them from records) to
+/// the writer thread (which encodes them into pages). Opaque to everyone but the format that
+/// made them.
+pub struct RowBatch {
+    /// In-memory size, for the file-size estimate.
+    pub size: u64,
+    rows: Box<dyn Any + Send>,
+}
+
+impl RowBatch {
+    pub fn new<T: Any + Send>(size: u64, rows: T) -> RowBatch {
+        RowBatch { size, rows: Box::new(rows) }
+    }
+
+    /// The rows, when they are of the type the caller made.
+    pub fn take<T: Any>(self) -> Option<T> {
+        self.rows.downcast().ok().map(|b| *b)
+    }
+}
+
+/// The part of a typed format that runs on the writer thread (Parquet's page encoding and
+/// compression), so it uses the second core.
+pub trait PageWriter: Send {
+    fn write(&mut self, rows: RowBatch) -> std::io::Result<()>;
+    /// Bytes finished so far (complete row groups), taken.
+    fn take_output(&mut self) -> Vec<u8>;
+    /// Bytes encoded but held back (a row group in progress).
+    fn held(&self) -> u64;
+    /// The rest of the file (the footer).
+    fn finish(self: Box<Self>) -> std::io::Result<Vec<u8>>;
+}
 
 pub enum Encoder {
     /// The record's bytes exactly as the tap sent them, one per line.
@@ -23,84 +69,9 @@ pub enum Encoder {
     },
     Csv(Box<CsvEncoder>),
     #[cfg(feature = "parquet")]
-    Parquet(Box<crate::parquet::ParquetEncoder>),
+    Parquet(Box<parquet::ParquetEncoder>),
     #[cfg(feature = "avro")]
-    Avro(Box<crate::avro::AvroEncoder>),
-}
-
-/// The Singer SDK's `_sdc_*` columns, added to every record when `add_record_metadata` is on.
-pub const METADATA_COLUMNS: [&str; 6] = [
-    "_sdc_extracted_at",
-    "_sdc_received_at",
-    "_sdc_batched_at",
-    "_sdc_sequence",
-    "_sdc_table_version",
-    "_sdc_deleted_at",
-];
-
-/// Values of the `_sdc_*` columns for one record. JSON values are raw JSON text.
-pub struct RecordMetadata<'a> {
-    /// The RECORD message's `time_extracted` (JSON), if any.
-    pub extracted_at: Option<&'a str>,
-    /// When the record's input block was read (RFC 3339).
-    pub received_at: &'a str,
-    /// When the record's file was opened (RFC 3339).
-    pub batched_at: &'a str,
-    /// The record's input line number: unique and increasing within a run.
-    pub sequence: u64,
-    /// The RECORD message's `version` (JSON), if any.
-    pub table_version: Option<&'a str>,
-}
-
-impl RecordMetadata<'_> {
-    /// Each column's value as JSON text; `_sdc_deleted_at` is null unless the record has one.
-    pub fn json_values(&self) -> [String; 6] {
-        [
-            self.extracted_at.unwrap_or("null").to_string(),
-            format!("{:?}", self.received_at),
-            format!("{:?}", self.batched_at),
-            self.sequence.to_string(),
-            self.table_version.unwrap_or("null").to_string(),
-            "null".to_string(),
-        ]
-    }
-}
-
-/// Appends the record with the metadata members spliced in before its closing brace; members
-/// the record already has (a tap sending `_sdc_deleted_at`) keep the tap's value.
-fn push_with_metadata(buf: &mut Vec<u8>, record: &str, meta: &RecordMetadata<'_>) {
-    let body = record.trim_end().strip_suffix('}').unwrap_or(record);
-    buf.extend_from_slice(body.as_bytes());
-    let mut empty = body.trim_end().ends_with('{');
-    for (name, value) in METADATA_COLUMNS.iter().zip(meta.json_values()) {
-        if record.contains(&format!("\"{name}\"")) {
-            continue;
-        }
-        if !empty {
-            buf.push(b',');
-        }
-        empty = false;
-        buf.extend_from_slice(format!("\"{name}\":{value}").as_bytes());
-    }
-    buf.push(b'}');
-}
-
-/// Appends one JSON record: flattened when `flat` is set, with its `_sdc_*` members when given.
-fn push_json(
-    buf: &mut Vec<u8>,
-    flat: &mut Option<Box<Flattener>>,
-    record: &str,
-    meta: Option<&RecordMetadata<'_>>,
-) -> Result<(), String> {
-    let record = match flat {
-        Some(flat) => flat.flatten(record)?,
-        None => record,
-    };
-    match meta {
-        None => buf.extend_from_slice(record.as_bytes()),
-        Some(meta) => push_with_metadata(buf, record, meta),
-    }
-    Ok(())
+    Avro(Box<avro::AvroEncoder>),
 }
 
 impl Encoder {
@@ -116,7 +87,7 @@ impl Encoder {
         #[cfg(any(feature = "parquet", feature = "avro"))]
         let binary = &config.binary;
         #[cfg(any(feature = "parquet", feature = "avro"))]
-        let typed = || crate::typed::columns(&schema.text, binary.nested_as_json, metadata);
+        let typed = || crate::schema::typed::columns(&schema.text, binary.nested_as_json, metadata);
         Ok(match format {
             Format::Jsonl => {
                 Encoder::Jsonl { buf: Vec::with_capacity(capacity), flat: Flattener::new(schema, config, metadata) }
@@ -130,19 +101,16 @@ impl Encoder {
                 Encoder::Csv(Box::new(CsvEncoder::new(schema.columns.clone(), &config.csv, capacity, metadata)))
             }
             #[cfg(feature = "parquet")]
-            Format::Parquet => Encoder::Parquet(Box::new(crate::parquet::ParquetEncoder::new(
+            Format::Parquet => Encoder::Parquet(Box::new(parquet::ParquetEncoder::new(
                 typed(),
                 binary.parquet_codec,
                 binary.row_group_size,
                 binary.unparseable,
             )?)),
             #[cfg(feature = "avro")]
-            Format::Avro => Encoder::Avro(Box::new(crate::avro::AvroEncoder::new(
-                stream,
-                typed(),
-                binary.avro_codec,
-                binary.unparseable,
-            )?)),
+            Format::Avro => {
+                Encoder::Avro(Box::new(avro::AvroEncoder::new(stream, typed(), binary.avro_codec, binary.unparseable)?))
+            }
             #[allow(unreachable_patterns)]
             other => return Err(format!("this build of target-s3 has no {} support", other.extension())),
         })
@@ -159,9 +127,9 @@ impl Encoder {
     ) -> Result<(), String> {
         match format {
             #[cfg(feature = "avro")]
-            Format::Avro => crate::avro::check(
+            Format::Avro => avro::check(
                 stream,
-                &crate::typed::columns(&schema.text, config.binary.nested_as_json, config.add_record_metadata),
+                &crate::schema::typed::columns(&schema.text, config.binary.nested_as_json, config.add_record_metadata),
             ),
             _ => Ok(()),
         }
@@ -201,8 +169,8 @@ impl Encoder {
         }
     }
 
-    /// Parquet: the file's writer, to run on the writer thread (taken once, at open).
-    pub fn take_parquet_writer(&mut self) -> Option<Box<crate::writer::ParquetWriter>> {
+    /// Typed formats: the file's page writer, to run on the writer thread (taken once, at open).
+    pub fn take_page_writer(&mut self) -> Option<Box<dyn PageWriter>> {
         match self {
             #[cfg(feature = "parquet")]
             Encoder::Parquet(p) => p.take_writer(),
@@ -210,8 +178,8 @@ impl Encoder {
         }
     }
 
-    /// Parquet: a batch of rows ready for the writer thread.
-    pub fn take_batch(&mut self) -> Option<crate::writer::Batch> {
+    /// Typed formats: a batch of rows ready for the writer thread.
+    pub fn take_rows(&mut self) -> Option<RowBatch> {
         match self {
             #[cfg(feature = "parquet")]
             Encoder::Parquet(p) => p.take_batch(),
@@ -275,162 +243,11 @@ impl Encoder {
     }
 }
 
-/// `flattening_enabled` for JSONL and JSON: nested objects with declared properties become
-/// `parent__child` members (down to `flattening_max_depth`), in schema order, from the same
-/// column plan as CSV. Values are copied as raw JSON text; absent members stay absent.
-pub struct Flattener {
-    columns: Arc<ColumnPlan>,
-    /// `"name":` per column, JSON-escaped once.
-    names: Vec<String>,
-    slots: Vec<Slot>,
-    out: String,
-    unknown: Option<String>,
-    warned_unknown: bool,
-}
-
-impl Flattener {
-    /// `metadata`: the `_sdc_*` members are columns too, so a tap's own `_sdc_deleted_at`
-    /// survives flattening (the metadata splice then keeps it).
-    fn new(schema: &StreamSchema, config: &Config, metadata: bool) -> Option<Box<Flattener>> {
-        config.flattening_enabled.then(|| {
-            let columns = match metadata {
-                true => Arc::new(schema.columns.with_columns(&METADATA_COLUMNS)),
-                false => schema.columns.clone(),
-            };
-            Box::new(Flattener {
-                names: columns.names.iter().map(|n| format!("{}:", serde_json::Value::from(n.as_str()))).collect(),
-                slots: vec![None; columns.names.len()],
-                columns,
-                out: String::new(),
-                unknown: None,
-                warned_unknown: false,
-            })
-        })
-    }
-
-    fn flatten(&mut self, record: &str) -> Result<&str, String> {
-        let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
-        if let Some(key) = unknown
-            && !self.warned_unknown
-        {
-            self.warned_unknown = true;
-            self.unknown = Some(key);
-        }
-        self.out.clear();
-        self.out.push('{');
-        for (name, slot) in self.names.iter().zip(&self.slots) {
-            if let Some((start, len)) = slot {
-                if self.out.len() > 1 {
-                    self.out.push(',');
-                }
-                self.out.push_str(name);
-                self.out.push_str(&record[*start..*start + *len]);
-            }
-        }
-        self.out.push('}');
-        Ok(&self.out)
-    }
-}
-
-pub struct CsvEncoder {
-    builder: csv::WriterBuilder,
-    writer: csv::Writer<Vec<u8>>,
-    columns: Arc<ColumnPlan>,
-    slots: Vec<Slot>,
-    unescaped: String,
-    unknown: Option<String>,
-    warned_unknown: bool,
-    /// The `_sdc_*` columns (the schema's own, then the rest after the schema's columns):
-    /// (column, metadata index). A record's own value wins (a tap's `_sdc_deleted_at`), as in
-    /// JSONL and Parquet.
-    metadata: Vec<(usize, usize)>,
-}
-
-impl CsvEncoder {
-    fn new(columns: Arc<ColumnPlan>, opts: &CsvOptions, capacity: usize, metadata: bool) -> CsvEncoder {
-        let (columns, metadata) = if metadata {
-            let columns = Arc::new(columns.with_columns(&METADATA_COLUMNS));
-            // Declared `_sdc_*` columns too: a record without the member gets the target's value,
-            // as in JSONL and Parquet.
-            let extra = (0..columns.names.len())
-                .filter_map(|c| METADATA_COLUMNS.iter().position(|m| *m == columns.names[c]).map(|m| (c, m)))
-                .collect();
-            (columns, extra)
-        } else {
-            (columns, Vec::new())
-        };
-        let mut builder = csv::WriterBuilder::new();
-        builder.delimiter(opts.delimiter).quote(opts.quote).buffer_capacity(16 * 1024);
-        let mut writer = builder.from_writer(Vec::with_capacity(capacity));
-        if opts.header {
-            // Writing into a Vec cannot fail.
-            let _ = writer.write_record(columns.names.iter());
-        }
-        CsvEncoder {
-            builder,
-            slots: vec![None; columns.names.len()],
-            writer,
-            columns,
-            unescaped: String::new(),
-            unknown: None,
-            warned_unknown: false,
-            metadata,
-        }
-    }
-
-    fn encode(&mut self, record: &str, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
-        let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
-        if let Some(key) = unknown
-            && !self.warned_unknown
-        {
-            self.warned_unknown = true;
-            self.unknown = Some(key);
-        }
-        let values = meta.filter(|_| !self.metadata.is_empty()).map(RecordMetadata::json_values);
-        for (column, slot) in self.slots.iter().enumerate() {
-            let cell: &[u8] = match slot {
-                None => match &values {
-                    // A metadata column the record does not fill itself: the target's value.
-                    Some(values) => match self.metadata.iter().find(|(c, _)| *c == column) {
-                        Some((_, m)) => match values[*m].as_str() {
-                            "null" => b"",
-                            v if v.starts_with('"') && !v.contains('\\') => &v.as_bytes()[1..v.len() - 1],
-                            v if v.starts_with('"') => {
-                                self.unescaped.clear();
-                                self.unescaped.push_str(&serde_json::from_str::<String>(v).map_err(|e| e.to_string())?);
-                                self.unescaped.as_bytes()
-                            }
-                            v => v.as_bytes(),
-                        },
-                        None => b"",
-                    },
-                    None => b"",
-                },
-                Some((start, len)) => {
-                    let raw = &record[*start..*start + *len];
-                    match raw.as_bytes()[0] {
-                        b'n' => b"",
-                        b'"' if !raw.contains('\\') => &raw.as_bytes()[1..raw.len() - 1],
-                        b'"' => {
-                            self.unescaped.clear();
-                            let s: String = serde_json::from_str(raw).map_err(|e| e.to_string())?;
-                            self.unescaped.push_str(&s);
-                            self.unescaped.as_bytes()
-                        }
-                        // numbers and booleans as the tap wrote them; arrays and objects as JSON
-                        _ => raw.as_bytes(),
-                    }
-                }
-            };
-            self.writer.write_field(cell).map_err(|e| e.to_string())?;
-        }
-        self.writer.write_record(None::<&[u8]>).map_err(|e| e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::metadata::push_with_metadata;
     use super::*;
+    use crate::config::CsvOptions;
     use crate::schema::{SchemaOptions, StreamSchema};
 
     fn csv_of(schema: &str, records: &[&str], opts: CsvOptions) -> String {

@@ -23,8 +23,8 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::encode::METADATA_COLUMNS;
-use crate::schema::Key;
+use super::METADATA_COLUMNS;
+use crate::json::Key;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Field {
@@ -136,7 +136,7 @@ impl<'a> Ctx<'a> {
                 let index: usize = segment.parse().ok()?;
                 serde_json::from_str::<Vec<&RawValue>>(text).ok()?.get(index)?.get()
             } else {
-                crate::schema::member(text, &segment)?.get()
+                crate::json::member(text, &segment)?.get()
             };
         }
         Some((pointer, text, value))
@@ -149,7 +149,7 @@ fn struct_fields<'a>(text: &'a str, schema: &'a Value, ctx: &mut Ctx<'a>) -> Vec
         Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let Ok(Some(props)) = crate::schema::properties_of(text) else { return Vec::new() };
+    let Ok(Some(props)) = crate::json::properties_of(text) else { return Vec::new() };
     let Some(values) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
     props
         .into_iter()
@@ -201,7 +201,7 @@ fn resolve<'a>(text: &'a str, schema: &'a Value, ctx: &mut Ctx<'a>) -> (Type, bo
                 let nullable = others.len() < alternatives.len();
                 // The alternative's own text keeps its properties' order.
                 let key = if schema.get("anyOf").is_some() { "anyOf" } else { "oneOf" };
-                let texts: Vec<&RawValue> = crate::schema::member(text, key)
+                let texts: Vec<&RawValue> = crate::json::member(text, key)
                     .and_then(|raw| serde_json::from_str(raw.get()).ok())
                     .unwrap_or_default();
                 let position = alternatives.iter().position(|a| std::ptr::eq(a, *only)).unwrap_or(0);
@@ -236,7 +236,7 @@ fn type_of<'a>(non_null: &[&str], text: &'a str, schema: &'a Value, ctx: &mut Ct
         ["array"] => {
             let item = match schema.get("items") {
                 Some(items @ Value::Object(_)) => {
-                    let items_text = crate::schema::member(text, "items").map_or("{}", |raw| raw.get());
+                    let items_text = crate::json::member(text, "items").map_or("{}", |raw| raw.get());
                     let (ty, nullable) = match recursive_array(items, ctx) {
                         // Arrays of any dimension: JSON text when asked to (2-D data fits).
                         Some(_) if ctx.nested_as_json => return Type::Json,

@@ -1,5 +1,5 @@
 //! `format: parquet`: records go straight from their raw JSON text into Arrow builders typed by
-//! the stream's JSON Schema ([`crate::typed`]), every few thousand rows into a record batch.
+//! the stream's JSON Schema ([`crate::schema::typed`]), every few thousand rows into a record batch.
 //! The batches go to the writer thread, which runs arrow-rs's `ArrowWriter` (page encoding,
 //! compression, row groups) on the second core and passes finished row groups on, so memory is
 //! bounded by a row group, not by the file.
@@ -17,8 +17,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use super::{PageWriter, RowBatch};
 use crate::config::ParquetCodec;
-use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
+use crate::schema::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
 
 /// The page codec for `parquet_compression` (`lz4` is LZ4_RAW, the non-deprecated one).
 fn compression(codec: ParquetCodec) -> Compression {
@@ -119,19 +120,43 @@ impl ParquetEncoder {
         Ok(())
     }
 
-    /// The file's `ArrowWriter`, for the writer thread (once, when the file opens).
-    pub fn take_writer(&mut self) -> Option<Box<ArrowWriter<Vec<u8>>>> {
-        self.writer.take()
+    /// The file's page writer (its `ArrowWriter`), for the writer thread (once, at open).
+    pub fn take_writer(&mut self) -> Option<Box<dyn PageWriter>> {
+        self.writer.take().map(|w| Box::new(Pages(w)) as Box<dyn PageWriter>)
     }
 
     /// A finished batch of rows, when one is ready.
-    pub fn take_batch(&mut self) -> Option<RecordBatch> {
-        self.ready.take()
+    pub fn take_batch(&mut self) -> Option<RowBatch> {
+        self.ready.take().map(|batch| RowBatch::new(batch.get_array_memory_size() as u64, batch))
     }
 
     /// The last rows become a batch (the writer thread writes the footer when the file closes).
     pub fn finish(&mut self) -> Result<(), String> {
         self.flush_batch()
+    }
+}
+
+/// Parquet's page encoding and compression, run on the writer thread: row groups leave as soon
+/// as they are complete, so memory is one row group in progress per open file.
+struct Pages(Box<ArrowWriter<Vec<u8>>>);
+
+impl PageWriter for Pages {
+    fn write(&mut self, rows: RowBatch) -> std::io::Result<()> {
+        let batch: RecordBatch = rows.take().ok_or_else(|| std::io::Error::other("rows of another format"))?;
+        self.0.write(&batch).map_err(std::io::Error::other)
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(self.0.inner_mut())
+    }
+
+    fn held(&self) -> u64 {
+        self.0.in_progress_size() as u64
+    }
+
+    fn finish(mut self: Box<Self>) -> std::io::Result<Vec<u8>> {
+        self.0.finish().map_err(std::io::Error::other)?;
+        Ok(std::mem::take(self.0.inner_mut()))
     }
 }
 
@@ -327,18 +352,20 @@ mod tests {
     fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
         let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), ParquetCodec::Snappy, 2, policy)?;
         let mut writer = enc.take_writer().unwrap();
+        let mut out = Vec::new();
         for r in records {
             enc.encode(r, None)?;
             if let Some(batch) = enc.take_batch() {
-                writer.write(&batch).unwrap();
+                writer.write(batch).unwrap();
+                out.extend(writer.take_output());
             }
         }
         enc.finish()?;
         if let Some(batch) = enc.take_batch() {
-            writer.write(&batch).unwrap();
+            writer.write(batch).unwrap();
         }
-        writer.finish().unwrap();
-        Ok((std::mem::take(writer.inner_mut()), enc.top.nulled))
+        out.extend(writer.finish().unwrap());
+        Ok((out, enc.top.nulled))
     }
 
     fn read(bytes: Vec<u8>) -> Vec<RecordBatch> {

@@ -1,5 +1,5 @@
 //! `format: avro`: object container files written by the apache-avro crate, with the Avro
-//! schema derived from the stream's JSON Schema ([`crate::typed`], same rules as Parquet).
+//! schema derived from the stream's JSON Schema ([`crate::schema::typed`], same rules as Parquet).
 //! One `Value` tree per file is filled in place from each record's raw JSON text, so strings,
 //! lists and unions reuse their allocations from record to record.
 
@@ -11,7 +11,7 @@ use apache_avro::{Codec, DeflateSettings, Schema, Writer, ZstandardSettings};
 use serde_json::json;
 
 use crate::config::AvroCodec;
-use crate::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
+use crate::schema::typed::{self, Field, FieldIndex, Outcome, Problem, Rows, Type, Unparseable};
 
 /// The block codec for `avro_codec`.
 fn codec(codec: AvroCodec) -> Codec {

@@ -1,0 +1,211 @@
+//! Schemas: drafts, validation and the column plan.
+
+use serde_json::value::RawValue;
+
+use super::draft::draft4_bounds_to_draft7;
+use super::*;
+use crate::error::InputErrorKind;
+
+fn opts() -> SchemaOptions {
+    SchemaOptions { validate_records: true, validate_formats: false, flatten_max_depth: 10 }
+}
+
+const SCHEMA: &str = r#"{"type":"object","required":["id"],"properties":{
+    "id":{"type":"integer"},
+    "addr":{"type":["object","null"],"properties":{"city":{"type":"string"},"geo":{"type":"object","properties":{"lat":{"type":"number"}}}}},
+    "tags":{"type":"array","items":{"type":"string"}},
+    "free":{"type":"object"},
+    "ts":{"type":"string","format":"date-time"}}}"#;
+
+#[test]
+fn columns_follow_schema_order_and_flatten() {
+    let s = StreamSchema::compile(SCHEMA, vec![], opts()).unwrap();
+    assert_eq!(s.columns.names, ["id", "addr__city", "addr__geo__lat", "tags", "free", "ts"]);
+    let shallow = StreamSchema::compile(SCHEMA, vec![], SchemaOptions { flatten_max_depth: 1, ..opts() }).unwrap();
+    assert_eq!(shallow.columns.names, ["id", "addr__city", "addr__geo", "tags", "free", "ts"]);
+}
+
+#[test]
+fn locate_finds_raw_values() {
+    let s = StreamSchema::compile(SCHEMA, vec![], opts()).unwrap();
+    let rec = r#"{"ts":"2020","id":1.50,"addr":{"geo":{"lat":-1e3},"city":"a\"b"},"extra":1,"tags":["x"]}"#;
+    let mut slots = vec![None; 6];
+    let unknown = s.columns.locate(rec, &mut slots).unwrap();
+    let got: Vec<Option<&str>> = slots.iter().map(|s| s.map(|(a, n)| &rec[a..a + n])).collect();
+    assert_eq!(got, [Some("1.50"), Some(r#""a\"b""#), Some("-1e3"), Some(r#"["x"]"#), None, Some(r#""2020""#)]);
+    assert_eq!(unknown.as_deref(), Some("extra"));
+    let null_addr = r#"{"id":1,"addr":null}"#;
+    s.columns.locate(null_addr, &mut slots).unwrap();
+    assert_eq!(slots.iter().filter(|s| s.is_some()).count(), 1);
+    assert!(s.columns.locate(r#"{"id":1,"addr":"oops"}"#, &mut slots).unwrap_err().to_string().contains("addr"));
+}
+
+#[test]
+fn validation_names_path_and_rule() {
+    let s = StreamSchema::compile(SCHEMA, vec!["id".into()], opts()).unwrap();
+    let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
+    s.check(&raw(r#"{"id":1,"ts":"not a date"}"#)).unwrap();
+    let e = s.check(&raw(r#"{"id":"x"}"#)).unwrap_err().to_string();
+    assert!(e.contains("at /id") && e.contains("integer"), "{e}");
+    let e = s.check(&raw(r#"{"addr":null}"#)).unwrap_err().to_string();
+    assert!(e.contains("\"id\" is a required property"), "{e}");
+    let strict = StreamSchema::compile(SCHEMA, vec![], SchemaOptions { validate_formats: true, ..opts() }).unwrap();
+    assert!(strict.check(&raw(r#"{"id":1,"ts":"not a date"}"#)).is_err());
+}
+
+#[test]
+fn validation_off_checks_only_the_shape() {
+    let s =
+        StreamSchema::compile(SCHEMA, vec!["id".into()], SchemaOptions { validate_records: false, ..opts() }).unwrap();
+    let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
+    s.check(&raw(r#"{"a":{"id":2}}"#)).unwrap();
+    assert!(s.check(&raw("[1]")).is_err());
+}
+
+fn raw(text: &str) -> Box<RawValue> {
+    serde_json::from_str(text).unwrap()
+}
+
+/// pipelinewise-tap-postgres's numeric columns (draft 4 bounds, no `$schema`), in every
+/// place a schema can sit.
+#[test]
+fn draft4_bounds_are_accepted_wherever_they_occur() {
+    let schema = r##"{"type":"object","properties":{
+        "amount":{"type":["null","number"],"exclusiveMaximum":true,"maximum":100000000,"multipleOf":0.01,"exclusiveMinimum":true,"minimum":-100000000},
+        "inclusive":{"type":"integer","exclusiveMaximum":false,"maximum":10},
+        "o":{"type":"object","properties":{"n":{"type":"number","exclusiveMinimum":true,"minimum":0}}},
+        "l":{"type":"array","items":{"$ref":"#/definitions/positive"}},
+        "either":{"anyOf":[{"type":"null"},{"type":"number","exclusiveMaximum":true,"maximum":1}]},
+        "d":{"type":"object","default":{"exclusiveMaximum":true,"maximum":5}}},
+      "definitions":{"positive":{"type":"number","exclusiveMinimum":true,"minimum":0}}}"##;
+    let s = StreamSchema::compile(schema, vec![], opts()).unwrap();
+    for ok in [
+        r#"{"amount":99999999.99,"inclusive":10,"o":{"n":0.5},"l":[1,2],"either":0.5}"#,
+        r#"{"amount":-99999999.99,"either":null,"d":{"exclusiveMaximum":true,"maximum":5}}"#,
+    ] {
+        s.check(&raw(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, at) in [
+        (r#"{"amount":100000000}"#, "at /amount"),
+        (r#"{"amount":-100000000}"#, "at /amount"),
+        (r#"{"inclusive":11}"#, "at /inclusive"),
+        (r#"{"o":{"n":0}}"#, "at /o/n"),
+        (r#"{"l":[1,0]}"#, "at /l/1"),
+        (r#"{"either":1}"#, "at /either"),
+    ] {
+        let e = s.check(&raw(bad)).unwrap_err().to_string();
+        assert!(e.contains(at), "{bad}: {e}");
+    }
+    // Only schema positions are rewritten: data (a `default`) keeps its members.
+    let mut value: Value = serde_json::from_str(schema).unwrap();
+    draft4_bounds_to_draft7(&mut value);
+    assert_eq!(value["properties"]["d"]["default"], serde_json::json!({"exclusiveMaximum":true,"maximum":5}));
+    assert_eq!(value["properties"]["amount"]["exclusiveMaximum"], 100000000);
+    assert!(value["properties"]["amount"].get("maximum").is_none());
+    assert_eq!(value["properties"]["inclusive"]["maximum"], 10);
+    assert!(value["properties"]["inclusive"].get("exclusiveMaximum").is_none());
+}
+
+#[test]
+fn schema_draft_is_honoured() {
+    let bounds = r#""properties":{"amount":{"type":"number","exclusiveMaximum":true,"maximum":10}}"#;
+    let draft4 = format!(r#"{{"$schema":"http://json-schema.org/draft-04/schema#",{bounds}}}"#);
+    let s = StreamSchema::compile(&draft4, vec![], opts()).unwrap();
+    assert!(s.check(&raw(r#"{"amount":10}"#)).is_err(), "exclusive in draft 4");
+    s.check(&raw(r#"{"amount":9}"#)).unwrap();
+    // A later draft, honoured: the draft-4 boolean is an error naming the place.
+    let draft7 = format!(r#"{{"$schema":"http://json-schema.org/draft-07/schema#",{bounds}}}"#);
+    let Err(e) = StreamSchema::compile(&draft7, vec![], opts()) else { panic!("draft 7 rejects a boolean bound") };
+    let e = e.to_string();
+    assert!(
+        e.starts_with(
+            r#"SCHEMA is not a valid JSON Schema: at /properties/amount/exclusiveMaximum: true is not of type "number""#
+        ),
+        "{e}"
+    );
+    assert!(e.contains("declare draft-04"), "{e}");
+    // 2020-12 keywords work when declared.
+    let s = StreamSchema::compile(
+        r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","properties":{"p":{"type":"array","prefixItems":[{"type":"integer"}]}}}"#,
+        vec![],
+        opts(),
+    )
+    .unwrap();
+    assert!(s.check(&raw(r#"{"p":["x"]}"#)).is_err());
+    // An unknown `$schema` is the default: draft 7, draft-4 bounds accepted.
+    let unknown = format!(r#"{{"$schema":"http://example.com/my-schema",{bounds}}}"#);
+    let s = StreamSchema::compile(&unknown, vec![], opts()).unwrap();
+    assert!(s.check(&raw(r#"{"amount":10}"#)).is_err());
+    // Draft 4's `id` is its base URI: a bad one is named.
+    let Err(e) = StreamSchema::compile(
+        r#"{"$schema":"http://json-schema.org/draft-04/schema#","id":"not a uri","properties":{}}"#,
+        vec![],
+        opts(),
+    ) else {
+        panic!("a bad draft-4 id")
+    };
+    assert_eq!(
+        e.to_string(),
+        "SCHEMA is not a valid JSON Schema: a `$ref` or `$id` (draft 4: `id`) is not a URI: \
+         Invalid URI reference 'not a uri': unexpected character at index 3"
+    );
+    // Without `$schema` (draft 7), `id` is just an unknown keyword.
+    StreamSchema::compile(r#"{"id":"not a uri","properties":{}}"#, vec![], opts()).unwrap();
+}
+
+#[test]
+fn nasty_references_are_errors_or_harmless() {
+    let compile = |t: &str| StreamSchema::compile(t, vec![], opts()).map_err(|e| e.to_string());
+    let e = compile(r##"{"properties":{"a":{"$ref":"#/definitions/missing"}}}"##).err().unwrap();
+    assert_eq!(e, "SCHEMA is not a valid JSON Schema: $ref: Pointer '/definitions/missing' does not exist");
+    let e = compile(r#"{"properties":{"a":{"$ref":"http://example.com/a.json"}}}"#).err().unwrap();
+    assert!(e.contains("$ref: Resource 'http://example.com/a.json'"), "{e}");
+    // Cycles compile and validate without looping.
+    for cyclic in [
+        r##"{"properties":{"a":{"$ref":"#/definitions/x"}},"definitions":{"x":{"$ref":"#/definitions/x"}}}"##,
+        r##"{"properties":{"a":{"$ref":"#/definitions/x"}},"definitions":{"x":{"$ref":"#/definitions/y"},"y":{"$ref":"#/definitions/x"}}}"##,
+        r##"{"properties":{"a":{"$ref":"#"}}}"##,
+    ] {
+        let s = compile(cyclic).unwrap();
+        let _ = s.check(&raw(r#"{"a":{"a":{"a":1}}}"#));
+    }
+    let e = compile(r#"{"properties":{"a":{"type":"number","multipleOf":0}}}"#).err().unwrap();
+    assert!(e.contains("at /properties/a/multipleOf: 0 is less than or equal to the minimum of 0"), "{e}");
+    compile(r#"{"properties":{"a":{"type":"number","multipleOf":1e300}}}"#).unwrap();
+}
+
+#[test]
+fn flattened_names_never_clash() {
+    let schema = r#"{"properties":{"a__b":{"type":"string"},"a":{"type":"object","properties":{"b":{"type":"string"},"b_2":{"type":"string"}}},"a__b_2":{"type":"string"},"x":{"type":"object","properties":{"y__z":{"type":"integer"}}},"x__y":{"type":"object","properties":{"z":{"type":"integer"}}}}}"#;
+    let s = StreamSchema::compile(schema, vec![], opts()).unwrap();
+    assert_eq!(s.columns.names, ["a__b", "a__b_3", "a__b_2", "a__b_2_2", "x__y__z", "x__y__z_2"]);
+    let rec = r#"{"a__b":"top","a":{"b":"nested","b_2":"n2"},"a__b_2":"top2","x":{"y__z":1},"x__y":{"z":2}}"#;
+    let mut slots = vec![None; 6];
+    s.columns.locate(rec, &mut slots).unwrap();
+    let got: Vec<&str> = slots.iter().map(|s| s.map_or("", |(a, n)| &rec[a..a + n])).collect();
+    assert_eq!(got, [r#""top""#, r#""nested""#, r#""n2""#, r#""top2""#, "1", "2"]);
+}
+
+#[test]
+fn a_property_named_twice_is_one_column() {
+    let s = StreamSchema::compile(
+        r#"{"properties":{"a":{"type":"string"},"b":{"type":"integer"},"a":{"type":"integer"}}}"#,
+        vec![],
+        opts(),
+    )
+    .unwrap();
+    assert_eq!(s.columns.names, ["b", "a"]);
+    s.check(&raw(r#"{"a":1}"#)).unwrap();
+}
+
+#[test]
+fn schema_errors() {
+    assert!(matches!(
+        StreamSchema::compile(r#"{"type":"object"}"#, vec![], opts()),
+        Err(InputErrorKind::SchemaNoProperties)
+    ));
+    assert!(matches!(
+        StreamSchema::compile(r#"{"properties":{"a":{"type":"nonsense"}}}"#, vec![], opts()),
+        Err(InputErrorKind::InvalidSchema(_))
+    ));
+}

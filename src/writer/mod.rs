@@ -1,0 +1,224 @@
+//! The writer thread: turns each file's encoded chunks into stored bytes through its [`body`]
+//! (compression, or a typed format's page encoding) and hands them to storage. It runs beside
+//! the thread that decodes and encodes, so compression (the most expensive step) uses the second
+//! core. It also runs `hard_delete`'s listing and deletion, so the decode thread never waits on
+//! storage. Commands arrive through a bounded channel: when storage is slow the pipeline waits,
+//! and so does the reading of the input.
+
+mod body;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::Compression;
+use crate::destination::{Completion, Event, FileId, ObjectMeta, ObjectSink, Storage};
+use crate::error::StorageError;
+use crate::formats::{PageWriter, RowBatch};
+use crate::keys::ObjectKey;
+use body::Body;
+
+/// How far the writer got with one file, read by the pipeline to roll files by their size
+/// after compression without waiting for the writer.
+#[derive(Default, Debug)]
+pub struct Progress {
+    /// Uncompressed bytes the writer has compressed.
+    pub consumed: AtomicU64,
+    /// Bytes passed to storage (after compression).
+    pub written: AtomicU64,
+    /// Encoded bytes held back on this thread (a Parquet row group in progress).
+    pub held: AtomicU64,
+}
+
+pub enum Command {
+    Open {
+        id: FileId,
+        key: ObjectKey,
+        meta: ObjectMeta,
+        compression: Compression,
+        /// Typed files: the page writer that encodes their rows (`compression` is then unused).
+        pages: Option<Box<dyn PageWriter>>,
+        progress: Arc<Progress>,
+    },
+    /// Rows for a typed (Parquet) file.
+    Rows { id: FileId, rows: RowBatch },
+    /// Uncompressed bytes for a file; the buffer goes back through the recycle channel.
+    Write { id: FileId, data: Vec<u8> },
+    /// Ends a file; `key` replaces the key given at open (keys with cursor macros).
+    Close { id: FileId, key: Option<ObjectKey> },
+    /// `hard_delete`: lists `root` and deletes the objects `delete` selects; reported as
+    /// [`Event::Deleted`]. Storage I/O, so it runs here and never on the decode thread.
+    Delete { id: FileId, stream: String, root: String, delete: Box<dyn Fn(&ObjectKey) -> bool + Send> },
+}
+
+/// Starts the writer thread. It stops when the command channel closes; files still open then
+/// are aborted (the pipeline closes every file it wants kept before it hangs up).
+pub fn spawn(
+    storage: Arc<dyn Storage>,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    recycle: Sender<Vec<u8>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("compress-write".into())
+        .spawn(move || {
+            let mut open: HashMap<FileId, ObjectWriter> = HashMap::new();
+            let mut failed = false;
+            for command in commands {
+                if failed {
+                    continue; // drain until the pipeline hangs up, so it never blocks on us
+                }
+                let result = match command {
+                    Command::Open { id, key, meta, compression, pages, progress } => storage
+                        .create(&key, &meta)
+                        .and_then(|sink| ObjectWriter::new(key, sink, compression, pages, progress))
+                        .map(|writer| {
+                            open.insert(id, writer);
+                        }),
+                    Command::Write { id, mut data } => {
+                        let r = match open.get_mut(&id) {
+                            Some(w) => w.write(&data),
+                            None => Ok(()),
+                        };
+                        data.clear();
+                        let _ = recycle.try_send(data);
+                        r
+                    }
+                    Command::Rows { id, rows } => match open.get_mut(&id) {
+                        Some(w) => w.write_rows(rows),
+                        None => Ok(()),
+                    },
+                    Command::Close { id, key } => match open.remove(&id) {
+                        Some(w) => w.finish(id, key, events.clone()),
+                        None => Ok(()),
+                    },
+                    Command::Delete { id, stream, root, delete } => storage.list(&root).and_then(|keys| {
+                        let doomed: Vec<ObjectKey> = keys.into_iter().filter(|k| delete(k)).collect();
+                        storage.delete(&doomed)?;
+                        let _ = events.send(Event::Deleted { id, stream, root, keys: doomed });
+                        Ok(())
+                    }),
+                };
+                if let Err(e) = result {
+                    failed = true;
+                    for (_, w) in open.drain() {
+                        w.abort();
+                    }
+                    let _ = events.send(Event::Failed(e));
+                }
+            }
+            for (_, w) in open.drain() {
+                w.abort();
+            }
+        })
+        .expect("spawning the writer thread")
+}
+
+/// One open file on the writer thread: its body (compression or pages) and its sink, which
+/// stays ours to finish or abort.
+struct ObjectWriter {
+    key: ObjectKey,
+    sink: Box<dyn ObjectSink>,
+    body: Option<Box<dyn Body>>,
+    /// The emptied buffer the body collects its next output in (no allocation per chunk).
+    spare: Vec<u8>,
+    progress: Arc<Progress>,
+    crc: crc32fast::Hasher,
+}
+
+impl ObjectWriter {
+    fn new(
+        key: ObjectKey,
+        sink: Box<dyn ObjectSink>,
+        compression: Compression,
+        pages: Option<Box<dyn PageWriter>>,
+        progress: Arc<Progress>,
+    ) -> Result<ObjectWriter, StorageError> {
+        match body::new(compression, pages) {
+            Ok(body) => Ok(ObjectWriter {
+                key,
+                sink,
+                body: Some(body),
+                spare: Vec::new(),
+                progress,
+                crc: crc32fast::Hasher::new(),
+            }),
+            Err(source) => {
+                sink.abort();
+                Err(StorageError::Compress { key: key.to_string(), source })
+            }
+        }
+    }
+
+    fn compress_error(&self, source: std::io::Error) -> StorageError {
+        StorageError::Compress { key: self.key.to_string(), source }
+    }
+
+    fn body(&mut self) -> &mut dyn Body {
+        self.body.as_deref_mut().expect("present until finish")
+    }
+
+    fn pass_on(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.sink.write(bytes)?;
+        self.crc.update(bytes);
+        self.progress.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Passes on what the body has ready; `input` when it passes bytes through.
+    fn drain(&mut self, input: &[u8]) -> Result<(), StorageError> {
+        let spare = std::mem::take(&mut self.spare);
+        match self.body().take_output(spare) {
+            None => self.pass_on(input),
+            Some(mut ready) => {
+                let result = if ready.is_empty() { Ok(()) } else { self.pass_on(&ready) };
+                ready.clear();
+                self.spare = ready;
+                result
+            }
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        if let Err(e) = self.body().write(data) {
+            return Err(self.compress_error(e));
+        }
+        self.drain(data)?;
+        self.progress.consumed.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Rows of a typed file; finished row groups go on to storage.
+    fn write_rows(&mut self, rows: RowBatch) -> Result<(), StorageError> {
+        let size = rows.size;
+        if let Err(e) = self.body().write_rows(rows) {
+            return Err(self.compress_error(e));
+        }
+        let held = self.body().held();
+        self.progress.held.store(held, Ordering::Relaxed);
+        self.drain(&[])?;
+        self.progress.consumed.fetch_add(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn finish(mut self, id: FileId, key: Option<ObjectKey>, events: Sender<Event>) -> Result<(), StorageError> {
+        let body = self.body.take().expect("present until finish");
+        let result = match body.finish() {
+            Ok(tail) => self.pass_on(&tail),
+            Err(e) => Err(self.compress_error(e)),
+        };
+        if let Err(e) = result {
+            self.abort();
+            return Err(e);
+        }
+        let crc = self.crc.clone().finalize();
+        self.sink.finish(Completion::new(id, key.unwrap_or(self.key), crc, events));
+        Ok(())
+    }
+
+    fn abort(self) {
+        self.sink.abort();
+    }
+}
