@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark: replays generated Singer input through the release binary.
 
-Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...]
+Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...] [--bin PATH ...]
 
 Builds `target-s3` and the `gen_singer` example in release mode, generates N records once
 (target/bench/input-N.singer), then runs each case R times with `--input`, through
 `/usr/bin/time -v`, and prints the medians: records/s, input MB/s, CPU seconds, peak RSS and
 objects written. `--s3` adds cases writing to a local S3 server started with
 ../shared/s3-server/start.sh (S3_SERVER=seaweedfs is the realistic one; moto is slow).
-This is a benchmark, not a test: nothing here asserts a speed.
+`--bin A --bin B` compares binaries (e.g. a saved build of an earlier commit against the
+current one): their runs alternate (A, B, A, B, ...) so both see the same machine load, and
+each case prints one row per binary. This is a benchmark, not a test: nothing here asserts a
+speed.
 """
 import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile
 
@@ -67,7 +70,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--s3", action="store_true")
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--bin", action="append", help="binary to run (repeat to compare; default: the release build)")
     a = ap.parse_args()
+    bins = a.bin or [BIN]
     subprocess.run(["cargo", "build", "--release", "--bin", "target-s3", "--example", "gen_singer"], cwd=ROOT, check=True)
     os.makedirs(os.path.join(ROOT, "target", "bench"), exist_ok=True)
     data = os.path.join(ROOT, "target", "bench", f"input-{a.records}.singer")
@@ -77,6 +82,7 @@ def main():
         os.rename(data + ".tmp", data)
     size_mb = os.path.getsize(data) / 1e6
     print(f"input: {a.records} records, {size_mb:.0f} MB, {os.cpu_count()} cores, {a.runs} runs per case (medians)\n")
+    label = (lambda b: f" [{os.path.basename(b)}]") if len(bins) > 1 else (lambda b: "")
     print("| case | records/s | input MB/s | CPU s | peak RSS MiB | objects |")
     print("|---|---|---|---|---|---|")
     cases = [(c, CASES[c], None) for c in a.cases.split(",") if c]
@@ -85,34 +91,37 @@ def main():
         env = s3_env()
         cases += [(f"s3-{c}", CASES[c], env) for c in ("jsonl-gzip6", "jsonl-none")]
     for name, settings, s3 in cases:
-        results = []
+        results = {b: [] for b in bins}
         objects = "?"
         for run in range(a.runs):
-            with tempfile.TemporaryDirectory() as tmp:
-                cfg = {"log_level": "warn", **settings}
-                if s3:
-                    bucket = f"bench-{os.getpid()}-{name}-{run}".replace("_", "-")[:63]
-                    subprocess.run([sys.executable, "-c",
-                                    "import boto3,sys;boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
-                                    "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])",
-                                    s3["S3_ENDPOINT"], s3["S3_ACCESS_KEY"], s3["S3_SECRET_KEY"], bucket], check=True)
-                    cfg.update(bucket=bucket, endpoint_url=s3["S3_ENDPOINT"], force_path_style=True, region="us-east-1",
-                               aws_access_key_id=s3["S3_ACCESS_KEY"], aws_secret_access_key=s3["S3_SECRET_KEY"])
-                else:
-                    cfg["local_path"] = os.path.join(tmp, "out")
-                path = os.path.join(tmp, "config.json")
-                with open(path, "w") as f:
-                    json.dump(cfg, f)
-                results.append(time_run([BIN, "--config", path, "--input", data]))
-                if s3:
-                    objects = s3_objects(s3, cfg["bucket"])
-                else:
-                    objects = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
-        wall = statistics.median(r[0] for r in results)
-        cpu = statistics.median(r[1] for r in results)
-        rss = statistics.median(r[2] for r in results)
-        print(f"| {name} | {a.records / wall:,.0f} | {size_mb / wall:,.0f} | {cpu:.2f} | {rss:.0f} | {objects} |", flush=True)
-
+            for bin_path in bins:
+                with tempfile.TemporaryDirectory() as tmp:
+                    cfg = {"log_level": "warn", **settings}
+                    if s3:
+                        bucket = f"bench-{os.getpid()}-{name}-{run}-{bins.index(bin_path)}".replace("_", "-")[:63]
+                        subprocess.run([sys.executable, "-c",
+                                        "import boto3,sys;boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
+                                        "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])",
+                                        s3["S3_ENDPOINT"], s3["S3_ACCESS_KEY"], s3["S3_SECRET_KEY"], bucket], check=True)
+                        cfg.update(bucket=bucket, endpoint_url=s3["S3_ENDPOINT"], force_path_style=True, region="us-east-1",
+                                   aws_access_key_id=s3["S3_ACCESS_KEY"], aws_secret_access_key=s3["S3_SECRET_KEY"])
+                    else:
+                        cfg["local_path"] = os.path.join(tmp, "out")
+                    path = os.path.join(tmp, "config.json")
+                    with open(path, "w") as f:
+                        json.dump(cfg, f)
+                    results[bin_path].append(time_run([bin_path, "--config", path, "--input", data]))
+                    if s3:
+                        objects = s3_objects(s3, cfg["bucket"])
+                    else:
+                        objects = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
+        for bin_path in bins:
+            rs = results[bin_path]
+            wall = statistics.median(r[0] for r in rs)
+            cpu = statistics.median(r[1] for r in rs)
+            rss = statistics.median(r[2] for r in rs)
+            print(f"| {name}{label(bin_path)} | {a.records / wall:,.0f} | {size_mb / wall:,.0f} | {cpu:.2f} | {rss:.0f} | {objects} |",
+                  flush=True)
 
 if __name__ == "__main__":
     main()

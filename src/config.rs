@@ -760,11 +760,8 @@ impl RawConfig {
             }
         }
         let manifest_key = if self.write_manifest {
-            let manifest =
-                KeyTemplate::parse(&self.prefix, &self.manifest_key_template, &options).map_err(|e| match e {
-                    ConfigError::Invalid { message, .. } => invalid("manifest_key_template", message),
-                    other => other,
-                })?;
+            let manifest = KeyTemplate::parse(&self.prefix, &self.manifest_key_template, &options)
+                .map_err(|e| invalid("manifest_key_template", e.message))?;
             if manifest.is_partitioned() {
                 let prefix_only = KeyTemplate::parse(&self.prefix, "x", &options).is_ok_and(|p| p.is_partitioned());
                 return Err(if prefix_only {

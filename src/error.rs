@@ -37,6 +37,12 @@ impl Error {
     }
 }
 
+impl From<crate::keys::TemplateError> for ConfigError {
+    fn from(e: crate::keys::TemplateError) -> ConfigError {
+        ConfigError::Invalid { setting: e.setting, message: e.message }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]

@@ -252,7 +252,7 @@ impl Column {
                     .zip(avro_names(fields))
                     .map(|(f, name)| Column::new(f, format!("{path}.{}", f.name), name))
                     .collect(),
-                index: FieldIndex::new(fields),
+                index: FieldIndex::new(fields.iter().map(|f| f.name.as_str())),
                 slots: vec![None; fields.len()],
             },
             Type::List(item) => Kind::List {

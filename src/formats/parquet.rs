@@ -210,7 +210,7 @@ impl Column {
             Type::Struct(fields) => Kind::Struct {
                 fields: fields.iter().map(arrow_field).collect(),
                 children: fields.iter().map(|f| Column::new(f, format!("{path}.{}", f.name))).collect(),
-                index: FieldIndex::new(fields),
+                index: FieldIndex::new(fields.iter().map(|f| f.name.as_str())),
                 slots: vec![None; fields.len()],
                 validity: NullBufferBuilder::new(BATCH_ROWS),
             },

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// An object key, borrowed from the input unless it contains escapes.
@@ -104,4 +104,89 @@ pub fn find_field<'a>(record: &'a str, path: &[String]) -> Option<&'a RawValue> 
     let mut de = serde_json::Deserializer::from_str(record);
     let raw = serde::Deserializer::deserialize_map(&mut de, Find { key: first }).ok()??;
     if rest.is_empty() { Some(raw) } else { find_field(raw.get(), rest) }
+}
+
+/// Where an object's members sit in the record text, by field index: byte ranges relative to
+/// the start of `raw`, reset first. Members that are not fields are skipped (as JSONL keeps
+/// them, JSON columns keep them; typed columns have no place for them).
+pub fn members(raw: &str, index: &FieldIndex, slots: &mut [Option<(usize, usize)>]) -> Result<(), serde_json::Error> {
+    slots.fill(None);
+    let mut de = serde_json::Deserializer::from_str(raw);
+    Members { index, base: raw.as_ptr() as usize, slots }.deserialize(&mut de)?;
+    de.end()
+}
+
+/// Byte ranges of an array's elements, relative to the start of `raw`, appended to `out`.
+pub fn elements(raw: &str, out: &mut Vec<(usize, usize)>) -> Result<(), serde_json::Error> {
+    out.clear();
+    let mut de = serde_json::Deserializer::from_str(raw);
+    Elements { base: raw.as_ptr() as usize, out }.deserialize(&mut de)?;
+    de.end()
+}
+
+/// Field name -> index, for matching members without allocating.
+#[derive(Debug, Default)]
+pub struct FieldIndex(HashMap<String, usize, foldhash::fast::RandomState>);
+
+impl FieldIndex {
+    /// The index of each name, in order.
+    pub fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> FieldIndex {
+        FieldIndex(names.into_iter().enumerate().map(|(i, n)| (n.to_string(), i)).collect())
+    }
+}
+
+struct Members<'a> {
+    index: &'a FieldIndex,
+    base: usize,
+    slots: &'a mut [Option<(usize, usize)>],
+}
+
+impl<'de> DeserializeSeed<'de> for Members<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Members<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            if let Some(i) = self.index.0.get(key.0.as_ref()) {
+                let text = value.get();
+                self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Elements<'a> {
+    base: usize,
+    out: &'a mut Vec<(usize, usize)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Elements<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(value) = seq.next_element::<&'de RawValue>()? {
+            let text = value.get();
+            self.out.push((text.as_ptr() as usize - self.base, text.len()));
+        }
+        Ok(())
+    }
 }

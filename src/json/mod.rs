@@ -1,10 +1,10 @@
 //! Raw JSON, read where it lies: members of a record or a schema found in the tap's text without
 //! a value tree (in document order, which `serde_json::Value` would not keep), and the scalar
-//! parsers (dates and times) every step shares, so one value is read the same way for a key, a
-//! column and a cursor.
+//! parsers every step shares, so one value is read the same way for a key, a column and a
+//! cursor.
 
 mod members;
 mod scalars;
 
-pub use members::{Key, find_field, member, properties_of};
-pub use scalars::parse_date_time;
+pub use members::{FieldIndex, Key, elements, find_field, member, members, properties_of};
+pub use scalars::{boolean, date, decimal, float, int, numeric, parse_date_time, text, timestamp};

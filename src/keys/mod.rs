@@ -18,4 +18,4 @@ pub use macros::{FieldPath, JOB_VARIABLES, MACROS, MacroSpec, MacroStyle, RECORD
 pub use object_key::{KeyError, ObjectKey, check_key};
 pub use registry::KeyRegistry;
 pub use render::{FileContext, KeyShape, PART_MARK, RenderedKey, RunContext};
-pub use template::{KeyTemplate, ParseOptions, Uniqueness};
+pub use template::{KeyTemplate, ParseOptions, TemplateError, Uniqueness};

@@ -9,7 +9,14 @@ use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
 use super::macros::{FieldPath, FormatSpec, JOB_VARIABLES, Macro, MacroStyle, lookup, valid_names};
-use crate::error::ConfigError;
+
+/// A template that cannot be used: which setting (`key_template`, `prefix`, ...) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting `{setting}`: {message}")]
+pub struct TemplateError {
+    pub setting: String,
+    pub message: String,
+}
 
 /// Everything parsing needs beyond the template text.
 pub struct ParseOptions<'a> {
@@ -58,7 +65,7 @@ pub struct Uniqueness {
 impl KeyTemplate {
     /// Parses `prefix` and `template`; the prefix is a folder (a `/` joins the two). Whether the
     /// keys are unique is the caller's question ([`KeyTemplate::uniqueness`]).
-    pub fn parse(prefix: &str, template: &str, options: &ParseOptions<'_>) -> Result<KeyTemplate, ConfigError> {
+    pub fn parse(prefix: &str, template: &str, options: &ParseOptions<'_>) -> Result<KeyTemplate, TemplateError> {
         let mut segments = Vec::new();
         let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
         if !prefix.is_empty() {
@@ -67,7 +74,7 @@ impl KeyTemplate {
         }
         let template_segments = parse_segments("key_template", template, options)?;
         if template_segments.is_empty() {
-            return Err(ConfigError::Invalid { setting: "key_template".into(), message: "must not be empty".into() });
+            return Err(TemplateError { setting: "key_template".into(), message: "must not be empty".into() });
         }
         segments.extend(template_segments);
         Ok(KeyTemplate { segments, style: options.style })
@@ -196,8 +203,8 @@ fn renders(format: &str, zoned: bool) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Result<Vec<Segment>, ConfigError> {
-    let err = |pos: usize, message: String| ConfigError::Invalid {
+fn parse_segments(setting: &str, text: &str, options: &ParseOptions<'_>) -> Result<Vec<Segment>, TemplateError> {
+    let err = |pos: usize, message: String| TemplateError {
         setting: setting.into(),
         message: format!("{message} at position {pos} of {text:?}"),
     };

@@ -397,7 +397,7 @@ impl<'a> FileSet<'a> {
 
     /// Asks the writer thread to delete, under `root`, the objects `delete` selects (storage
     /// I/O never runs on this thread).
-    pub fn delete(&mut self, deletion: Deletion) -> Result<FileId, Fault> {
+    pub fn request_deletion(&mut self, deletion: Deletion) -> Result<FileId, Fault> {
         let id = self.next_id;
         self.next_id += 1;
         let Deletion { stream, root, delete, .. } = deletion;

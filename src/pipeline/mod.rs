@@ -420,7 +420,7 @@ impl Run<'_, '_> {
         let count = due.len();
         for deletion in due {
             let line = deletion.line;
-            let id = self.files.delete(deletion).map_err(|f| self.fault(f))?;
+            let id = self.files.request_deletion(deletion).map_err(|f| self.fault(f))?;
             self.ack.file_opened(id, line);
             self.closing += 1;
         }
