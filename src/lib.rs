@@ -5,8 +5,8 @@
 //! [`pipeline`] (route to the stream's open file, roll files) with [`template`] (object keys) ->
 //! [`encode`] (JSONL / JSON / CSV bytes; Parquet and Avro via `typed`) -> [`writer`] (compress, on its own thread) -> [`storage`]
 //! (local folder or S3) -> [`ack`] (release STATE once everything before it is durable).
-//! [`config`] and [`settings`] check every setting before the first line is read; [`cli`] is the
-//! binary's edge.
+//! [`config`] (with its [`settings`] table) checks every setting before the first line is read;
+//! [`cli`] is the binary's edge.
 
 pub mod ack;
 #[cfg(feature = "avro")]
@@ -22,7 +22,9 @@ pub mod keys;
 pub mod parquet;
 pub mod pipeline;
 pub mod schema;
-pub mod settings;
 pub mod singer;
 pub mod typed;
 pub mod writer;
+
+/// The settings table, at its old path (`crate::settings::SETTINGS`).
+pub use config::settings;

@@ -1,0 +1,169 @@
+//! The S3 destination's settings, checked at start-up rather than at the first upload: bucket
+//! name, sizes, credentials, encryption and the endpoint.
+
+use std::time::Duration;
+
+use super::settings::{ChecksumCalculation, ServerSideEncryption};
+use super::{AssumeRole, MAX_PARTS, MIN_PART_SIZE, ObjectOptions, RawConfig, S3Options};
+use crate::error::ConfigError;
+
+fn invalid(setting: &str, message: String) -> ConfigError {
+    ConfigError::Invalid { setting: setting.into(), message }
+}
+
+impl RawConfig {
+    /// Checks the S3 settings and builds the options of the S3 destination.
+    pub(super) fn s3_options(&self) -> Result<S3Options, ConfigError> {
+        let Some(bucket) = self.bucket.clone() else {
+            return Err(invalid("bucket", "is required for the s3 destination".into()));
+        };
+        check_bucket_name(&bucket)
+            .map_err(|m| invalid("bucket", format!("{bucket:?} is not a valid S3 bucket name: {m}")))?;
+        if self.part_size < MIN_PART_SIZE {
+            return Err(invalid(
+                "part_size",
+                format!("must be at least {MIN_PART_SIZE} (5 MiB, the S3 minimum), got {}", self.part_size),
+            ));
+        }
+        if self.part_size > 5 * 1024 * 1024 * 1024 {
+            return Err(invalid("part_size", "must be at most 5 GiB".into()));
+        }
+        if self.max_bytes_per_file == 0 || self.max_bytes_per_file > self.part_size * MAX_PARTS {
+            return Err(invalid(
+                "max_bytes_per_file",
+                format!(
+                    "must be between 1 and part_size x 10,000 = {} (S3 allows 10,000 parts per object), got {}",
+                    self.part_size * MAX_PARTS,
+                    self.max_bytes_per_file
+                ),
+            ));
+        }
+        if self.request_timeout_seconds == 0 {
+            return Err(invalid("request_timeout_seconds", "must be at least 1".into()));
+        }
+        if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
+            return Err(invalid("upload_concurrency", format!("must be 1 to 64, got {}", self.upload_concurrency)));
+        }
+        if self.max_retries > 100 {
+            return Err(invalid("max_retries", format!("must be 0 to 100, got {}", self.max_retries)));
+        }
+        let access_key = match (&self.aws_access_key_id, &self.aws_secret_access_key) {
+            (Some(id), Some(secret)) => Some((id.clone(), secret.clone(), self.aws_session_token.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("aws_secret_access_key", "is required with aws_access_key_id".into()));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("aws_access_key_id", "is required with aws_secret_access_key".into()));
+            }
+        };
+        if !(900..=43200).contains(&self.role_duration_seconds) {
+            return Err(invalid(
+                "role_duration_seconds",
+                format!("must be 900 to 43200, got {}", self.role_duration_seconds),
+            ));
+        }
+        let role = self.role_arn.as_ref().map(|arn| AssumeRole {
+            arn: arn.clone(),
+            external_id: self.external_id.clone(),
+            session_name: self.role_session_name.clone(),
+            duration: Duration::from_secs(self.role_duration_seconds),
+        });
+        let endpoint_url = match &self.endpoint_url {
+            Some(url) => Some(check_endpoint(url).map_err(|m| invalid("endpoint_url", m))?),
+            None => None,
+        };
+        let region = match &self.region {
+            Some(region) if region.trim().is_empty() => {
+                return Err(invalid(
+                    "region",
+                    "must not be empty (unset it to use the AWS environment or profile)".into(),
+                ));
+            }
+            region => region.clone(),
+        };
+        let checksums_when_required = match self.checksum_calculation {
+            ChecksumCalculation::WhenSupported => false,
+            ChecksumCalculation::WhenRequired => true,
+        };
+        let kms = match self.server_side_encryption {
+            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse) => true,
+            Some(ServerSideEncryption::Aes256) | None => false,
+        };
+        if self.kms_key_id.is_some() && !kms {
+            return Err(invalid("kms_key_id", "needs server_side_encryption aws:kms or aws:kms:dsse".into()));
+        }
+        let tagging = self.object_tags.as_ref().filter(|t| !t.is_empty()).map(|tags| {
+            tags.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect::<Vec<_>>().join("&")
+        });
+        let metadata = self.object_metadata.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        Ok(S3Options {
+            bucket,
+            region,
+            endpoint_url,
+            force_path_style: self.force_path_style,
+            access_key,
+            profile: self.aws_profile.clone(),
+            role,
+            part_size: self.part_size as usize,
+            upload_concurrency: self.upload_concurrency as usize,
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            max_retries: self.max_retries as u32,
+            checksums_when_required,
+            conditional_writes: self.conditional_writes && !self.allow_overwrite,
+            objects: ObjectOptions {
+                server_side_encryption: self.server_side_encryption.map(|s| s.as_str().to_string()),
+                kms_key_id: self.kms_key_id.clone(),
+                bucket_key_enabled: self.bucket_key_enabled,
+                acl: self.acl.map(|a| a.as_str().to_string()),
+                storage_class: self.storage_class.clone(),
+                tagging,
+                metadata,
+            },
+        })
+    }
+}
+
+/// An endpoint must be an http(s) URL with a host.
+fn check_endpoint(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    let host = rest.map(|r| r.rsplit_once('@').map_or(r, |(_, host)| host));
+    match host {
+        Some(h) if !h.is_empty() && !h.starts_with(['/', ':', '?', '#']) => Ok(url.to_string()),
+        Some(_) => Err(format!("{url:?} has no host")),
+        None => Err(format!("must start with http:// or https://, got {url:?}")),
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// S3's general-purpose bucket naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("it must be 3 to 63 characters long");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+        return Err("only lowercase letters, digits, dots and hyphens are allowed");
+    }
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge_ok(name.as_bytes()[0]) || !edge_ok(name.as_bytes()[name.len() - 1]) {
+        return Err("it must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return Err("it must not contain two dots in a row");
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err("it must not look like an IP address");
+    }
+    Ok(())
+}

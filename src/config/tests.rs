@@ -1,0 +1,99 @@
+//! Checks of `RawConfig -> Config` (validate.rs) and of the S3 options (s3.rs).
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::error::ConfigError;
+
+fn raw(v: Value) -> Result<RawConfig, ConfigError> {
+    RawConfig::from_map(v.as_object().unwrap().clone())
+}
+
+/// Validates with an empty environment (no job variables, no AWS variables, no HOME).
+fn checked(v: Value) -> Result<Config, String> {
+    raw(v).map_err(|e| e.to_string())?.validate_with(&|_| None).map_err(|e| e.to_string())
+}
+
+fn err(v: Value) -> String {
+    checked(v).unwrap_err()
+}
+
+#[test]
+fn s3_destination_checks() {
+    let c = checked(json!({"s3_bucket": "my-bucket", "path_prefix": "p"})).unwrap();
+    assert!(matches!(c.destination, Destination::S3(ref o) if o.bucket == "my-bucket"));
+    assert!(err(json!({"bucket": "My_Bucket"})).contains("setting `bucket`"));
+    assert!(err(json!({"bucket": "ab"})).contains("3 to 63"));
+    assert!(err(json!({"bucket": "abc", "part_size": 1024})).contains("part_size"));
+    let e = err(json!({"bucket": "abc", "part_size": 5242880, "max_bytes_per_file": 60000000000u64}));
+    assert!(e.contains("max_bytes_per_file") && e.contains("10,000"), "{e}");
+    assert!(err(json!({"bucket": "abc", "aws_access_key_id": "AK"})).contains("aws_secret_access_key"));
+    assert!(err(json!({"bucket": "abc", "server_side_encryption": "rot13"})).contains("AES256"));
+    assert!(err(json!({"bucket": "abc", "kms_key_id": "k"})).contains("aws:kms"));
+    assert!(err(json!({"bucket": "abc", "max_retries": 4294967296u64})).contains("0 to 100"));
+    assert!(err(json!({"bucket": "abc", "role_duration_seconds": 10})).contains("900 to 43200"));
+    let e = err(json!({"region": "eu-west-1"}));
+    assert!(e.starts_with("setting `bucket`: is not set, but S3 settings are (region)"), "{e}");
+    let c = checked(json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}})).unwrap();
+    let Destination::S3(o) = c.destination else { panic!() };
+    assert_eq!(o.objects.tagging.as_deref(), Some("a%26b=1&team=data%20eng"));
+}
+
+#[test]
+fn secrets_never_debug_print() {
+    let c =
+        raw(json!({"bucket": "abc", "aws_access_key_id": "AKIDSECRET", "aws_secret_access_key": "shh-very-secret"}))
+            .unwrap();
+    let shown = format!("{c:?} {:?}", c.validate_with(&|_| None).unwrap());
+    assert!(!shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"), "{shown}");
+}
+
+#[test]
+fn stream_overrides_by_name_then_glob() {
+    let c = checked(json!({"stream_overrides": {
+        "public-*": {"format": "csv"},
+        "public-users": {"compression": "zstd"},
+        "x?": {"key_template": "{stream}/{uuid}"}
+    }}))
+    .unwrap();
+    assert_eq!(c.output_for("public-users").compression, Compression::Zstd { level: 3 });
+    assert_eq!(c.output_for("public-users").format, Format::Jsonl);
+    assert_eq!(c.output_for("public-orders").format, Format::Csv);
+    assert_eq!(c.output_for("other").format, Format::Jsonl);
+    assert!(glob_match("x?", "xy") && !glob_match("x?", "xyz") && glob_match("*", "") && glob_match("a*b*c", "aXbYbc"));
+    let e = err(json!({"stream_overrides": {"s": {"compression_level": 42}}}));
+    assert_eq!(e, "setting `stream_overrides`: \"s\": `compression_level` gzip levels are 0 to 9, got 42");
+}
+
+#[test]
+fn levels_and_formats() {
+    assert_eq!(checked(json!({})).unwrap().output.compression, Compression::Gzip { level: 6 });
+    let c = checked(json!({"format": "parquet", "compression": "zstd", "compression_level": 99})).unwrap();
+    assert_eq!((c.output.format, c.output.compression), (Format::Parquet, Compression::None));
+    assert!(err(json!({"compression": "zstd", "compression_level": 0})).contains("zstd levels are 1 to 19"));
+    let e = err(json!({"compression_level": 18446744073709551615u64}));
+    assert!(e.contains("gzip levels are 0 to 9, got 18446744073709551615"), "{e}");
+    let c = checked(json!({"parquet_compression": "lz4", "avro_codec": "zstd", "unparseable_values": "null"})).unwrap();
+    assert_eq!((c.binary.parquet_codec, c.binary.avro_codec), (ParquetCodec::Lz4, AvroCodec::Zstd));
+    assert_eq!(c.binary.unparseable, crate::typed::Unparseable::Null);
+}
+
+#[test]
+fn csv_delimiter_by_name() {
+    let c = checked(json!({"delimiter": "tab", "quote_character": "'"})).unwrap();
+    assert_eq!((c.csv.delimiter, c.csv.quote), (b'\t', b'\''));
+    assert!(checked(json!({"delimiter": ";;"})).is_err());
+    assert!(err(json!({"delimiter": "'", "quote_character": "'"})).contains("must differ"));
+}
+
+#[test]
+fn nulls_unset_and_later_files_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    std::fs::write(&a, r#"{"format": "csv", "prefix": "x"}"#).unwrap();
+    std::fs::write(&b, r#"{"format": "jsonl", "prefix": null}"#).unwrap();
+    let map = merge_sources(&[Source::File(a), Source::File(b)]).unwrap();
+    let c = RawConfig::from_merged(map).unwrap();
+    assert_eq!((c.format, c.prefix.as_str()), (Format::Jsonl, ""));
+}

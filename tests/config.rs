@@ -1,0 +1,110 @@
+//! The configuration and the command line as a user meets them, through the real binary:
+//! every bad setting is exit 2 with one line naming it (never a panic).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+const INPUT: &str = concat!(
+    r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#,
+    "\n",
+    r#"{"type":"RECORD","stream":"s","record":{"id":1}}"#,
+    "\n",
+    r#"{"type":"STATE","value":{"s":1}}"#,
+    "\n"
+);
+
+/// Runs the binary with `args` in an environment holding only `vars` (plus PATH, and HOME set
+/// to an empty folder), so no AWS profile or variable of the machine takes part.
+fn run_in(args: &[&str], vars: &[(&str, &str)], home: &Path) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("HOME", home);
+    cmd.envs(vars.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Exit 2, nothing on stdout, and stderr is the one error line, which names `setting`.
+fn assert_config_error(r: &Run, setting: &str, needle: &str) {
+    assert_eq!(r.code, 2, "{setting}: {}", r.stderr);
+    assert!(r.stdout.is_empty(), "{:?}", r.stdout);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", r.stderr);
+    assert!(lines[0].starts_with("target-s3: error: ") && lines[0].contains(setting), "{setting}: {}", lines[0]);
+    assert!(lines[0].contains(needle), "{needle:?} not in {}", lines[0]);
+}
+
+#[test]
+fn every_kind_of_bad_setting_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let huge: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
+    let cases = [
+        (json!({"max_records_per_file": "many"}), "setting `max_records_per_file`", "must be an integer"),
+        (json!({"max_records_per_file": -1}), "setting `max_records_per_file`", "non-negative"),
+        (json!({"part_size": huge}), "setting `part_size`", "whole number"),
+        (json!({"validate_records": "yes"}), "setting `validate_records`", "true or false"),
+        (json!({"prefix": 7}), "setting `prefix`", "must be a string, got 7"),
+        (json!({"object_tags": "team=data"}), "setting `object_tags`", "JSON object"),
+        (json!({"format": "xml"}), "setting `format`", "must be one of jsonl, json, csv, parquet, avro, got \"xml\""),
+        (json!({"compression": "GZIP"}), "setting `compression`", "none, gzip, zstd"),
+        (json!({"log_level": "bogus"}), "setting `log_level`", "error, warn, info, debug, trace"),
+        (json!({"log_format": 1}), "setting `log_format`", "must be a string"),
+        (json!({"stream_overrides": {"s": {"format": "xml"}}}), "setting `stream_overrides`", "\"s\": `format`"),
+        (json!({"template_variables": {"a": 1}}), "setting `template_variables.a`", "expected a string"),
+        (json!({"compression_level": 10}), "setting `compression_level`", "0 to 9"),
+        (json!({"bucket": "abc", "max_retries": 4294967296u64}), "setting `max_retries`", "0 to 100"),
+        (json!({"bukcet": "abc"}), "setting `bukcet`", "did you mean `bucket`"),
+    ];
+    for (config, setting, needle) in cases {
+        let mut config = config;
+        config["local_path"] = json!(out);
+        let r = run(&config, INPUT);
+        assert_config_error(&r, setting, needle);
+        assert!(!out.exists(), "nothing is written for {config}");
+    }
+}
+
+/// Several `--config` files and `ENV`, later sources winning, spellings merged; a bad value
+/// names the variable it came from.
+#[test]
+fn layered_sources_and_env_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    std::fs::write(
+        &a,
+        json!({"local_path": out, "format": "csv", "prefix": "first", "bucket": "gone", "write_manifest": false})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(&b, json!({"path_prefix": "second", "s3_bucket": null, "compression": "none"}).to_string()).unwrap();
+    let input = dir.path().join("in.singer");
+    std::fs::write(&input, INPUT).unwrap();
+    let args = ["--config", a.to_str().unwrap(), "--config", b.to_str().unwrap(), "--config", "ENV"];
+    let r = run_in(
+        &[&args[..], &["--input", input.to_str().unwrap()]].concat(),
+        &[("TARGET_S3_FORMAT", "jsonl")],
+        dir.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let written = files(&out);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].starts_with("second/s/") && written[0].extension().unwrap() == "jsonl", "{written:?}");
+
+    let r = run_in(&args, &[("TARGET_S3_MAX_RECORDS_PER_FILE", "lots")], dir.path());
+    assert_config_error(&r, "TARGET_S3_MAX_RECORDS_PER_FILE", "expected a non-negative integer");
+    let r = run_in(&args, &[("TARGET_S3_PREFIX", "x"), ("TARGET_S3_S3_KEY_PREFIX", "y")], dir.path());
+    assert_config_error(&r, "TARGET_S3_S3_KEY_PREFIX", "keep one");
+    let r = run_in(&args, &[("TARGET_S3_BUKET", "x")], dir.path());
+    assert_config_error(&r, "TARGET_S3_BUKET", "did you mean TARGET_S3_BUCKET");
+}
