@@ -1,0 +1,42 @@
+//! `--check`: reports each step of the connection check, one line per step (`ok` or `FAILED`),
+//! for the local folder and for S3 (the probe itself is the S3 destination's).
+
+use crate::config::{Config, Destination};
+#[cfg(feature = "s3")]
+use crate::destination::S3Store;
+use crate::error::Error;
+
+#[cfg(feature = "s3")]
+pub fn s3(store: &S3Store, prefix: &str) -> Result<(), Error> {
+    let passed = store.check(prefix, |step, result| match result {
+        Ok(detail) => println!("ok      {step}: {detail}"),
+        Err(why) => println!("FAILED  {step}: {why}"),
+    });
+    if passed {
+        println!("connection check passed");
+        Ok(())
+    } else {
+        Err(Error::Check)
+    }
+}
+
+pub fn local(config: &Config) -> Result<(), Error> {
+    let Destination::Local { root } = &config.destination else {
+        return Ok(());
+    };
+    let probe = root.join(format!(".target_s3_check_{}", uuid::Uuid::new_v4()));
+    let result = std::fs::create_dir_all(root)
+        .and_then(|()| std::fs::write(&probe, b"check"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => {
+            println!("ok      write and delete a probe file: {}", root.display());
+            println!("connection check passed");
+            Ok(())
+        }
+        Err(e) => {
+            println!("FAILED  write and delete a probe file in {}: {e}", root.display());
+            Err(Error::Check)
+        }
+    }
+}
