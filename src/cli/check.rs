@@ -7,10 +7,13 @@ use crate::destination::S3Store;
 use crate::error::Error;
 
 #[cfg(feature = "s3")]
+use super::logging::scrub;
+
+#[cfg(feature = "s3")]
 pub fn s3(store: &S3Store, prefix: &str) -> Result<(), Error> {
     let passed = store.check(prefix, |step, result| match result {
-        Ok(detail) => println!("ok      {step}: {detail}"),
-        Err(why) => println!("FAILED  {step}: {why}"),
+        Ok(detail) => println!("ok      {step}: {}", scrub(&detail)),
+        Err(why) => println!("FAILED  {step}: {}", scrub(&why)),
     });
     if passed {
         println!("connection check passed");

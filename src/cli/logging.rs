@@ -1,11 +1,12 @@
 //! Logging on stderr (text or JSON lines), and the run's last line: the error, in the same form.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value, json};
 
 use super::NAME;
-use crate::config::{LogFormat, LogLevel};
+use crate::config::{Config, Destination, LogFormat, LogLevel};
 
 /// The AWS SDK logs request inputs (an assume-role external id) and signing details (the
 /// session token header) at its most verbose levels: those crates stay at `info`, whatever the
@@ -45,9 +46,9 @@ pub fn init(cli_level: Option<&str>, map: Option<&Map<String, Value>>) {
 }
 
 /// The error as the run's last stderr line: `target-s3: error: ...`, a JSON log line under
-/// `log_format: json`.
+/// `log_format: json`; scrubbed of the run's secrets ([`scrub`]).
 pub fn print_error(error: &dyn std::fmt::Display) {
-    let message = format!("{NAME}: error: {error}");
+    let message = scrub(&format!("{NAME}: error: {error}"));
     if JSON_LOGS.load(Ordering::Relaxed) {
         let line = json!({"timestamp": chrono::Utc::now().to_rfc3339(), "level": "ERROR",
                           "fields": {"message": message}});
@@ -55,4 +56,38 @@ pub fn print_error(error: &dyn std::fmt::Display) {
     } else {
         eprintln!("{message}");
     }
+}
+
+/// Text the lines this module prints must not show, with what to show instead.
+static HIDDEN: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Remembers the checked config's secrets and its endpoint with credentials. Messages are
+/// written not to carry them; this is the edge's second line of defence, for text built from
+/// the SDK or the endpoint by code that may forget (e.g. an S3 error naming the endpoint).
+pub fn hide_secrets_of(config: &Config) {
+    let Destination::S3(o) = &config.destination else { return };
+    let mut hidden = Vec::new();
+    if let Some(url) = &o.endpoint_url
+        && *url != o.endpoint_display
+    {
+        hidden.push((url.clone(), o.endpoint_display.clone()));
+    }
+    let secrets = o.access_key.iter().flat_map(|(id, secret, token)| [Some(id), Some(secret), token.as_ref()]);
+    let secrets = secrets.chain(o.role.iter().map(|r| r.external_id.as_ref()));
+    // A secret of a few characters would blank out ordinary words; real ones are longer.
+    for secret in secrets.flatten().filter(|s| s.0.len() >= 6) {
+        hidden.push((secret.0.clone(), "***".into()));
+    }
+    let _ = HIDDEN.set(hidden);
+}
+
+/// `text` with every hidden value replaced.
+pub fn scrub(text: &str) -> String {
+    let mut text = text.to_string();
+    for (secret, shown) in HIDDEN.get().into_iter().flatten() {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), shown);
+        }
+    }
+    text
 }

@@ -96,6 +96,7 @@ fn run(args: &Args) -> Result<(), Error> {
     logging::init(args.log_level.as_deref(), merged.as_ref().ok().map(|m| &m.map));
     let raw = RawConfig::from_merged(merged?)?;
     let mut config = raw.validate()?;
+    logging::hide_secrets_of(&config);
     config.dry_run = args.dry_run;
     let storage: Arc<dyn Storage> = match &config.destination {
         _ if args.dry_run => Arc::new(DryRun),

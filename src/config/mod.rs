@@ -1,7 +1,8 @@
 //! Configuration: JSON files and `TARGET_S3_*` variables ([`sources`]) merged into one serde
 //! struct ([`RawConfig`], defaults from the one [`settings`] table), then checked once at
 //! start-up ([`validate`], S3 options in `s3`) into a [`Config`] the pipeline can trust. Every
-//! check that can fail before the first input line fails here, naming the setting.
+//! check that can fail before the first input line fails here, naming the setting, and no
+//! message quotes a secret setting's value or the credentials in an endpoint URL.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,8 +80,8 @@ mod sources;
 mod tests;
 mod validate;
 
-pub use raw::{LogConfig, RawConfig, StreamOverride};
-pub use s3::check_bucket_name;
+pub use raw::{EndpointUrl, LogConfig, RawConfig, StreamOverride};
+pub use s3::{check_bucket_name, redact_url};
 pub use settings::{LogFormat, LogLevel};
 pub use sources::{Merged, Source, canonical, merge_sources, read_env, unknown_env_vars};
 
@@ -238,11 +239,14 @@ pub enum Destination {
 }
 
 /// How to reach the bucket and what to set on every object.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct S3Options {
     pub bucket: String,
     pub region: Option<String>,
+    /// May hold `user:password@`: never print it, print `endpoint_display`.
     pub endpoint_url: Option<String>,
+    /// The endpoint for messages: `endpoint_url` without its `user:password@`, or `AWS S3`.
+    pub endpoint_display: String,
     pub force_path_style: bool,
     pub access_key: Option<(Secret, Secret, Option<Secret>)>,
     pub profile: Option<String>,
@@ -255,6 +259,28 @@ pub struct S3Options {
     /// Send `If-None-Match: *` so the store refuses to replace an object.
     pub conditional_writes: bool,
     pub objects: ObjectOptions,
+}
+
+/// Written out so the endpoint is shown redacted; secrets are `Secret`s, which hide themselves.
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint_display)
+            .field("force_path_style", &self.force_path_style)
+            .field("access_key", &self.access_key)
+            .field("profile", &self.profile)
+            .field("role", &self.role)
+            .field("part_size", &self.part_size)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("checksums_when_required", &self.checksums_when_required)
+            .field("conditional_writes", &self.conditional_writes)
+            .field("objects", &self.objects)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -77,7 +77,7 @@ pub struct RawConfig {
     pub role_session_name: String,
     pub role_duration_seconds: u64,
     pub region: Option<String>,
-    pub endpoint_url: Option<String>,
+    pub endpoint_url: Option<EndpointUrl>,
     pub force_path_style: bool,
     pub part_size: u64,
     pub upload_concurrency: u64,
@@ -98,6 +98,18 @@ pub struct RawConfig {
     /// S3-only settings the sources gave a non-default value (not a setting itself).
     #[serde(skip)]
     pub s3_settings_given: Vec<&'static str>,
+}
+
+/// `endpoint_url` as given. Its `Debug` hides a `user:password@`, like every message that
+/// shows it ([`super::redact_url`]).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct EndpointUrl(pub String);
+
+impl std::fmt::Debug for EndpointUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", super::redact_url(&self.0))
+    }
 }
 
 /// One entry of `stream_overrides`; unset fields fall back to the top-level settings.
@@ -212,7 +224,7 @@ fn default_of(setting: &Setting) -> Option<Value> {
 }
 
 /// Checks a value's JSON type against the table, before serde sees it: one wording for every
-/// setting.
+/// setting, and a secret setting's value is never quoted (only its type is named).
 fn check_kind(setting: &Setting, value: &Value) -> Result<(), ConfigError> {
     let fits = match setting.kind {
         Kind::String => value.is_string(),
@@ -231,10 +243,23 @@ fn check_kind(setting: &Setting, value: &Value) -> Result<(), ConfigError> {
         (Kind::Boolean, _) => "true or false",
         (Kind::Object, _) => "a JSON object",
     };
-    Err(ConfigError::Invalid {
-        setting: setting.name.into(),
-        message: format!("must be {expected}, got {}", shown(value)),
-    })
+    let got = if setting.secret {
+        format!("{} (the value is not shown: the setting is secret)", type_name(value))
+    } else {
+        shown(value)
+    };
+    Err(ConfigError::Invalid { setting: setting.name.into(), message: format!("must be {expected}, got {got}") })
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// A value as compact JSON, cut to a readable length.
@@ -247,7 +272,8 @@ fn shown(value: &Value) -> String {
 }
 
 /// A serde error as a setting error. Inner values (`template_variables.a`, a stream override's
-/// field) are named by their path.
+/// field) are named by their path; a secret's serde message is replaced, since serde quotes
+/// the value it could not take.
 fn serde_error(e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
     use serde_path_to_error::Segment;
     let segments: Vec<String> = e
@@ -260,7 +286,12 @@ fn serde_error(e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError 
             Segment::Unknown => "?".into(),
         })
         .collect();
-    let message = e.inner().to_string();
+    let secret = segments.first().and_then(|top| settings::lookup(top)).is_some_and(|s| s.secret);
+    let message = if secret {
+        "has the wrong type (the value is not shown: the setting is secret)".into()
+    } else {
+        e.inner().to_string()
+    };
     let invalid = |setting: &str, message: String| ConfigError::Invalid { setting: setting.into(), message };
     match segments.as_slice() {
         [top, stream, field, ..] if top == "stream_overrides" => {
@@ -328,7 +359,8 @@ mod tests {
         assert_eq!(e, "setting `format`: must be one of jsonl, json, csv, parquet, avro, got \"xml\"");
     }
 
-    /// Wrong types for every setting of every kind: one line naming the setting, never a panic.
+    /// Wrong types for every setting of every kind: one line naming the setting, never a panic,
+    /// and a secret's value never in it.
     #[test]
     fn wrong_types_name_the_setting() {
         let wrong = [json!("many"), json!(12), json!(-3), json!(1.5), json!(1e30), json!(true), json!([1]), json!({})];
@@ -355,6 +387,22 @@ mod tests {
         assert!(e.contains("whole number from 0 to 18446744073709551615, got 1e+20"), "{e}");
         let e = raw(json!({"max_retries": -1})).unwrap_err().to_string();
         assert!(e.contains("non-negative integer, got -1"), "{e}");
+    }
+
+    #[test]
+    fn secrets_of_the_wrong_type_are_not_quoted() {
+        for s in SETTINGS.iter().filter(|s| s.secret) {
+            for value in [json!(987654321012u64), json!(["s3cr3t"]), json!({"k": "s3cr3t"}), json!(false)] {
+                let e = raw(json!({"bucket": "abc", s.name: value})).unwrap_err().to_string();
+                assert!(e.contains(s.name) && e.contains("not shown"), "{e}");
+                assert!(!e.contains("987654321012") && !e.contains("s3cr3t"), "{e}");
+            }
+        }
+        let e = raw(json!({"aws_external_id": 987654321012u64})).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "setting `external_id`: must be a string, got a number (the value is not shown: the setting is secret)"
+        );
     }
 
     #[test]

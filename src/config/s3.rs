@@ -1,5 +1,6 @@
 //! The S3 destination's settings, checked at start-up rather than at the first upload: bucket
-//! name, sizes, credentials, encryption and the endpoint.
+//! name, sizes, credentials, encryption, the endpoint, and the one redaction of credentials in
+//! a URL.
 
 use std::time::Duration;
 
@@ -70,7 +71,7 @@ impl RawConfig {
             duration: Duration::from_secs(self.role_duration_seconds),
         });
         let endpoint_url = match &self.endpoint_url {
-            Some(url) => Some(check_endpoint(url).map_err(|m| invalid("endpoint_url", m))?),
+            Some(url) => Some(check_endpoint(&url.0).map_err(|m| invalid("endpoint_url", m))?),
             None => None,
         };
         let region = match &self.region {
@@ -82,6 +83,7 @@ impl RawConfig {
             }
             region => region.clone(),
         };
+        let endpoint_display = endpoint_url.as_deref().map_or_else(|| "AWS S3".to_string(), redact_url);
         let checksums_when_required = match self.checksum_calculation {
             ChecksumCalculation::WhenSupported => false,
             ChecksumCalculation::WhenRequired => true,
@@ -101,6 +103,7 @@ impl RawConfig {
             bucket,
             region,
             endpoint_url,
+            endpoint_display,
             force_path_style: self.force_path_style,
             access_key,
             profile: self.aws_profile.clone(),
@@ -124,14 +127,25 @@ impl RawConfig {
     }
 }
 
+/// `url` without the `user:password@` it may carry: `http://***@host:9000`. Everything up to
+/// the last `@` after the scheme is hidden, so a password holding `/`, `?` or `@` cannot leak
+/// through a careless split. Use it wherever an endpoint is shown.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
 /// An endpoint must be an http(s) URL with a host.
 fn check_endpoint(url: &str) -> Result<String, String> {
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
     let host = rest.map(|r| r.rsplit_once('@').map_or(r, |(_, host)| host));
     match host {
         Some(h) if !h.is_empty() && !h.starts_with(['/', ':', '?', '#']) => Ok(url.to_string()),
-        Some(_) => Err(format!("{url:?} has no host")),
-        None => Err(format!("must start with http:// or https://, got {url:?}")),
+        Some(_) => Err(format!("{:?} has no host", redact_url(url))),
+        None => Err(format!("must start with http:// or https://, got {:?}", redact_url(url))),
     }
 }
 

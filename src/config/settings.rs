@@ -266,7 +266,7 @@ pub static SETTINGS: &[Setting] = &[
     s("region", String, None, "AWS region of the bucket. Unset: from the environment or profile, else `us-east-1`.")
         .aliases(&["aws_region"]).s3(),
     s("endpoint_url", String, None,
-      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`.")
+      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`. A `user:password@` in it is never shown.")
         .aliases(&["aws_endpoint_url"]).s3(),
     s("force_path_style", Boolean, Some("false"), "Address buckets as `endpoint/bucket/key` (most S3-compatible stores need this).").s3(),
     s("part_size", Integer, Some("8388608"),

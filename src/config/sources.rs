@@ -106,6 +106,7 @@ fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
 }
 
 /// Reads `TARGET_S3_<NAME>` for every setting (aliases included), converting by declared type.
+/// An error quotes the variable's value only when the setting is not secret.
 pub fn read_env(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Value>, ConfigError> {
     let mut map = Map::new();
     for setting in SETTINGS {
@@ -119,8 +120,14 @@ pub fn read_env(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Valu
                     message: format!("sets `{}` like {first} does; keep one", setting.name),
                 });
             }
-            let bad =
-                |expected: &str| ConfigError::Env { var: env_name.clone(), message: format!("expected {expected}") };
+            let bad = |expected: &str| ConfigError::Env {
+                var: env_name.clone(),
+                message: if setting.secret {
+                    format!("expected {expected} (the value is not shown: the setting is secret)")
+                } else {
+                    format!("expected {expected}, got {text:?}")
+                },
+            };
             let value = match setting.kind {
                 Kind::String => Value::String(text.clone()),
                 Kind::Integer => Value::from(text.trim().parse::<u64>().map_err(|_| bad("a non-negative integer"))?),
@@ -159,11 +166,22 @@ mod tests {
         assert_eq!(map["validate_records"], Value::Bool(false));
         assert_eq!(map["prefix"], Value::from("exports"));
         let bad = read_env(|n| (n == "TARGET_S3_HEADER").then(|| "maybe".to_string())).unwrap_err();
-        assert!(bad.to_string().contains("TARGET_S3_HEADER"), "{bad}");
+        assert!(bad.to_string().contains("TARGET_S3_HEADER") && bad.to_string().contains("maybe"), "{bad}");
         let bad = read_env(|n| (n == "TARGET_S3_PART_SIZE").then(|| "-1".to_string())).unwrap_err().to_string();
         assert!(bad.contains("TARGET_S3_PART_SIZE") && bad.contains("non-negative"), "{bad}");
         let bad = read_env(|n| (n == "TARGET_S3_OBJECT_TAGS").then(|| "[1]".to_string())).unwrap_err().to_string();
         assert!(bad.contains("a JSON object"), "{bad}");
+    }
+
+    #[test]
+    fn env_errors_never_quote_a_secret() {
+        // every secret, typed as a string, is taken as it is; the check is on kinds that can
+        // fail, so a secret declared with another type must not echo its value either
+        for s in SETTINGS.iter().filter(|s| s.secret) {
+            let var = format!("TARGET_S3_{}", s.name.to_ascii_uppercase());
+            let map = read_env(|n| (n == var).then(|| "s3cr3t-value".to_string())).unwrap();
+            assert_eq!(map[s.name], json!("s3cr3t-value"));
+        }
     }
 
     #[test]

@@ -14,6 +14,13 @@ fn checked(v: Value) -> Result<Config, String> {
     raw(v).map_err(|e| e.to_string())?.validate_with(&|_| None).map_err(|e| e.to_string())
 }
 
+fn s3_of(v: Value, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Options, String> {
+    match raw(v).map_err(|e| e.to_string())?.validate_with(env).map_err(|e| e.to_string())?.destination {
+        Destination::S3(o) => Ok(*o),
+        Destination::Local { .. } => panic!("not an S3 destination"),
+    }
+}
+
 fn err(v: Value) -> String {
     checked(v).unwrap_err()
 }
@@ -37,6 +44,23 @@ fn s3_destination_checks() {
     let c = checked(json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}})).unwrap();
     let Destination::S3(o) = c.destination else { panic!() };
     assert_eq!(o.objects.tagging.as_deref(), Some("a%26b=1&team=data%20eng"));
+}
+
+#[test]
+fn urls_are_shown_without_credentials() {
+    assert_eq!(redact_url("http://user:pa55@host:9000/x"), "http://***@host:9000/x");
+    assert_eq!(redact_url("https://u:p/a?s#s@minio.local"), "https://***@minio.local");
+    assert_eq!(redact_url("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
+    assert_eq!(redact_url("user:secret@host"), "***@host");
+    let e = err(json!({"bucket": "abc", "endpoint_url": "ftp://user:hunter2@host"}));
+    assert!(e.contains("must start with http:// or https://") && !e.contains("hunter2"), "{e}");
+    let e = err(json!({"bucket": "abc", "endpoint_url": "http://user:hunter2@"}));
+    assert!(e.contains("has no host") && !e.contains("hunter2"), "{e}");
+    let o = s3_of(json!({"bucket": "abc", "endpoint_url": "http://user:hunter2@127.0.0.1:9"}), &|_| None).unwrap();
+    assert_eq!(o.endpoint_display, "http://***@127.0.0.1:9");
+    assert_eq!(o.endpoint_url.as_deref(), Some("http://user:hunter2@127.0.0.1:9"));
+    let shown = format!("{o:?} {:?}", raw(json!({"endpoint_url": "http://u:hunter2@h"})).unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
 }
 
 #[test]
