@@ -1,5 +1,6 @@
 //! The configuration and the command line as a user meets them, through the real binary:
-//! every bad setting is exit 2 with one line naming it (never a panic, never a secret).
+//! every bad setting is exit 2 with one line naming it (never a panic, never a secret), and the
+//! `--log-level` flag is checked like the setting.
 
 mod common;
 
@@ -107,6 +108,21 @@ fn layered_sources_and_env_values() {
     assert_config_error(&r, "TARGET_S3_S3_KEY_PREFIX", "keep one");
     let r = run_in(&args, &[("TARGET_S3_BUKET", "x")], dir.path());
     assert_config_error(&r, "TARGET_S3_BUKET", "did you mean TARGET_S3_BUCKET");
+}
+
+#[test]
+fn log_level_flag_takes_only_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, json!({"local_path": dir.path().join("out"), "log_level": "error"}).to_string()).unwrap();
+    let r = run_args(&["--config", cfg.to_str().unwrap(), "--log-level", "bogus"], INPUT);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("must be one of error, warn, info, debug, trace, got \"bogus\""), "{}", r.stderr);
+    assert!(r.stdout.is_empty() && !dir.path().join("out").exists());
+    // a real level overrides the setting
+    let r = run_args(&["--config", cfg.to_str().unwrap(), "--log-level", "debug"], INPUT);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("DEBUG") || r.stderr.contains("INFO"), "{}", r.stderr);
 }
 
 /// A secret of the wrong type, or an endpoint with credentials, never shows up in any output.

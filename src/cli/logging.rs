@@ -22,7 +22,7 @@ static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 /// allowed by `allow_unknown_settings`) are logged: the level is `--log-level`, else `RUST_LOG`
 /// (a filter spec, for developers), else the merged sources' `log_level`. A `log_level` or
 /// `log_format` that is not allowed is ignored here; checking the config then fails on it.
-pub fn init(cli_level: Option<&str>, map: Option<&Map<String, Value>>) {
+pub fn init(cli_level: Option<LogLevel>, map: Option<&Map<String, Value>>) {
     let setting = |name: &str| map.and_then(|m| m.get(name)).and_then(Value::as_str);
     let json = match setting("log_format").and_then(LogFormat::from_name) {
         Some(LogFormat::Json) => true,
@@ -30,7 +30,7 @@ pub fn init(cli_level: Option<&str>, map: Option<&Map<String, Value>>) {
     };
     JSON_LOGS.store(json, Ordering::Relaxed);
     let level = match (cli_level, std::env::var("RUST_LOG").ok().filter(|l| !l.trim().is_empty())) {
-        (Some(level), _) => level.to_string(),
+        (Some(level), _) => level.as_str().to_string(),
         (None, Some(spec)) => spec,
         (None, None) => setting("log_level").and_then(LogLevel::from_name).unwrap_or(LogLevel::Info).as_str().into(),
     };

@@ -17,7 +17,7 @@ use clap::{Parser, ValueEnum};
 
 pub use about::{about, macros_markdown, meltano_settings_yaml, settings_markdown};
 
-use crate::config::{self, Destination, RawConfig, Source};
+use crate::config::{self, Destination, LogLevel, RawConfig, Source};
 #[cfg(feature = "s3")]
 use crate::destination::S3Store;
 use crate::destination::{DryRun, LocalFolder, Storage};
@@ -59,8 +59,14 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
     /// Log level on stderr (error, warn, info, debug, trace); overrides RUST_LOG and the config.
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    /// Any other value is a usage error (exit 2), not a filter that silences every line.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<LogLevel>,
+}
+
+/// `--log-level`: the `log_level` setting's values, with its error text.
+fn parse_log_level(text: &str) -> Result<LogLevel, String> {
+    LogLevel::from_name(text).ok_or_else(|| config::one_of_message(LogLevel::NAMES, text))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,7 +99,7 @@ pub fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Error> {
     let sources: Vec<Source> = args.config.iter().map(|c| Source::parse(c)).collect();
     let merged = config::merge_sources(&sources);
-    logging::init(args.log_level.as_deref(), merged.as_ref().ok().map(|m| &m.map));
+    logging::init(args.log_level, merged.as_ref().ok().map(|m| &m.map));
     let raw = RawConfig::from_merged(merged?)?;
     let mut config = raw.validate()?;
     logging::hide_secrets_of(&config);
