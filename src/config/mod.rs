@@ -298,8 +298,9 @@ pub struct ObjectOptions {
     pub bucket_key_enabled: Option<bool>,
     pub acl: Option<String>,
     pub storage_class: Option<String>,
-    /// URL-encoded `k=v&k2=v2`, as the Tagging header wants it.
+    /// URL-encoded `k=v&k2=v2`, as the Tagging header wants it (checked against S3's tag rules).
     pub tagging: Option<String>,
+    /// Header-safe: token keys, printable ASCII values (others RFC 2047-encoded at start-up).
     pub metadata: Option<std::collections::HashMap<String, String>>,
 }
 

@@ -1,7 +1,8 @@
 //! The S3 destination's settings, checked at start-up rather than at the first upload: bucket
-//! name, sizes, credentials, encryption, the endpoint, and the one redaction of credentials in
-//! a URL.
+//! name, sizes, credentials, encryption, object tags and metadata (S3's rules), the endpoint,
+//! and the one redaction of credentials in a URL.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::settings::{ChecksumCalculation, ServerSideEncryption};
@@ -95,10 +96,14 @@ impl RawConfig {
         if self.kms_key_id.is_some() && !kms {
             return Err(invalid("kms_key_id", "needs server_side_encryption aws:kms or aws:kms:dsse".into()));
         }
-        let tagging = self.object_tags.as_ref().filter(|t| !t.is_empty()).map(|tags| {
-            tags.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect::<Vec<_>>().join("&")
-        });
-        let metadata = self.object_metadata.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        let tagging = match &self.object_tags {
+            Some(tags) => tagging(tags).map_err(|m| invalid("object_tags", m))?,
+            None => None,
+        };
+        let metadata = match &self.object_metadata {
+            Some(metadata) => Some(header_metadata(metadata).map_err(|m| invalid("object_metadata", m))?),
+            None => None,
+        };
         Ok(S3Options {
             bucket,
             region,
@@ -147,6 +152,86 @@ fn check_endpoint(url: &str) -> Result<String, String> {
         Some(_) => Err(format!("{:?} has no host", redact_url(url))),
         None => Err(format!("must start with http:// or https://, got {:?}", redact_url(url))),
     }
+}
+
+/// `object_tags` as the `Tagging` header (`k=v&k2=v2`, URL-encoded), checked against S3's tag
+/// rules, which S3 would otherwise enforce only at the first upload.
+fn tagging(tags: &BTreeMap<String, String>) -> Result<Option<String>, String> {
+    const ALLOWED: &str = "letters, digits, spaces and + - = . _ : / @";
+    if tags.len() > 10 {
+        return Err(format!("S3 allows at most 10 tags per object, got {}", tags.len()));
+    }
+    let bad_char = |s: &str| s.chars().find(|c| !(c.is_alphanumeric() || " +-=._:/@".contains(*c)));
+    for (key, value) in tags {
+        if !(1..=128).contains(&key.encode_utf16().count()) {
+            return Err(format!("key {key:?} must be 1 to 128 characters long"));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(format!("key {key:?}: the prefix `aws:` is reserved for AWS"));
+        }
+        if let Some(c) = bad_char(key) {
+            return Err(format!("key {key:?}: {c:?} is not allowed in a tag ({ALLOWED})"));
+        }
+        if value.encode_utf16().count() > 256 {
+            return Err(format!("the value of {key:?} is longer than 256 characters"));
+        }
+        if let Some(c) = bad_char(value) {
+            return Err(format!("the value of {key:?}: {c:?} is not allowed in a tag ({ALLOWED})"));
+        }
+    }
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(tags.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect::<Vec<_>>().join("&")))
+}
+
+/// `object_metadata` as `x-amz-meta-*` headers. Keys must be HTTP header tokens and must stay
+/// distinct once S3 lowercases them; values that are not printable ASCII (S3 metadata is
+/// ASCII; `Zoë` came back as `ZoÃ«`) or would lose leading or trailing spaces are sent as one
+/// RFC 2047 encoded word, `=?UTF-8?B?...?=`, the form S3 itself returns such values in.
+fn header_metadata(metadata: &BTreeMap<String, String>) -> Result<HashMap<String, String>, String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let mut out = HashMap::new();
+    let mut lowercase: HashMap<String, &str> = HashMap::new();
+    let mut size = 0;
+    for (key, value) in metadata {
+        if key.is_empty() {
+            return Err("a key is empty".into());
+        }
+        if let Some(c) = key.chars().find(|c| !token(*c)) {
+            return Err(format!(
+                "key {key:?}: {c:?} is not allowed in a metadata key (letters, digits and !#$%&'*+-.^_`|~)"
+            ));
+        }
+        if let Some(other) = lowercase.insert(key.to_ascii_lowercase(), key) {
+            return Err(format!("keys {other:?} and {key:?} are the same to S3, which lowercases metadata keys"));
+        }
+        let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b)) && value.trim() == value;
+        let value = if plain { value.clone() } else { format!("=?UTF-8?B?{}?=", base64(value.as_bytes())) };
+        size += key.len() + value.len();
+        out.insert(key.clone(), value);
+    }
+    if size > 2048 {
+        return Err(format!("S3 allows 2 KB of user metadata per object, these keys and values take {size} bytes"));
+    }
+    Ok(out)
+}
+
+/// Standard base64 with padding (RFC 4648), for RFC 2047 encoded words.
+pub(super) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn url_encode(s: &str) -> String {

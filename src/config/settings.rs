@@ -288,8 +288,10 @@ pub static SETTINGS: &[Setting] = &[
     s("acl", String, None, "Canned ACL for every object, e.g. `bucket-owner-full-control`.")
         .allowed(CannedAcl::NAMES).s3(),
     s("storage_class", String, None, "Storage class, e.g. `STANDARD_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`.").s3(),
-    s("object_tags", Object, None, "Tags for every object, as a JSON object of strings.").s3(),
-    s("object_metadata", Object, None, "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings.").s3(),
+    s("object_tags", Object, None,
+      "Tags for every object, as a JSON object of strings, checked at start-up against S3's tag rules: at most 10, keys of 1 to 128 and values of up to 256 letters, digits, spaces and `+ - = . _ : / @`, no key starting with `aws:`.").s3(),
+    s("object_metadata", Object, None,
+      "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings. Keys: letters, digits and ``!#$%&'*+-.^_`|~`` (S3 stores them lowercase). A value that is not printable ASCII is sent RFC 2047-encoded (`Zoë` as `=?UTF-8?B?Wm/Dqw==?=`, the form S3 returns such values in). At most 2 KB in all.").s3(),
     s("stream_overrides", Object, None,
       "Per-stream `key_template`, `format`, `compression`, `compression_level`: a JSON object keyed by stream name or glob (`*`, `?`). Exact names win over globs."),
     s("log_level", String, Some("\"info\""), "Log level on stderr (`RUST_LOG` and `--log-level` override it).")

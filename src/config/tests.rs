@@ -41,9 +41,66 @@ fn s3_destination_checks() {
     assert!(err(json!({"bucket": "abc", "role_duration_seconds": 10})).contains("900 to 43200"));
     let e = err(json!({"region": "eu-west-1"}));
     assert!(e.starts_with("setting `bucket`: is not set, but S3 settings are (region)"), "{e}");
-    let c = checked(json!({"bucket": "abc", "object_tags": {"team": "data eng", "a&b": "1"}})).unwrap();
+    let c = checked(json!({"bucket": "abc", "object_tags": {"team": "data eng", "a=b": "1"}})).unwrap();
     let Destination::S3(o) = c.destination else { panic!() };
-    assert_eq!(o.objects.tagging.as_deref(), Some("a%26b=1&team=data%20eng"));
+    assert_eq!(o.objects.tagging.as_deref(), Some("a%3Db=1&team=data%20eng"));
+}
+
+#[test]
+fn object_tags_follow_s3_rules_at_start_up() {
+    for (tags, needle) in [
+        (json!({"a&b": "1"}), "key \"a&b\": '&' is not allowed"),
+        (json!({"team": "r&d"}), "the value of \"team\": '&' is not allowed"),
+        (json!({"team": "a\"b"}), "'\"' is not allowed"),
+        (json!({"": "x"}), "1 to 128 characters"),
+        (json!({"k": "v".repeat(257)}), "longer than 256"),
+        (json!({"aws:cost": "x"}), "reserved"),
+        (Value::Object((0..11).map(|i| (format!("k{i}"), json!("v"))).collect()), "at most 10 tags"),
+    ] {
+        let e = err(json!({"bucket": "abc", "object_tags": tags}));
+        assert!(e.starts_with("setting `object_tags`: ") && e.contains(needle), "{needle}: {e}");
+    }
+    let c = checked(json!({"bucket": "abc", "object_tags": {"Zoë": "ä/b:c@d+e=f.g_h-i j"}})).unwrap();
+    let Destination::S3(o) = c.destination else { panic!() };
+    assert_eq!(o.objects.tagging.as_deref(), Some("Zo%C3%AB=%C3%A4%2Fb%3Ac%40d%2Be%3Df.g_h-i%20j"));
+    let c = checked(json!({"bucket": "abc", "object_tags": {}})).unwrap();
+    let Destination::S3(o) = c.destination else { panic!() };
+    assert_eq!(o.objects.tagging, None);
+}
+
+#[test]
+fn object_metadata_is_checked_and_non_ascii_encoded() {
+    for (metadata, needle) in [
+        (json!({"my key": "x"}), "key \"my key\": ' ' is not allowed in a metadata key"),
+        (json!({"a:b": "x"}), "':' is not allowed"),
+        (json!({"Zoë": "x"}), "'ë' is not allowed"),
+        (json!({"": "x"}), "a key is empty"),
+        (json!({"Team": "a", "team": "b"}), "the same to S3"),
+        (json!({"k": "v".repeat(2048)}), "2 KB"),
+    ] {
+        let e = err(json!({"bucket": "abc", "object_metadata": metadata}));
+        assert!(e.starts_with("setting `object_metadata`: ") && e.contains(needle), "{needle}: {e}");
+    }
+    let c = checked(json!({"bucket": "abc", "object_metadata": {
+        "owner": "Zoë", "plain": "nightly run #4", "lines": "a\nb", "padded": " x ", "empty": ""
+    }}))
+    .unwrap();
+    let Destination::S3(o) = c.destination else { panic!() };
+    let m = o.objects.metadata.unwrap();
+    assert_eq!(m["owner"], "=?UTF-8?B?Wm/Dqw==?=");
+    assert_eq!(m["plain"], "nightly run #4");
+    assert_eq!(m["lines"], "=?UTF-8?B?YQpi?=");
+    assert_eq!(m["padded"], "=?UTF-8?B?IHgg?=");
+    assert_eq!(m["empty"], "");
+}
+
+#[test]
+fn base64_matches_rfc_4648() {
+    for (plain, encoded) in
+        [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")]
+    {
+        assert_eq!(s3::base64(plain.as_bytes()), encoded);
+    }
 }
 
 #[test]
