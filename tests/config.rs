@@ -1,7 +1,8 @@
 //! The configuration and the command line as a user meets them, through the real binary:
 //! every bad setting is exit 2 with one line naming it (never a panic, never a secret), the
 //! `--log-level` flag is checked like the setting, object tags and metadata are checked before
-//! anything is read, and tags and non-ASCII metadata reach a real server as documented.
+//! anything is read, and the S3 options (metadata encoding, "no limit" file size) reach a real
+//! server as documented.
 
 mod common;
 
@@ -233,4 +234,15 @@ fn decode_rfc2047(word: &str) -> String {
         })
         .collect();
     String::from_utf8(bytes).unwrap()
+}
+
+/// `max_bytes_per_file: 0` loads on S3 (no limit of its own) instead of being refused.
+#[test]
+fn zero_max_bytes_loads_on_s3() {
+    let s3 = s3();
+    let bucket = s3.bucket("nolimit");
+    let r = run(&s3.config(&bucket, json!({"max_bytes_per_file": 0})), INPUT);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, [r#"{"s":1}"#]);
+    assert_eq!(s3.list(&bucket).len(), 1);
 }

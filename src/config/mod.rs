@@ -307,6 +307,13 @@ pub struct ObjectOptions {
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3's limit of parts in one multipart upload.
 pub const MAX_PARTS: u64 = 10_000;
+/// The parts a file may plan for: `max_bytes_per_file` (and "no limit", 0) stop at
+/// `part_size` x this. A quarter of S3's 10,000 is kept back because a file's size is an
+/// estimate made ahead of the compressor and the Parquet writer (README: a Parquet file can end
+/// up a third above the limit), and an upload that reaches part 10,001 fails at its very end.
+pub const PLANNED_PARTS: u64 = 7_500;
+// A file a third above its limit still fits in one upload.
+const _: () = assert!(PLANNED_PARTS * 4 / 3 <= MAX_PARTS);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::settings::{ChecksumCalculation, ServerSideEncryption};
-use super::{AssumeRole, MAX_PARTS, MIN_PART_SIZE, ObjectOptions, RawConfig, S3Options};
+use super::{AssumeRole, MIN_PART_SIZE, ObjectOptions, PLANNED_PARTS, RawConfig, S3Options};
 use crate::error::ConfigError;
 
 fn invalid(setting: &str, message: String) -> ConfigError {
@@ -30,12 +30,12 @@ impl RawConfig {
         if self.part_size > 5 * 1024 * 1024 * 1024 {
             return Err(invalid("part_size", "must be at most 5 GiB".into()));
         }
-        if self.max_bytes_per_file == 0 || self.max_bytes_per_file > self.part_size * MAX_PARTS {
+        let most = self.part_size * PLANNED_PARTS;
+        if self.max_bytes_per_file > most {
             return Err(invalid(
                 "max_bytes_per_file",
                 format!(
-                    "must be between 1 and part_size x 10,000 = {} (S3 allows 10,000 parts per object), got {}",
-                    self.part_size * MAX_PARTS,
+                    "must be at most part_size x {PLANNED_PARTS} = {most}, got {}: one upload holds at most 10,000 parts and a file's size is estimated while it is written (a Parquet file can end up a third above it); raise part_size for larger files, or use 0 for that largest size",
                     self.max_bytes_per_file
                 ),
             ));

@@ -223,7 +223,7 @@ pub static SETTINGS: &[Setting] = &[
     s("max_records_per_file", Integer, Some("1000000"),
       "Start a new file after this many records (0: no limit).").aliases(&["batch_size_rows"]),
     s("max_bytes_per_file", Integer, Some("134217728"),
-      "Start a new file once this many bytes (after compression) were written to it (0: no limit)."),
+      "Start a new file once this many bytes (after compression) were written to it. 0: no limit of its own; on S3 a file still closes at `part_size` x 7,500 (58 GiB with 8 MiB parts), and a set value may not exceed that either: one upload holds at most 10,000 parts, and the size is an estimate (a Parquet file can end up a third above it)."),
     s("max_batch_age_seconds", Integer, Some("300"),
       "Close a file this many seconds after its first record, so STATE never waits longer (0: no limit)."),
     s("validate_records", Boolean, Some("true"),

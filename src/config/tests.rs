@@ -46,6 +46,24 @@ fn s3_destination_checks() {
     assert_eq!(o.objects.tagging.as_deref(), Some("a%3Db=1&team=data%20eng"));
 }
 
+/// `max_bytes_per_file: 0` means no limit of the user's own; on S3 a file still closes where
+/// one multipart upload can hold it, and a set value may not pass that size.
+#[test]
+fn zero_bytes_means_no_limit_within_what_s3_can_hold() {
+    let c = checked(json!({"bucket": "abc", "max_bytes_per_file": 0})).unwrap();
+    assert_eq!(c.limits.max_bytes, Some(8 * 1024 * 1024 * PLANNED_PARTS));
+    let c = checked(json!({"bucket": "abc", "max_bytes_per_file": 0, "part_size": 16777216})).unwrap();
+    assert_eq!(c.limits.max_bytes, Some(16 * 1024 * 1024 * PLANNED_PARTS));
+    let c = checked(json!({"max_bytes_per_file": 0})).unwrap();
+    assert_eq!(c.limits.max_bytes, None);
+    let most = 8 * 1024 * 1024 * PLANNED_PARTS;
+    assert!(checked(json!({"bucket": "abc", "max_bytes_per_file": most})).is_ok());
+    let e = err(json!({"bucket": "abc", "max_bytes_per_file": most + 1}));
+    assert!(e.starts_with("setting `max_bytes_per_file`: must be at most part_size x 7500"), "{e}");
+    let e = err(json!({"bucket": "abc", "max_bytes_per_file": 0, "key_template": "{stream}/{cursor}-{run_id}-{part}"}));
+    assert!(e.contains("cursor macros"), "{e}");
+}
+
 #[test]
 fn object_tags_follow_s3_rules_at_start_up() {
     for (tags, needle) in [

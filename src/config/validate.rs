@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::settings::{self, CompressionKind, DestinationKind, KeyMacroStyle, UnparseableValues, VersionMode};
-use super::{BinaryOptions, Compression, Config, CsvOptions, Destination, Format, Limits, Output, RawConfig};
+use super::{
+    BinaryOptions, Compression, Config, CsvOptions, Destination, Format, Limits, Output, PLANNED_PARTS, RawConfig,
+};
 use crate::error::ConfigError;
 use crate::keys::{JOB_VARIABLES, KeyTemplate, MacroStyle, ParseOptions};
 
@@ -130,6 +132,12 @@ impl RawConfig {
                 }
             }
         }
+        // On S3, 0 ("no limit") still stops a file where one multipart upload can hold it.
+        let max_bytes = match (&destination, self.max_bytes_per_file) {
+            (Destination::S3(s3), 0) => Some(s3.part_size as u64 * PLANNED_PARTS),
+            (Destination::Local { .. }, 0) => None,
+            (_, max) => Some(max),
+        };
         if let Destination::S3(s3) = &destination {
             let cursor_keys =
                 std::iter::once(&output).chain(overrides.iter().map(|(_, o)| o)).any(|o| o.key.uses_cursor());
@@ -137,7 +145,7 @@ impl RawConfig {
                 return Err(invalid(
                     "max_bytes_per_file",
                     format!(
-                        "must be at most part_size ({}) when keys use cursor macros: such a key is known only when its file is complete, so each file is sent in one request from memory",
+                        "must be 1 to part_size ({}) when keys use cursor macros: such a key is known only when its file is complete, so each file is sent in one request from memory",
                         s3.part_size
                     ),
                 ));
@@ -210,7 +218,7 @@ impl RawConfig {
             dry_run: false,
             limits: Limits {
                 max_records: nonzero(self.max_records_per_file),
-                max_bytes: nonzero(self.max_bytes_per_file),
+                max_bytes,
                 max_age: nonzero(self.max_batch_age_seconds).map(Duration::from_secs),
             },
             validate_records: self.validate_records,
