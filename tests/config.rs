@@ -1,13 +1,14 @@
 //! The configuration and the command line as a user meets them, through the real binary:
 //! every bad setting is exit 2 with one line naming it (never a panic, never a secret), the
 //! `--log-level` flag is checked like the setting, object tags and metadata are checked before
-//! anything is read, and the S3 options (metadata encoding, "no limit" file size) reach a real
-//! server as documented.
+//! anything is read, and the S3 options (metadata encoding, "no limit" file size, endpoint and
+//! region from the environment) reach a real server as documented.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
@@ -156,6 +157,10 @@ fn wrong_typed_secrets_and_credentials_in_urls_are_never_shown() {
         assert_config_error(&r, "endpoint_url", "***@");
         assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
     }
+    let r =
+        run_in(&["--config", "ENV"], &[("TARGET_S3_BUCKET", "abc"), ("AWS_ENDPOINT_URL", "s3:hunter2@x")], dir.path());
+    assert_config_error(&r, "AWS_ENDPOINT_URL", "must start with http");
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
 }
 
 /// An unreachable endpoint with credentials in its URL: the error line and `--check` show it
@@ -175,7 +180,7 @@ fn failing_endpoint_with_credentials_is_shown_redacted() {
     let check = run_args(&["--config", cfg.to_str().unwrap(), "--check"], "");
     assert_eq!(check.code, 1);
     let shown = format!("{}\n{}", check.stdout.join("\n"), check.stderr);
-    assert!(shown.contains(&format!("cannot reach http://***@{dead}")), "{shown}");
+    assert!(shown.contains(&format!("destination: s3://abc on http://***@{dead} (region us-east-1)")), "{shown}");
     for output in [&r.stderr, &shown] {
         assert!(!output.contains("hunter2") && !output.contains("SECRETKEY-1"), "{output}");
     }
@@ -245,4 +250,34 @@ fn zero_max_bytes_loads_on_s3() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, [r#"{"s":1}"#]);
     assert_eq!(s3.list(&bucket).len(), 1);
+}
+
+/// With an endpoint (the setting, or `AWS_ENDPOINT_URL`) and no region anywhere, the run asks
+/// no EC2 metadata service, and `--check` names the endpoint really used.
+#[test]
+fn endpoint_without_region_asks_no_metadata_service() {
+    let s3 = s3();
+    let bucket = s3.bucket("noregion");
+    let home = tempfile::tempdir().unwrap();
+    let mut config = s3.config(&bucket, json!({"log_level": "debug"}));
+    config.as_object_mut().unwrap().remove("region");
+    let cfg = home.path().join("c.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let input = home.path().join("in.singer");
+    std::fs::write(&input, INPUT).unwrap();
+    let started = Instant::now();
+    let r = run_in(&["--config", cfg.to_str().unwrap(), "--input", input.to_str().unwrap()], &[], home.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(!r.stderr.contains("IMDS") && !r.stderr.contains("169.254.169.254"), "{}", r.stderr);
+
+    config.as_object_mut().unwrap().remove("endpoint_url");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let vars = [("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+    let r = run_in(&["--config", cfg.to_str().unwrap(), "--check"], &vars, home.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let want = format!("ok      destination: s3://{bucket} on {} (region us-east-1)", s3.endpoint);
+    assert_eq!(r.stdout[0], want, "{:?}", r.stdout);
+    assert!(!r.stdout.join("\n").contains("AWS S3"), "{:?}", r.stdout);
+    assert!(!r.stderr.contains("IMDS"), "{}", r.stderr);
 }

@@ -111,7 +111,7 @@ fn run(args: &Args) -> Result<(), Error> {
         Destination::S3(options) => {
             let store = S3Store::connect(options)?;
             if args.check {
-                return check::s3(&store, &raw.prefix);
+                return check::s3(&store, options, &raw.prefix);
             }
             Arc::new(store)
         }

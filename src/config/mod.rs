@@ -242,8 +242,13 @@ pub enum Destination {
 #[derive(Clone)]
 pub struct S3Options {
     pub bucket: String,
+    /// The setting, else `us-east-1` when an endpoint is set and neither the environment nor
+    /// the profile names a region (the SDK would otherwise ask the EC2 metadata service, slowly
+    /// and with long warnings, off EC2). `None`: the SDK's own chain decides.
     pub region: Option<String>,
-    /// May hold `user:password@`: never print it, print `endpoint_display`.
+    /// The `endpoint_url` setting, else `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` (as the SDK
+    /// reads them), so what is shown is what is used. May hold `user:password@`: never print it,
+    /// print `endpoint_display`.
     pub endpoint_url: Option<String>,
     /// The endpoint for messages: `endpoint_url` without its `user:password@`, or `AWS S3`.
     pub endpoint_display: String,

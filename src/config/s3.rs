@@ -1,8 +1,9 @@
 //! The S3 destination's settings, checked at start-up rather than at the first upload: bucket
-//! name, sizes, credentials, encryption, object tags and metadata (S3's rules), the endpoint,
-//! and the one redaction of credentials in a URL.
+//! name, sizes, credentials, encryption, object tags and metadata (S3's rules), the endpoint
+//! and region as the AWS SDK will see them, and the one redaction of credentials in a URL.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::settings::{ChecksumCalculation, ServerSideEncryption};
@@ -14,8 +15,9 @@ fn invalid(setting: &str, message: String) -> ConfigError {
 }
 
 impl RawConfig {
-    /// Checks the S3 settings and builds the options of the S3 destination.
-    pub(super) fn s3_options(&self) -> Result<S3Options, ConfigError> {
+    /// Checks the S3 settings and builds the options of the S3 destination. `env` is the
+    /// process environment (the AWS variables the SDK reads too).
+    pub(super) fn s3_options(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Options, ConfigError> {
         let Some(bucket) = self.bucket.clone() else {
             return Err(invalid("bucket", "is required for the s3 destination".into()));
         };
@@ -73,8 +75,17 @@ impl RawConfig {
         });
         let endpoint_url = match &self.endpoint_url {
             Some(url) => Some(check_endpoint(&url.0).map_err(|m| invalid("endpoint_url", m))?),
-            None => None,
+            None => endpoint_from_env(env)?,
         };
+        let profile = self.aws_profile.clone().or_else(|| env("AWS_PROFILE").filter(|p| !p.is_empty()));
+        let from_profile = profile_settings(env, profile.as_deref().unwrap_or("default"));
+        // With an endpoint but no region anywhere the SDK looks, its region chain would ask the
+        // EC2 metadata service (a slow timeout and long warnings off EC2); S3-compatible stores
+        // take us-east-1, as the SDK falls back to anyway.
+        let region_elsewhere =
+            ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().any(|v| env(v).is_some_and(|r| !r.is_empty()))
+                || from_profile.region;
+        let has_endpoint = endpoint_url.is_some() || from_profile.endpoint_url.is_some();
         let region = match &self.region {
             Some(region) if region.trim().is_empty() => {
                 return Err(invalid(
@@ -82,9 +93,15 @@ impl RawConfig {
                     "must not be empty (unset it to use the AWS environment or profile)".into(),
                 ));
             }
-            region => region.clone(),
+            Some(region) => Some(region.clone()),
+            None if has_endpoint && !region_elsewhere => Some("us-east-1".to_string()),
+            None => None,
         };
-        let endpoint_display = endpoint_url.as_deref().map_or_else(|| "AWS S3".to_string(), redact_url);
+        let endpoint_display = match (&endpoint_url, &from_profile.endpoint_url) {
+            (Some(url), _) => redact_url(url),
+            (None, Some(url)) => redact_url(url),
+            (None, None) => "AWS S3".to_string(),
+        };
         let checksums_when_required = match self.checksum_calculation {
             ChecksumCalculation::WhenSupported => false,
             ChecksumCalculation::WhenRequired => true,
@@ -152,6 +169,82 @@ fn check_endpoint(url: &str) -> Result<String, String> {
         Some(_) => Err(format!("{:?} has no host", redact_url(url))),
         None => Err(format!("must start with http:// or https://, got {:?}", redact_url(url))),
     }
+}
+
+/// The endpoint the SDK takes from the environment when `endpoint_url` is unset.
+fn endpoint_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    if env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    for var in ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"] {
+        if let Some(url) = env(var).filter(|u| !u.is_empty()) {
+            return check_endpoint(&url).map(Some).map_err(|message| ConfigError::Env { var: var.into(), message });
+        }
+    }
+    Ok(None)
+}
+
+/// What the shared AWS config and credentials files give the profile, as far as the region
+/// decision and the displayed endpoint need it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ProfileSettings {
+    region: bool,
+    endpoint_url: Option<String>,
+}
+
+/// Reads `region` and `endpoint_url` of `profile` from `AWS_CONFIG_FILE` (`~/.aws/config`,
+/// sections `[default]` / `[profile NAME]`) and `AWS_SHARED_CREDENTIALS_FILE`
+/// (`~/.aws/credentials`, sections `[NAME]`). A missing or unreadable file gives nothing.
+fn profile_settings(env: &dyn Fn(&str) -> Option<String>, profile: &str) -> ProfileSettings {
+    let home = env("HOME").filter(|h| !h.is_empty());
+    let path = |var: &str, default: &str| -> Option<PathBuf> {
+        match env(var).filter(|p| !p.is_empty()) {
+            Some(p) => match (p.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => Some(PathBuf::from(home).join(rest)),
+                _ => Some(PathBuf::from(p)),
+            },
+            None => home.as_ref().map(|h| PathBuf::from(h).join(default)),
+        }
+    };
+    let mut found = ProfileSettings::default();
+    let config_section = if profile == "default" { "default".to_string() } else { format!("profile {profile}") };
+    for (file, section) in [
+        (path("AWS_CONFIG_FILE", ".aws/config"), config_section.as_str()),
+        (path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"), profile),
+    ] {
+        let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else { continue };
+        let values = ini_section(&text, section);
+        found.region |= values.get("region").is_some_and(|r| !r.is_empty());
+        if found.endpoint_url.is_none() {
+            found.endpoint_url = values.get("endpoint_url").filter(|u| !u.is_empty()).cloned();
+        }
+    }
+    found
+}
+
+/// The top-level `key = value` pairs of one `[section]` of an AWS config file (indented lines
+/// are nested sub-settings and are skipped).
+fn ini_section(text: &str, section: &str) -> HashMap<String, String> {
+    let mut values = HashMap::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+            inside = name == section;
+            continue;
+        }
+        if inside
+            && !line.starts_with([' ', '\t'])
+            && let Some((key, value)) = trimmed.split_once('=')
+        {
+            values.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    values
 }
 
 /// `object_tags` as the `Tagging` header (`k=v&k2=v2`, URL-encoded), checked against S3's tag

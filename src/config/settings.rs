@@ -263,10 +263,10 @@ pub static SETTINGS: &[Setting] = &[
     s("external_id", String, None, "External id the role's trust policy requires.").aliases(&["aws_external_id"]).secret().s3(),
     s("role_session_name", String, Some("\"target-s3\""), "Session name of the assumed role (shows in CloudTrail).").s3(),
     s("role_duration_seconds", Integer, Some("3600"), "Lifetime of assumed-role credentials, 900 to 43200 seconds.").s3(),
-    s("region", String, None, "AWS region of the bucket. Unset: from the environment or profile, else `us-east-1`.")
+    s("region", String, None, "AWS region of the bucket. Unset: `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile's region; else `us-east-1` when an endpoint is set (`endpoint_url`, `AWS_ENDPOINT_URL`), and the EC2 instance's region or `us-east-1` on AWS S3.")
         .aliases(&["aws_region"]).s3(),
     s("endpoint_url", String, None,
-      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`. A `user:password@` in it is never shown.")
+      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`. Unset: `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, else AWS S3. A `user:password@` in it is never shown.")
         .aliases(&["aws_endpoint_url"]).s3(),
     s("force_path_style", Boolean, Some("false"), "Address buckets as `endpoint/bucket/key` (most S3-compatible stores need this).").s3(),
     s("part_size", Integer, Some("8388608"),

@@ -147,6 +147,71 @@ fn secrets_never_debug_print() {
     assert!(!shown.contains("shh-very-secret") && !shown.contains("AKIDSECRET"), "{shown}");
 }
 
+/// The endpoint shown is the one used: the setting, else the AWS variables the SDK reads.
+#[test]
+fn endpoint_comes_from_the_setting_then_the_environment() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+    };
+    let o = s3_of(json!({"bucket": "abc"}), &env(&[])).unwrap();
+    assert_eq!((o.endpoint_url, o.endpoint_display.as_str(), o.region), (None, "AWS S3", None));
+    let both = env(&[("AWS_ENDPOINT_URL", "http://all:9000"), ("AWS_ENDPOINT_URL_S3", "http://s3:9000")]);
+    let o = s3_of(json!({"bucket": "abc"}), &both).unwrap();
+    assert_eq!(o.endpoint_url.as_deref(), Some("http://s3:9000"));
+    let o = s3_of(json!({"bucket": "abc", "endpoint_url": "http://mine:1"}), &both).unwrap();
+    assert_eq!(o.endpoint_display, "http://mine:1");
+    let o = s3_of(json!({"bucket": "abc"}), &env(&[("AWS_ENDPOINT_URL", "http://k:s3cr3t@all:9000")])).unwrap();
+    assert_eq!(o.endpoint_display, "http://***@all:9000");
+    let ignored = env(&[("AWS_ENDPOINT_URL", "http://all:9000"), ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")]);
+    assert_eq!(s3_of(json!({"bucket": "abc"}), &ignored).unwrap().endpoint_url, None);
+    let e = s3_of(json!({"bucket": "abc"}), &env(&[("AWS_ENDPOINT_URL", "minio:9000")])).unwrap_err();
+    assert!(e.starts_with("environment variable AWS_ENDPOINT_URL: must start with http"), "{e}");
+}
+
+/// With an endpoint and no region anywhere the SDK looks, the region is us-east-1 at once
+/// (the SDK would ask the EC2 metadata service first); a region from the environment or the
+/// profile is left to the SDK.
+#[test]
+fn region_defaults_only_when_nothing_else_gives_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let aws = dir.path().join(".aws");
+    std::fs::create_dir(&aws).unwrap();
+    std::fs::write(
+        aws.join("config"),
+        "[default]\noutput = json\n\n[profile eu]\nregion = eu-west-1\n[profile store]\nendpoint_url = http://u:pw@store:9000\n",
+    )
+    .unwrap();
+    std::fs::write(aws.join("credentials"), "[creds]\naws_access_key_id = x\nregion = ap-south-1\n").unwrap();
+    let home = dir.path().to_str().unwrap().to_string();
+    let env = |vars: Vec<(&'static str, String)>| {
+        let mut vars = vars;
+        vars.push(("HOME", home.clone()));
+        move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    };
+    let with_endpoint = json!({"bucket": "abc", "endpoint_url": "http://127.0.0.1:9000"});
+    let region = |config: &Value, vars: Vec<(&'static str, String)>| s3_of(config.clone(), &env(vars)).unwrap().region;
+    assert_eq!(region(&with_endpoint, vec![]).as_deref(), Some("us-east-1"));
+    assert_eq!(region(&with_endpoint, vec![("AWS_REGION", "eu-central-1".into())]), None);
+    assert_eq!(region(&with_endpoint, vec![("AWS_DEFAULT_REGION", "eu-central-1".into())]), None);
+    assert_eq!(region(&with_endpoint, vec![("AWS_PROFILE", "eu".into())]), None);
+    assert_eq!(region(&with_endpoint, vec![("AWS_PROFILE", "creds".into())]), None);
+    let mut profile = with_endpoint.clone();
+    profile["aws_profile"] = json!("eu");
+    assert_eq!(region(&profile, vec![]), None);
+    profile["region"] = json!("sa-east-1");
+    assert_eq!(region(&profile, vec![]).as_deref(), Some("sa-east-1"));
+    // AWS S3 itself: the SDK's chain (on EC2, the instance's region) decides
+    assert_eq!(region(&json!({"bucket": "abc"}), vec![]), None);
+    // an endpoint from the environment or the profile counts as an endpoint
+    assert_eq!(
+        region(&json!({"bucket": "abc"}), vec![("AWS_ENDPOINT_URL", "http://x:1".into())]).as_deref(),
+        Some("us-east-1")
+    );
+    let o = s3_of(json!({"bucket": "abc", "aws_profile": "store"}), &env(vec![])).unwrap();
+    assert_eq!((o.region.as_deref(), o.endpoint_display.as_str()), (Some("us-east-1"), "http://***@store:9000"));
+    assert_eq!(o.endpoint_url, None, "the SDK reads the profile's endpoint itself");
+}
+
 #[test]
 fn stream_overrides_by_name_then_glob() {
     let c = checked(json!({"stream_overrides": {

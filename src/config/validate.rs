@@ -19,7 +19,7 @@ fn invalid(setting: &str, message: String) -> ConfigError {
 
 impl RawConfig {
     /// Checks every setting and builds the [`Config`] the pipeline runs on, reading job
-    /// variables from the process environment.
+    /// variables and the AWS environment from the process environment.
     pub fn validate(&self) -> Result<Config, ConfigError> {
         self.validate_with(&|name| std::env::var(name).ok())
     }
@@ -51,7 +51,7 @@ impl RawConfig {
                 }
                 Destination::Local { root: PathBuf::from(&self.local_path) }
             }
-            DestinationKind::S3 => Destination::S3(Box::new(self.s3_options()?)),
+            DestinationKind::S3 => Destination::S3(Box::new(self.s3_options(env)?)),
         };
         let run_id = match &self.run_id {
             Some(id) if id.trim().is_empty() => {
