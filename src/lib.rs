@@ -5,8 +5,8 @@
 //! [`pipeline`] (route to the stream's open file, roll files) with [`template`] (object keys) ->
 //! [`encode`] (JSONL / JSON / CSV bytes; Parquet and Avro via `typed`) -> [`writer`] (compress, on its own thread) -> [`storage`]
 //! (local folder or S3) -> [`ack`] (release STATE once everything before it is durable).
-//! [`config`] and [`settings`] check every setting before the first line is read; [`cli`] is the
-//! binary's edge.
+//! [`config`] (with its [`settings`] table) checks every setting before the first line is read;
+//! [`cli`] is the binary's edge.
 
 pub mod ack;
 pub mod cli;
@@ -18,6 +18,8 @@ pub mod json;
 pub mod keys;
 pub mod pipeline;
 pub mod schema;
-pub mod settings;
 pub mod singer;
 pub mod writer;
+
+/// The settings table, at its old path (`crate::settings::SETTINGS`).
+pub use config::settings;

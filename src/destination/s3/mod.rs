@@ -44,7 +44,7 @@ impl S3Store {
             objects: options.objects.clone(),
             checksums: !options.checksums_when_required,
             conditional: options.conditional_writes,
-            endpoint: options.endpoint_url.clone().unwrap_or_else(|| "AWS S3".to_string()),
+            endpoint: options.endpoint_display.clone(),
         };
         let uploads = Uploads {
             requests: Arc::new(requests),

@@ -1,6 +1,102 @@
-//! The one table of settings. `--about`, the README table, `--config ENV` type conversion and
-//! the unknown-key warning all read it, so a setting documented here is a setting that exists
-//! (a test checks the table against the serde struct in `config`).
+//! The one table of settings. `--about`, the README table, meltano.yml, `--config ENV` type
+//! conversion, the unknown-key check and every default read it, so a setting documented here is
+//! a setting that exists (a test checks the table against the serde struct in `raw`).
+//!
+//! Enumerated settings are Rust enums declared with `choice!` below: the table's `allowed` list is
+//! the enum's `NAMES`, and the checks `match` the enum exhaustively, so a newly allowed value
+//! cannot silently behave like another one.
+
+pub use super::{AvroCodec, Format, ParquetCodec};
+
+choice! {
+    /// `destination`.
+    pub enum DestinationKind {
+        Local = "local",
+        S3 = "s3",
+    }
+}
+
+choice! {
+    /// `macro_style`: what `{date}` means.
+    pub enum KeyMacroStyle {
+        Default = "default",
+        Hotglue = "hotglue",
+    }
+}
+
+choice! {
+    /// `activate_version_mode`.
+    pub enum VersionMode {
+        Metadata = "metadata",
+        Folder = "folder",
+    }
+}
+
+choice! {
+    /// `compression` of the text formats (the level is a separate setting).
+    pub enum CompressionKind {
+        None = "none",
+        Gzip = "gzip",
+        Zstd = "zstd",
+    }
+}
+
+choice! {
+    /// `unparseable_values` (the typed formats' policy lives in `typed::Unparseable`).
+    pub enum UnparseableValues {
+        Fail = "fail",
+        Null = "null",
+    }
+}
+
+choice! {
+    /// `checksum_calculation`.
+    pub enum ChecksumCalculation {
+        WhenSupported = "when_supported",
+        WhenRequired = "when_required",
+    }
+}
+
+choice! {
+    /// `server_side_encryption`, spelt as the `x-amz-server-side-encryption` header wants it.
+    pub enum ServerSideEncryption {
+        Aes256 = "AES256",
+        AwsKms = "aws:kms",
+        AwsKmsDsse = "aws:kms:dsse",
+    }
+}
+
+choice! {
+    /// `acl`: S3's canned ACLs.
+    pub enum CannedAcl {
+        Private = "private",
+        PublicRead = "public-read",
+        PublicReadWrite = "public-read-write",
+        AuthenticatedRead = "authenticated-read",
+        AwsExecRead = "aws-exec-read",
+        BucketOwnerRead = "bucket-owner-read",
+        BucketOwnerFullControl = "bucket-owner-full-control",
+    }
+}
+
+choice! {
+    /// `log_level` and `--log-level`.
+    pub enum LogLevel {
+        Error = "error",
+        Warn = "warn",
+        Info = "info",
+        Debug = "debug",
+        Trace = "trace",
+    }
+}
+
+choice! {
+    /// `log_format`.
+    pub enum LogFormat {
+        Text = "text",
+        Json = "json",
+    }
+}
 
 /// JSON type of a setting, as Meltano and the Singer SDK's `--about` name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +167,7 @@ pub const DEFAULT_VERSIONED_KEY_TEMPLATE: &str =
 pub static SETTINGS: &[Setting] = &[
     s("destination", String, None,
       "Where files go: `local` (a folder) or `s3`. Unset: `s3` when a bucket is configured, else `local`.")
-        .allowed(&["local", "s3"]),
+        .allowed(DestinationKind::NAMES),
     s("local_path", String, Some("\"output\""),
       "Folder the `local` destination writes under (created if missing). Keys are the same as in S3."),
     s("bucket", String, None, "S3 bucket name.").aliases(&["s3_bucket"]),
@@ -89,7 +185,7 @@ pub static SETTINGS: &[Setting] = &[
     s("timezone", String, Some("\"UTC\""), "IANA time zone of the load-time macros (`{date}`, `{hour}`, ...), e.g. `Europe/Berlin`."),
     s("macro_style", String, Some("\"default\""),
       "Meaning of `{date}`: `default` is `%Y_%m_%d`, `hotglue` is hotglue's `%Y%m`.")
-        .allowed(&["default", "hotglue"]),
+        .allowed(KeyMacroStyle::NAMES),
     s("template_variables", Object, None,
       "Extra key macros: a JSON object of name to value, e.g. `{\"workspace_title\": \"Main\"}` for `{{workspace_title}}`. May not reuse a built-in macro name."),
     s("partition_date_field", String, None,
@@ -113,21 +209,21 @@ pub static SETTINGS: &[Setting] = &[
     s("write_success_marker", Boolean, Some("false"), "Write an empty `_SUCCESS` object into every folder that received files, at the end of a successful run."),
     s("activate_version_mode", String, Some("\"metadata\""),
       "Full-table syncs (ACTIVATE_VERSION): `metadata` records each stream's active version in the manifest; `folder` also writes each version under its own `{table_version}` folder (the default key becomes `{stream}/{table_version}/{iso_date}/...`; a custom `key_template` must contain `{table_version}`) and closes the stream's files when ACTIVATE_VERSION arrives.")
-        .allowed(&["metadata", "folder"]),
+        .allowed(VersionMode::NAMES),
     s("hard_delete", Boolean, Some("false"),
       "With `activate_version_mode: folder`: once an ACTIVATE_VERSION's files are durable, delete the objects in that stream's own older version folders (a smaller number, or a version activated earlier in the run), never files written after the ACTIVATE_VERSION. The key must name the stream (`{stream}`, `{stream_id}`) in fixed folders before a `/{table_version}/` folder."),
     s("format", String, Some("\"jsonl\""),
       "File format: JSON lines, one JSON array per file, CSV, or the typed formats Parquet and Avro (columns from the stream's JSON Schema, see \"Parquet and Avro\").")
-        .allowed(&["jsonl", "json", "csv", "parquet", "avro"]),
+        .allowed(Format::NAMES),
     s("compression", String, Some("\"gzip\""),
       "Compression of each jsonl/json/csv file (`.gz`, `.zst`). Parquet and Avro compress inside the file (`parquet_compression`, `avro_codec`) and ignore this.")
-        .allowed(&["none", "gzip", "zstd"]),
+        .allowed(CompressionKind::NAMES),
     s("compression_level", Integer, None,
       "gzip: 0 (store) to 9, default 6 (2-3 is much faster); zstd: 1 to 19, default 3 (faster than gzip 6 and smaller)."),
     s("max_records_per_file", Integer, Some("1000000"),
       "Start a new file after this many records (0: no limit).").aliases(&["batch_size_rows"]),
     s("max_bytes_per_file", Integer, Some("134217728"),
-      "Start a new file once this many bytes (after compression) were written to it (0: no limit)."),
+      "Start a new file once this many bytes (after compression) were written to it. 0: no limit of its own; on S3 a file still closes at `part_size` x 7,500 (58 GiB with 8 MiB parts), and a set value may not exceed that either: one upload holds at most 10,000 parts, and the size is an estimate (a Parquet file can end up a third above it)."),
     s("max_batch_age_seconds", Integer, Some("300"),
       "Close a file this many seconds after its first record, so STATE never waits longer (0: no limit)."),
     s("validate_records", Boolean, Some("true"),
@@ -146,16 +242,16 @@ pub static SETTINGS: &[Setting] = &[
     s("flattening_max_depth", Integer, Some("10"),
       "CSV, and JSONL/JSON with `flattening_enabled`: nested objects with declared properties are flattened into `parent__child` columns down to this depth; deeper objects and all arrays stay JSON (text in CSV)."),
     s("parquet_compression", String, Some("\"snappy\""), "Parquet: codec of the pages inside the file (`lz4` is LZ4_RAW).")
-        .allowed(&["snappy", "zstd", "gzip", "lz4", "none"]),
+        .allowed(ParquetCodec::NAMES),
     s("row_group_size", Integer, Some("100000"),
       "Parquet: rows per row group (a group is also cut at 128 MiB of encoded data). Memory holds one row group per open file, not the file."),
     s("nested_as_json", Boolean, Some("false"),
       "Parquet and Avro: write objects as JSON text instead of structs/records (objects without `properties` always are).")
         .aliases(&["parquet_nested_as_json"]),
-    s("avro_codec", String, Some("\"deflate\""), "Avro: codec of the blocks inside the file.").allowed(&["deflate", "snappy", "zstd", "none"]),
+    s("avro_codec", String, Some("\"deflate\""), "Avro: codec of the blocks inside the file.").allowed(AvroCodec::NAMES),
     s("unparseable_values", String, Some("\"fail\""),
       "Parquet and Avro: a value that does not fit its column (`\"soon\"` in a date-time column, `1.5` in an integer column): `fail` stops the run naming line, stream, field and value; `null` writes null (nullable columns only), counts it in the `unparseable_values` metric and warns once per file.")
-        .allowed(&["fail", "null"]),
+        .allowed(UnparseableValues::NAMES),
     s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
         .secret().s3(),
     s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret().s3(),
@@ -167,10 +263,10 @@ pub static SETTINGS: &[Setting] = &[
     s("external_id", String, None, "External id the role's trust policy requires.").aliases(&["aws_external_id"]).secret().s3(),
     s("role_session_name", String, Some("\"target-s3\""), "Session name of the assumed role (shows in CloudTrail).").s3(),
     s("role_duration_seconds", Integer, Some("3600"), "Lifetime of assumed-role credentials, 900 to 43200 seconds.").s3(),
-    s("region", String, None, "AWS region of the bucket. Unset: from the environment or profile, else `us-east-1`.")
+    s("region", String, None, "AWS region of the bucket. Unset: `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile's region; else `us-east-1` when an endpoint is set (`endpoint_url`, `AWS_ENDPOINT_URL`), and the EC2 instance's region or `us-east-1` on AWS S3.")
         .aliases(&["aws_region"]).s3(),
     s("endpoint_url", String, None,
-      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`.")
+      "S3-compatible endpoint (MinIO, R2, Ceph, Wasabi, SeaweedFS, ...), e.g. `http://127.0.0.1:9000`. Unset: `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, else AWS S3. A `user:password@` in it is never shown.")
         .aliases(&["aws_endpoint_url"]).s3(),
     s("force_path_style", Boolean, Some("false"), "Address buckets as `endpoint/bucket/key` (most S3-compatible stores need this).").s3(),
     s("part_size", Integer, Some("8388608"),
@@ -181,24 +277,26 @@ pub static SETTINGS: &[Setting] = &[
     s("max_retries", Integer, Some("5"), "Retries of a failed request (throttling, 5xx, timeouts, dropped connections) with backoff.").s3(),
     s("checksum_calculation", String, Some("\"when_supported\""),
       "Send CRC32 integrity checksums with every upload (`when_supported`) or only where S3 requires them (`when_required`, for stores that reject them).")
-        .allowed(&["when_supported", "when_required"]).s3(),
+        .allowed(ChecksumCalculation::NAMES).s3(),
     s("conditional_writes", Boolean, Some("true"),
       "Send `If-None-Match: *` with every upload, so the store itself refuses to replace an existing object (AWS S3, MinIO, Cloudflare R2 and moto honour it). Turn off only for stores that reject the header; `--check` tells. Not sent with `allow_overwrite`.").s3(),
     s("server_side_encryption", String, None,
       "Server-side encryption: `AES256` (SSE-S3), `aws:kms` (SSE-KMS), `aws:kms:dsse` (dual-layer). Unset: the bucket's default.")
-        .allowed(&["AES256", "aws:kms", "aws:kms:dsse"]).s3(),
+        .allowed(ServerSideEncryption::NAMES).s3(),
     s("kms_key_id", String, None, "KMS key id or ARN for `aws:kms` / `aws:kms:dsse` (unset: the AWS-managed key).").s3(),
     s("bucket_key_enabled", Boolean, None, "Use an S3 Bucket Key with SSE-KMS (fewer KMS calls).").s3(),
     s("acl", String, None, "Canned ACL for every object, e.g. `bucket-owner-full-control`.")
-        .allowed(&["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"]).s3(),
+        .allowed(CannedAcl::NAMES).s3(),
     s("storage_class", String, None, "Storage class, e.g. `STANDARD_IA`, `INTELLIGENT_TIERING`, `GLACIER_IR`.").s3(),
-    s("object_tags", Object, None, "Tags for every object, as a JSON object of strings.").s3(),
-    s("object_metadata", Object, None, "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings.").s3(),
+    s("object_tags", Object, None,
+      "Tags for every object, as a JSON object of strings, checked at start-up against S3's tag rules: at most 10, keys of 1 to 128 and values of up to 256 letters, digits, spaces and `+ - = . _ : / @`, no key starting with `aws:`.").s3(),
+    s("object_metadata", Object, None,
+      "User metadata (`x-amz-meta-*`) for every object, as a JSON object of strings. Keys: letters, digits and ``!#$%&'*+-.^_`|~`` (S3 stores them lowercase). A value that is not printable ASCII is sent RFC 2047-encoded (`Zoë` as `=?UTF-8?B?Wm/Dqw==?=`, the form S3 returns such values in). At most 2 KB in all.").s3(),
     s("stream_overrides", Object, None,
       "Per-stream `key_template`, `format`, `compression`, `compression_level`: a JSON object keyed by stream name or glob (`*`, `?`). Exact names win over globs."),
     s("log_level", String, Some("\"info\""), "Log level on stderr (`RUST_LOG` and `--log-level` override it).")
-        .allowed(&["error", "warn", "info", "debug", "trace"]),
-    s("log_format", String, Some("\"text\""), "Log line format on stderr.").allowed(&["text", "json"]),
+        .allowed(LogLevel::NAMES),
+    s("log_format", String, Some("\"text\""), "Log line format on stderr.").allowed(LogFormat::NAMES),
 ];
 
 /// The setting a misspelt name most likely meant, for "did you mean" hints.

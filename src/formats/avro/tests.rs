@@ -1,0 +1,122 @@
+//! Avro files read back with apache-avro.
+
+use super::*;
+use apache_avro::Reader;
+
+fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
+    let mut enc = AvroEncoder::new("my-stream", typed::columns(schema, false, false), AvroCodec::Deflate, policy)?;
+    let mut out = Vec::new();
+    for r in records {
+        enc.encode(r, None)?;
+        out.extend(enc.take(Vec::new()));
+    }
+    enc.finish()?;
+    out.extend(enc.take(Vec::new()));
+    Ok((out, enc.top.nulled))
+}
+
+#[test]
+fn values_round_trip() {
+    let schema = r#"{"properties":{"id":{"type":"integer"},"bad name":{"type":"string"},"o":{"type":["null","object"],"properties":{"a":{"type":"string"},"l":{"type":"array","items":{"type":["null","integer"]}}}},"price":{"type":"number","multipleOf":0.01},"at":{"type":"string","format":"date-time"}}}"#;
+    let records = [
+        r#"{"id":1,"bad name":"x","o":{"a":"x","l":[1,null,3]},"price":"12.30","at":"2026-01-01T00:00:00Z"}"#,
+        r#"{"id":2,"o":null}"#,
+        r#"{"id":3,"o":{"l":[],"a":"é"}}"#,
+    ];
+    let (bytes, _) = write(schema, &records, Unparseable::Fail).unwrap();
+    let reader = Reader::new(&bytes[..]).unwrap();
+    let rows: Vec<Value> = reader.collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows.len(), 3);
+    let Value::Record(first) = &rows[0] else { panic!() };
+    assert_eq!(first[0], ("id".to_string(), Value::Union(1, Box::new(Value::Long(1)))));
+    assert_eq!(first[1].0, "bad_name");
+    assert_eq!(first[4].1, Value::Union(1, Box::new(Value::TimestampMicros(1_767_225_600_000_000))));
+    let Value::Union(1, price) = &first[3].1 else { panic!("{:?}", first[3]) };
+    let Value::Decimal(price) = &**price else { panic!() };
+    let bytes: Vec<u8> = price.try_into().unwrap();
+    assert_eq!(i128::from_be_bytes(bytes.try_into().unwrap()), 1230);
+    let Value::Record(third) = &rows[2] else { panic!() };
+    let Value::Union(1, o) = &third[2].1 else { panic!() };
+    let Value::Record(o) = &**o else { panic!() };
+    assert_eq!(o[0].1, Value::Union(1, Box::new(Value::String("é".into()))));
+    assert_eq!(o[1].1, Value::Union(1, Box::new(Value::Array(vec![]))), "the previous list is not carried over");
+    let Value::Record(second) = &rows[1] else { panic!() };
+    assert_eq!(second[2].1, Value::Union(0, Box::new(Value::Null)));
+}
+
+#[test]
+fn exact_numbers_and_postgres_arrays_round_trip() {
+    let schema = r##"{"properties":{
+        "ratio":{"type":["null","number"],"multipleOf":1e-38,"exclusiveMaximum":true,"maximum":1e62,"exclusiveMinimum":true,"minimum":-1e62},
+        "tags":{"type":["null","array"],"items":{"$ref":"#/definitions/texts"}}},
+      "definitions":{"texts":{"type":["null","string","array"],"items":{"$ref":"#/definitions/texts"}}}}"##;
+    let (bytes, _) =
+        write(schema, &[r#"{"ratio":0.33333333333333333333,"tags":["a1","b \"2\"",null]}"#], Unparseable::Fail)
+            .unwrap();
+    let rows: Vec<Value> = Reader::new(&bytes[..]).unwrap().collect::<Result<_, _>>().unwrap();
+    let Value::Record(row) = &rows[0] else { panic!() };
+    assert_eq!(row[0].1, Value::Union(1, Box::new(Value::String("0.33333333333333333333".into()))));
+    let text = |s: &str| Value::Union(1, Box::new(Value::String(s.into())));
+    let tags = Value::Array(vec![text("a1"), text("b \"2\""), Value::Union(0, Box::new(Value::Null))]);
+    assert_eq!(row[1].1, Value::Union(1, Box::new(tags)), "the values, not their JSON text");
+    let err = write(schema, &[r#"{"tags":[["a"]]}"#], Unparseable::Fail).unwrap_err();
+    assert!(err.starts_with(r#"field `tags[]`: ["a"] is not an element of a one-dimensional array"#), "{err}");
+    let (_, nulled) = write(schema, &[r#"{"tags":[["a"],"b"]}"#], Unparseable::Null).unwrap();
+    assert_eq!(nulled, 1);
+}
+
+/// `levels` nested nullable objects, the innermost holding an integer `v`.
+fn nested(levels: usize) -> (String, String) {
+    let mut schema = r#"{"type":["null","object"],"properties":{"v":{"type":"integer"}}}"#.to_string();
+    let mut record = r#"{"v":1}"#.to_string();
+    for level in (1..levels).rev() {
+        schema = format!(r#"{{"type":["null","object"],"properties":{{"l{level}":{schema}}}}}"#);
+        record = format!(r#"{{"l{level}":{record}}}"#);
+    }
+    (format!(r#"{{"properties":{{"l0":{schema}}}}}"#), format!(r#"{{"l0":{record}}}"#))
+}
+
+/// The depth limit is exactly where the crate's own reader stops: the deepest schema `check`
+/// accepts reads back, one level more is refused up front with the way out.
+#[test]
+fn schemas_too_deep_for_readers_are_refused_up_front() {
+    // apache-avro's reader and writer recurse once per level: more than a test thread's
+    // 2 MiB in a debug build at 30 levels (the pipeline runs on the main thread, 8 MiB).
+    let test = std::thread::Builder::new().stack_size(64 << 20).spawn(too_deep).unwrap();
+    test.join().unwrap();
+}
+
+fn too_deep() {
+    let mut deepest = 0;
+    for levels in 1..64 {
+        let (schema, record) = nested(levels);
+        let fields = typed::columns(&schema, false, false);
+        match check("deep", &fields) {
+            Ok(()) => {
+                let (bytes, _) = write(&schema, &[&record], Unparseable::Fail).unwrap();
+                assert_eq!(Reader::new(&bytes[..]).unwrap().count(), 1, "{levels} levels read back");
+                deepest = levels;
+            }
+            Err(e) => {
+                assert!(e.contains("`nested_as_json: true`") && e.contains("l0.l1.l2."), "{e}");
+                assert_eq!(e, write(&schema, &[&record], Unparseable::Fail).unwrap_err());
+                // What the check prevents: a file apache-avro's reader cannot open.
+                let text = avro_schema("deep", &fields).to_string();
+                assert!(Schema::parse_str(&text).is_err(), "{levels} levels parse after all");
+                break;
+            }
+        }
+    }
+    assert!((25..40).contains(&deepest), "{deepest}");
+    let (schema, _) = nested(deepest + 1);
+    check("deep", &typed::columns(&schema, true, false)).unwrap();
+}
+
+#[test]
+fn unparseable_values_fail_or_count() {
+    let schema = r#"{"properties":{"n":{"type":"integer"}}}"#;
+    let err = write(schema, &[r#"{"n":"many"}"#], Unparseable::Fail).unwrap_err();
+    assert_eq!(err, "field `n`: \"many\" is not a 64-bit integer");
+    let (_, nulled) = write(schema, &[r#"{"n":"many"}"#, r#"{"n":2}"#], Unparseable::Null).unwrap();
+    assert_eq!(nulled, 1);
+}
