@@ -333,3 +333,39 @@ fn parquet_files_roll_by_size() {
     let fields = columns(&schema_of(&input, "s"), false, false);
     assert_eq!(parquet_rows(dir.path(), "s", &fields).0.len(), 60_000);
 }
+
+/// Properties a record has beyond its schema have no column in CSV, Parquet or Avro: never
+/// dropped in silence. One warning per stream, a `dropped_properties` METRIC per file and a
+/// count per object in the manifest, in every such format; JSONL keeps them.
+#[test]
+fn properties_outside_the_schema_are_counted_in_every_format() {
+    let input = [
+        r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#,
+        r#"{"type":"RECORD","stream":"s","record":{"id":1,"extra":"x"}}"#,
+        r#"{"type":"RECORD","stream":"s","record":{"id":2,"extra":"y","more":1}}"#,
+        r#"{"type":"RECORD","stream":"s","record":{"id":3}}"#,
+    ]
+    .join("\n");
+    for (format, dropped) in [("csv", 3), ("parquet", 3), ("avro", 3), ("jsonl", 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            json!({"local_path": dir.path(), "format": format, "compression": "none", "max_records_per_file": 2});
+        let r = run(&config, &input);
+        assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+        let warnings = r.stderr.lines().filter(|l| l.contains("not in the schema")).count();
+        assert_eq!(warnings, usize::from(dropped > 0), "{format}: one warning per stream\n{}", r.stderr);
+        let metric: u64 = r
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_once("METRIC: ").map(|(_, m)| serde_json::from_str::<Value>(m).unwrap()))
+            .filter(|m| m["metric"] == "dropped_properties")
+            .map(|m| m["value"].as_u64().unwrap())
+            .sum();
+        assert_eq!(metric, dropped, "{format}: METRIC lines");
+        let manifest = all_files(dir.path()).into_iter().find(|p| p.starts_with("_manifests")).unwrap();
+        let manifest: Value = serde_json::from_slice(&std::fs::read(dir.path().join(manifest)).unwrap()).unwrap();
+        let counted: u64 =
+            manifest["objects"].as_array().unwrap().iter().map(|o| o["dropped_properties"].as_u64().unwrap_or(0)).sum();
+        assert_eq!(counted, dropped, "{format}: manifest");
+    }
+}

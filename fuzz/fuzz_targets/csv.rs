@@ -32,7 +32,7 @@ fuzz_target!(|input: (&str, &str)| {
     let raw = record.get();
     let _ = (typed::int(raw), typed::float(raw), typed::timestamp(raw), typed::date(raw), typed::decimal(raw, 2));
     let mut slots = vec![None; columns.len()];
-    let _ = typed::members(raw, &typed::FieldIndex::new(columns.iter().map(|f| f.name.as_str())), &mut slots);
+    let _ = typed::members(raw, &typed::FieldIndex::new(columns.iter().map(|f| f.name.as_str())), &mut slots, &mut Default::default());
     let meta = RecordMetadata { extracted_at: None, received_at: "r", batched_at: "b", sequence: 1, table_version: None };
     let (plain, flat) = configs();
     for config in [plain, flat] {

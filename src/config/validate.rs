@@ -296,6 +296,21 @@ impl RawConfig {
         level: Option<u64>,
         options: &ParseOptions<'_>,
     ) -> Result<Output, ConfigError> {
+        // A format this build has no code for is a configuration problem, found before any
+        // input is read (not a failure at the first record).
+        let built = match format {
+            Format::Parquet => cfg!(feature = "parquet"),
+            Format::Avro => cfg!(feature = "avro"),
+            Format::Jsonl | Format::Json | Format::Csv => true,
+        };
+        if !built {
+            return Err(invalid(
+                "format",
+                format!(
+                    "this build of target-s3 has no {format} support (built without the `{format}` feature; the default build and the release wheels have it)"
+                ),
+            ));
+        }
         let compression = match compression {
             // Parquet and Avro compress inside the file: `compression` does not apply.
             _ if format.is_binary() => Compression::None,

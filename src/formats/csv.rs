@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::metadata::{METADATA_COLUMNS, RecordMetadata};
 use crate::config::CsvOptions;
+use crate::json::Dropped;
 use crate::schema::{ColumnPlan, Slot};
 
 pub struct CsvEncoder {
@@ -13,8 +14,8 @@ pub struct CsvEncoder {
     columns: Arc<ColumnPlan>,
     slots: Vec<Slot>,
     unescaped: String,
-    pub(super) unknown: Option<String>,
-    warned_unknown: bool,
+    /// Properties outside the schema, which have no column.
+    pub(super) dropped: Dropped,
     /// The `_sdc_*` columns (the schema's own, then the rest after the schema's columns):
     /// (column, metadata index). A record's own value wins (a tap's `_sdc_deleted_at`), as in
     /// JSONL and Parquet.
@@ -47,20 +48,13 @@ impl CsvEncoder {
             writer,
             columns,
             unescaped: String::new(),
-            unknown: None,
-            warned_unknown: false,
+            dropped: Dropped::default(),
             metadata,
         }
     }
 
     pub(super) fn encode(&mut self, record: &str, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
-        let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
-        if let Some(key) = unknown
-            && !self.warned_unknown
-        {
-            self.warned_unknown = true;
-            self.unknown = Some(key);
-        }
+        self.columns.locate(record, &mut self.slots, &mut self.dropped).map_err(|e| e.to_string())?;
         let values = meta.filter(|_| !self.metadata.is_empty()).map(RecordMetadata::json_values);
         for (column, slot) in self.slots.iter().enumerate() {
             let cell: &[u8] = match slot {

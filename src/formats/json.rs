@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::metadata::{METADATA_COLUMNS, RecordMetadata, push_with_metadata};
 use crate::config::Config;
+use crate::json::Dropped;
 use crate::schema::{ColumnPlan, Slot, StreamSchema};
 
 /// Appends one JSON record: flattened when `flat` is set, with its `_sdc_*` members when given.
@@ -34,8 +35,8 @@ pub struct Flattener {
     names: Vec<String>,
     slots: Vec<Slot>,
     out: String,
-    pub(super) unknown: Option<String>,
-    warned_unknown: bool,
+    /// Properties outside the schema, which have no column.
+    pub(super) dropped: Dropped,
 }
 
 impl Flattener {
@@ -52,20 +53,13 @@ impl Flattener {
                 slots: vec![None; columns.names.len()],
                 columns,
                 out: String::new(),
-                unknown: None,
-                warned_unknown: false,
+                dropped: Dropped::default(),
             })
         })
     }
 
     pub(super) fn flatten(&mut self, record: &str) -> Result<&str, String> {
-        let unknown = self.columns.locate(record, &mut self.slots).map_err(|e| e.to_string())?;
-        if let Some(key) = unknown
-            && !self.warned_unknown
-        {
-            self.warned_unknown = true;
-            self.unknown = Some(key);
-        }
+        self.columns.locate(record, &mut self.slots, &mut self.dropped).map_err(|e| e.to_string())?;
         self.out.clear();
         self.out.push('{');
         for (name, slot) in self.names.iter().zip(&self.slots) {

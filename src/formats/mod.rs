@@ -17,6 +17,7 @@ use std::any::Any;
 use serde_json::value::RawValue;
 
 use crate::config::{Config, Format};
+use crate::json::Dropped;
 use crate::schema::StreamSchema;
 use csv::CsvEncoder;
 use json::{Flattener, push_json};
@@ -232,13 +233,18 @@ impl Encoder {
         }
     }
 
-    /// The first record key outside the schema seen by this encoder, if any (CSV only: those
-    /// values have no column).
-    pub fn take_unknown_key(&mut self) -> Option<String> {
+    /// Properties outside the schema this file had no place for (CSV, flattened JSON, Parquet
+    /// and Avro; JSONL and JSON keep the tap's record as it is).
+    pub fn dropped(&self) -> &Dropped {
+        static NONE: Dropped = Dropped { count: 0, first: None };
         match self {
-            Encoder::Csv(csv) => csv.unknown.take(),
-            Encoder::Jsonl { flat: Some(flat), .. } | Encoder::Json { flat: Some(flat), .. } => flat.unknown.take(),
-            _ => None,
+            Encoder::Csv(csv) => &csv.dropped,
+            Encoder::Jsonl { flat: Some(flat), .. } | Encoder::Json { flat: Some(flat), .. } => &flat.dropped,
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => &p.top.dropped,
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => &a.top.dropped,
+            _ => &NONE,
         }
     }
 }
@@ -311,7 +317,7 @@ mod tests {
         for record in [r#"{"id":1,"_sdc_deleted_at":"2026-11-22T04:00:00Z","_sdc_sequence":99}"#, r#"{"id":2}"#] {
             enc.encode(&serde_json::from_str::<Box<RawValue>>(record).unwrap(), Some(&meta)).unwrap();
         }
-        assert_eq!(enc.take_unknown_key(), None, "`_sdc_deleted_at` has its column");
+        assert_eq!(enc.dropped().count, 0, "`_sdc_deleted_at` has its column");
         let out = String::from_utf8(enc.take(Vec::new())).unwrap();
         assert_eq!(
             out,

@@ -254,7 +254,7 @@ impl Column {
             Kind::Timestamp(b) => typed::timestamp(raw).map(|v| b.append_value(v)),
             Kind::Date(b) => typed::date(raw).map(|v| b.append_value(v)),
             Kind::Struct { children, index, slots, validity, .. } => {
-                if typed::members(raw, index, slots).is_err() {
+                if typed::members(raw, index, slots, &mut crate::json::Dropped::default()).is_err() {
                     None
                 } else {
                     for (i, child) in children.iter_mut().enumerate() {

@@ -106,13 +106,36 @@ pub fn find_field<'a>(record: &'a str, path: &[String]) -> Option<&'a RawValue> 
     if rest.is_empty() { Some(raw) } else { find_field(raw.get(), rest) }
 }
 
+/// Members a format had no place for (properties outside the schema): how many, and the first
+/// one's name (kept once, for a warning). Counted, never silent: they go into a METRIC line and
+/// the manifest.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub count: u64,
+    pub first: Option<String>,
+}
+
+impl Dropped {
+    pub fn note(&mut self, key: &str) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(key.to_string());
+        }
+    }
+}
+
 /// Where an object's members sit in the record text, by field index: byte ranges relative to
-/// the start of `raw`, reset first. Members that are not fields are skipped (as JSONL keeps
-/// them, JSON columns keep them; typed columns have no place for them).
-pub fn members(raw: &str, index: &FieldIndex, slots: &mut [Option<(usize, usize)>]) -> Result<(), serde_json::Error> {
+/// the start of `raw`, reset first. Members that are not fields are skipped and noted in
+/// `dropped` (typed columns have no place for them).
+pub fn members(
+    raw: &str,
+    index: &FieldIndex,
+    slots: &mut [Option<(usize, usize)>],
+    dropped: &mut Dropped,
+) -> Result<(), serde_json::Error> {
     slots.fill(None);
     let mut de = serde_json::Deserializer::from_str(raw);
-    Members { index, base: raw.as_ptr() as usize, slots }.deserialize(&mut de)?;
+    Members { index, base: raw.as_ptr() as usize, slots, dropped }.deserialize(&mut de)?;
     de.end()
 }
 
@@ -139,6 +162,7 @@ struct Members<'a> {
     index: &'a FieldIndex,
     base: usize,
     slots: &'a mut [Option<(usize, usize)>],
+    dropped: &'a mut Dropped,
 }
 
 impl<'de> DeserializeSeed<'de> for Members<'_> {
@@ -156,9 +180,12 @@ impl<'de> Visitor<'de> for Members<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
-            if let Some(i) = self.index.0.get(key.0.as_ref()) {
-                let text = value.get();
-                self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
+            match self.index.0.get(key.0.as_ref()) {
+                Some(i) => {
+                    let text = value.get();
+                    self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
+                }
+                None => self.dropped.note(&key.0),
             }
         }
         Ok(())

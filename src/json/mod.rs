@@ -6,5 +6,5 @@
 mod members;
 mod scalars;
 
-pub use members::{FieldIndex, Key, elements, find_field, member, members, properties_of};
+pub use members::{Dropped, FieldIndex, Key, elements, find_field, member, members, properties_of};
 pub use scalars::{boolean, date, decimal, float, int, numeric, parse_date_time, text, timestamp};

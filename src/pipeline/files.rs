@@ -114,6 +114,8 @@ pub struct FileSet<'a> {
     /// Records written so far (the least-recently-written order).
     sequence: u64,
     closed: Vec<Closed>,
+    /// Streams already warned about properties outside their schema (once per stream).
+    warned_dropped: std::collections::HashSet<String>,
 }
 
 impl<'a> FileSet<'a> {
@@ -139,6 +141,7 @@ impl<'a> FileSet<'a> {
             chunk_recycle,
             sequence: 0,
             closed: Vec::new(),
+            warned_dropped: Default::default(),
         }
     }
 
@@ -195,9 +198,6 @@ impl<'a> FileSet<'a> {
         });
         if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
-        }
-        if let Some(key) = file.encoder.take_unknown_key() {
-            tracing::warn!(stream = %spec.name, property = %key, "records have properties that are not in the schema; CSV has no column for them");
         }
         file.records += 1;
         if let Some(rows) = file.encoder.take_rows() {
@@ -291,6 +291,17 @@ impl<'a> FileSet<'a> {
         if let Some(first) = first {
             tracing::warn!(stream, values = unparseable, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
         }
+        let dropped = file.encoder.dropped().clone();
+        if let Some(first) = &dropped.first
+            && self.warned_dropped.insert(stream.to_string())
+        {
+            tracing::warn!(
+                stream,
+                format = file.spec.output.format.extension(),
+                property = %first,
+                "records have properties that are not in the schema; this format has no column for them (counted as dropped_properties in METRIC lines and the manifest; declare them in the SCHEMA, or use jsonl)"
+            );
+        }
         if let Some(rows) = file.encoder.take_rows() {
             file.sent += rows.size;
             send(&self.commands, Command::Rows { id: file.id, rows })?;
@@ -326,6 +337,7 @@ impl<'a> FileSet<'a> {
                 max_cursor: file.cursor.max.take().map(Cursor::into_value),
                 schema_hash: spec.schema_hash.clone(),
                 unparseable_values: unparseable,
+                dropped_properties: dropped.count,
             },
         });
         Ok(())

@@ -28,6 +28,9 @@ pub struct ManifestEntry {
     /// Values written as null because they did not fit their column (`unparseable_values: null`).
     #[serde(skip_serializing_if = "is_zero")]
     pub unparseable_values: u64,
+    /// Properties outside the schema the format had no place for (not JSONL/JSON).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped_properties: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -106,8 +109,10 @@ impl<'a> Finisher<'a> {
             ("file_count", 1),
             ("bytes_written", bytes),
             ("unparseable_values", entry.unparseable_values),
+            ("dropped_properties", entry.dropped_properties),
         ];
-        for (metric, value) in counters.into_iter().filter(|(m, v)| *v > 0 || *m != "unparseable_values") {
+        let always = ["record_count", "file_count", "bytes_written"];
+        for (metric, value) in counters.into_iter().filter(|(m, v)| *v > 0 || always.contains(m)) {
             let metric = serde_json::json!({"type": "counter", "metric": metric, "value": value, "tags": tags});
             tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
         }

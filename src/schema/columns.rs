@@ -8,7 +8,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::json::{Key, properties_of};
+use crate::json::{Dropped, Key, properties_of};
 
 /// The flattened columns of a stream: nested objects with declared properties become
 /// `parent__child` columns down to a depth; everything else is one column.
@@ -61,14 +61,12 @@ impl ColumnPlan {
     /// column, reset to `None` first). Returns the first top-level key not in the schema, if any.
     /// A nested object that is null leaves its columns empty; a nested value that is not an
     /// object is an error (its columns would otherwise silently vanish).
-    pub fn locate(&self, record: &str, slots: &mut [Slot]) -> Result<Option<String>, serde_json::Error> {
+    pub fn locate(&self, record: &str, slots: &mut [Slot], dropped: &mut Dropped) -> Result<(), serde_json::Error> {
         slots.fill(None);
-        let mut unknown = None;
         let base = record.as_ptr() as usize;
         let mut de = serde_json::Deserializer::from_str(record);
-        Fill { node: &self.root, base, slots, unknown: &mut unknown }.deserialize(&mut de)?;
-        de.end()?;
-        Ok(unknown)
+        Fill { node: &self.root, base, slots, dropped }.deserialize(&mut de)?;
+        de.end()
     }
 }
 
@@ -135,7 +133,7 @@ struct Fill<'a> {
     node: &'a PlanNode,
     base: usize,
     slots: &'a mut [Slot],
-    unknown: &'a mut Option<String>,
+    dropped: &'a mut Dropped,
 }
 
 impl<'de> DeserializeSeed<'de> for Fill<'_> {
@@ -162,16 +160,14 @@ impl<'de> Visitor<'de> for Fill<'_> {
                     let raw: &'de RawValue = map.next_value()?;
                     if raw.get() != "null" {
                         let mut de = serde_json::Deserializer::from_str(raw.get());
-                        let nested = Fill { node, base: self.base, slots: self.slots, unknown: self.unknown };
+                        let nested = Fill { node, base: self.base, slots: self.slots, dropped: self.dropped };
                         nested
                             .deserialize(&mut de)
                             .map_err(|e| serde::de::Error::custom(format_args!("property {:?}: {e}", key.0)))?;
                     }
                 }
                 None => {
-                    if self.unknown.is_none() {
-                        *self.unknown = Some(key.0.into_owned());
-                    }
+                    self.dropped.note(&key.0);
                     map.next_value::<IgnoredAny>()?;
                 }
             }

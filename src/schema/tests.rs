@@ -30,14 +30,21 @@ fn locate_finds_raw_values() {
     let s = StreamSchema::compile(SCHEMA, vec![], opts()).unwrap();
     let rec = r#"{"ts":"2020","id":1.50,"addr":{"geo":{"lat":-1e3},"city":"a\"b"},"extra":1,"tags":["x"]}"#;
     let mut slots = vec![None; 6];
-    let unknown = s.columns.locate(rec, &mut slots).unwrap();
+    let mut dropped = crate::json::Dropped::default();
+    s.columns.locate(rec, &mut slots, &mut dropped).unwrap();
     let got: Vec<Option<&str>> = slots.iter().map(|s| s.map(|(a, n)| &rec[a..a + n])).collect();
     assert_eq!(got, [Some("1.50"), Some(r#""a\"b""#), Some("-1e3"), Some(r#"["x"]"#), None, Some(r#""2020""#)]);
-    assert_eq!(unknown.as_deref(), Some("extra"));
+    assert_eq!((dropped.count, dropped.first.as_deref()), (1, Some("extra")));
     let null_addr = r#"{"id":1,"addr":null}"#;
-    s.columns.locate(null_addr, &mut slots).unwrap();
+    s.columns.locate(null_addr, &mut slots, &mut crate::json::Dropped::default()).unwrap();
     assert_eq!(slots.iter().filter(|s| s.is_some()).count(), 1);
-    assert!(s.columns.locate(r#"{"id":1,"addr":"oops"}"#, &mut slots).unwrap_err().to_string().contains("addr"));
+    assert!(
+        s.columns
+            .locate(r#"{"id":1,"addr":"oops"}"#, &mut slots, &mut crate::json::Dropped::default())
+            .unwrap_err()
+            .to_string()
+            .contains("addr")
+    );
 }
 
 #[test]
@@ -181,7 +188,7 @@ fn flattened_names_never_clash() {
     assert_eq!(s.columns.names, ["a__b", "a__b_3", "a__b_2", "a__b_2_2", "x__y__z", "x__y__z_2"]);
     let rec = r#"{"a__b":"top","a":{"b":"nested","b_2":"n2"},"a__b_2":"top2","x":{"y__z":1},"x__y":{"z":2}}"#;
     let mut slots = vec![None; 6];
-    s.columns.locate(rec, &mut slots).unwrap();
+    s.columns.locate(rec, &mut slots, &mut crate::json::Dropped::default()).unwrap();
     let got: Vec<&str> = slots.iter().map(|s| s.map_or("", |(a, n)| &rec[a..a + n])).collect();
     assert_eq!(got, [r#""top""#, r#""nested""#, r#""n2""#, r#""top2""#, "1", "2"]);
 }

@@ -104,3 +104,70 @@ impl Body for Pages {
         self.0.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Writes `chunks` through a body and collects what it hands to storage, as the writer does.
+    fn stored(mut body: Box<dyn Body>, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            body.write(chunk).unwrap();
+            match body.take_output(Vec::new()) {
+                None => out.extend_from_slice(chunk),
+                Some(ready) => out.extend(ready),
+            }
+        }
+        out.extend(body.finish().unwrap());
+        out
+    }
+
+    const CHUNKS: [&[u8]; 3] = [b"{\"a\":1}\n", b"{\"a\":2}\n", b"{\"a\":3}\n"];
+
+    #[test]
+    fn compressed_bodies_end_as_whole_streams() {
+        let plain = stored(new(Compression::None, None).unwrap(), &CHUNKS);
+        assert_eq!(plain, CHUNKS.concat());
+        let gz = stored(new(Compression::Gzip { level: 6 }, None).unwrap(), &CHUNKS);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, CHUNKS.concat());
+        let zst = stored(new(Compression::Zstd { level: 3 }, None).unwrap(), &CHUNKS);
+        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), CHUNKS.concat());
+    }
+
+    /// A page writer that "encodes" rows of text by joining them.
+    struct Joined(Vec<u8>, u64);
+    impl PageWriter for Joined {
+        fn write(&mut self, rows: RowBatch) -> std::io::Result<()> {
+            let text: String = rows.take().ok_or_else(|| std::io::Error::other("rows of another format"))?;
+            self.1 += text.len() as u64;
+            self.0.extend(text.bytes());
+            Ok(())
+        }
+        fn take_output(&mut self) -> Vec<u8> {
+            std::mem::take(&mut self.0)
+        }
+        fn held(&self) -> u64 {
+            self.1
+        }
+        fn finish(self: Box<Self>) -> std::io::Result<Vec<u8>> {
+            Ok(b"<footer>".to_vec())
+        }
+    }
+
+    #[test]
+    fn typed_bodies_take_rows_and_end_with_their_footer() {
+        let mut body = new(Compression::Gzip { level: 6 }, Some(Box::new(Joined(Vec::new(), 0)))).unwrap();
+        assert!(body.write(b"bytes").is_err(), "a typed body takes rows, not bytes");
+        body.write_rows(RowBatch::new(3, "abc".to_string())).unwrap();
+        assert_eq!(body.held(), 3);
+        assert_eq!(body.take_output(Vec::new()), Some(b"abc".to_vec()));
+        assert!(body.write_rows(RowBatch::new(1, 7u8)).is_err(), "rows of another format");
+        assert_eq!(body.finish().unwrap(), b"<footer>");
+        assert!(new(Compression::None, None).unwrap().write_rows(RowBatch::new(1, 1u8)).is_err());
+    }
+}

@@ -329,7 +329,7 @@ impl Column {
                 None => return Ok(false),
             },
             Kind::Struct { children, index, slots } => {
-                if typed::members(raw, index, slots).is_err() {
+                if typed::members(raw, index, slots, &mut crate::json::Dropped::default()).is_err() {
                     return Ok(false);
                 }
                 if let Some(blank) = blank {

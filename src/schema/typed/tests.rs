@@ -248,7 +248,7 @@ fn members_and_elements_are_located() {
     let index = FieldIndex::new(fields.iter().map(|f| f.name.as_str()));
     let raw = r#"{"b": [1, {"x":2}], "zz": 1, "a":"s"}"#;
     let mut slots = vec![None; 2];
-    members(raw, &index, &mut slots).unwrap();
+    members(raw, &index, &mut slots, &mut crate::json::Dropped::default()).unwrap();
     let (s, l) = slots[0].unwrap();
     assert_eq!(&raw[s..s + l], "\"s\"");
     let (s, l) = slots[1].unwrap();

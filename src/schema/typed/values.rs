@@ -3,7 +3,7 @@
 //! top-level columns both typed formats share ([`Rows`]).
 
 use super::{Field, METADATA_COLUMNS};
-use crate::json::{FieldIndex, members};
+use crate::json::{Dropped, FieldIndex, members};
 
 /// What an array element of a list column must be when it is itself an array.
 pub const NOT_NESTED: &str = "an element of a one-dimensional array (a list column's elements cannot be arrays; \
@@ -79,6 +79,8 @@ pub struct Rows {
     /// Values written as null under `unparseable_values: null`, and the first one's message.
     pub nulled: u64,
     pub first_nulled: Option<String>,
+    /// Top-level properties outside the schema: typed columns have no place for them.
+    pub dropped: Dropped,
 }
 
 impl Rows {
@@ -95,6 +97,7 @@ impl Rows {
             policy,
             nulled: 0,
             first_nulled: None,
+            dropped: Dropped::default(),
         }
     }
 
@@ -106,7 +109,7 @@ impl Rows {
         metadata: Option<&'r [String; 6]>,
         mut column: impl FnMut(usize, Option<&'r str>, &mut Outcome) -> Result<(), Problem>,
     ) -> Result<(), String> {
-        members(record, &self.index, &mut self.slots).map_err(|e| e.to_string())?;
+        members(record, &self.index, &mut self.slots, &mut self.dropped).map_err(|e| e.to_string())?;
         let mut outcome = Outcome::new(self.policy);
         for (i, slot) in self.slots.iter().enumerate() {
             let raw = match slot {
