@@ -1,12 +1,13 @@
 //! target-s3: a Singer target that writes streams as files into S3 or a local folder.
 //!
-//! A record's way through the crate, one module per step:
-//! [`singer`] (read lines, decode messages) -> [`schema`] (validate, plan columns) ->
-//! [`pipeline`] (route to the stream's open file, roll files) with [`template`] (object keys) ->
-//! [`encode`] (JSONL / JSON / CSV bytes; Parquet and Avro via `typed`) -> [`writer`] (compress, on its own thread) -> [`storage`]
-//! (local folder or S3) -> [`ack`] (release STATE once everything before it is durable).
-//! [`config`] (with its [`settings`] table) checks every setting before the first line is read;
-//! [`cli`] is the binary's edge.
+//! A record's way through the crate, one room per step (ARCHITECTURE.md):
+//! [`singer`] (read lines, decode messages, BATCH files) -> [`pipeline`] (route the record to
+//! its stream's open file, roll files) with [`schema`] (validate, plan columns), [`keys`]
+//! (object keys) and [`formats`] (JSONL / JSON / CSV / Parquet / Avro) -> [`writer`] (compress,
+//! on its own thread) -> [`destination`] (local folder or S3) -> [`ack`] (release STATE once
+//! everything before it is durable). [`json`] reads raw JSON where it lies. [`config`] (with
+//! its [`settings`] table) checks every setting before the first line is read; [`cli`] is the
+//! binary's edge.
 
 pub mod ack;
 pub mod cli;
