@@ -145,3 +145,50 @@ fn disk_full_fails_clearly() {
     assert!(r.stdout.is_empty(), "no STATE: {:?}", r.stdout);
     assert!(all_files(&mount).is_empty(), "no file left: {:?}", all_files(&mount));
 }
+
+/// A bug (a panic) on any thread still ends the run like every failure: one `target-s3: error:`
+/// line, exit 1 (not 101, not an abort), no STATE. Debug builds inject one on request.
+#[test]
+fn a_panic_on_any_thread_is_one_error_line_and_exit_1() {
+    for thread in ["decode", "writer"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.json");
+        std::fs::write(&cfg, serde_json::json!({"local_path": dir.path().join("out")}).to_string()).unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--input",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/sample_streams/sample.singer"),
+            ])
+            .env("TARGET_S3_DEBUG_PANIC", thread)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{thread}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap();
+        assert!(
+            last.starts_with("target-s3: error: internal error") && last.contains("injected"),
+            "{thread}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{thread}: no STATE");
+        assert!(common::files(&dir.path().join("out")).iter().all(|p| !p.to_str().unwrap().contains(".tmp")));
+    }
+}
+
+/// A record naming one member twice is refused while validating (naming the line and the
+/// member): it would be checked on one value and written with both.
+#[test]
+fn duplicate_member_names_are_refused_while_validating() {
+    let input = [
+        r#"{"type":"SCHEMA","stream":"s","schema":{"properties":{"k":{"type":"string","enum":["b"]}}},"key_properties":[]}"#,
+        r#"{"type":"RECORD","stream":"s","record":{"k":"a","k":"b"}}"#,
+    ]
+    .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let r = common::run(&serde_json::json!({"local_path": dir.path()}), &input);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(last.contains("line 2") && last.contains("\"s\"") && last.contains("\"k\" appears twice"), "{last}");
+    assert!(common::files(dir.path()).is_empty());
+}

@@ -441,13 +441,16 @@ fn dry_run_lists_keys_and_writes_nothing() {
         cfg(&dir.path().join("out"), json!({"max_records_per_file": 25, "run_id": "r"})).to_string(),
     )
     .unwrap();
-    let r = run_args(&["--config", config.to_str().unwrap(), "--dry-run"], &sample());
+    let r = run_args(&["--config", config.to_str().unwrap(), "--dry-run", "--log-level", "info"], &sample());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.len(), 6, "{:?}", r.stdout);
     let counts: Vec<u64> = r.stdout.iter().map(|l| l.split('\t').next().unwrap().parse().unwrap()).collect();
     assert_eq!(counts, [25, 25, 10, 25, 25, 10]);
     assert!(r.stdout[0].ends_with("-r-00000.jsonl.gz") && r.stdout[0].contains("\torders/"), "{:?}", r.stdout);
     assert!(!dir.path().join("out").exists(), "a dry run writes nothing");
+    // ...and says so: no "file written" line, no byte counters (they would be made up).
+    assert!(!r.stderr.contains("file written") && !r.stderr.contains("bytes_written"), "{}", r.stderr);
+    assert!(r.stderr.contains("dry run: file not written"), "{}", r.stderr);
 }
 
 #[test]
@@ -496,4 +499,35 @@ fn json_arrays_and_per_stream_overrides() {
     assert_eq!(users.as_array().unwrap(), &want);
     let csv = read(&dir.path().join(&files[1]));
     assert!(csv.starts_with(b"order_id,user_id,amount,currency,items,note,created_at\n"));
+}
+
+/// A SCHEMA re-sent with the same properties in another order changes no written column: the
+/// file goes on (taps that build schemas from dictionaries do this), in every format; a new
+/// property still rolls CSV and Parquet files.
+#[test]
+fn a_schema_that_only_reorders_properties_keeps_the_file() {
+    let schema = |props: &str| {
+        format!(r#"{{"type":"SCHEMA","stream":"s","schema":{{"properties":{{{props}}}}},"key_properties":[]}}"#)
+    };
+    let ab = schema(r#""a":{"type":"integer"},"b":{"type":"string"}"#);
+    let ba = schema(r#""b":{"type":"string"},"a":{"type":"integer"}"#);
+    let abc = schema(r#""a":{"type":"integer"},"b":{"type":"string"},"c":{"type":"string"}"#);
+    let mut lines = Vec::new();
+    for i in 0..6 {
+        lines.push(if i % 2 == 0 { ab.clone() } else { ba.clone() });
+        lines.push(format!(r#"{{"type":"RECORD","stream":"s","record":{{"a":{i},"b":"x"}}}}"#));
+    }
+    let reordered = lines.join("\n");
+    let grown = format!("{reordered}\n{abc}\n{}", r#"{"type":"RECORD","stream":"s","record":{"a":9,"b":"y","c":"z"}}"#);
+    for format in ["jsonl", "csv", "parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run(&cfg(dir.path(), json!({"format": format, "compression": "none"})), &reordered);
+        assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+        assert_eq!(files(dir.path()).len(), 1, "{format}: one file for six records");
+        let dir = tempfile::tempdir().unwrap();
+        let r = run(&cfg(dir.path(), json!({"format": format, "compression": "none"})), &grown);
+        assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+        let expected = if format == "jsonl" { 1 } else { 2 };
+        assert_eq!(files(dir.path()).len(), expected, "{format}: a new column rolls typed and CSV files");
+    }
 }

@@ -78,6 +78,19 @@ pub enum AboutFormat {
 
 /// The binary's whole `main`.
 pub fn main() -> ExitCode {
+    // A bug must still end like every other failure: one `target-s3: error:` line, exit 1, and
+    // nothing more on stdout (no STATE past it), whichever thread it happens on.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        logging::print_error(&format!("internal error (a bug; please report it): {message}{at}"));
+        std::process::exit(1);
+    }));
     let args = Args::parse();
     if args.version {
         println!("{NAME} v{}", env!("CARGO_PKG_VERSION"));

@@ -5,6 +5,8 @@
 
 mod members;
 mod scalars;
+mod strict;
 
 pub use members::{Dropped, FieldIndex, Key, elements, find_field, member, members, properties_of};
 pub use scalars::{boolean, date, decimal, float, int, numeric, parse_date_time, text, timestamp};
+pub use strict::parse_strict;

@@ -101,8 +101,17 @@ impl<'a> Finisher<'a> {
     /// A data file is durable: log it and the Singer SDK's counters, remember it for the
     /// manifest. Extra objects (markers, the manifest) are not in flight here and pass through.
     pub fn file_durable(&mut self, id: FileId, key: &ObjectKey, bytes: u64, crc32: u32) {
+        let Some(mut entry) = self.in_flight.remove(&id) else {
+            tracing::info!(%key, bytes, "file written");
+            return;
+        };
+        if self.config.dry_run {
+            // Nothing was written: no "written" line, no byte counters.
+            tracing::info!(%key, records = entry.records, "dry run: file not written");
+            self.written.push(entry);
+            return;
+        }
         tracing::info!(%key, bytes, "file written");
-        let Some(mut entry) = self.in_flight.remove(&id) else { return };
         let tags = serde_json::json!({"stream": entry.stream});
         let counters = [
             ("record_count", entry.records),

@@ -299,6 +299,10 @@ impl Run<'_, '_> {
         if line.as_bytes().first().is_none_or(u8::is_ascii_whitespace) && line.trim().is_empty() {
             return Ok(Flow::Continue); // blank lines carry nothing
         }
+        #[cfg(debug_assertions)]
+        if std::env::var_os("TARGET_S3_DEBUG_PANIC").is_some_and(|v| v == "decode") {
+            panic!("injected by TARGET_S3_DEBUG_PANIC"); // debug builds only, for the tests
+        }
         let message = singer::decode(line).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
         match message {
             Message::Record { stream, record, time_extracted, version } => {

@@ -111,10 +111,7 @@ impl<'a> Router<'a> {
         // at the SCHEMA line, not at the first record.
         crate::formats::Encoder::check_schema(output.format, name, &compiled, self.config)
             .map_err(InputErrorKind::SchemaUnwritable)?;
-        // Parquet and Avro files carry typed columns: any change of the schema may change a type.
-        let columns_changed = previous.is_some_and(|s| {
-            s.schema.columns != compiled.columns || (output.format.is_binary() && s.schema.text != compiled.text)
-        });
+        let columns_changed = previous.is_some_and(|s| self.columns_change(output, &s.schema, &compiled));
         let bookmark = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect::<FieldPath>());
         let spec = StreamSpec {
             name: name.to_string(),
@@ -130,6 +127,30 @@ impl<'a> Router<'a> {
         };
         self.streams.insert(name.to_string(), Arc::new(spec));
         Ok(columns_changed)
+    }
+
+    /// Whether a new SCHEMA changes what a file of `output`'s format writes, so open files must
+    /// close: JSONL and JSON write the tap's records as they are (never); CSV and flattened JSON
+    /// the set of flattened columns (an open file keeps its own column order, so a SCHEMA that
+    /// only reorders its properties does not roll the file); Parquet and Avro the typed columns
+    /// by name.
+    fn columns_change(&self, output: &Output, old: &StreamSchema, new: &StreamSchema) -> bool {
+        use crate::config::Format;
+        let names = |s: &StreamSchema| s.columns.names.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+        let typed = |s: &StreamSchema| {
+            let mut fields = crate::schema::typed::columns(
+                &s.text,
+                self.config.binary.nested_as_json,
+                self.config.add_record_metadata,
+            );
+            fields.sort_by(|a, b| a.name.cmp(&b.name));
+            fields
+        };
+        match output.format {
+            Format::Jsonl | Format::Json if !self.config.flattening_enabled => false,
+            Format::Jsonl | Format::Json | Format::Csv => names(old) != names(new),
+            Format::Parquet | Format::Avro => typed(old) != typed(new),
+        }
     }
 
     /// Validates a record and finds its file's partition. Per record: no allocation unless the

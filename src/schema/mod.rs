@@ -75,7 +75,10 @@ impl StreamSchema {
     pub fn check(&self, record: &RawValue) -> Result<Option<Value>, InputErrorKind> {
         match &self.validator {
             Some(validator) => {
-                let value: Value = serde_json::from_str(record.get()).map_err(InputErrorKind::Json)?;
+                // A member named twice would be validated on its last value but written raw
+                // with both: refused, naming it.
+                let value = crate::json::parse_strict(record.get())
+                    .map_err(|e| InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")))?;
                 if let Err(e) = validator.validate(&value) {
                     let path = e.instance_path().to_string();
                     let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };

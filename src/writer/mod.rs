@@ -71,6 +71,14 @@ pub fn spawn(
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
                 let result = match command {
+                    // Debug builds only: the tests prove that a bug here still ends the run with
+                    // one error line and exit 1.
+                    #[cfg(debug_assertions)]
+                    Command::Open { .. }
+                        if std::env::var_os("TARGET_S3_DEBUG_PANIC").is_some_and(|v| v == "writer") =>
+                    {
+                        panic!("injected by TARGET_S3_DEBUG_PANIC")
+                    }
                     Command::Open { id, key, meta, compression, pages, progress } => storage
                         .create(&key, &meta)
                         .and_then(|sink| ObjectWriter::new(key, sink, compression, pages, progress))
