@@ -64,8 +64,13 @@ impl<'de> Visitor<'de> for Strict {
         let mut members = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(Strict)?;
-            if let Some(_first) = members.insert(key.clone(), value) {
-                return Err(A::Error::custom(format!("member {key:?} appears twice in one object")));
+            match members.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(first) => {
+                    return Err(A::Error::custom(format!("member {:?} appears twice in one object", first.key())));
+                }
             }
         }
         Ok(Value::Object(members))
