@@ -531,3 +531,47 @@ fn a_schema_that_only_reorders_properties_keeps_the_file() {
         assert_eq!(files(dir.path()).len(), expected, "{format}: a new column rolls typed and CSV files");
     }
 }
+
+/// The manifest names each object's own format and compression (streams may differ by
+/// `stream_overrides`); `csv_null_value` tells nulls from empty strings.
+#[test]
+fn manifest_entries_carry_their_format_and_csv_nulls_can_be_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cfg(
+        dir.path(),
+        json!({"format": "csv", "compression": "none", "csv_null_value": "\\N",
+               "stream_overrides": {"orders": {"format": "jsonl", "compression": "gzip"}}}),
+    );
+    let input = [
+        r#"{"type":"SCHEMA","stream":"users","schema":{"properties":{"id":{"type":"integer"},"n":{"type":["null","string"]}}},"key_properties":["id"]}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":1,"n":null}}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":2,"n":""}}"#,
+        r#"{"type":"RECORD","stream":"users","record":{"id":3}}"#,
+        r#"{"type":"SCHEMA","stream":"orders","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#,
+        r#"{"type":"RECORD","stream":"orders","record":{"id":1}}"#,
+    ]
+    .join("\n");
+    let r = run(&config, &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let manifest = all_files(dir.path()).into_iter().find(|p| p.starts_with("_manifests")).unwrap();
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.path().join(manifest)).unwrap()).unwrap();
+    let mut kinds: Vec<(String, String, String)> = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["stream"].as_str().unwrap().into(),
+                o["format"].as_str().unwrap().into(),
+                o["compression"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [("orders".into(), "jsonl".into(), "gzip".into()), ("users".into(), "csv".into(), "none".into())]
+    );
+    let users = files(dir.path()).into_iter().find(|p| p.starts_with("users")).unwrap();
+    assert_eq!(String::from_utf8(read(&dir.path().join(users))).unwrap(), "id,n\n1,\\N\n2,\n3,\\N\n");
+}

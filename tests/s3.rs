@@ -172,8 +172,8 @@ fn object_options_reach_the_server() {
         let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(key).send()).unwrap();
         assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("AES256"), "{key}");
         assert_eq!(head.storage_class().map(|s| s.as_str()), Some("STANDARD_IA"), "{key}");
-        assert_eq!(head.content_type(), Some("text/csv"), "{key}");
-        assert_eq!(head.content_encoding(), Some("gzip"), "{key}");
+        assert_eq!(head.content_type(), Some("application/gzip"), "{key}: a .csv.gz object is a gzip file");
+        assert_eq!(head.content_encoding(), None, "{key}");
         assert_eq!(head.metadata().and_then(|m| m.get("pipeline")).map(String::as_str), Some("nightly"), "{key}");
         let tags = runtime().block_on(s3.client.get_object_tagging().bucket(&bucket).key(key).send()).unwrap();
         let mut tags: Vec<(String, String)> =
@@ -202,7 +202,7 @@ fn object_options_reach_the_server() {
         assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"), "{key}");
         assert_eq!(head.ssekms_key_id(), Some("alias/target-s3-test"), "{key}");
         assert_eq!(head.bucket_key_enabled(), Some(true), "{key}");
-        assert_eq!(head.content_type(), Some("application/x-ndjson"), "{key}");
+        assert_eq!(head.content_type(), Some("application/gzip"), "{key}");
     }
 }
 
@@ -617,4 +617,39 @@ fn a_denied_upload_names_the_iam_action() {
     assert_eq!(check.code, 1);
     let denied = check.stdout.iter().find(|l| !l.starts_with("ok")).expect("a failed step");
     assert!(denied.contains("s3:PutObject") && denied.contains("access denied"), "{denied}");
+}
+
+/// `content_encoding`: by default a compressed object is what its name says (a gzip file, which
+/// an HTTP client downloads as such); `auto` sends the inner format with `Content-Encoding`, which
+/// HTTP clients undo on the fly. The gzip header names the file without `.gz` either way.
+#[test]
+fn compressed_objects_are_what_their_names_say_unless_asked() {
+    let s3 = s3();
+    for (setting, compression, content_type, encoding) in [
+        ("none", "gzip", "application/gzip", None),
+        ("none", "zstd", "application/zstd", None),
+        ("auto", "gzip", "text/csv", Some("gzip")),
+        ("auto", "zstd", "text/csv", Some("zstd")),
+        ("none", "none", "text/csv", None),
+    ] {
+        let bucket = s3.bucket("encoding");
+        let config = s3.config(
+            &bucket,
+            json!({"format": "csv", "compression": compression, "content_encoding": setting, "write_manifest": false}),
+        );
+        let r = run(&config, &sample());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        for (key, _) in s3.list(&bucket) {
+            let head = runtime().block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
+            assert_eq!(head.content_type(), Some(content_type), "{setting} {compression} {key}");
+            assert_eq!(head.content_encoding(), encoding, "{setting} {compression} {key}");
+            if compression == "gzip" {
+                let out = runtime().block_on(s3.client.get_object().bucket(&bucket).key(&key).send()).unwrap();
+                let raw = runtime().block_on(out.body.collect()).unwrap().into_bytes();
+                let decoder = flate2::read::GzDecoder::new(&raw[..]);
+                let name = key.rsplit('/').next().unwrap().trim_end_matches(".gz");
+                assert_eq!(decoder.header().and_then(|h| h.filename()), Some(name.as_bytes()), "FNAME of {key}");
+            }
+        }
+    }
 }

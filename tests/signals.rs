@@ -122,3 +122,54 @@ fn second_signal_aborts_without_state() {
     assert!(s3.list_all(&bucket).is_empty());
     drop(stdin);
 }
+
+/// A BATCH file that never ends (a FIFO no one writes, an S3 endpoint that never answers) is
+/// read on its own thread: the first signal still stops the run at once, finishing the files
+/// already written and printing the STATE before the BATCH.
+#[test]
+fn a_signal_stops_a_batch_read_that_never_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("never.jsonl");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let s3 = s3();
+    let bucket = s3.bucket("batch-hang");
+    runtime()
+        .block_on(s3.client.put_object().bucket(&bucket).key("b.jsonl").body(b"{\"id\":7}\n".to_vec().into()).send())
+        .unwrap();
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    let hanging = s3.config(&bucket, json!({"endpoint_url": proxy.endpoint, "prefix": "out", "compression": "none", "log_level": "info", "request_timeout_seconds": 300, "max_retries": 0}));
+    for (url, config) in [
+        (
+            format!("file://{}", fifo.display()),
+            json!({"local_path": dir.path().join("out"), "compression": "none", "log_level": "info"}),
+        ),
+        (format!("s3://{bucket}/b.jsonl"), hanging.clone()),
+    ] {
+        if url.starts_with("s3://") {
+            // The GetObject of the BATCH file hangs; uploads go through.
+            proxy.inject(&[Fault::Hang(Duration::from_secs(600))], Some("GET /"));
+        }
+        let mut child = spawn(&config, dir.path());
+        let (reading, log) = watch_stderr(&mut child, "reading BATCH files");
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{SCHEMA}").unwrap();
+        writeln!(stdin, r#"{{"type":"RECORD","stream":"s","record":{{"id":1}}}}"#).unwrap();
+        writeln!(stdin, r#"{{"type":"STATE","value":{{"before":"batch"}}}}"#).unwrap();
+        writeln!(
+            stdin,
+            r#"{{"type":"BATCH","stream":"s","encoding":{{"format":"jsonl"}},"manifest":[{}]}}"#,
+            json!(url)
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        reading.recv_timeout(Duration::from_secs(30)).expect("the BATCH read starts");
+        let started = Instant::now();
+        signal(&child, "TERM");
+        let (code, stdout, _) = wait(&mut child, Duration::from_secs(30));
+        let log = log.join().unwrap();
+        assert_eq!(code, 0, "{url}: {log}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{url}: stopped at once");
+        assert_eq!(stdout, [r#"{"before":"batch"}"#], "{url}: the STATE before the BATCH, covered by its file");
+        drop(stdin);
+    }
+}

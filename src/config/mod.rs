@@ -327,12 +327,14 @@ pub struct Limits {
     pub max_age: Option<Duration>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct CsvOptions {
     pub delimiter: u8,
     pub quote: u8,
     pub header: bool,
     pub max_depth: usize,
+    /// What a null or missing value is written as (`csv_null_value`).
+    pub null_value: String,
 }
 
 /// The checked configuration the pipeline runs on.
@@ -348,6 +350,8 @@ pub struct Config {
     /// Field for the partition date macros; `None`: the stream's first bookmark property.
     pub partition_date_field: Option<FieldPath>,
     pub max_open_files: usize,
+    /// Longest input line (`max_line_bytes`).
+    pub max_line_bytes: usize,
     /// Key of the run's manifest, when one is written.
     pub manifest_key: Option<KeyTemplate>,
     pub write_success_marker: bool,
@@ -360,6 +364,8 @@ pub struct Config {
     pub validate_formats: bool,
     pub add_record_metadata: bool,
     pub csv: CsvOptions,
+    /// Whether compressed objects carry `Content-Encoding` (`content_encoding`).
+    pub content_encoding: settings::ContentEncoding,
     pub binary: BinaryOptions,
     /// JSONL / JSON: write records flattened like CSV columns.
     pub flattening_enabled: bool,

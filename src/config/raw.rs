@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::settings::{
-    self, CannedAcl, ChecksumCalculation, CompressionKind, DestinationKind, KeyMacroStyle, Kind, LogFormat, LogLevel,
-    SETTINGS, ServerSideEncryption, Setting, UnparseableValues, VersionMode,
+    self, CannedAcl, ChecksumCalculation, CompressionKind, ContentEncoding, DestinationKind, KeyMacroStyle, Kind,
+    LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, UnparseableValues, VersionMode,
 };
 use super::sources::{self, Merged};
 use super::{AvroCodec, Format, ParquetCodec, Secret};
@@ -33,6 +33,7 @@ pub struct RawConfig {
     pub macro_style: KeyMacroStyle,
     pub template_variables: Option<BTreeMap<String, String>>,
     pub partition_date_field: Option<String>,
+    pub max_line_bytes: u64,
     pub max_open_files: u64,
     pub write_manifest: bool,
     pub manifest_key_template: String,
@@ -61,6 +62,7 @@ pub struct RawConfig {
     pub delimiter: String,
     pub quote_character: String,
     pub header: bool,
+    pub csv_null_value: String,
     pub flattening_enabled: bool,
     pub flattening_max_depth: usize,
     pub parquet_compression: ParquetCodec,
@@ -84,6 +86,7 @@ pub struct RawConfig {
     pub request_timeout_seconds: u64,
     pub max_retries: u64,
     pub checksum_calculation: ChecksumCalculation,
+    pub content_encoding: ContentEncoding,
     pub conditional_writes: bool,
     pub server_side_encryption: Option<ServerSideEncryption>,
     pub kms_key_id: Option<String>,

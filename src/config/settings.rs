@@ -50,6 +50,14 @@ choice! {
 }
 
 choice! {
+    /// `content_encoding`: whether compressed objects say so in `Content-Encoding`.
+    pub enum ContentEncoding {
+        None = "none",
+        Auto = "auto",
+    }
+}
+
+choice! {
     /// `checksum_calculation`.
     pub enum ChecksumCalculation {
         WhenSupported = "when_supported",
@@ -190,6 +198,8 @@ pub static SETTINGS: &[Setting] = &[
       "Extra key macros: a JSON object of name to value, e.g. `{\"workspace_title\": \"Main\"}` for `{{workspace_title}}`. May not reuse a built-in macro name."),
     s("partition_date_field", String, None,
       "Record field (dotted path) whose date fills `{yyyy}`/`{mm}`/`{dd}`. Unset: the stream's first bookmark property."),
+    s("max_line_bytes", Integer, Some("268435456"),
+      "Longest input line (one Singer message, or one line of a BATCH file) in bytes; a longer one stops the run with an error naming it, before it can take the machine's memory (a line costs about 4 times its size while it is processed). Default 256 MiB."),
     s("max_open_files", Integer, Some("100"),
       "Most files open at once across all streams and partitions; past it the least recently written one is closed."),
     s("job_id", String, None, "Value of `{job_id}` (else `$JOB_ID`)."),
@@ -237,6 +247,8 @@ pub static SETTINGS: &[Setting] = &[
     s("quote_character", String, Some("\"\\\"\""), "CSV quote character (one character).").aliases(&["csv_quote_character"]),
     s("header", Boolean, Some("true"), "Write a CSV header row (from the stream's schema) at the top of every file.")
         .aliases(&["csv_header"]),
+    s("csv_null_value", String, Some("\"\""),
+      "CSV text for a null or missing value. Default: an empty cell, the same as an empty string; `\\N` (Hive, MySQL, Spark's `nullValue`) keeps them apart."),
     s("flattening_enabled", Boolean, Some("false"),
       "JSONL and JSON: write each record flattened like the CSV columns (`{\"address__city\": ...}`), members in schema order. CSV is always flat; Parquet and Avro keep structs (see `nested_as_json`)."),
     s("flattening_max_depth", Integer, Some("10"),
@@ -278,6 +290,9 @@ pub static SETTINGS: &[Setting] = &[
     s("checksum_calculation", String, Some("\"when_supported\""),
       "Send CRC32 integrity checksums with every upload (`when_supported`) or only where S3 requires them (`when_required`, for stores that reject them).")
         .allowed(ChecksumCalculation::NAMES).s3(),
+    s("content_encoding", String, Some("\"none\""),
+      "`none`: a compressed object is what its name says (`x.jsonl.gz` is a gzip file, `Content-Type: application/gzip`), so every HTTP client, browser and `aws s3 cp` downloads the gzip bytes. `auto`: it also carries `Content-Encoding: gzip`/`zstd` with the inner format's type, so HTTP clients that honour it (curl `--compressed`, browsers, python-requests) decompress it on the fly and a download is no longer gzip.")
+        .allowed(ContentEncoding::NAMES).s3(),
     s("conditional_writes", Boolean, Some("true"),
       "Send `If-None-Match: *` with every upload, so the store itself refuses to replace an existing object (AWS S3, MinIO, Cloudflare R2 and moto honour it). Turn off only for stores that reject the header; `--check` tells. Not sent with `allow_overwrite`.").s3(),
     s("server_side_encryption", String, None,

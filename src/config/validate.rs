@@ -193,6 +193,9 @@ impl RawConfig {
         } else {
             None
         };
+        if self.max_line_bytes < 1024 {
+            return Err(invalid("max_line_bytes", format!("must be at least 1024, got {}", self.max_line_bytes)));
+        }
         if self.max_open_files == 0 {
             return Err(invalid("max_open_files", "must be at least 1".into()));
         }
@@ -209,6 +212,7 @@ impl RawConfig {
             quote: csv_char("quote_character", &self.quote_character, false)?,
             header: self.header,
             max_depth: self.flattening_max_depth,
+            null_value: self.csv_null_value.clone(),
         };
         if csv.delimiter == csv.quote {
             return Err(invalid("quote_character", "must differ from the delimiter".into()));
@@ -234,6 +238,7 @@ impl RawConfig {
             timezone,
             partition_date_field,
             max_open_files: usize::try_from(self.max_open_files).unwrap_or(usize::MAX),
+            max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
             manifest_key,
             write_success_marker: self.write_success_marker,
             variables,
@@ -247,6 +252,7 @@ impl RawConfig {
             validate_formats: self.validate_formats,
             add_record_metadata: self.add_record_metadata,
             csv,
+            content_encoding: self.content_encoding,
             binary,
             flattening_enabled: self.flattening_enabled,
             version_folders,

@@ -16,6 +16,8 @@ pub struct CsvEncoder {
     unescaped: String,
     /// Properties outside the schema, which have no column.
     pub(super) dropped: Dropped,
+    /// What a null or missing value is written as (`csv_null_value`).
+    null_value: String,
     /// The `_sdc_*` columns (the schema's own, then the rest after the schema's columns):
     /// (column, metadata index). A record's own value wins (a tap's `_sdc_deleted_at`), as in
     /// JSONL and Parquet.
@@ -49,6 +51,7 @@ impl CsvEncoder {
             columns,
             unescaped: String::new(),
             dropped: Dropped::default(),
+            null_value: opts.null_value.clone(),
             metadata,
         }
     }
@@ -62,7 +65,7 @@ impl CsvEncoder {
                     // A metadata column the record does not fill itself: the target's value.
                     Some(values) => match self.metadata.iter().find(|(c, _)| *c == column) {
                         Some((_, m)) => match values[*m].as_str() {
-                            "null" => b"",
+                            "null" => self.null_value.as_bytes(),
                             v if v.starts_with('"') && !v.contains('\\') => &v.as_bytes()[1..v.len() - 1],
                             v if v.starts_with('"') => {
                                 self.unescaped.clear();
@@ -71,14 +74,14 @@ impl CsvEncoder {
                             }
                             v => v.as_bytes(),
                         },
-                        None => b"",
+                        None => self.null_value.as_bytes(),
                     },
-                    None => b"",
+                    None => self.null_value.as_bytes(),
                 },
                 Some((start, len)) => {
                     let raw = &record[*start..*start + *len];
                     match raw.as_bytes()[0] {
-                        b'n' => b"",
+                        b'n' => self.null_value.as_bytes(),
                         b'"' if !raw.contains('\\') => &raw.as_bytes()[1..raw.len() - 1],
                         b'"' => {
                             self.unescaped.clear();

@@ -270,7 +270,9 @@ mod tests {
         String::from_utf8(enc.take(Vec::new())).unwrap()
     }
 
-    const OPTS: CsvOptions = CsvOptions { delimiter: b',', quote: b'"', header: true, max_depth: 10 };
+    fn csv_opts() -> CsvOptions {
+        CsvOptions { delimiter: b',', quote: b'"', header: true, max_depth: 10, null_value: String::new() }
+    }
 
     #[test]
     fn csv_rows_never_shift() {
@@ -282,7 +284,7 @@ mod tests {
                 r#"{"id":2,"o":null,"s":"é"}"#,
                 r#"{"s":"only"}"#,
             ],
-            OPTS,
+            csv_opts(),
         );
         assert_eq!(
             out,
@@ -296,7 +298,7 @@ mod tests {
         let out = csv_of(
             schema,
             &[r#"{"a":"x;y","b":"z"}"#],
-            CsvOptions { delimiter: b';', quote: b'\'', header: false, max_depth: 10 },
+            CsvOptions { delimiter: b';', quote: b'\'', header: false, max_depth: 10, null_value: String::new() },
         );
         assert_eq!(out, "'x;y';z\n");
     }
@@ -306,7 +308,7 @@ mod tests {
         let schema = r#"{"properties":{"id":{"type":"integer"},"_sdc_sequence":{"type":"integer"}}}"#;
         let opts = SchemaOptions { validate_records: false, validate_formats: false, flatten_max_depth: 10 };
         let s = StreamSchema::compile(schema, vec![], opts).unwrap();
-        let mut enc = Encoder::Csv(Box::new(CsvEncoder::new(s.columns.clone(), &OPTS, 1024, true)));
+        let mut enc = Encoder::Csv(Box::new(CsvEncoder::new(s.columns.clone(), &csv_opts(), 1024, true)));
         let meta = RecordMetadata {
             extracted_at: Some(r#""2026-11-22T03:00:00Z""#),
             received_at: "2026-11-22T03:00:01Z",

@@ -242,12 +242,7 @@ impl<'a> FileSet<'a> {
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         ack.file_opened(id, context.line);
         tracing::debug!(stream = %spec.name, %key, "opening file");
-        let meta = ObjectMeta {
-            content_type: output.format.content_type(),
-            content_encoding: output.compression.content_encoding(),
-            key_at_close,
-            overwrite: false,
-        };
+        let meta = object_meta(self.config, output, key_at_close);
         let pages = encoder.take_page_writer();
         let open = Command::Open {
             id,
@@ -330,6 +325,8 @@ impl<'a> FileSet<'a> {
             entry: ManifestEntry {
                 key: file.key,
                 stream: stream.to_string(),
+                format: spec.output.format.extension(),
+                compression: spec.output.compression.name(),
                 records: file.records,
                 bytes: 0,
                 crc32: String::new(),
@@ -421,6 +418,20 @@ impl<'a> FileSet<'a> {
     pub fn hang_up(&mut self) {
         self.commands.take();
     }
+}
+
+/// The HTTP headers of a data object. With `content_encoding: none` (the default) a compressed
+/// object is what its name says: `x.jsonl.gz` is a gzip file to every client; with `auto` it is
+/// sent as the inner format with `Content-Encoding`, which HTTP clients undo on the fly.
+fn object_meta(config: &Config, output: &crate::config::Output, key_at_close: bool) -> ObjectMeta {
+    use crate::config::settings::ContentEncoding;
+    let (content_type, content_encoding) = match (config.content_encoding, output.compression) {
+        (_, Compression::None) => (output.format.content_type(), None),
+        (ContentEncoding::Auto, c) => (output.format.content_type(), c.content_encoding()),
+        (ContentEncoding::None, Compression::Gzip { .. }) => ("application/gzip", None),
+        (ContentEncoding::None, Compression::Zstd { .. }) => ("application/zstd", None),
+    };
+    ObjectMeta { content_type, content_encoding, key_at_close, overwrite: false }
 }
 
 /// What a close rule may look at.

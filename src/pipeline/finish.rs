@@ -18,6 +18,9 @@ use crate::keys::{FileContext, ObjectKey, RenderedKey, RunContext};
 pub struct ManifestEntry {
     pub key: ObjectKey,
     pub stream: String,
+    /// The object's own format and compression (`stream_overrides` may differ per stream).
+    pub format: &'static str,
+    pub compression: &'static str,
     pub records: u64,
     pub bytes: u64,
     /// CRC32 of the stored bytes, hex.

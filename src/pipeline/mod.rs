@@ -53,7 +53,7 @@ pub fn run(
 ) -> Result<Summary, Error> {
     let (block_tx, block_rx) = bounded(2);
     let (block_recycle_tx, block_recycle_rx) = bounded(2);
-    let reader = singer::spawn_reader(input, block_tx, block_recycle_rx);
+    let reader = singer::spawn_reader(input, block_tx, block_recycle_rx, config.max_line_bytes);
 
     let (command_tx, command_rx) = bounded(8);
     let (event_tx, event_rx) = unbounded();
@@ -359,7 +359,8 @@ impl Run<'_, '_> {
     /// or stuck file (a FIFO, an S3 endpoint that never answers) never blocks this one: it keeps
     /// handling durable files and signals while it waits.
     fn batch(&mut self, stream: &str, encoding: singer::BatchEncoding, urls: Vec<String>) -> Result<Flow, Error> {
-        let blocks = batch::spawn(encoding, urls, self.batches.clone());
+        tracing::info!(stream, files = urls.len(), line = self.line, "reading BATCH files");
+        let blocks = batch::spawn(encoding, urls, self.batches.clone(), self.config.max_line_bytes);
         let (events, signals) = (self.events.clone(), self.signals.clone());
         loop {
             select! {

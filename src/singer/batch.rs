@@ -33,6 +33,7 @@ pub fn spawn(
     encoding: BatchEncoding,
     urls: Vec<String>,
     s3: Option<Arc<dyn Opener>>,
+    max_line: usize,
 ) -> Receiver<Result<BatchBlock, String>> {
     let (tx, rx) = bounded(2);
     let spawned = std::thread::Builder::new().name("read-batch".into()).spawn(move || {
@@ -47,7 +48,8 @@ pub fn spawn(
             let url: Arc<str> = url.into();
             let result = open(&url, s3.as_deref()).and_then(|file| {
                 let file: Box<dyn Read> = if gzip { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { file };
-                read_lines(&url, BufReader::with_capacity(256 * 1024, file), |block| tx.send(Ok(block)).is_ok())
+                let file = BufReader::with_capacity(256 * 1024, file);
+                read_lines(&url, file, max_line, |block| tx.send(Ok(block)).is_ok())
             });
             if let Err(message) = result {
                 let _ = tx.send(Err(message));
@@ -93,11 +95,21 @@ fn open(url: &str, s3: Option<&dyn Opener>) -> Result<Box<dyn Read + Send>, Stri
 }
 
 /// Splits a file into blocks of whole lines; `send` returns false when nobody listens anymore.
-fn read_lines(url: &Arc<str>, mut file: impl BufRead, mut send: impl FnMut(BatchBlock) -> bool) -> Result<(), String> {
+/// A line over `max_line` bytes (a file that never ends a line, such as `/dev/zero`) is an error
+/// naming it, before it takes the machine's memory.
+fn read_lines(
+    url: &Arc<str>,
+    mut file: impl BufRead,
+    max_line: usize,
+    mut send: impl FnMut(BatchBlock) -> bool,
+) -> Result<(), String> {
     let mut buf = Vec::with_capacity(BLOCK_SIZE);
     let (mut first_line, mut lines) = (1u64, 0u64);
     loop {
-        let n = file.read_until(b'\n', &mut buf).map_err(|e| format!("{url}: {e}"))?;
+        let n = read_line(&mut file, &mut buf, max_line).map_err(|e| match e {
+            Some(e) => format!("{url}: {e}"),
+            None => format!("{url} line {}: longer than max_line_bytes ({max_line} bytes)", first_line + lines),
+        })?;
         if n > 0 {
             lines += 1;
         }
@@ -116,6 +128,36 @@ fn read_lines(url: &Arc<str>, mut file: impl BufRead, mut send: impl FnMut(Batch
     }
 }
 
+/// `read_until(b'\n')` with a bound: `Err(None)` when the line passes `max` bytes.
+fn read_line(file: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> Result<usize, Option<std::io::Error>> {
+    let start = buf.len();
+    loop {
+        let available = match file.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Some(e)),
+        };
+        if available.is_empty() {
+            return Ok(buf.len() - start);
+        }
+        match memchr::memchr(b'\n', available) {
+            Some(i) => {
+                buf.extend_from_slice(&available[..=i]);
+                file.consume(i + 1);
+                return Ok(buf.len() - start);
+            }
+            None => {
+                let n = available.len();
+                buf.extend_from_slice(available);
+                file.consume(n);
+                if buf.len() - start > max {
+                    return Err(None);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +167,7 @@ mod tests {
         let text: String = (0..100_000).map(|i| format!("{{\"id\":{i}}}\n")).collect();
         let url: Arc<str> = "file:///x".into();
         let mut got = Vec::new();
-        read_lines(&url, std::io::Cursor::new(text.as_bytes()), |b| {
+        read_lines(&url, std::io::Cursor::new(text.as_bytes()), usize::MAX, |b| {
             got.push((b.first_line, b.lines.lines().map(|l| l.unwrap().to_string()).collect::<Vec<_>>()));
             true
         })
@@ -144,7 +186,7 @@ mod tests {
     fn a_last_line_without_newline_is_read() {
         let url: Arc<str> = "file:///x".into();
         let mut got = Vec::new();
-        read_lines(&url, std::io::Cursor::new(&b"{\"a\":1}\n{\"a\":2}"[..]), |b| {
+        read_lines(&url, std::io::Cursor::new(&b"{\"a\":1}\n{\"a\":2}"[..]), usize::MAX, |b| {
             got.extend(b.lines.lines().map(|l| l.unwrap().to_string()));
             true
         })
@@ -164,5 +206,13 @@ mod tests {
         assert!(open("http://x/y", None).err().unwrap().contains("only file://"));
         assert!(open("s3://b/k", None).err().unwrap().contains("local folder"));
         assert!(open("file:///no/such/file", None).err().unwrap().contains("/no/such/file"));
+    }
+
+    #[test]
+    fn a_file_without_line_ends_stops_at_the_limit() {
+        let url: Arc<str> = "file:///dev/zero".into();
+        let zeros = std::io::BufReader::new(std::io::repeat(0).take(10 << 20));
+        let e = read_lines(&url, zeros, 1 << 20, |_| true).unwrap_err();
+        assert!(e.contains("/dev/zero line 1") && e.contains("max_line_bytes"), "{e}");
     }
 }

@@ -11,15 +11,20 @@ const BLOCK_SIZE: usize = 1 << 20;
 /// Reads `input` on its own thread and sends blocks that end at a line boundary (the last block
 /// may end without a newline). Used blocks come back through `recycle` so steady state
 /// allocates nothing. The channel closes at end of input.
+/// A line longer than `max_line` bytes stops the reading with an error naming it, before it
+/// can take the memory of the machine (`max_line_bytes`).
 pub fn spawn_reader(
     mut input: Box<dyn Read + Send>,
     blocks: Sender<std::io::Result<Block>>,
     recycle: Receiver<Vec<u8>>,
+    max_line: usize,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("read-input".into())
         .spawn(move || {
             let mut buf: Vec<u8> = Vec::with_capacity(BLOCK_SIZE);
+            // Lines handed over so far, to name a line that is too long.
+            let mut lines: u64 = 0;
             loop {
                 if buf.capacity() - buf.len() < BLOCK_SIZE / 4 {
                     buf.reserve(BLOCK_SIZE);
@@ -46,8 +51,17 @@ pub fn spawn_reader(
                 }
                 // Hand over everything up to the last newline; keep the partial line.
                 let Some(last_newline) = memchr::memrchr(b'\n', &buf[start..]).map(|i| start + i) else {
+                    if buf.len() > max_line {
+                        let message = format!(
+                            "input line {} is longer than max_line_bytes ({max_line} bytes); raise the setting if such records are expected",
+                            lines + 1
+                        );
+                        let _ = blocks.send(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message)));
+                        return;
+                    }
                     continue; // a line longer than what we have: read more
                 };
+                lines += memchr::memchr_iter(b'\n', &buf[..=last_newline]).count() as u64;
                 let mut next = recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK_SIZE));
                 next.clear();
                 next.extend_from_slice(&buf[last_newline + 1..]);
@@ -119,7 +133,7 @@ mod tests {
         let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
         let (tx, rx) = crossbeam_channel::bounded(2);
         let (_rtx, rrx) = crossbeam_channel::bounded(2);
-        let h = spawn_reader(Box::new(std::io::Cursor::new(text.clone().into_bytes())), tx, rrx);
+        let h = spawn_reader(Box::new(std::io::Cursor::new(text.clone().into_bytes())), tx, rrx, usize::MAX);
         let mut all = Vec::new();
         for block in rx {
             let block = block.unwrap().into_bytes();
@@ -128,5 +142,20 @@ mod tests {
         }
         h.join().unwrap();
         assert_eq!(all, text.as_bytes());
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_named() {
+        let text = format!("{{\"a\":1}}\n{{\"b\":2}}\n{}\n", "x".repeat(5 << 20));
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let (_rtx, rrx) = crossbeam_channel::bounded(2);
+        let h = spawn_reader(Box::new(std::io::Cursor::new(text.into_bytes())), tx, rrx, 1 << 20);
+        let mut last = None;
+        for block in rx {
+            last = Some(block);
+        }
+        h.join().unwrap();
+        let e = last.unwrap().err().unwrap().to_string();
+        assert!(e.contains("input line 3") && e.contains("max_line_bytes"), "{e}");
     }
 }

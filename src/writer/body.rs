@@ -27,8 +27,10 @@ pub trait Body: Send {
     fn finish(self: Box<Self>) -> std::io::Result<Vec<u8>>;
 }
 
-/// The body for a file: its typed format's page writer, else its compression.
-pub fn new(compression: Compression, pages: Option<Box<dyn PageWriter>>) -> std::io::Result<Box<dyn Body>> {
+/// The body for a file: its typed format's page writer, else its compression. `name` is the
+/// object's file name: gzip records it without `.gz` in its header (FNAME), as `gzip` does and
+/// as readers such as singer-io's tap-s3-csv require.
+pub fn new(compression: Compression, pages: Option<Box<dyn PageWriter>>, name: &str) -> std::io::Result<Box<dyn Body>> {
     if let Some(pages) = pages {
         return Ok(Box::new(Pages(pages)));
     }
@@ -37,7 +39,11 @@ pub fn new(compression: Compression, pages: Option<Box<dyn PageWriter>>) -> std:
     let buf = || Vec::with_capacity(512 * 1024);
     Ok(match compression {
         Compression::None => Box::new(Plain),
-        Compression::Gzip { level } => Box::new(Gzip(GzEncoder::new(buf(), flate2::Compression::new(level)))),
+        Compression::Gzip { level } => {
+            let inner = name.strip_suffix(".gz").unwrap_or(name);
+            let gz = flate2::GzBuilder::new().filename(inner.as_bytes()).write(buf(), flate2::Compression::new(level));
+            Box::new(Gzip(gz))
+        }
         Compression::Zstd { level } => Box::new(Zstd(zstd::stream::write::Encoder::new(buf(), level)?)),
     })
 }
@@ -129,13 +135,15 @@ mod tests {
 
     #[test]
     fn compressed_bodies_end_as_whole_streams() {
-        let plain = stored(new(Compression::None, None).unwrap(), &CHUNKS);
+        let plain = stored(new(Compression::None, None, "x.jsonl").unwrap(), &CHUNKS);
         assert_eq!(plain, CHUNKS.concat());
-        let gz = stored(new(Compression::Gzip { level: 6 }, None).unwrap(), &CHUNKS);
+        let gz = stored(new(Compression::Gzip { level: 6 }, None, "a-00000.csv.gz").unwrap(), &CHUNKS);
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+        let mut decoder = flate2::read::GzDecoder::new(&gz[..]);
+        decoder.read_to_end(&mut back).unwrap();
         assert_eq!(back, CHUNKS.concat());
-        let zst = stored(new(Compression::Zstd { level: 3 }, None).unwrap(), &CHUNKS);
+        assert_eq!(decoder.header().and_then(|h| h.filename()), Some(&b"a-00000.csv"[..]), "FNAME without .gz");
+        let zst = stored(new(Compression::Zstd { level: 3 }, None, "x.jsonl.zst").unwrap(), &CHUNKS);
         assert_eq!(zstd::decode_all(&zst[..]).unwrap(), CHUNKS.concat());
     }
 
@@ -161,13 +169,13 @@ mod tests {
 
     #[test]
     fn typed_bodies_take_rows_and_end_with_their_footer() {
-        let mut body = new(Compression::Gzip { level: 6 }, Some(Box::new(Joined(Vec::new(), 0)))).unwrap();
+        let mut body = new(Compression::Gzip { level: 6 }, Some(Box::new(Joined(Vec::new(), 0))), "x.parquet").unwrap();
         assert!(body.write(b"bytes").is_err(), "a typed body takes rows, not bytes");
         body.write_rows(RowBatch::new(3, "abc".to_string())).unwrap();
         assert_eq!(body.held(), 3);
         assert_eq!(body.take_output(Vec::new()), Some(b"abc".to_vec()));
         assert!(body.write_rows(RowBatch::new(1, 7u8)).is_err(), "rows of another format");
         assert_eq!(body.finish().unwrap(), b"<footer>");
-        assert!(new(Compression::None, None).unwrap().write_rows(RowBatch::new(1, 1u8)).is_err());
+        assert!(new(Compression::None, None, "x").unwrap().write_rows(RowBatch::new(1, 1u8)).is_err());
     }
 }

@@ -144,7 +144,7 @@ impl ObjectWriter {
         pages: Option<Box<dyn PageWriter>>,
         progress: Arc<Progress>,
     ) -> Result<ObjectWriter, StorageError> {
-        match body::new(compression, pages) {
+        match body::new(compression, pages, key.file_name()) {
             Ok(body) => Ok(ObjectWriter {
                 key,
                 sink,
