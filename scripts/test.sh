@@ -8,7 +8,10 @@
 #      singer-sdk 0.54.9 from PyPI once).
 #   3. independent readers: pyarrow and fastavro (PyPI, into target/pyenv once) read the
 #      Parquet and Avro files of the sample, typed and SDK streams (scripts/typed_readers.py).
-#   4. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
+#   4. the readers users point at a bucket (scripts/readers.py: pyarrow.dataset, DuckDB with
+#      httpfs, polars, PySpark; from PyPI into target/readersenv once) read Hive-partitioned
+#      Parquet, CSV and JSONL back, locally and from the local S3 server: every record once.
+#   5. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
 #      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per
 #      environment (local folder, local S3 server) check the data and the resumed state
 #      (scripts/meltano_run.py).
@@ -27,4 +30,5 @@ trap stop_servers EXIT
 cargo test --all-targets
 python3 scripts/sdk_streams.py target/debug/target-s3
 python3 scripts/typed_readers.py target/debug/target-s3
+python3 scripts/readers.py target/debug/target-s3
 python3 scripts/meltano_run.py
