@@ -385,6 +385,17 @@ fn a_missing_or_misspelt_bucket_is_a_configuration_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TARGET_S3_BUKET") && stderr.contains("TARGET_S3_BUCKET"), "{stderr}");
 
+    // Only upper-case names are read: a lower-case one is named, not ignored.
+    let out = std::process::Command::new(BIN)
+        .args(["--config", "ENV"])
+        .env("TARGET_S3_bucket", "my-bucket")
+        .env("TARGET_S3_LOCAL_PATH", &local)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TARGET_S3_bucket") && stderr.contains("TARGET_S3_BUCKET"), "{stderr}");
+
     // Meltano's extras (TARGET_S3__*) are not ours to judge; allow_unknown_settings accepts typos.
     let mut lenient = typo.clone();
     lenient["allow_unknown_settings"] = json!(true);

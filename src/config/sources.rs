@@ -88,7 +88,10 @@ pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
     let mut unknown: Vec<String> = names
         .filter(|n| {
             n.strip_prefix("TARGET_S3_").is_some_and(|rest| {
-                !rest.is_empty() && !rest.starts_with('_') && settings::lookup(&rest.to_ascii_lowercase()).is_none()
+                // Only the upper-case spelling is read: `TARGET_S3_bucket` would be ignored.
+                !rest.is_empty()
+                    && !rest.starts_with('_')
+                    && (settings::lookup(&rest.to_ascii_lowercase()).is_none() || rest != rest.to_ascii_uppercase())
             })
         })
         .collect();
