@@ -361,6 +361,9 @@ pub struct Config {
     pub dry_run: bool,
     pub limits: Limits,
     pub validate_records: bool,
+    /// `invalid_records: dead_letter`: where records that break their schema go instead of
+    /// stopping the run (JSONL in the run's compression).
+    pub dead_letter: Option<Output>,
     pub validate_formats: bool,
     pub add_record_metadata: bool,
     pub csv: CsvOptions,

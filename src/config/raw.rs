@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::settings::{
-    self, CannedAcl, ChecksumCalculation, CompressionKind, ContentEncoding, DestinationKind, KeyMacroStyle, Kind,
-    LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, UnparseableValues, VersionMode,
+    self, CannedAcl, ChecksumCalculation, CompressionKind, ContentEncoding, DestinationKind, InvalidRecords,
+    KeyMacroStyle, Kind, LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, UnparseableValues, VersionMode,
 };
 use super::sources::{self, Merged};
 use super::{AvroCodec, Format, ParquetCodec, Secret};
@@ -57,6 +57,8 @@ pub struct RawConfig {
     pub max_bytes_per_file: u64,
     pub max_batch_age_seconds: u64,
     pub validate_records: bool,
+    pub invalid_records: InvalidRecords,
+    pub dead_letter_key_template: String,
     pub add_record_metadata: bool,
     pub validate_formats: bool,
     pub delimiter: String,

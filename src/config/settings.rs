@@ -58,6 +58,14 @@ choice! {
 }
 
 choice! {
+    /// `invalid_records`: what a record that breaks its schema does.
+    pub enum InvalidRecords {
+        Fail = "fail",
+        DeadLetter = "dead_letter",
+    }
+}
+
+choice! {
     /// `checksum_calculation`.
     pub enum ChecksumCalculation {
         WhenSupported = "when_supported",
@@ -237,7 +245,12 @@ pub static SETTINGS: &[Setting] = &[
     s("max_batch_age_seconds", Integer, Some("300"),
       "Close a file this many seconds after its first record, so STATE never waits longer (0: no limit)."),
     s("validate_records", Boolean, Some("true"),
-      "Validate every record against its stream's JSON Schema and check its key properties; a failing record stops the run. Off: raw pass-through (records must still be JSON objects)."),
+      "Validate every record against its stream's JSON Schema and check its key properties; a failing record stops the run (see `invalid_records`). Off: raw pass-through (records must still be JSON objects)."),
+    s("invalid_records", String, Some("\"fail\""),
+      "A record that breaks its schema (or lacks a key property): `fail` stops the run naming it; `dead_letter` writes it, with its input line, stream and the validator's message, to the dead-letter files (`dead_letter_key_template`, JSONL), counts it (`rejected_records` METRIC, manifest) and goes on. Dead-letter files are durable before any STATE that covers them.")
+        .allowed(InvalidRecords::NAMES),
+    s("dead_letter_key_template", String, Some("\"_rejected/{stream}/{iso_date}/{stream}-{timestamp}-{run_id}-{part}.{extension}\""),
+      "Key of the dead-letter files (`invalid_records: dead_letter`), relative to `prefix`; JSONL with the run's `compression`. The `_` keeps them out of what Hive-convention readers see as data. Same uniqueness rules as `key_template`."),
     s("add_record_metadata", Boolean, Some("false"),
       "Add the Singer SDK's `_sdc_extracted_at`, `_sdc_received_at`, `_sdc_batched_at`, `_sdc_sequence` (the input line number), `_sdc_table_version` and `_sdc_deleted_at` to every record (CSV: as extra columns)."),
     s("validate_formats", Boolean, Some("false"),

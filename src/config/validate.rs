@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::settings::{self, CompressionKind, DestinationKind, KeyMacroStyle, UnparseableValues, VersionMode};
+use super::settings::{
+    self, CompressionKind, DestinationKind, InvalidRecords, KeyMacroStyle, UnparseableValues, VersionMode,
+};
 use super::{
     BinaryOptions, Compression, Config, CsvOptions, Destination, Format, Limits, Output, PLANNED_PARTS, RawConfig,
 };
@@ -87,6 +89,32 @@ impl RawConfig {
         };
         let output = self.output(key_template, self.format, self.compression, self.compression_level, &options)?;
         self.check_unique(&output.key, "key_template", true, utc)?;
+        let dead_letter = match self.invalid_records {
+            InvalidRecords::Fail => None,
+            InvalidRecords::DeadLetter => {
+                if !self.validate_records {
+                    return Err(invalid(
+                        "invalid_records",
+                        "dead_letter needs validate_records: records are only found invalid when they are validated"
+                            .into(),
+                    ));
+                }
+                let o = self
+                    .output(
+                        &self.dead_letter_key_template,
+                        Format::Jsonl,
+                        self.compression,
+                        self.compression_level,
+                        &options,
+                    )
+                    .map_err(|e| match e {
+                        ConfigError::Invalid { message, .. } => invalid("dead_letter_key_template", message),
+                        other => other,
+                    })?;
+                self.check_unique(&o.key, "dead_letter_key_template", true, utc)?;
+                Some(o)
+            }
+        };
         let mut overrides = Vec::new();
         for (stream, o) in self.stream_overrides.iter().flatten() {
             let named = |e: ConfigError| match e {
@@ -249,6 +277,7 @@ impl RawConfig {
                 max_age: nonzero(self.max_batch_age_seconds).map(Duration::from_secs),
             },
             validate_records: self.validate_records,
+            dead_letter,
             validate_formats: self.validate_formats,
             add_record_metadata: self.add_record_metadata,
             csv,

@@ -167,7 +167,7 @@ impl<'a> FileSet<'a> {
         context: &RecordContext<'_>,
         ack: &mut AckTracker,
     ) -> Result<(), Fault> {
-        let is_open = self.open.get(spec.name.as_str()).is_some_and(|files| files.contains_key(partition));
+        let is_open = self.open.get(spec.group.as_str()).is_some_and(|files| files.contains_key(partition));
         if !is_open {
             if self.count >= self.config.max_open_files {
                 self.close_least_recent()?;
@@ -176,7 +176,7 @@ impl<'a> FileSet<'a> {
         }
         self.sequence += 1;
         let sequence = self.sequence;
-        let file = self.open.get_mut(spec.name.as_str()).and_then(|f| f.get_mut(partition)).expect("opened above");
+        let file = self.open.get_mut(spec.group.as_str()).and_then(|f| f.get_mut(partition)).expect("opened above");
         file.last_write = sequence;
         match (value, &spec.cursor_field) {
             (Some(value), Some(field)) => file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k))),
@@ -210,7 +210,7 @@ impl<'a> FileSet<'a> {
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
         if is_full(&self.config.limits, file.records, || file.estimated_size()) {
-            self.close(&spec.name, partition)?;
+            self.close(&spec.group, partition)?;
         }
         Ok(())
     }
@@ -269,17 +269,19 @@ impl<'a> FileSet<'a> {
             sent: 0,
             progress,
         };
-        self.open.entry(spec.name.clone()).or_default().insert(partition.to_string(), file);
+        self.open.entry(spec.group.clone()).or_default().insert(partition.to_string(), file);
         self.count += 1;
         Ok(())
     }
 
     /// Closes one file: the rest of its bytes go to the writer, which makes it durable and
     /// reports back.
-    fn close(&mut self, stream: &str, partition: &str) -> Result<(), Fault> {
-        let Some(mut file) = self.open.get_mut(stream).and_then(|files| files.remove(partition)) else {
+    fn close(&mut self, group: &str, partition: &str) -> Result<(), Fault> {
+        let Some(mut file) = self.open.get_mut(group).and_then(|files| files.remove(partition)) else {
             return Ok(());
         };
+        let spec = file.spec.clone();
+        let stream = spec.name.as_str();
         self.count -= 1;
         file.encoder.finish().map_err(|e| input(stream)(InputErrorKind::Encode(e)))?;
         let (unparseable, first) = file.encoder.unparseable();
@@ -305,7 +307,6 @@ impl<'a> FileSet<'a> {
         if !data.is_empty() {
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
-        let spec = &file.spec;
         let mut final_key = None;
         if let Some(first_record) = &file.first_record {
             let cursor = file.cursor.max.as_ref().map(Cursor::to_json);
@@ -335,6 +336,7 @@ impl<'a> FileSet<'a> {
                 schema_hash: spec.schema_hash.clone(),
                 unparseable_values: unparseable,
                 dropped_properties: dropped.count,
+                rejected: spec.rejected,
             },
         });
         Ok(())
@@ -358,8 +360,10 @@ impl<'a> FileSet<'a> {
         Ok(())
     }
 
+    /// Closes a stream's data files (its dead-letter files stay open: their columns never
+    /// change).
     pub fn close_stream(&mut self, name: &str) -> Result<(), Fault> {
-        self.close_where(|stream, _| stream == name)
+        self.close_where(|group, _| group == name)
     }
 
     pub fn close_all(&mut self) -> Result<(), Fault> {

@@ -34,6 +34,9 @@ pub struct ManifestEntry {
     /// Properties outside the schema the format had no place for (not JSONL/JSON).
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped_properties: u64,
+    /// A dead-letter file: records that broke their schema (`invalid_records: dead_letter`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rejected: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -58,6 +61,8 @@ pub struct Deletion {
 #[derive(Default)]
 pub struct Totals {
     pub records: u64,
+    /// Records written to dead-letter files.
+    pub rejected: u64,
     pub files: u64,
     pub bytes: u64,
 }
@@ -116,14 +121,15 @@ impl<'a> Finisher<'a> {
         }
         tracing::info!(%key, bytes, "file written");
         let tags = serde_json::json!({"stream": entry.stream});
+        let counted = if entry.rejected { "rejected_records" } else { "record_count" };
         let counters = [
-            ("record_count", entry.records),
+            (counted, entry.records),
             ("file_count", 1),
             ("bytes_written", bytes),
             ("unparseable_values", entry.unparseable_values),
             ("dropped_properties", entry.dropped_properties),
         ];
-        let always = ["record_count", "file_count", "bytes_written"];
+        let always = ["record_count", "rejected_records", "file_count", "bytes_written"];
         for (metric, value) in counters.into_iter().filter(|(m, v)| *v > 0 || always.contains(m)) {
             let metric = serde_json::json!({"type": "counter", "metric": metric, "value": value, "tags": tags});
             tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
@@ -227,6 +233,7 @@ impl<'a> Finisher<'a> {
             "compression": self.config.output.compression.name(),
             "variables": self.config.variables,
             "records": self.totals.records,
+            "rejected_records": self.totals.rejected,
             "table_versions": self.versions,
             "objects": self.written,
         });

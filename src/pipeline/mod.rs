@@ -345,12 +345,39 @@ impl Run<'_, '_> {
     ) -> Result<(), Error> {
         let route = match self.router.route(name, record, version) {
             Ok(route) => route,
+            Err(kind @ (InputErrorKind::Invalid(_) | InputErrorKind::MissingKeyProperty(_)))
+                if self.config.dead_letter.is_some() =>
+            {
+                return self.reject(name, record, &kind);
+            }
             Err(kind) => return Err(Error::Input(InputError { line: self.line, stream: Some(name.into()), kind })),
         };
         let context = RecordContext { line: self.line, time_extracted, version, received_at: &self.received_at };
         let written =
             self.files.write(route.spec, route.partition, record, route.value.as_ref(), &context, &mut self.ack);
         self.finisher.totals.records += 1;
+        self.drain_closed(written)
+    }
+
+    /// `invalid_records: dead_letter`: the record goes, with its input line, stream and the
+    /// validator's message, to the stream's dead-letter files instead of stopping the run.
+    fn reject(&mut self, name: &str, record: &RawValue, why: &InputErrorKind) -> Result<(), Error> {
+        let line = self.line;
+        let text = format!(
+            r#"{{"line":{line},"stream":{},"error":{},"record":{}}}"#,
+            serde_json::Value::from(name),
+            serde_json::Value::from(why.to_string()),
+            record.get()
+        );
+        let rejected =
+            RawValue::from_string(text).map_err(|e| self.input_error(Some(name), InputErrorKind::Json(e)))?;
+        let Some(spec) = self.router.rejects(name) else {
+            return Err(self.input_error(Some(name), InputErrorKind::Invalid(why.to_string())));
+        };
+        let spec = spec.clone();
+        let context = RecordContext { line, time_extracted: None, version: None, received_at: &self.received_at };
+        let written = self.files.write(&spec, "", &rejected, None, &context, &mut self.ack);
+        self.finisher.totals.rejected += 1;
         self.drain_closed(written)
     }
 

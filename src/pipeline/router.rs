@@ -18,6 +18,11 @@ use crate::schema::{SchemaOptions, StreamSchema};
 /// they were opened with, so a file's encoder, key and manifest entry always agree.
 pub struct StreamSpec<'a> {
     pub name: String,
+    /// What the file set keys the stream's open files by: the name, or a name of its own for
+    /// the stream's dead-letter files.
+    pub group: String,
+    /// Files of records that broke their schema (`invalid_records: dead_letter`).
+    pub rejected: bool,
     /// Key template, format and compression (the defaults or the stream's override).
     pub output: &'a Output,
     pub extension: String,
@@ -71,6 +76,8 @@ pub struct Router<'a> {
     run: RunContext,
     options: SchemaOptions,
     streams: HashMap<String, Arc<StreamSpec<'a>>>,
+    /// Dead-letter specs by stream, made at the stream's first rejected record.
+    rejects: HashMap<String, Arc<StreamSpec<'a>>>,
     /// Reused per record for the partition part of the key.
     partition: String,
 }
@@ -82,7 +89,14 @@ impl<'a> Router<'a> {
             validate_formats: config.validate_formats,
             flatten_max_depth: config.csv.max_depth,
         };
-        Router { config, run, options, streams: HashMap::default(), partition: String::new() }
+        Router {
+            config,
+            run,
+            options,
+            streams: HashMap::default(),
+            rejects: HashMap::default(),
+            partition: String::new(),
+        }
     }
 
     pub fn stream(&self, name: &str) -> Option<&Arc<StreamSpec<'a>>> {
@@ -115,6 +129,8 @@ impl<'a> Router<'a> {
         let bookmark = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect::<FieldPath>());
         let spec = StreamSpec {
             name: name.to_string(),
+            group: name.to_string(),
+            rejected: false,
             output,
             extension: output.extension(),
             schema: compiled,
@@ -127,6 +143,33 @@ impl<'a> Router<'a> {
         };
         self.streams.insert(name.to_string(), Arc::new(spec));
         Ok(columns_changed)
+    }
+
+    /// The spec of a stream's dead-letter files (`invalid_records: dead_letter`): JSONL lines
+    /// naming the input line, the stream and why, with the record as it came.
+    pub fn rejects(&mut self, name: &str) -> Option<&Arc<StreamSpec<'a>>> {
+        let output = self.config.dead_letter.as_ref()?;
+        if !self.rejects.contains_key(name) {
+            let data = self.streams.get(name)?;
+            let options = SchemaOptions { validate_records: false, ..self.options };
+            let schema = StreamSchema::compile(r#"{"properties":{}}"#, Vec::new(), options).ok()?;
+            let spec = StreamSpec {
+                name: name.to_string(),
+                group: format!("\u{0}rejected\u{0}{name}"),
+                rejected: true,
+                output,
+                extension: output.extension(),
+                schema: Arc::new(schema),
+                run_id: data.run_id.clone(),
+                partition_date_field: None,
+                cursor_field: None,
+                schema_hash: data.schema_hash.clone(),
+                partitioned: false,
+                versioned: false,
+            };
+            self.rejects.insert(name.to_string(), Arc::new(spec));
+        }
+        self.rejects.get(name)
     }
 
     /// Whether a new SCHEMA changes what a file of `output`'s format writes, so open files must
