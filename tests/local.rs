@@ -575,3 +575,49 @@ fn manifest_entries_carry_their_format_and_csv_nulls_can_be_told_apart() {
     let users = files(dir.path()).into_iter().find(|p| p.starts_with("users")).unwrap();
     assert_eq!(String::from_utf8(read(&dir.path().join(users))).unwrap(), "id,n\n1,\\N\n2,\n3,\\N\n");
 }
+
+/// Files on disk: readable as the umask allows (0644 under 022, so Spark or a web server
+/// running as another user can read them); a legal 249-byte file name works (the temporary
+/// name is short and sits in the final folder); `max_open_files` beyond `ulimit -n` is a
+/// configuration error, not a failure at the thousandth partition.
+#[test]
+fn files_on_disk_behave_like_any_tool_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let long = "x".repeat(249 - "-r-00000.jsonl".len());
+    let cfg_path = dir.path().join("c.json");
+    std::fs::write(
+        &cfg_path,
+        json!({"local_path": out, "compression": "none", "run_id": "r", "write_manifest": false,
+               "key_template": format!("{{stream}}/{long}-{{run_id}}-{{part}}.{{extension}}")})
+        .to_string(),
+    )
+    .unwrap();
+    let sh = |script: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", script, "sh", BIN, cfg_path.to_str().unwrap()])
+            .stdin(std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_streams/sample.singer")).unwrap())
+            .output()
+            .unwrap()
+    };
+    let r = sh("umask 022; exec \"$1\" --config \"$2\"");
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let written = files(&out);
+    assert_eq!(written.len(), 2, "{written:?}");
+    for f in &written {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.len(), 249, "{name}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{f:?}");
+    }
+    let limited = dir.path().join("limited.json");
+    std::fs::write(&limited, json!({"local_path": out, "max_open_files": 5000}).to_string()).unwrap();
+    let r = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 256; exec \"$1\" --config \"$2\" < /dev/null", "sh", BIN, limited.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("max_open_files") && stderr.contains("ulimit -n"), "{stderr}");
+}

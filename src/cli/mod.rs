@@ -117,6 +117,9 @@ fn run(args: &Args) -> Result<(), Error> {
     let mut config = raw.validate()?;
     logging::hide_secrets_of(&config);
     config.dry_run = args.dry_run;
+    if matches!(config.destination, Destination::Local { .. }) && !args.dry_run {
+        check_file_limit(config.max_open_files)?;
+    }
     // The S3 store also opens `s3://` BATCH files, with the same credentials.
     let (storage, batches): (Arc<dyn Storage>, Option<Arc<dyn crate::singer::batch::Opener>>) =
         match &config.destination {
@@ -150,6 +153,40 @@ fn run(args: &Args) -> Result<(), Error> {
     let mut out = stdout.lock();
     crate::pipeline::run(&config, storage, batches, input, &mut out, &signals()?)?;
     Ok(())
+}
+
+/// Every open file of the local destination holds a file descriptor: `max_open_files` must fit
+/// the process's limit (`ulimit -n`), with room for the rest of the process. The soft limit is
+/// raised to the hard one when that is enough; otherwise the setting is refused at start-up
+/// instead of the run failing at its thousandth partition.
+fn check_file_limit(max_open_files: usize) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let needed = max_open_files as u64 + 64;
+        let limit = getrlimit(Resource::Nofile);
+        let (soft, hard) = (limit.current.unwrap_or(u64::MAX), limit.maximum.unwrap_or(u64::MAX));
+        if soft >= needed {
+            return Ok(());
+        }
+        if hard >= needed {
+            let raised = rustix::process::Rlimit { current: Some(needed), maximum: limit.maximum };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                return Ok(());
+            }
+        }
+        return Err(Error::Config(crate::error::ConfigError::Invalid {
+            setting: "max_open_files".into(),
+            message: format!(
+                "{max_open_files} open files need about {needed} file descriptors, but this process may open {hard} (ulimit -n); lower max_open_files or raise the limit"
+            ),
+        }));
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = max_open_files;
+        Ok(())
+    }
 }
 
 /// SIGTERM, SIGINT and SIGUSR1 (what job runners send to stop a job), as a channel.
