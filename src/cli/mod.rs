@@ -175,12 +175,12 @@ fn check_file_limit(max_open_files: usize) -> Result<(), Error> {
                 return Ok(());
             }
         }
-        return Err(Error::Config(crate::error::ConfigError::Invalid {
+        Err(Error::Config(crate::error::ConfigError::Invalid {
             setting: "max_open_files".into(),
             message: format!(
                 "{max_open_files} open files need about {needed} file descriptors, but this process may open {hard} (ulimit -n); lower max_open_files or raise the limit"
             ),
-        }));
+        }))
     }
     #[cfg(not(unix))]
     {
