@@ -230,3 +230,51 @@ fn a_partitioned_stream_does_not_split_an_unpartitioned_one() {
     assert_eq!(body, "{\"x\":1}\n{\"x\":2}\n", "and it holds both records");
     assert_eq!(found.iter().filter(|p| p.starts_with("a")).count(), 2, "{found:?}");
 }
+
+/// Unsorted data: records of 270 daily partitions in random order keep every partition open
+/// (an open file holds only its records until it is big), so each partition gets one file with
+/// the default settings; a tight memory budget closes files early, warned about once and
+/// counted in the manifest, and still loses nothing.
+#[test]
+fn unsorted_partitions_stay_open_within_the_memory_budget() {
+    let mut input = String::from(
+        r#"{"type":"SCHEMA","stream":"ev","schema":{"properties":{"id":{"type":"integer"},"day":{"type":"string","format":"date-time"},"p":{"type":"string"}}},"key_properties":["id"]}"#,
+    );
+    input.push('\n');
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let day = 1 + x % 270;
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new(day - 1);
+        input.push_str(&format!(
+            r#"{{"type":"RECORD","stream":"ev","record":{{"id":{i},"day":"{date}T10:00:00Z","p":"{}"}}}}"#,
+            "x".repeat(100)
+        ));
+        input.push('\n');
+    }
+    let template = "{stream}/dt={record.day:%Y-%m-%d}/{run_id}-{part}.{extension}";
+    let (run, dir, keys) =
+        load(json!({"key_template": template, "compression": "gzip", "write_manifest": true}), &input, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(keys.len(), 270, "one file per partition with the defaults");
+    assert!(!run.stderr.contains("closing files early"), "{}", run.stderr);
+    // A budget of 1 MiB: files close early, the run says so once and counts it; nothing is lost.
+    let (run, dir2, keys) = load(
+        json!({"key_template": template, "compression": "gzip", "write_manifest": true, "max_open_bytes": 1048576, "log_level": "warn"}),
+        &input,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr.matches("closing files early").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("max_open_bytes"), "{}", run.stderr);
+    assert!(keys.len() > 270, "smaller files: {}", keys.len());
+    let manifest = all_files(&dir2.path().join("out")).into_iter().find(|p| p.starts_with("_manifests")).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir2.path().join("out").join(manifest)).unwrap()).unwrap();
+    assert!(manifest["early_closes"].as_u64().unwrap() > 0, "{manifest}");
+    let records: u64 = manifest["objects"].as_array().unwrap().iter().map(|o| o["records"].as_u64().unwrap()).sum();
+    assert_eq!(records, 20_000);
+    drop(dir);
+}

@@ -118,7 +118,8 @@ fn run(args: &Args) -> Result<(), Error> {
     logging::hide_secrets_of(&config);
     config.dry_run = args.dry_run;
     if matches!(config.destination, Destination::Local { .. }) && !args.dry_run {
-        check_file_limit(config.max_open_files)?;
+        let explicit = raw.max_open_files != config::settings::default_of("max_open_files");
+        config.max_open_files = check_file_limit(config.max_open_files, explicit)?;
     }
     // The S3 store also opens `s3://` BATCH files, with the same credentials.
     let (storage, batches): (Arc<dyn Storage>, Option<Arc<dyn crate::singer::batch::Opener>>) =
@@ -155,11 +156,12 @@ fn run(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// Every open file of the local destination holds a file descriptor: `max_open_files` must fit
-/// the process's limit (`ulimit -n`), with room for the rest of the process. The soft limit is
-/// raised to the hard one when that is enough; otherwise the setting is refused at start-up
-/// instead of the run failing at its thousandth partition.
-fn check_file_limit(max_open_files: usize) -> Result<(), Error> {
+/// Every open (started) file of the local destination holds a file descriptor:
+/// `max_open_files` must fit the process's limit (`ulimit -n`), with room for the rest of the
+/// process. The soft limit is raised to the hard one when that is enough. Otherwise a value the
+/// user set is refused at start-up (instead of the run failing at its thousandth partition),
+/// and the default is lowered to what fits. Returns the number of files to allow.
+fn check_file_limit(max_open_files: usize, explicit: bool) -> Result<usize, Error> {
     #[cfg(unix)]
     {
         use rustix::process::{Resource, getrlimit, setrlimit};
@@ -167,13 +169,18 @@ fn check_file_limit(max_open_files: usize) -> Result<(), Error> {
         let limit = getrlimit(Resource::Nofile);
         let (soft, hard) = (limit.current.unwrap_or(u64::MAX), limit.maximum.unwrap_or(u64::MAX));
         if soft >= needed {
-            return Ok(());
+            return Ok(max_open_files);
         }
         if hard >= needed {
             let raised = rustix::process::Rlimit { current: Some(needed), maximum: limit.maximum };
             if setrlimit(Resource::Nofile, raised).is_ok() {
-                return Ok(());
+                return Ok(max_open_files);
             }
+        }
+        if !explicit {
+            let fits = soft.saturating_sub(64).max(16) as usize;
+            tracing::info!(max_open_files = fits, limit = soft, "max_open_files lowered to fit ulimit -n");
+            return Ok(fits);
         }
         Err(Error::Config(crate::error::ConfigError::Invalid {
             setting: "max_open_files".into(),
@@ -184,8 +191,8 @@ fn check_file_limit(max_open_files: usize) -> Result<(), Error> {
     }
     #[cfg(not(unix))]
     {
-        let _ = max_open_files;
-        Ok(())
+        let _ = explicit;
+        Ok(max_open_files)
     }
 }
 

@@ -350,6 +350,8 @@ pub struct Config {
     /// Field for the partition date macros; `None`: the stream's first bookmark property.
     pub partition_date_field: Option<FieldPath>,
     pub max_open_files: usize,
+    /// Memory budget of the open files (`max_open_bytes`).
+    pub max_open_bytes: u64,
     /// Longest input line (`max_line_bytes`).
     pub max_line_bytes: usize,
     /// Key of the run's manifest, when one is written.

@@ -35,6 +35,7 @@ pub struct RawConfig {
     pub partition_date_field: Option<String>,
     pub max_line_bytes: u64,
     pub max_open_files: u64,
+    pub max_open_bytes: u64,
     pub write_manifest: bool,
     pub manifest_key_template: String,
     pub write_success_marker: bool,

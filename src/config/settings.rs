@@ -208,8 +208,10 @@ pub static SETTINGS: &[Setting] = &[
       "Record field (dotted path) whose date fills `{yyyy}`/`{mm}`/`{dd}`. Unset: the stream's first bookmark property."),
     s("max_line_bytes", Integer, Some("268435456"),
       "Longest input line (one Singer message, or one line of a BATCH file) in bytes; a longer one stops the run with an error naming it, before it can take the machine's memory (a line costs about 4 times its size while it is processed). Default 256 MiB."),
-    s("max_open_files", Integer, Some("100"),
-      "Most files open at once across all streams and partitions; past it the least recently written one is closed."),
+    s("max_open_files", Integer, Some("1000"),
+      "Most files open at once across all streams and partitions (a stream with many partitions, in unsorted data, keeps them all open); past it the least recently written one is closed. An open file costs only the records it holds until it has a chunk (512 KiB) to compress; on the local destination a started file also holds a file descriptor (checked against `ulimit -n` at start-up)."),
+    s("max_open_bytes", Integer, Some("134217728"),
+      "Most memory the open files may hold together: their encoded records not yet handed over, rows not yet batched, and about 1 MiB for each file being compressed. Past it the least recently written file is closed. Default 128 MiB."),
     s("job_id", String, None, "Value of `{job_id}` (else `$JOB_ID`)."),
     s("flow_id", String, None, "Value of `{flow_id}` (else `$FLOW` or `$FLOW_ID`)."),
     s("tenant", String, None, "Value of `{tenant}` (else `$TENANT`)."),
@@ -337,6 +339,11 @@ pub fn suggest(name: &str) -> Option<&'static str> {
         .filter(|(distance, _)| *distance <= 2.max(name.len() / 4))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, canonical)| canonical)
+}
+
+/// A setting's default as a number (0 when it has none or is not a number).
+pub fn default_of(name: &str) -> u64 {
+    lookup(name).and_then(|s| s.default).and_then(|d| d.parse().ok()).unwrap_or(0)
 }
 
 /// Finds a setting by its name or one of its aliases.

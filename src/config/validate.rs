@@ -227,6 +227,12 @@ impl RawConfig {
         if self.max_open_files == 0 {
             return Err(invalid("max_open_files", "must be at least 1".into()));
         }
+        if self.max_open_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "max_open_bytes",
+                format!("must be at least 1 MiB (1048576), got {}", self.max_open_bytes),
+            ));
+        }
         let partition_date_field = match &self.partition_date_field {
             Some(f) if f.split('.').any(str::is_empty) => {
                 return Err(invalid("partition_date_field", format!("{f:?} is not a field name or dotted path")));
@@ -266,6 +272,7 @@ impl RawConfig {
             timezone,
             partition_date_field,
             max_open_files: usize::try_from(self.max_open_files).unwrap_or(usize::MAX),
+            max_open_bytes: self.max_open_bytes,
             max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
             manifest_key,
             write_success_marker: self.write_success_marker,

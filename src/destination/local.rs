@@ -50,7 +50,7 @@ impl Storage for LocalFolder {
         builder.permissions(permissions);
         let temp = builder.tempfile_in(&folder).map_err(local_err("cannot create a file in", &folder))?;
         Ok(Box::new(LocalSink {
-            out: BufWriter::with_capacity(256 * 1024, temp),
+            out: BufWriter::with_capacity(64 * 1024, temp),
             root: self.root.clone(),
             replace: self.replace || meta.overwrite,
             bytes: 0,

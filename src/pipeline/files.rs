@@ -1,7 +1,12 @@
 //! The open files: one per stream and partition, each with its encoder, its key and its size
 //! so far. This room decides when a file rolls (records, bytes after compression, age, the
-//! open-file limit), claims every key in the run's registry, and hands bytes to the writer
-//! thread in large chunks. It never waits for storage.
+//! open-file limit and the memory budget), claims every key in the run's registry, and hands
+//! bytes to the writer thread in large chunks. It never waits for storage.
+//!
+//! An open file is cheap until it is big: it holds only its encoded records, and the writer
+//! (compressor state, output buffer, temporary file or upload) is started when the file has a
+//! chunk to hand over or closes. So a stream can keep hundreds of partitions open, bounded by
+//! `max_open_bytes` rather than by a count.
 
 /// Lookups happen per record: a fast, non-cryptographic hasher.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -27,6 +32,13 @@ use crate::writer::{Command, Progress};
 /// Largest chunk of encoded bytes handed to the writer at once. Large enough that compression
 /// runs on big buffers, small enough that many open streams stay within a few MiB each.
 const MAX_CHUNK: usize = 512 * 1024;
+
+/// An encoder's first buffer: small, so a small file costs little; it grows to a chunk.
+const FIRST_BUFFER: usize = 8 * 1024;
+
+/// What a started file costs on the writer thread beyond its bytes (compressor state, output
+/// buffer, a Parquet row group in progress), for the memory budget.
+const STARTED_COST: u64 = 1024 * 1024;
 
 /// Why a file operation stopped the run: a problem with the data (named with its input line
 /// by the caller), or the writer being gone.
@@ -70,9 +82,23 @@ struct OpenFile<'a> {
     /// Uncompressed bytes handed to the writer so far.
     sent: u64,
     progress: Arc<Progress>,
+    /// The writer's `Open`, held until the file has something to hand over (see the module
+    /// doc); `None` once sent.
+    pending_open: Option<Command>,
+    /// Record bytes since the last batch of rows (typed formats), for the memory budget.
+    unbatched: u64,
+    /// This file's share of the memory budget, as last counted.
+    accounted: u64,
 }
 
 impl OpenFile<'_> {
+    /// What the file holds in memory: its encoded bytes not handed over, rows not yet batched,
+    /// and the writer's state once started.
+    fn memory(&self) -> u64 {
+        let started = if self.pending_open.is_none() { STARTED_COST } else { 0 };
+        self.encoder.pending() as u64 + self.unbatched + started
+    }
+
     /// The file's size after compression, estimated from what the writer has done so far and
     /// the compression ratio it saw: the writer runs behind, and waiting for it would cost the
     /// pipeline its overlap. Exact without compression.
@@ -116,6 +142,11 @@ pub struct FileSet<'a> {
     closed: Vec<Closed>,
     /// Streams already warned about properties outside their schema (once per stream).
     warned_dropped: std::collections::HashSet<String>,
+    /// Memory the open files hold together (see [`OpenFile::memory`]).
+    memory: u64,
+    /// Files closed before their limits because too many were open (`max_open_files`) or they
+    /// held too much memory together (`max_open_bytes`).
+    pub early_closes: u64,
 }
 
 impl<'a> FileSet<'a> {
@@ -142,6 +173,8 @@ impl<'a> FileSet<'a> {
             sequence: 0,
             closed: Vec::new(),
             warned_dropped: Default::default(),
+            memory: 0,
+            early_closes: 0,
         }
     }
 
@@ -170,7 +203,7 @@ impl<'a> FileSet<'a> {
         let is_open = self.open.get(spec.group.as_str()).is_some_and(|files| files.contains_key(partition));
         if !is_open {
             if self.count >= self.config.max_open_files {
-                self.close_least_recent()?;
+                self.close_least_recent("max_open_files")?;
             }
             self.open_file(spec, partition, record, context, ack)?;
         }
@@ -200,17 +233,29 @@ impl<'a> FileSet<'a> {
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
         }
         file.records += 1;
+        if spec.output.format.is_binary() {
+            file.unbatched += record.get().len() as u64;
+        }
         if let Some(rows) = file.encoder.take_rows() {
+            start(&self.commands, file)?;
+            file.unbatched = 0;
             file.sent += rows.size;
             send(&self.commands, Command::Rows { id: file.id, rows })?;
         }
         if file.encoder.pending() >= self.chunk_size {
+            start(&self.commands, file)?;
             let data = file.encoder.take(self.chunk_recycle.try_recv().unwrap_or_default());
             file.sent += data.len() as u64;
             send(&self.commands, Command::Write { id: file.id, data })?;
         }
+        let memory = file.memory();
+        self.memory = self.memory + memory - file.accounted;
+        file.accounted = memory;
         if is_full(&self.config.limits, file.records, || file.estimated_size()) {
             self.close(&spec.group, partition)?;
+        }
+        while self.memory > self.config.max_open_bytes && self.count > 1 {
+            self.close_least_recent("max_open_bytes")?;
         }
         Ok(())
     }
@@ -237,7 +282,7 @@ impl<'a> FileSet<'a> {
             .map_err(|e| input(&spec.name)(InputErrorKind::Key(e)))?;
         let progress = Arc::new(Progress::default());
         let metadata = self.config.add_record_metadata;
-        let mut encoder = Encoder::new(output.format, &spec.name, &spec.schema, self.config, self.chunk_size, metadata)
+        let mut encoder = Encoder::new(output.format, &spec.name, &spec.schema, self.config, FIRST_BUFFER, metadata)
             .map_err(|e| input(&spec.name)(InputErrorKind::Encode(e)))?;
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         ack.file_opened(id, context.line);
@@ -252,7 +297,6 @@ impl<'a> FileSet<'a> {
             pages,
             progress: progress.clone(),
         };
-        send(&self.commands, open)?;
         let file = OpenFile {
             id,
             spec: spec.clone(),
@@ -268,6 +312,9 @@ impl<'a> FileSet<'a> {
             opened_line: context.line,
             sent: 0,
             progress,
+            pending_open: Some(open),
+            unbatched: 0,
+            accounted: 0,
         };
         self.open.entry(spec.group.clone()).or_default().insert(partition.to_string(), file);
         self.count += 1;
@@ -280,6 +327,8 @@ impl<'a> FileSet<'a> {
         let Some(mut file) = self.open.get_mut(group).and_then(|files| files.remove(partition)) else {
             return Ok(());
         };
+        self.memory -= file.accounted;
+        start(&self.commands, &mut file)?;
         let spec = file.spec.clone();
         let stream = spec.name.as_str();
         self.count -= 1;
@@ -378,13 +427,19 @@ impl<'a> FileSet<'a> {
         }
     }
 
-    /// Makes room under `max_open_files` by closing the least recently written file.
-    fn close_least_recent(&mut self) -> Result<(), Fault> {
+    /// Makes room under `max_open_files` or `max_open_bytes` (the `setting`) by closing the
+    /// least recently written file, before its own limits: counted, and warned about once.
+    fn close_least_recent(&mut self, setting: &'static str) -> Result<(), Fault> {
         let oldest = self.open.values().flat_map(|files| files.values().map(|f| f.last_write)).min();
-        match oldest {
-            Some(oldest) => self.close_where(|_, f| f.last_write == oldest),
-            None => Ok(()),
+        let Some(oldest) = oldest else { return Ok(()) };
+        if self.early_closes == 0 {
+            tracing::warn!(
+                setting,
+                "closing files early to stay within {setting}: unsorted data (records of many partitions in turn) then makes more, smaller files than the file limits ask for; raise {setting} to keep more partitions open (README: \"Unsorted data\")"
+            );
         }
+        self.early_closes += 1;
+        self.close_where(|_, f| f.last_write == oldest)
     }
 
     /// Writes a small object that is not data (manifest, `_SUCCESS`); its key is claimed.
@@ -442,6 +497,14 @@ fn object_meta(config: &Config, output: &crate::config::Output, key_at_close: bo
 pub struct OpenFileView {
     pub opened_at: Instant,
     pub last_write: u64,
+}
+
+/// Starts a file on the writer thread (its held `Open`), once.
+fn start(commands: &Option<Sender<Command>>, file: &mut OpenFile<'_>) -> Result<(), Fault> {
+    match file.pending_open.take() {
+        Some(open) => send(commands, open),
+        None => Ok(()),
+    }
 }
 
 fn send(commands: &Option<Sender<Command>>, command: Command) -> Result<(), Fault> {

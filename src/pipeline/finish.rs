@@ -63,6 +63,8 @@ pub struct Totals {
     pub records: u64,
     /// Records written to dead-letter files.
     pub rejected: u64,
+    /// Files closed before their limits to stay within max_open_files / max_open_bytes.
+    pub early_closes: u64,
     pub files: u64,
     pub bytes: u64,
 }
@@ -234,6 +236,7 @@ impl<'a> Finisher<'a> {
             "variables": self.config.variables,
             "records": self.totals.records,
             "rejected_records": self.totals.rejected,
+            "early_closes": self.totals.early_closes,
             "table_versions": self.versions,
             "objects": self.written,
         });

@@ -220,6 +220,7 @@ impl Run<'_, '_> {
                 self.extra(key, Vec::new(), "text/plain", true)?;
             }
         }
+        self.finisher.totals.early_closes = self.files.early_closes;
         if let Some((rendered, body)) = self.finisher.manifest(&self.run) {
             let key = self.files.keys().claim(rendered)?;
             self.extra(key, body, "application/json", false)?;
@@ -227,7 +228,14 @@ impl Run<'_, '_> {
         self.wait_for_objects()?;
         self.release_state()?;
         let t = &self.finisher.totals;
-        tracing::info!(records = t.records, files = t.files, bytes = t.bytes, "finished");
+        tracing::info!(
+            records = t.records,
+            files = t.files,
+            bytes = t.bytes,
+            rejected = t.rejected,
+            early_closes = t.early_closes,
+            "finished"
+        );
         Ok(())
     }
 

@@ -83,20 +83,14 @@ fn past_max_open_files_the_least_recently_written_file_closes() {
     let records: Vec<String> = ["a", "b", "a", "c", "a", "b"].iter().map(|d| day(d)).collect();
     let records: Vec<&str> = records.iter().map(String::as_str).collect();
     let (cmds, closed) = write(&c, &records);
-    // a, b open; c evicts b (a was written later); b comes back as its next part.
-    assert_eq!(
-        cmds,
-        [
-            "open s/a/r-00000.jsonl",
-            "open s/b/r-00000.jsonl",
-            "close",
-            "open s/c/r-00000.jsonl",
-            "close",
-            "open s/b/r-00001.jsonl",
-            "close",
-            "close",
-        ]
-    );
+    // a, b open; c evicts b (a was written later); b comes back as its next part and evicts c.
+    // A file reaches the writer only when it closes (small files hold their records).
+    let mut cmds = cmds;
+    let tail = cmds.split_off(4);
+    assert_eq!(cmds, ["open s/b/r-00000.jsonl", "close", "open s/c/r-00000.jsonl", "close"]);
+    let mut tail: Vec<String> = tail.chunks(2).map(|c| c.join(" ")).collect();
+    tail.sort();
+    assert_eq!(tail, ["open s/a/r-00000.jsonl close", "open s/b/r-00001.jsonl close"], "the rest at the end");
     assert_eq!(closed, 4);
 }
 

@@ -36,7 +36,7 @@ pub fn new(compression: Compression, pages: Option<Box<dyn PageWriter>>, name: &
     }
     // Compressed bytes collect in a buffer that is passed on whole: each chunk reaches storage
     // in one write.
-    let buf = || Vec::with_capacity(512 * 1024);
+    let buf = Vec::new;
     Ok(match compression {
         Compression::None => Box::new(Plain),
         Compression::Gzip { level } => {
