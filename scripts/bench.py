@@ -117,7 +117,7 @@ def main():
         cases += [(f"s3-{c}", CASES[c], env) for c in ("jsonl-gzip6", "jsonl-none")]
     for name, settings, s3 in cases:
         results = {b: [] for b in bins}
-        objects = "?"
+        objects = {b: "?" for b in bins}
         for run in range(a.runs):
             for bin_path in bins:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -142,16 +142,16 @@ def main():
                         json.dump(cfg, f)
                     results[bin_path].append(time_run([bin_path, "--config", path, "--input", source]))
                     if s3:
-                        objects = s3_objects(s3, cfg["bucket"])
+                        objects[bin_path] = s3_objects(s3, cfg["bucket"])
                     else:
-                        objects = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
+                        objects[bin_path] = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
         for bin_path in bins:
             rs = results[bin_path]
             wall = statistics.median(r[0] for r in rs)
             cpu = statistics.median(r[1] for r in rs)
             rss = statistics.median(r[2] for r in rs)
             n = a.records // 5 if settings.get("input") == "partitions" else a.records
-            print(f"| {name}{label(bin_path)} | {n / wall:,.0f} | {os.path.getsize(source) / 1e6 / wall:,.0f} | {cpu:.2f} | {rss:.0f} | {objects} |",
+            print(f"| {name}{label(bin_path)} | {n / wall:,.0f} | {os.path.getsize(source) / 1e6 / wall:,.0f} | {cpu:.2f} | {rss:.0f} | {objects[bin_path]} |",
                   flush=True)
 
 if __name__ == "__main__":

@@ -369,3 +369,34 @@ fn properties_outside_the_schema_are_counted_in_every_format() {
         assert_eq!(counted, dropped, "{format}: manifest");
     }
 }
+
+/// The memory budget counts what a file really holds: an Avro file's rows are in its blocks,
+/// handed over chunk by chunk, so two long streams stay one file each within a small budget.
+#[test]
+fn typed_files_stay_within_the_memory_budget_without_closing_early() {
+    let mut input = String::new();
+    for s in ["a", "b"] {
+        input.push_str(&format!(
+            r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}},"p":{{"type":"string"}}}}}},"key_properties":["id"]}}"#
+        ));
+        input.push('\n');
+    }
+    for i in 0..30_000 {
+        for s in ["a", "b"] {
+            input.push_str(&format!(
+                r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{i},"p":"{}"}}}}"#,
+                "z".repeat(100)
+            ));
+            input.push('\n');
+        }
+    }
+    for format in ["avro", "parquet"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            json!({"local_path": dir.path(), "format": format, "max_open_bytes": 4 * 1024 * 1024, "log_level": "warn"});
+        let r = run(&config, &input);
+        assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+        assert!(!r.stderr.contains("closing files early"), "{format}: {}", r.stderr);
+        assert_eq!(files(dir.path()).len(), 2, "{format}: one file per stream");
+    }
+}

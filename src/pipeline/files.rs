@@ -233,7 +233,8 @@ impl<'a> FileSet<'a> {
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
         }
         file.records += 1;
-        if spec.output.format.is_binary() {
+        if spec.output.format == crate::config::Format::Parquet {
+            // Rows wait in Arrow builders until a batch is full (Avro's blocks are `pending`).
             file.unbatched += record.get().len() as u64;
         }
         if let Some(rows) = file.encoder.take_rows() {
