@@ -10,7 +10,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for target in decode template csv; do
+for target in decode template csv config; do
   mkdir -p "corpus/$target"
   status=0
   cargo fuzz run "$target" "corpus/$target" -- \
