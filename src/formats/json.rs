@@ -19,6 +19,12 @@ pub(super) fn push_json(
         Some(flat) => flat.flatten(record)?,
         None => record,
     };
+    // A record bigger than the room left grows the buffer once, to what it needs (plus a
+    // little for the separator and metadata), instead of doubling its way there: a 100 MB
+    // record then costs 100 MB here, not up to twice that while it is copied.
+    if buf.capacity() - buf.len() < record.len() + 2 {
+        buf.reserve(record.len() + if meta.is_some() { 512 } else { 2 });
+    }
     match meta {
         None => buf.extend_from_slice(record.as_bytes()),
         Some(meta) => push_with_metadata(buf, record, meta),

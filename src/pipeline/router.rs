@@ -207,7 +207,9 @@ impl<'a> Router<'a> {
         let Some(spec) = self.streams.get(name) else {
             return Err(InputErrorKind::RecordBeforeSchema);
         };
-        let value = spec.schema.check(record)?;
+        // The parsed record is kept only when the file's cursor range needs it: a big record's
+        // value tree is freed before its bytes are encoded.
+        let value = spec.schema.check(record)?.filter(|_| spec.cursor_field.is_some());
         let partition = &mut self.partition;
         partition.clear();
         if spec.partitioned {
