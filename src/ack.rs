@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 /// holds STATE back until it is durable.
 pub type FileId = u64;
 
-#[derive(Default)]
+/// `Clone`: the Delta commit asks a copy which STATE its files would release.
+#[derive(Default, Clone)]
 pub struct AckTracker {
     /// Open or in-flight files by the position of their first record.
     first_pos: HashMap<FileId, u64>,
@@ -42,6 +43,16 @@ impl AckTracker {
     /// Whether every file holding a record from before position `pos` is durable.
     pub fn covered(&self, pos: u64) -> bool {
         self.starts.keys().next().is_none_or(|first| *first >= pos)
+    }
+
+    /// Whether a STATE is waiting for files.
+    pub fn has_pending_state(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The STATE printed last.
+    pub fn last_released(&self) -> Option<&str> {
+        self.last_released.as_deref()
     }
 
     pub fn unfinished_files(&self) -> usize {

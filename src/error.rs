@@ -23,6 +23,23 @@ pub enum Error {
     Stdout(std::io::Error),
     #[error("{0}")]
     Key(#[from] crate::keys::KeyError),
+    #[error("{0}")]
+    Table(#[from] TableError),
+}
+
+/// A Delta table could not be read, created or committed to (`table_format: delta`).
+#[derive(Debug, thiserror::Error)]
+#[error("Delta table `{table}`: {message}")]
+pub struct TableError {
+    /// The table's folder (its key without a file name).
+    pub table: String,
+    pub message: String,
+}
+
+impl TableError {
+    pub fn new(table: &str, message: String) -> TableError {
+        TableError { table: table.to_string(), message }
+    }
 }
 
 impl Error {

@@ -20,6 +20,8 @@ pub mod keys;
 pub mod pipeline;
 pub mod schema;
 pub mod singer;
+#[cfg(feature = "delta")]
+pub mod table;
 pub mod writer;
 
 /// The settings table, at its old path (`crate::settings::SETTINGS`).

@@ -15,6 +15,10 @@ const SECRET_SAFE_LOG_CAPS: &str = "aws_smithy_runtime=info,aws_smithy_runtime_a
 aws_smithy_http_client=info,aws_config=info,aws_sdk_s3=info,aws_sdk_sts=info,aws_sdk_sso=info,aws_sdk_ssooidc=info,\
 aws_sigv4=info,aws_runtime=info,aws_credential_types=info,hyper=info,hyper_util=info,h2=info,rustls=info";
 
+/// Crates whose `info` is their own bookkeeping (delta-rs logs every snapshot it builds): quiet
+/// unless `RUST_LOG` asks for them.
+const QUIET_DEPENDENCIES: &str = "deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn,object_store=warn";
+
 /// Set once logging is JSON (`log_format: json`), so the final error line is JSON too.
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 
@@ -30,9 +34,12 @@ pub fn init(cli_level: Option<LogLevel>, map: Option<&Map<String, Value>>) {
     };
     JSON_LOGS.store(json, Ordering::Relaxed);
     let level = match (cli_level, std::env::var("RUST_LOG").ok().filter(|l| !l.trim().is_empty())) {
-        (Some(level), _) => level.as_str().to_string(),
+        (Some(level), _) => format!("{},{QUIET_DEPENDENCIES}", level.as_str()),
         (None, Some(spec)) => spec,
-        (None, None) => setting("log_level").and_then(LogLevel::from_name).unwrap_or(LogLevel::Info).as_str().into(),
+        (None, None) => format!(
+            "{},{QUIET_DEPENDENCIES}",
+            setting("log_level").and_then(LogLevel::from_name).unwrap_or(LogLevel::Info).as_str()
+        ),
     };
     let capped = format!("{level},{SECRET_SAFE_LOG_CAPS}");
     let filter = tracing_subscriber::EnvFilter::try_new(&capped)

@@ -58,6 +58,10 @@ pub struct Args {
     /// object under the prefix. Prints each step; exits 1 if one fails.
     #[arg(long)]
     pub check: bool,
+    /// `table_format: delta`: print the newest STATE the tables committed for `pipeline_id`
+    /// (`{}` if none), so a job runner that lost its state can resume from the lake; then exit.
+    #[arg(long)]
+    pub table_state: bool,
     /// Log level on stderr (error, warn, info, debug, trace); overrides RUST_LOG and the config.
     /// Any other value is a usage error (exit 2), not a filter that silences every line.
     #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
@@ -117,6 +121,9 @@ fn run(args: &Args) -> Result<(), Error> {
     let mut config = raw.validate()?;
     logging::hide_secrets_of(&config);
     config.dry_run = args.dry_run;
+    if args.table_state {
+        return table_state(&config);
+    }
     if matches!(config.destination, Destination::Local { .. }) && !args.dry_run {
         let explicit = raw.max_open_files != config::settings::default_of("max_open_files");
         config.max_open_files = check_file_limit(config.max_open_files, explicit)?;
@@ -153,6 +160,22 @@ fn run(args: &Args) -> Result<(), Error> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     crate::pipeline::run(&config, storage, batches, input, &mut out, &signals()?)?;
+    Ok(())
+}
+
+/// `--table-state`: the tables' newest committed STATE on stdout.
+fn table_state(config: &config::Config) -> Result<(), Error> {
+    if config.table.is_none() {
+        return Err(Error::Config(crate::error::ConfigError::Invalid {
+            setting: "table_format".into(),
+            message: "--table-state reads the STATE committed to Delta tables: it needs table_format delta".into(),
+        }));
+    }
+    #[cfg(feature = "delta")]
+    {
+        let state = crate::table::table_state(config)?;
+        println!("{}", state.as_deref().unwrap_or("{}"));
+    }
     Ok(())
 }
 

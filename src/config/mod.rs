@@ -380,6 +380,18 @@ pub struct Config {
     pub hard_delete: bool,
     /// Keys may repeat: the run's registry lets them and the store is not asked to refuse.
     pub allow_overwrite: bool,
+    /// `table_format: delta`: each stream's files are committed to its Delta table.
+    pub table: Option<TableOptions>,
+}
+
+/// The Delta Lake settings (`table_format: delta`).
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    /// `prefix` + `table_path`: a stream's table folder (rendered without a record).
+    pub table_path: KeyTemplate,
+    pub pipeline_id: String,
+    pub commit_interval: Duration,
+    pub checkpoint_interval: u64,
 }
 
 /// How one stream's files are named and written.

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use super::settings::{
     self, CannedAcl, ChecksumCalculation, CompressionKind, ContentEncoding, DestinationKind, InvalidRecords,
-    KeyMacroStyle, Kind, LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, UnparseableValues, VersionMode,
+    KeyMacroStyle, Kind, LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, TableFormat, UnparseableValues,
+    VersionMode,
 };
 use super::sources::{self, Merged};
 use super::{AvroCodec, Format, ParquetCodec, Secret};
@@ -73,6 +74,11 @@ pub struct RawConfig {
     pub nested_as_json: bool,
     pub avro_codec: AvroCodec,
     pub unparseable_values: UnparseableValues,
+    pub table_format: TableFormat,
+    pub table_path: String,
+    pub pipeline_id: String,
+    pub commit_interval_seconds: u64,
+    pub checkpoint_interval: u64,
     pub aws_access_key_id: Option<Secret>,
     pub aws_secret_access_key: Option<Secret>,
     pub aws_session_token: Option<Secret>,

@@ -66,6 +66,14 @@ choice! {
 }
 
 choice! {
+    /// `table_format`: plain files, or every stream a Delta Lake table.
+    pub enum TableFormat {
+        None = "none",
+        Delta = "delta",
+    }
+}
+
+choice! {
     /// `checksum_calculation`.
     pub enum ChecksumCalculation {
         WhenSupported = "when_supported",
@@ -279,6 +287,17 @@ pub static SETTINGS: &[Setting] = &[
     s("unparseable_values", String, Some("\"fail\""),
       "Parquet and Avro: a value that does not fit its column (`\"soon\"` in a date-time column, `1.5` in an integer column): `fail` stops the run naming line, stream, field and value; `null` writes null (nullable columns only), counts it in the `unparseable_values` metric and warns once per file.")
         .allowed(UnparseableValues::NAMES),
+    s("table_format", String, Some("\"none\""),
+      "`none`: files as set by `key_template` and `format`. `delta`: every stream is one Delta Lake table under `prefix` + `table_path` (Parquet data files, typed as in \"Parquet and Avro\"), and STATE is printed only once the tables committed the records before it (see \"Delta Lake tables\"). Needs a build with the `delta` feature (the release wheels and binaries have it).")
+        .allowed(TableFormat::NAMES),
+    s("table_path", String, Some("\"{stream}\""),
+      "`table_format: delta`: folder of each stream's table, relative to `prefix`. Must name the stream (`{stream}`, `{stream_id}`) and may use job variables and load-time macros, but no per-file or record macros."),
+    s("pipeline_id", String, Some("\"target-s3\""),
+      "`table_format: delta`: the `appId` of the Delta application transaction (`txn`) every commit carries, and the name `--table-state` looks for. Give each pipeline that writes into the same tables its own id."),
+    s("commit_interval_seconds", Integer, Some("60"),
+      "`table_format: delta`: commit at most this often while STATE messages arrive (the open files are closed and committed, then the STATE they cover is printed); always at the end of input."),
+    s("checkpoint_interval", Integer, Some("100"),
+      "`table_format: delta`: write a Delta checkpoint every this many commits of a table (the table property `delta.checkpointInterval`, set when target-s3 creates the table), so readers stay fast."),
     s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
         .secret().s3(),
     s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret().s3(),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::settings::{
-    self, CompressionKind, DestinationKind, InvalidRecords, KeyMacroStyle, UnparseableValues, VersionMode,
+    self, CompressionKind, DestinationKind, InvalidRecords, KeyMacroStyle, TableFormat, UnparseableValues, VersionMode,
 };
 use super::{
     BinaryOptions, Compression, Config, CsvOptions, Destination, Format, Limits, Output, PLANNED_PARTS, RawConfig,
@@ -82,13 +82,23 @@ impl RawConfig {
                 "needs `activate_version_mode: folder` (versions in their own folders)".into(),
             ));
         }
-        let key_template = if version_folders && self.key_template == settings::DEFAULT_KEY_TEMPLATE {
-            settings::DEFAULT_VERSIONED_KEY_TEMPLATE
-        } else {
-            &self.key_template
+        let table = match self.table_format {
+            TableFormat::None => None,
+            TableFormat::Delta => Some(self.table_options(&options, version_folders)?),
         };
-        let output = self.output(key_template, self.format, self.compression, self.compression_level, &options)?;
-        self.check_unique(&output.key, "key_template", true, utc)?;
+        let table_files;
+        let (key_template, format) = if table.is_some() {
+            // Data files live in their table's folder; only the log makes them part of it.
+            table_files = format!("{}/part-{{part}}-{{uuid}}.parquet", self.table_path.trim_end_matches('/'));
+            (table_files.as_str(), Format::Parquet)
+        } else if version_folders && self.key_template == settings::DEFAULT_KEY_TEMPLATE {
+            (settings::DEFAULT_VERSIONED_KEY_TEMPLATE, self.format)
+        } else {
+            (self.key_template.as_str(), self.format)
+        };
+        let output = self.output(key_template, format, self.compression, self.compression_level, &options)?;
+        let key_setting = if table.is_some() { "table_path" } else { "key_template" };
+        self.check_unique(&output.key, key_setting, true, utc)?;
         let dead_letter = match self.invalid_records {
             InvalidRecords::Fail => None,
             InvalidRecords::DeadLetter => {
@@ -294,6 +304,71 @@ impl RawConfig {
             version_folders,
             hard_delete: self.hard_delete,
             allow_overwrite: self.allow_overwrite,
+            table,
+        })
+    }
+
+    /// `table_format: delta`: the table settings, and the file settings it cannot be combined
+    /// with (a table is Parquet in one folder per stream; versions are not folders).
+    fn table_options(
+        &self,
+        options: &ParseOptions<'_>,
+        version_folders: bool,
+    ) -> Result<super::TableOptions, ConfigError> {
+        if !cfg!(feature = "delta") {
+            return Err(invalid(
+                "table_format",
+                "this build of target-s3 has no Delta Lake support (built without the `delta` feature); install the release wheel or binary (`pip install target-s3-rs`), or build with `cargo build --release --features delta`".into(),
+            ));
+        }
+        if !matches!(self.format, Format::Jsonl | Format::Parquet) {
+            return Err(invalid(
+                "format",
+                format!(
+                    "is {}, but table_format delta writes Parquet: set format to parquet or leave it unset",
+                    self.format
+                ),
+            ));
+        }
+        if self.key_template != settings::DEFAULT_KEY_TEMPLATE {
+            return Err(invalid("key_template", "is not used with table_format delta: set table_path instead".into()));
+        }
+        if self.stream_overrides.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(invalid("stream_overrides", "cannot be combined with table_format delta".into()));
+        }
+        if version_folders || self.hard_delete {
+            return Err(invalid(
+                "activate_version_mode",
+                "folder (and hard_delete) cannot be combined with table_format delta: a table has no version folders"
+                    .into(),
+            ));
+        }
+        if self.allow_overwrite {
+            return Err(invalid("allow_overwrite", "cannot be combined with table_format delta".into()));
+        }
+        let table_path = KeyTemplate::parse(&self.prefix, &self.table_path, options)
+            .map_err(|e| invalid("table_path", e.message))?;
+        if !table_path.is_table_folder() {
+            return Err(invalid(
+                "table_path",
+                "may not use per-file macros ({part}, {uuid}, {cursor}, {table_version}) or record macros: a stream's table is one folder".into(),
+            ));
+        }
+        let pipeline_id = self.pipeline_id.trim();
+        if pipeline_id.is_empty() {
+            return Err(invalid("pipeline_id", "must not be empty".into()));
+        }
+        if self.commit_interval_seconds == 0 {
+            return Err(invalid("commit_interval_seconds", "must be at least 1".into()));
+        }
+        if self.checkpoint_interval == 0 {
+            return Err(invalid("checkpoint_interval", "must be at least 1".into()));
+        }
+        Ok(super::TableOptions {
+            table_path,
+            pipeline_id: pipeline_id.to_string(),
+            commit_interval: Duration::from_secs(self.commit_interval_seconds),
+            checkpoint_interval: self.checkpoint_interval,
         })
     }
 

@@ -8,6 +8,8 @@ mod s3;
 pub use local::LocalFolder;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
+#[cfg(feature = "delta")]
+pub use s3::credentials as s3_credentials;
 
 use crossbeam_channel::Sender;
 

@@ -90,6 +90,45 @@ impl KeyTemplate {
     }
 
     /// Whether keys hold the records' table version (one open file per version).
+    /// Whether the template renders one folder per stream and run: no macro that varies by
+    /// file or record (a Delta table's `table_path`).
+    pub fn is_table_folder(&self) -> bool {
+        !self.uses(|m| {
+            matches!(
+                m,
+                Macro::Part
+                    | Macro::Uuid
+                    | Macro::Cursor(_)
+                    | Macro::TableVersion
+                    | Macro::Record(_)
+                    | Macro::PartitionDate(_)
+                    | Macro::Extension
+                    | Macro::Format
+                    | Macro::Compression
+            )
+        })
+    }
+
+    /// The fixed folder the rendered keys start with (up to the first macro's folder), and how
+    /// many folder levels below it the key has: where `--table-state` looks for tables.
+    pub fn fixed_folder(&self) -> (String, usize) {
+        let mut fixed = String::new();
+        let mut levels = 0;
+        let mut in_fixed = true;
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) if in_fixed => fixed.push_str(text),
+                Segment::Fixed(value) if in_fixed => super::escape::push_escaped(&mut fixed, value),
+                Segment::Literal(text) => levels += text.matches('/').count(),
+                Segment::Fixed(_) => {}
+                Segment::Macro { .. } => in_fixed = false,
+            }
+        }
+        let cut = if in_fixed { fixed.len() } else { fixed.rfind('/').map_or(0, |i| i + 1) };
+        levels += fixed[cut..].matches('/').count() + usize::from(!in_fixed);
+        (fixed[..cut].to_string(), levels)
+    }
+
     pub fn uses_table_version(&self) -> bool {
         self.uses(|m| matches!(m, Macro::TableVersion))
     }

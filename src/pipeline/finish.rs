@@ -108,6 +108,11 @@ impl<'a> Finisher<'a> {
         self.in_flight.insert(closed.id, closed.entry);
     }
 
+    /// What the manifest will say about a file still in flight.
+    pub fn in_flight(&self, id: FileId) -> Option<&ManifestEntry> {
+        self.in_flight.get(&id)
+    }
+
     /// A data file is durable: log it and the Singer SDK's counters, remember it for the
     /// manifest. Extra objects (markers, the manifest) are not in flight here and pass through.
     pub fn file_durable(&mut self, id: FileId, key: &ObjectKey, bytes: u64, crc32: u32) {

@@ -63,8 +63,15 @@ pub fn run(
 
     let run_context =
         RunContext { now: chrono::Utc::now().with_timezone(&config.timezone), run_id: config.run_id.clone() };
+    #[cfg(feature = "delta")]
+    let tables = match &config.table {
+        Some(_) if !config.dry_run => Some(crate::table::Tables::open(config)?),
+        _ => None,
+    };
     let mut run = Run {
         config,
+        #[cfg(feature = "delta")]
+        tables,
         router: Router::new(config, run_context.clone()),
         files: FileSet::new(config, run_context.clone(), command_tx, chunk_recycle_rx),
         finisher: Finisher::new(config),
@@ -111,6 +118,9 @@ pub fn run(
 
 struct Run<'a, 'o> {
     config: &'a Config,
+    /// `table_format: delta`: durable data files wait here for their commit.
+    #[cfg(feature = "delta")]
+    tables: Option<crate::table::Tables>,
     router: Router<'a>,
     files: FileSet<'a>,
     finisher: Finisher<'a>,
@@ -141,7 +151,11 @@ impl Run<'_, '_> {
         blocks: &Receiver<std::io::Result<singer::Block>>,
         recycle: &Sender<Vec<u8>>,
     ) -> Result<(), Error> {
-        let ticker = match self.config.limits.max_age {
+        #[cfg(feature = "delta")]
+        let commit_interval = self.tables.as_ref().map(crate::table::Tables::interval);
+        #[cfg(not(feature = "delta"))]
+        let commit_interval = None;
+        let ticker = match self.config.limits.max_age.into_iter().chain(commit_interval).min() {
             Some(age) => crossbeam_channel::tick((age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))),
             None => crossbeam_channel::never(),
         };
@@ -177,6 +191,8 @@ impl Run<'_, '_> {
                 recv(ticker) -> _ => {
                     let closed = self.files.close_aged();
                     self.drain_closed(closed)?;
+                    #[cfg(feature = "delta")]
+                    self.flush_tables()?;
                 }
                 recv(signals) -> signal => {
                     self.first_signal(signal.unwrap_or_default());
@@ -211,6 +227,8 @@ impl Run<'_, '_> {
             let listing = self.finisher.dry_run_listing();
             return self.state_out.write_all(listing.as_bytes()).map_err(Error::Stdout);
         }
+        #[cfg(feature = "delta")]
+        self.commit_tables(true)?;
         // Markers and the manifest only once every data object is durable, and before the
         // final STATE: their presence means the run's data is complete.
         if self.config.write_success_marker {
@@ -269,6 +287,12 @@ impl Run<'_, '_> {
     /// Waits for the files already closed, then releases the STATE they cover. Open files
     /// are not closed: they hold records from around the failure and will be discarded.
     fn settle(&mut self) {
+        // A failed run commits nothing more: its tables stay as its last commit left them, and
+        // no STATE newer than that commit's is printed.
+        #[cfg(feature = "delta")]
+        if self.tables.is_some() {
+            return;
+        }
         while self.closing > 0 {
             let Ok(event) = self.events.recv() else { return };
             if self.event(event).is_err() {
@@ -433,6 +457,16 @@ impl Run<'_, '_> {
     fn event(&mut self, event: Event) -> Result<(), Error> {
         match event {
             Event::Durable { id, key, bytes, crc32 } => {
+                #[cfg(feature = "delta")]
+                if let Some(tables) = self.tables.as_mut()
+                    && let Some(entry) = self.finisher.in_flight(id).filter(|e| !e.rejected)
+                {
+                    // Durable but not yet in its table: it holds STATE back until the commit.
+                    tables.add(id, key.as_str(), bytes, entry.records, &entry.stream)?;
+                    self.closing = self.closing.saturating_sub(1);
+                    self.finisher.file_durable(id, &key, bytes, crc32);
+                    return Ok(());
+                }
                 self.object_done(id);
                 self.finisher.file_durable(id, &key, bytes, crc32);
                 Ok(())
@@ -472,11 +506,56 @@ impl Run<'_, '_> {
             return Ok(()); // nothing was written, so nothing may be acknowledged
         }
         self.issue_deletions()?;
+        #[cfg(feature = "delta")]
+        self.commit_tables(false)?;
         if let Some(state) = self.ack.release() {
             let out = &mut self.state_out;
             writeln!(out, "{state}").and_then(|()| out.flush()).map_err(Error::Stdout)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "delta")]
+impl Run<'_, '_> {
+    /// Commits the durable files to their tables when it is time: at the end of input
+    /// (`at_end`), or once `commit_interval_seconds` passed and the commit lets a newer STATE
+    /// out. The commit carries that STATE; the files are acknowledged only after it.
+    fn commit_tables(&mut self, at_end: bool) -> Result<(), Error> {
+        let Some(tables) = self.tables.as_mut() else { return Ok(()) };
+        if !tables.has_pending() || (!at_end && !tables.interval_passed()) {
+            return Ok(());
+        }
+        let pending = tables.pending();
+        let mut preview = self.ack.clone();
+        for id in &pending {
+            preview.file_durable(*id);
+        }
+        let state = preview.release();
+        if state.is_none() && !at_end {
+            return Ok(());
+        }
+        let state = state.or_else(|| self.ack.last_released().map(str::to_string));
+        let router = &self.router;
+        for id in tables.commit(state.as_deref(), &|stream| router.arrow_schema(stream))? {
+            self.ack.file_durable(id);
+        }
+        Ok(())
+    }
+
+    /// Every `commit_interval_seconds` while a STATE waits: closes the open files so their
+    /// records can be committed and the STATE printed (they would otherwise wait for their
+    /// size or age limits). Not again while closed files are still being written.
+    fn flush_tables(&mut self) -> Result<(), Error> {
+        let Some(tables) = self.tables.as_ref() else { return Ok(()) };
+        if !tables.interval_passed() || !self.ack.has_pending_state() {
+            return Ok(());
+        }
+        if self.closing == 0 {
+            let closed = self.files.close_all();
+            self.drain_closed(closed)?;
+        }
+        self.commit_tables(false)
     }
 }
 

@@ -196,6 +196,18 @@ impl<'a> Router<'a> {
         }
     }
 
+    /// The Arrow columns of `name`'s current schema (a Delta table's columns).
+    #[cfg(feature = "delta")]
+    pub fn arrow_schema(&self, name: &str) -> Option<arrow_schema::Schema> {
+        let spec = self.streams.get(name)?;
+        let fields = crate::schema::typed::columns(
+            &spec.schema.text,
+            self.config.binary.nested_as_json,
+            self.config.add_record_metadata,
+        );
+        Some(crate::formats::parquet::arrow_schema(&fields))
+    }
+
     /// Validates a record and finds its file's partition. Per record: no allocation unless the
     /// partition text grows.
     pub fn route(

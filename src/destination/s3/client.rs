@@ -7,7 +7,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, SharedCredentialsProvider};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectCannedAcl, ServerSideEncryption, StorageClass};
@@ -21,6 +21,30 @@ use crate::destination::ObjectMeta;
 /// Builds the client: credentials (static keys, profile or default chain, then an optional
 /// assumed role), region, endpoint, retries and checksums. Makes no request yet.
 pub async fn build_client(o: &S3Options) -> Client {
+    let sdk = sdk_config(o).await;
+    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(o.force_path_style);
+    if o.checksums_when_required {
+        s3 = s3.request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+    }
+    if let Some(role) = assumed_role(o, &sdk).await {
+        s3 = s3.credentials_provider(role);
+    }
+    Client::from_conf(s3.build())
+}
+
+/// The credentials the client signs with: the assumed role if there is one, else the base
+/// credentials (for the Delta tables' store, which signs its own requests).
+#[cfg(feature = "delta")]
+pub async fn credentials(o: &S3Options) -> Option<SharedCredentialsProvider> {
+    let sdk = sdk_config(o).await;
+    match assumed_role(o, &sdk).await {
+        Some(role) => Some(role),
+        None => sdk.credentials_provider(),
+    }
+}
+
+/// Base credentials, region, endpoint, retries and timeouts.
+async fn sdk_config(o: &S3Options) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(o.max_retries + 1))
         .timeout_config(
@@ -47,21 +71,20 @@ pub async fn build_client(o: &S3Options) -> Client {
     if sdk.region().is_none() {
         sdk = sdk.into_builder().region(Region::new("us-east-1")).build();
     }
-    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(o.force_path_style);
-    if o.checksums_when_required {
-        s3 = s3.request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+    sdk
+}
+
+/// `role_arn`: the role assumed on top of the base credentials, with its external id.
+async fn assumed_role(o: &S3Options, sdk: &aws_config::SdkConfig) -> Option<SharedCredentialsProvider> {
+    let role = o.role.as_ref()?;
+    let mut assume = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
+        .session_name(&role.session_name)
+        .session_length(role.duration)
+        .configure(sdk);
+    if let Some(id) = &role.external_id {
+        assume = assume.external_id(&id.0);
     }
-    if let Some(role) = &o.role {
-        let mut assume = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
-            .session_name(&role.session_name)
-            .session_length(role.duration)
-            .configure(&sdk);
-        if let Some(id) = &role.external_id {
-            assume = assume.external_id(&id.0);
-        }
-        s3 = s3.credentials_provider(assume.build().await);
-    }
-    Client::from_conf(s3.build())
+    Some(SharedCredentialsProvider::new(assume.build().await))
 }
 
 impl S3Store {

@@ -8,6 +8,9 @@ mod errors;
 mod requests;
 mod upload;
 
+#[cfg(feature = "delta")]
+pub use client::credentials;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

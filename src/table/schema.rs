@@ -1,0 +1,88 @@
+//! A stream's columns as a Delta schema, and the one schema change a table takes on its own:
+//! new nullable columns. Anything else (a column's type changed, a required column added or
+//! dropped) would make files the table cannot read, so it stops the run instead.
+
+use arrow_schema::Schema;
+use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake_core::kernel::{StructField, StructType};
+
+/// The Delta columns of a stream's Parquet files (the same type table as `format: parquet`).
+pub fn to_delta(arrow: &Schema) -> Result<StructType, String> {
+    StructType::try_from_arrow(arrow).map_err(|e| format!("its columns have no Delta type: {e}"))
+}
+
+/// The table's schema after a stream's new SCHEMA: `None` when it is unchanged, the evolved
+/// schema when the stream only added nullable columns (or made a column nullable), and an
+/// error naming the column otherwise.
+pub fn evolve(table: &StructType, stream: &StructType) -> Result<Option<StructType>, String> {
+    let mut changed = false;
+    let mut fields: Vec<StructField> = Vec::new();
+    for column in table.fields() {
+        match stream.field(column.name()) {
+            Some(new) if new.data_type() != column.data_type() => {
+                return Err(format!(
+                    "column {:?} changed type from {} to {}; a table keeps its columns' types (write the new shape to a new table: change table_path)",
+                    column.name(),
+                    column.data_type(),
+                    new.data_type()
+                ));
+            }
+            Some(new) if new.is_nullable() && !column.is_nullable() => {
+                changed = true;
+                fields.push(StructField::new(column.name(), column.data_type().clone(), true));
+            }
+            Some(_) => fields.push(column.clone()),
+            None if column.is_nullable() => fields.push(column.clone()),
+            None => {
+                return Err(format!(
+                    "the stream's schema no longer has the required column {:?}; files without it would break the table",
+                    column.name()
+                ));
+            }
+        }
+    }
+    for new in stream.fields().filter(|f| table.field(f.name()).is_none()) {
+        if !new.is_nullable() {
+            return Err(format!(
+                "the stream added the required column {:?}; the table's existing rows have no value for it (only nullable columns can be added)",
+                new.name()
+            ));
+        }
+        changed = true;
+        fields.push(new.clone());
+    }
+    if !changed {
+        return Ok(None);
+    }
+    StructType::try_new(fields).map(Some).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake_core::kernel::{DataType, PrimitiveType};
+
+    fn schema(fields: &[(&str, PrimitiveType, bool)]) -> StructType {
+        StructType::try_new(
+            fields.iter().map(|(n, t, null)| StructField::new(*n, DataType::Primitive(t.clone()), *null)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn nullable_columns_are_added_and_nothing_else_changes_silently() {
+        use PrimitiveType::{Long, String};
+        let table = schema(&[("id", Long, false), ("name", String, true)]);
+        assert_eq!(evolve(&table, &table).unwrap(), None);
+        let added = schema(&[("id", Long, false), ("name", String, true), ("email", String, true)]);
+        let evolved = evolve(&table, &added).unwrap().expect("a new nullable column evolves the table");
+        assert_eq!(evolved.fields().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["id", "name", "email"]);
+        // A dropped nullable column stays in the table (older rows keep their values).
+        assert_eq!(evolve(&table, &schema(&[("id", Long, false)])).unwrap(), None);
+        let retyped = evolve(&table, &schema(&[("id", String, false), ("name", String, true)])).unwrap_err();
+        assert!(retyped.contains("\"id\" changed type"), "{retyped}");
+        let required = evolve(&table, &schema(&[("id", Long, false), ("name", String, true), ("x", Long, false)]));
+        assert!(required.unwrap_err().contains("required column \"x\""));
+        assert!(evolve(&table, &schema(&[("name", String, true)])).unwrap_err().contains("no longer has"));
+    }
+}

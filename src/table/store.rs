@@ -1,0 +1,189 @@
+//! Where the tables live: one `object_store` for the destination (the local folder, or the
+//! bucket reached with exactly the file destination's credentials, endpoint, addressing, SSE and
+//! retries) and each table's URL in it. delta-rs gets this store as its storage backend, so its
+//! own option-based credential lookup (no external id; panics without credentials) never runs.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::config::{ProvideCredentials, SharedCredentialsProvider};
+use deltalake_core::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories};
+use deltalake_core::{DeltaResult, DeltaTableBuilder};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
+use object_store::local::LocalFileSystem;
+use object_store::{ClientOptions, CredentialProvider, ObjectStore, RetryConfig};
+use url::Url;
+
+use crate::config::{Destination, S3Options};
+use crate::error::TableError;
+
+pub struct TableStore {
+    root: Arc<dyn ObjectStore>,
+    /// `file:///abs/folder/` or `s3://bucket/`: table URLs are this joined with a table's key.
+    base: Url,
+}
+
+impl TableStore {
+    pub fn open(destination: &Destination, runtime: &tokio::runtime::Runtime) -> Result<TableStore, TableError> {
+        let setup = |message: String| TableError { table: String::new(), message };
+        match destination {
+            Destination::Local { root } => std::fs::create_dir_all(root)
+                .and_then(|()| std::fs::canonicalize(root))
+                .map_err(|e| setup(format!("cannot create the folder {}: {e}", root.display())))
+                .and_then(|abs| {
+                    let base = Url::from_directory_path(&abs)
+                        .map_err(|()| setup(format!("{} is not an absolute path", abs.display())))?;
+                    Ok(TableStore { root: Arc::new(LocalFileSystem::new()), base })
+                }),
+            Destination::S3(o) => {
+                register_s3_logstore();
+                let credentials = runtime.block_on(crate::destination::s3_credentials(o));
+                let store = s3_store(o, credentials).map_err(|e| setup(format!("cannot set up S3 access: {e}")))?;
+                let base = Url::parse(&format!("s3://{}/", o.bucket))
+                    .map_err(|e| setup(format!("bucket {:?} does not form a URL: {e}", o.bucket)))?;
+                Ok(TableStore { root: Arc::new(store), base })
+            }
+        }
+    }
+
+    /// The URL of the table whose folder is `key` (percent-encoded segment by segment).
+    pub fn table_url(&self, key: &str) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(key.split('/').filter(|s| !s.is_empty())).push("");
+        }
+        url
+    }
+
+    pub fn builder(&self, key: &str) -> DeltaResult<DeltaTableBuilder> {
+        let url = self.table_url(key);
+        Ok(DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(self.root.clone(), url))
+    }
+
+    /// Lists the folders directly under `key` (for `--table-state`).
+    pub async fn folders(&self, key: &str) -> Result<Vec<String>, object_store::Error> {
+        let prefix = self.path_of(key);
+        let listing = self.root.list_with_delimiter(Some(&prefix)).await?;
+        let base = self.path_of("");
+        let strip = base.as_ref().len();
+        Ok(listing
+            .common_prefixes
+            .into_iter()
+            .map(|p| p.as_ref()[strip..].trim_start_matches('/').to_string())
+            .collect())
+    }
+
+    fn path_of(&self, key: &str) -> object_store::path::Path {
+        let url = self.table_url(key);
+        match url.scheme() {
+            "s3" => object_store::path::Path::from_url_path(url.path()).unwrap_or_default(),
+            _ => object_store::path::Path::from_url_path(url.path()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Commits through `If-None-Match: *` (delta-rs's default log store), which AWS S3, MinIO, R2
+/// and moto honour: two writers that race for a version get one success and one conflict, and
+/// delta-rs retries the loser on top of the winner.
+fn register_s3_logstore() {
+    #[derive(Debug)]
+    struct ConditionalPut;
+    impl LogStoreFactory for ConditionalPut {
+        fn with_options(
+            &self,
+            prefixed_store: Arc<dyn ObjectStore>,
+            root_store: Arc<dyn ObjectStore>,
+            location: &Url,
+            options: &StorageConfig,
+        ) -> DeltaResult<Arc<dyn LogStore>> {
+            Ok(default_logstore(prefixed_store, root_store, location, options))
+        }
+    }
+    let url = Url::parse("s3://").expect("a fixed URL");
+    logstore_factories().insert(url, Arc::new(ConditionalPut));
+}
+
+fn s3_store(
+    o: &S3Options,
+    credentials: Option<SharedCredentialsProvider>,
+) -> object_store::Result<object_store::aws::AmazonS3> {
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(&o.bucket)
+        .with_region(o.region.clone().unwrap_or_else(|| "us-east-1".into()))
+        .with_retry(RetryConfig { max_retries: o.max_retries as usize, ..RetryConfig::default() })
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(o.request_timeout)
+                .with_connect_timeout(Duration::from_secs(10).min(o.request_timeout))
+                .with_allow_http(o.endpoint_url.as_deref().is_some_and(|e| e.starts_with("http://"))),
+        );
+    match (&o.endpoint_url, o.force_path_style) {
+        (Some(endpoint), true) => b = b.with_endpoint(endpoint).with_virtual_hosted_style_request(false),
+        (Some(endpoint), false) => {
+            // Virtual-hosted addressing on a custom endpoint: the bucket goes into the host, as
+            // the SDK does it for the files.
+            let mut url = Url::parse(endpoint).map_err(|e| object_store::Error::Generic {
+                store: "S3",
+                source: format!("endpoint_url: {e}").into(),
+            })?;
+            let host = format!("{}.{}", o.bucket, url.host_str().unwrap_or_default());
+            let _ = url.set_host(Some(&host));
+            b = b.with_endpoint(url.as_str().trim_end_matches('/')).with_virtual_hosted_style_request(true);
+        }
+        (None, _) => b = b.with_virtual_hosted_style_request(!o.force_path_style),
+    }
+    let objects = &o.objects;
+    let encryption = [
+        ("aws_server_side_encryption", objects.server_side_encryption.clone()),
+        ("aws_sse_kms_key_id", objects.kms_key_id.clone()),
+        ("aws_sse_bucket_key_enabled", objects.bucket_key_enabled.map(|b| b.to_string())),
+    ];
+    for (name, value) in encryption {
+        if let (Some(value), Ok(key)) = (value, name.parse::<AmazonS3ConfigKey>()) {
+            b = b.with_config(key, value);
+        }
+    }
+    if let Some(provider) = credentials {
+        b = b.with_credentials(Arc::new(SdkCredentials { provider, cached: tokio::sync::Mutex::new(None) }));
+    }
+    b.build()
+}
+
+/// The S3 client's credential chain (static keys, profile, SSO, web identity, an assumed role
+/// with its external id), signing the table's requests too. Cached until five minutes before
+/// the credentials expire, so an assumed role is asked for once per session, not per request.
+struct SdkCredentials {
+    provider: SharedCredentialsProvider,
+    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl std::fmt::Debug for SdkCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SdkCredentials")
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut cached = self.cached.lock().await;
+        if let Some((credential, expiry)) = cached.as_ref()
+            && expiry.is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300))
+        {
+            return Ok(credential.clone());
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| object_store::Error::Generic {
+            store: "S3",
+            source: format!("no AWS credentials: {}", aws_sdk_s3::error::DisplayErrorContext(&e)).into(),
+        })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        });
+        *cached = Some((credential.clone(), c.expiry()));
+        Ok(credential)
+    }
+}
