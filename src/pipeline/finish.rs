@@ -109,6 +109,7 @@ impl<'a> Finisher<'a> {
     }
 
     /// What the manifest will say about a file still in flight.
+    #[cfg(feature = "delta")]
     pub fn in_flight(&self, id: FileId) -> Option<&ManifestEntry> {
         self.in_flight.get(&id)
     }

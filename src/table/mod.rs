@@ -86,6 +86,16 @@ impl Tables {
     /// A data file of `stream` is durable under `key`: it waits for the next commit.
     pub fn add(&mut self, id: FileId, key: &str, bytes: u64, records: u64, stream: &str) -> Result<(), TableError> {
         let (folder, name) = key.rsplit_once('/').unwrap_or(("", key));
+        if folder.contains('%') {
+            // delta-rs (and Hadoop paths) decode `%` escapes in a table's location, so a
+            // folder named `a%20b` would be read as `a b`: its log and its files would part.
+            return Err(TableError::new(
+                folder,
+                format!(
+                    "stream {stream:?} needs escaping in a folder name, which Delta table locations cannot hold; use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
+                ),
+            ));
+        }
         if let Some(known) = self.by_stream.get(stream)
             && known != folder
         {

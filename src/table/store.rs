@@ -50,7 +50,10 @@ impl TableStore {
     pub fn table_url(&self, key: &str) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(key.split('/').filter(|s| !s.is_empty())).push("");
+            // Keys hold `%` escapes of their own (`a%2Fb` for stream `a/b`): the URL must
+            // carry them as text, not decode them into folders.
+            let escaped = key.split('/').filter(|s| !s.is_empty()).map(|s| s.replace('%', "%25"));
+            segments.pop_if_empty().extend(escaped).push("");
         }
         url
     }

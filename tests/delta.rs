@@ -1,0 +1,284 @@
+//! `table_format: delta` end to end, on the local folder: what the Delta log says after a run
+//! (read here as the protocol defines it: JSON commit files, then the Parquet files they add),
+//! which STATE is printed and when, and what a failed run leaves. Readers that did not write
+//! the tables (the Python `deltalake` package, polars, DuckDB) and the kill loop are in
+//! scripts/delta_readers.py.
+#![cfg(feature = "delta")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{run, run_args};
+use serde_json::{Value, json};
+
+fn schema(stream: &str, extra: Option<(&str, Value)>) -> String {
+    let mut properties = json!({
+        "id": {"type": "integer"},
+        "name": {"type": ["null", "string"]},
+        "at": {"type": ["null", "string"], "format": "date-time"},
+    });
+    if let Some((name, ty)) = extra {
+        properties[name] = ty;
+    }
+    json!({"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": properties}, "key_properties": ["id"]})
+        .to_string()
+}
+
+fn record(stream: &str, record: Value) -> String {
+    json!({"type": "RECORD", "stream": stream, "record": record}).to_string()
+}
+
+fn state(value: Value) -> String {
+    json!({"type": "STATE", "value": value}).to_string()
+}
+
+fn lines(lines: &[String]) -> String {
+    lines.join("\n") + "\n"
+}
+
+fn config(root: &Path, extra: Value) -> Value {
+    let mut c = json!({"local_path": root, "table_format": "delta", "log_level": "warn"});
+    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c
+}
+
+/// One table's log, version by version: each commit's actions.
+fn log(table: &Path) -> BTreeMap<u64, Vec<Value>> {
+    let mut versions = BTreeMap::new();
+    for entry in std::fs::read_dir(table.join("_delta_log")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if let Some(version) = name.strip_suffix(".json").and_then(|v| v.parse::<u64>().ok()) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            versions.insert(version, text.lines().map(|l| serde_json::from_str(l).unwrap()).collect());
+        }
+    }
+    versions
+}
+
+/// The table as a reader sees it: the files every commit added (no commit here removes any).
+fn added_files(table: &Path) -> Vec<(PathBuf, u64)> {
+    log(table)
+        .values()
+        .flatten()
+        .filter_map(|a| a.get("add"))
+        .map(|add| {
+            let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            (table.join(add["path"].as_str().unwrap()), stats["numRecords"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// Every row of the table's files, as JSON objects (via arrow-rs's Parquet reader).
+fn rows(table: &Path) -> Vec<Value> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut out = Vec::new();
+    for (file, records) in added_files(table) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+        let mut n = 0;
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            n += batch.num_rows() as u64;
+            for row in 0..batch.num_rows() {
+                let mut object = serde_json::Map::new();
+                for (i, field) in batch.schema().fields().iter().enumerate() {
+                    let column = batch.column(i);
+                    let value = if column.is_null(row) {
+                        Value::Null
+                    } else if let Some(a) = column.as_any().downcast_ref::<arrow_array::Int64Array>() {
+                        json!(a.value(row))
+                    } else if let Some(a) = column.as_any().downcast_ref::<arrow_array::StringArray>() {
+                        json!(a.value(row))
+                    } else {
+                        json!("other")
+                    };
+                    object.insert(field.name().clone(), value);
+                }
+                out.push(Value::Object(object));
+            }
+        }
+        assert_eq!(n, records, "numRecords of {} matches its rows", file.display());
+    }
+    out
+}
+
+fn commit_info(actions: &[Value]) -> &Value {
+    &actions.iter().find_map(|a| a.get("commitInfo")).expect("every commit has commitInfo")["targetS3"]
+}
+
+#[test]
+fn tables_hold_every_record_once_and_carry_the_state_they_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"pipeline_id": "pipe-1"}));
+    let first = lines(&[
+        schema("users", None),
+        record("users", json!({"id": 1, "name": "a"})),
+        record("users", json!({"id": 2, "name": "b"})),
+        state(json!({"bookmarks": {"users": 2}})),
+        schema("orders", None),
+        record("orders", json!({"id": 10})),
+        state(json!({"bookmarks": {"users": 2, "orders": 10}})),
+    ]);
+    let r = run(&cfg, &first);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, [json!({"bookmarks": {"users": 2, "orders": 10}}).to_string()]);
+    for (table, ids) in [("users", vec![1, 2]), ("orders", vec![10])] {
+        let path = dir.path().join(table);
+        let versions = log(&path);
+        assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [0], "{table}: one commit");
+        let ours = commit_info(&versions[&0]);
+        assert_eq!(ours["state"], json!({"bookmarks": {"users": 2, "orders": 10}}), "{table}: the STATE printed");
+        assert_eq!(ours["pipelineId"], "pipe-1");
+        let txn = versions[&0].iter().find_map(|a| a.get("txn")).expect("a txn action");
+        assert_eq!(txn["appId"], "pipe-1");
+        assert_eq!(txn["version"], ours["txnVersion"]);
+        let got: Vec<i64> = rows(&path).iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(got, ids, "{table}: every record once");
+    }
+
+    // A second run: the stream gains a nullable column, the table's schema follows.
+    let second = lines(&[
+        schema("users", Some(("email", json!({"type": ["null", "string"]})))),
+        record("users", json!({"id": 3, "name": "c", "email": "c@x"})),
+        state(json!({"bookmarks": {"users": 3, "orders": 10}})),
+    ]);
+    let r = run(&cfg, &second);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let users = dir.path().join("users");
+    let versions = log(&users);
+    assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [0, 1]);
+    let metadata = versions[&1].iter().find_map(|a| a.get("metaData")).expect("the schema evolved in commit 1");
+    let schema: Value = serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
+    let names: Vec<&str> = schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    // Schema order (json! sorts the properties), new columns last.
+    assert_eq!(names, ["at", "id", "name", "email"]);
+    let rows = rows(&users);
+    assert_eq!(rows.iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(rows[2]["email"], "c@x");
+
+    // The lake knows where to resume: the newest STATE committed by this pipeline.
+    let cfg_path = dir.path().join("c.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let r = run_args(&["--config", cfg_path.to_str().unwrap(), "--table-state"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, [json!({"bookmarks": {"users": 3, "orders": 10}}).to_string()]);
+    // Another pipeline id committed nothing here.
+    let other = config(dir.path(), json!({"pipeline_id": "someone-else"}));
+    std::fs::write(&cfg_path, other.to_string()).unwrap();
+    let r = run_args(&["--config", cfg_path.to_str().unwrap(), "--table-state"], "");
+    assert_eq!(r.stdout, ["{}"]);
+}
+
+#[test]
+fn a_failed_run_leaves_the_tables_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({}));
+    let ok = lines(&[schema("users", None), record("users", json!({"id": 1})), state(json!({"s": 1}))]);
+    assert_eq!(run(&cfg, &ok).code, 0);
+    let users = dir.path().join("users");
+    let before = log(&users);
+
+    // Bad input after records and a STATE: nothing is committed, no STATE printed.
+    let bad = lines(&[
+        schema("users", None),
+        record("users", json!({"id": 2})),
+        state(json!({"s": 2})),
+        r#"{"type":"RECORD","stream":"users","record":{"id":3}"#.to_string(),
+    ]);
+    let r = run(&cfg, &bad);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("line 4"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "no STATE for records the table does not hold: {:?}", r.stdout);
+    assert_eq!(log(&users), before, "the table is unchanged");
+
+    // A type change is refused before it reaches the table.
+    let retyped = lines(&[
+        schema("users", None).replace(r#""id":{"type":"integer"}"#, r#""id":{"type":"string"}"#),
+        record("users", json!({"id": "x"})),
+        state(json!({"s": 3})),
+    ]);
+    let r = run(&cfg, &retyped);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"column "id" changed type"#), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().filter(|l| l.contains("error")).count(), 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert_eq!(log(&users), before, "the table is unchanged");
+    assert_eq!(rows(&users).len(), 1);
+}
+
+#[test]
+fn states_are_committed_every_interval_while_input_flows() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"commit_interval_seconds": 1}));
+    let mut child = common::spawn(&cfg, dir.path());
+    let stdout = common::watch_stdout(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let first = lines(&[schema("users", None), record("users", json!({"id": 1})), state(json!({"s": 1}))]);
+    stdin.write_all(first.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The file is far from any size or age limit: only the commit interval closes it.
+    let line = stdout.recv_timeout(Duration::from_secs(20)).expect("the STATE comes within the interval");
+    assert_eq!(line, r#"{"s":1}"#);
+    let users = dir.path().join("users");
+    assert_eq!(log(&users).len(), 1, "committed before the STATE was printed");
+    assert_eq!(rows(&users).len(), 1);
+    stdin.write_all(lines(&[record("users", json!({"id": 2})), state(json!({"s": 2}))]).as_bytes()).unwrap();
+    drop(stdin);
+    assert_eq!(stdout.recv_timeout(Duration::from_secs(20)).unwrap(), r#"{"s":2}"#);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(log(&users).len(), 2);
+    assert_eq!(rows(&users).len(), 2);
+}
+
+#[test]
+fn checkpoints_are_written_every_interval_of_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"checkpoint_interval": 2}));
+    for i in 0..3 {
+        let input = lines(&[schema("s", None), record("s", json!({"id": i})), state(json!({"s": i}))]);
+        assert_eq!(run(&cfg, &input).code, 0);
+    }
+    let log_dir = dir.path().join("s/_delta_log");
+    assert!(log_dir.join("00000000000000000001.checkpoint.parquet").exists(), "{:?}", std::fs::read_dir(&log_dir));
+    assert_eq!(rows(&dir.path().join("s")).len(), 3);
+}
+
+#[test]
+fn streams_that_name_one_table_and_settings_a_table_cannot_honour_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A table_path that drops the stream, or names files, is refused up front.
+    for (extra, setting) in [
+        (json!({"format": "csv"}), "`format`"),
+        (json!({"table_path": "{stream}/{part}"}), "`table_path`"),
+        (json!({"table_path": "all"}), "`table_path`"),
+        (json!({"key_template": "{stream}/{uuid}.parquet"}), "`key_template`"),
+        (json!({"activate_version_mode": "folder"}), "`activate_version_mode`"),
+        (json!({"pipeline_id": " "}), "`pipeline_id`"),
+    ] {
+        let r = run(&config(dir.path(), extra.clone()), "");
+        assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
+        assert!(r.stderr.contains(setting), "{extra}: {}", r.stderr);
+    }
+    // A name that needs escaping cannot be a Delta location (readers decode `%`): refused,
+    // with the way out; `{stream_id}` gives such streams plain folders.
+    let odd = lines(&[schema("a b", None), record("a b", json!({"id": 1})), state(json!({"s": 1}))]);
+    let r = run(&config(dir.path(), json!({})), &odd);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("{stream_id}") && r.stderr.contains(r#""a b""#), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let by_id = config(dir.path(), json!({"table_path": "t/{stream_id}"}));
+    let r = run(&by_id, &(odd.clone() + &odd.replace("a b", "a/b")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tables = std::fs::read_dir(dir.path().join("t")).unwrap().count();
+    assert_eq!(tables, 2, "two streams, two tables");
+    let plain = json!({"local_path": dir.path()});
+    let path = dir.path().join("plain.json");
+    std::fs::write(&path, plain.to_string()).unwrap();
+    let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("table_format"), "{}", r.stderr);
+}
