@@ -27,15 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testenv  # noqa: E402
 
-PACKAGES = [
-    "pyarrow==26.0.1",
-    "duckdb==1.4.4",
-    "duckdb-extensions==1.4.4",
-    "duckdb-extension-httpfs==1.4.4",
-    "polars==2.1.0",
-    "pyspark==3.5.3",
-    "boto3==1.35.99",
-]
+PACKAGES = testenv.READERS_PACKAGES
 testenv.reexec_in(os.path.join(ROOT, "target", "readersenv"), PACKAGES)
 
 import boto3  # noqa: E402

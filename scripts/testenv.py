@@ -19,3 +19,19 @@ def reexec_in(venv, packages):
         with open(marker, "w") as f:
             f.write(wanted)
     os.execv(python, [python, *sys.argv])
+
+
+# The readers users point at a bucket (scripts/readers.py, scripts/delta_readers.py share the
+# venv target/readersenv). DuckDB's extensions are pinned to its version.
+READERS_PACKAGES = [
+    "pyarrow==26.0.1",
+    "duckdb==1.4.4",
+    "duckdb-extensions==1.4.4",
+    "duckdb-extension-httpfs==1.4.4",
+    "duckdb-extension-delta==1.4.4",
+    "pytz==2026.6",
+    "polars==2.1.0",
+    "pyspark==3.5.3",
+    "boto3==1.35.99",
+    "deltalake==1.6.6",
+]

@@ -45,6 +45,28 @@ impl AckTracker {
         self.starts.keys().next().is_none_or(|first| *first >= pos)
     }
 
+    /// For a Delta commit (which adds whole files, so it must not add records from after the
+    /// STATE it carries): the newest waiting STATE such that every file holding a record from
+    /// before it is among `durable` (id -> input position at which the file was closed) and was
+    /// closed no later than the STATE; returns that STATE and those files.
+    pub fn commit_point(&self, durable: &HashMap<FileId, u64>) -> Option<(String, Vec<FileId>)> {
+        let blocking =
+            self.first_pos.iter().filter(|(id, _)| !durable.contains_key(id)).map(|(_, p)| *p).min().unwrap_or(u64::MAX);
+        for (pos, value) in self.pending.iter().rev().filter(|(pos, _)| *pos <= blocking) {
+            let before: Vec<(FileId, u64)> = durable
+                .iter()
+                .filter(|(id, _)| self.first_pos.get(id).is_some_and(|first| first < pos))
+                .map(|(id, closed)| (*id, *closed))
+                .collect();
+            if before.iter().all(|(_, closed)| closed <= pos) {
+                let mut ids: Vec<FileId> = before.into_iter().map(|(id, _)| id).collect();
+                ids.sort_unstable();
+                return Some((value.clone(), ids));
+            }
+        }
+        None
+    }
+
     /// Whether a STATE is waiting for files.
     pub fn has_pending_state(&self) -> bool {
         !self.pending.is_empty()
@@ -121,6 +143,32 @@ mod tests {
         assert_eq!(a.release().as_deref(), Some(r#"{"s":2}"#));
         a.state(4, r#"{"s":2}"#);
         assert_eq!(a.release(), None);
+    }
+
+    #[test]
+    fn a_commit_point_never_includes_a_file_with_records_after_its_state() {
+        let mut a = AckTracker::default();
+        a.file_opened(1, 1); // lines 1..=5, closed by size at line 5
+        a.state(3, r#"{"s":3}"#);
+        a.file_opened(2, 6); // opened after, still open
+        a.state(7, r#"{"s":7}"#);
+        let durable = HashMap::from([(1, 5)]);
+        // STATE 7 is held back by open file 2; STATE 3 falls inside file 1.
+        assert_eq!(a.commit_point(&durable), None);
+        let durable = HashMap::from([(1, 5), (2, 7)]);
+        assert_eq!(a.commit_point(&durable), Some((r#"{"s":7}"#.into(), vec_sorted(&durable))));
+        // A file closed at a STATE line holds only records from before it.
+        let mut b = AckTracker::default();
+        b.file_opened(1, 1);
+        b.state(4, r#"{"s":4}"#);
+        b.file_opened(2, 5);
+        assert_eq!(b.commit_point(&HashMap::from([(1, 4)])), Some((r#"{"s":4}"#.into(), vec![1])));
+    }
+
+    fn vec_sorted(m: &HashMap<FileId, u64>) -> Vec<FileId> {
+        let mut v: Vec<_> = m.keys().copied().collect();
+        v.sort();
+        v
     }
 
     #[test]

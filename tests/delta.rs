@@ -271,6 +271,9 @@ fn streams_that_name_one_table_and_settings_a_table_cannot_honour_are_refused() 
     assert!(r.stderr.contains("{stream_id}") && r.stderr.contains(r#""a b""#), "{}", r.stderr);
     assert!(r.stdout.is_empty());
     let by_id = config(dir.path(), json!({"table_path": "t/{stream_id}"}));
+    let unicode = run(&config(dir.path(), json!({})), &odd.replace("a b", "用户"));
+    assert_eq!(unicode.code, 1, "{}", unicode.stderr);
+    assert!(unicode.stderr.contains("not ASCII"), "{}", unicode.stderr);
     let r = run(&by_id, &(odd.clone() + &odd.replace("a b", "a/b")));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let tables = std::fs::read_dir(dir.path().join("t")).unwrap().count();

@@ -72,6 +72,12 @@ pub fn run(
         config,
         #[cfg(feature = "delta")]
         tables,
+        #[cfg(feature = "delta")]
+        closed_at: std::collections::HashMap::new(),
+        #[cfg(feature = "delta")]
+        flush_at_state: false,
+        #[cfg(feature = "delta")]
+        records_since_state: false,
         router: Router::new(config, run_context.clone()),
         files: FileSet::new(config, run_context.clone(), command_tx, chunk_recycle_rx),
         finisher: Finisher::new(config),
@@ -121,6 +127,15 @@ struct Run<'a, 'o> {
     /// `table_format: delta`: durable data files wait here for their commit.
     #[cfg(feature = "delta")]
     tables: Option<crate::table::Tables>,
+    /// Delta: where each data file was closed (input line), until it is committed.
+    #[cfg(feature = "delta")]
+    closed_at: std::collections::HashMap<FileId, u64>,
+    /// Delta: the commit interval passed while records followed the last STATE: close the
+    /// files at the next STATE, so they hold nothing from after the STATE they are committed with.
+    #[cfg(feature = "delta")]
+    flush_at_state: bool,
+    #[cfg(feature = "delta")]
+    records_since_state: bool,
     router: Router<'a>,
     files: FileSet<'a>,
     finisher: Finisher<'a>,
@@ -317,6 +332,10 @@ impl Run<'_, '_> {
     fn drain_closed(&mut self, result: Result<(), Fault>) -> Result<(), Error> {
         for closed in self.files.take_closed() {
             self.closing += 1;
+            #[cfg(feature = "delta")]
+            if self.tables.is_some() {
+                self.closed_at.insert(closed.id, self.line);
+            }
             self.finisher.file_closed(closed);
         }
         result.map_err(|f| self.fault(f))
@@ -350,7 +369,11 @@ impl Run<'_, '_> {
                     self.drain_closed(closed)?;
                 }
             }
-            Message::State { value } => self.ack.state(self.line, value.get()),
+            Message::State { value } => {
+                self.ack.state(self.line, value.get());
+                #[cfg(feature = "delta")]
+                self.state_arrived()?;
+            }
             Message::ActivateVersion { stream, version } => {
                 // Recorded in the manifest. In folder mode the version's files are complete
                 // now, and with hard_delete older versions go once they are durable.
@@ -384,6 +407,10 @@ impl Run<'_, '_> {
             }
             Err(kind) => return Err(Error::Input(InputError { line: self.line, stream: Some(name.into()), kind })),
         };
+        #[cfg(feature = "delta")]
+        {
+            self.records_since_state = true;
+        }
         let context = RecordContext { line: self.line, time_extracted, version, received_at: &self.received_at };
         let written =
             self.files.write(route.spec, route.partition, record, route.value.as_ref(), &context, &mut self.ack);
@@ -519,43 +546,67 @@ impl Run<'_, '_> {
 #[cfg(feature = "delta")]
 impl Run<'_, '_> {
     /// Commits the durable files to their tables when it is time: at the end of input
-    /// (`at_end`), or once `commit_interval_seconds` passed and the commit lets a newer STATE
-    /// out. The commit carries that STATE; the files are acknowledged only after it.
+    /// (`at_end`: everything), or once `commit_interval_seconds` passed, the newest STATE whose
+    /// records are all in durable files that hold nothing from after it, with those files. The
+    /// commit carries that STATE; the files are acknowledged only after it, so the STATE printed
+    /// next is never newer than what the tables hold, and the tables hold no record the STATE
+    /// does not cover (a rerun from it adds no duplicates).
     fn commit_tables(&mut self, at_end: bool) -> Result<(), Error> {
         let Some(tables) = self.tables.as_mut() else { return Ok(()) };
         if !tables.has_pending() || (!at_end && !tables.interval_passed()) {
             return Ok(());
         }
         let pending = tables.pending();
-        let mut preview = self.ack.clone();
-        for id in &pending {
-            preview.file_durable(*id);
-        }
-        let state = preview.release();
-        if state.is_none() && !at_end {
-            return Ok(());
-        }
-        let state = state.or_else(|| self.ack.last_released().map(str::to_string));
+        let (state, ids) = if at_end {
+            let mut preview = self.ack.clone();
+            for id in &pending {
+                preview.file_durable(*id);
+            }
+            let state = preview.release().or_else(|| self.ack.last_released().map(str::to_string));
+            (state, pending)
+        } else {
+            let durable = pending.iter().map(|id| (*id, self.closed_at.get(id).copied().unwrap_or(u64::MAX))).collect();
+            match self.ack.commit_point(&durable) {
+                Some((state, ids)) => (Some(state), ids),
+                None => return Ok(()),
+            }
+        };
         let router = &self.router;
-        for id in tables.commit(state.as_deref(), &|stream| router.arrow_schema(stream))? {
+        for id in tables.commit(state.as_deref(), &ids, &|stream| router.arrow_schema(stream))? {
+            self.closed_at.remove(&id);
             self.ack.file_durable(id);
         }
         Ok(())
     }
 
-    /// Every `commit_interval_seconds` while a STATE waits: closes the open files so their
-    /// records can be committed and the STATE printed (they would otherwise wait for their
-    /// size or age limits). Not again while closed files are still being written.
+    /// Every `commit_interval_seconds` while a STATE waits: the open files are closed (now if
+    /// no record came after the newest STATE, else at the next STATE), so their records can be
+    /// committed and the STATE printed; they would otherwise wait for their size or age limits.
+    /// Not again while closed files are still being written.
     fn flush_tables(&mut self) -> Result<(), Error> {
         let Some(tables) = self.tables.as_ref() else { return Ok(()) };
-        if !tables.interval_passed() || !self.ack.has_pending_state() {
-            return Ok(());
+        if !tables.interval_passed() || !self.ack.has_pending_state() || self.flush_at_state {
+            return self.commit_tables(false);
         }
         if self.closing == 0 {
+            if self.records_since_state {
+                self.flush_at_state = true;
+            } else {
+                let closed = self.files.close_all();
+                self.drain_closed(closed)?;
+            }
+        }
+        self.commit_tables(false)
+    }
+
+    /// A STATE was read: close the files for a commit if the interval asked for it.
+    fn state_arrived(&mut self) -> Result<(), Error> {
+        self.records_since_state = false;
+        if std::mem::take(&mut self.flush_at_state) {
             let closed = self.files.close_all();
             self.drain_closed(closed)?;
         }
-        self.commit_tables(false)
+        Ok(())
     }
 }
 

@@ -86,13 +86,14 @@ impl Tables {
     /// A data file of `stream` is durable under `key`: it waits for the next commit.
     pub fn add(&mut self, id: FileId, key: &str, bytes: u64, records: u64, stream: &str) -> Result<(), TableError> {
         let (folder, name) = key.rsplit_once('/').unwrap_or(("", key));
-        if folder.contains('%') {
+        if folder.contains('%') || !folder.is_ascii() {
             // delta-rs (and Hadoop paths) decode `%` escapes in a table's location, so a
             // folder named `a%20b` would be read as `a b`: its log and its files would part.
+            // polars 2.1 cannot open a local table whose folder name is not ASCII.
             return Err(TableError::new(
                 folder,
                 format!(
-                    "stream {stream:?} needs escaping in a folder name, which Delta table locations cannot hold; use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
+                    "stream {stream:?} gives a table folder that needs escaping or is not ASCII, which Delta readers cannot all open; use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
                 ),
             ));
         }
@@ -144,6 +145,7 @@ impl Tables {
     pub fn commit(
         &mut self,
         state: Option<&str>,
+        ids: &[FileId],
         schema_of: &dyn Fn(&str) -> Option<Schema>,
     ) -> Result<Vec<FileId>, TableError> {
         let now = chrono::Utc::now().timestamp_millis();
@@ -152,7 +154,14 @@ impl Tables {
         self.last_txn = txn;
         let state: serde_json::Value = state.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let mut done = Vec::new();
-        for (folder, table) in self.tables.iter_mut().filter(|(_, t)| !t.files.is_empty()) {
+        for (folder, table) in self.tables.iter_mut() {
+            let (files, later): (Vec<Pending>, Vec<Pending>) =
+                std::mem::take(&mut table.files).into_iter().partition(|f| ids.contains(&f.id));
+            table.files = files;
+            if table.files.is_empty() {
+                table.files = later;
+                continue;
+            }
             let arrow = schema_of(&table.stream)
                 .ok_or_else(|| TableError::new(folder, format!("stream {:?} has no schema", table.stream)))?;
             let columns = schema::to_delta(&arrow).map_err(|e| TableError::new(folder, e))?;
@@ -177,6 +186,7 @@ impl Tables {
             let version = self.runtime.block_on(job.run(table))?;
             tracing::info!(table = %folder, version, files = table.files.len(), records, "committed");
             done.extend(table.files.drain(..).map(|f| f.id));
+            table.files = later;
         }
         self.last_commit = Instant::now();
         Ok(done)

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Delta Lake tables (`table_format: delta`) read back by readers that did not write them, and
+the guarantees that need many processes (part of the test command).
+
+1. Typed streams (ints, decimals, booleans, unicode text with newlines,
+   date-times with offsets and nulls, dates, lists, nested objects) go into tables in the local
+   folder and on the local S3 server; the Python `deltalake` package, polars (`read_delta`) and
+   DuckDB (`delta_scan`, locally and through httpfs on S3) read every record back once, typed as
+   documented. A second run adds a nullable column: the table's schema has it, older rows null.
+2. Four processes commit to one table on the local S3 server at once: every record of every
+   process, no commit lost.
+3. Kill loop: target-s3 is SIGKILLed at random moments while loading a table (commits every
+   second), then resumed from the last STATE it printed, KILLS times (20 in CI; more by hand:
+   `KILLS=50 scripts/delta_readers.py`). No record may be lost; duplicates may only come from a
+   kill that landed between a commit and its STATE line (such windows are counted by comparing
+   `--table-state` with the printed STATE, and reported).
+
+Usage: scripts/delta_readers.py [path/to/target-s3]   (a build with the `delta` feature)
+"""
+import datetime as dt
+import decimal
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testenv  # noqa: E402
+
+testenv.reexec_in(os.path.join(ROOT, "target", "readersenv"), testenv.READERS_PACKAGES)
+
+import boto3  # noqa: E402
+import duckdb  # noqa: E402
+import polars as pl  # noqa: E402
+from deltalake import DeltaTable  # noqa: E402
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "target-s3")
+KILLS = int(os.environ.get("KILLS", "20"))
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": ["null", "string"]},
+        "amount": {"type": ["null", "number"], "multipleOf": 0.01},
+        "ratio": {"type": ["null", "number"]},
+        "ok": {"type": ["null", "boolean"]},
+        "created_at": {"type": ["null", "string"], "format": "date-time"},
+        "day": {"type": ["null", "string"], "format": "date"},
+        "tags": {"type": ["null", "array"], "items": {"type": "string"}},
+        "address": {"type": ["null", "object"], "properties": {"city": {"type": ["null", "string"]}}},
+    },
+    "required": ["id"],
+}
+# Table folders must be ASCII without escapes (README "Delta Lake tables"): polars cannot open
+# a local table under a non-ASCII folder, delta-rs decodes `%` in locations.
+STREAMS = ["orders", "Kunden-2"]
+PER_STREAM = 60
+
+
+def records(s):
+    out = []
+    for i in range(PER_STREAM):
+        r = {"id": s * 1000 + i, "name": f'n{i}, "q" ü\n{"x" * (i % 3)}', "amount": f"{i * 1.25:.2f}",
+             "ratio": i / 7, "ok": i % 2 == 0, "day": f"2026-10-{1 + i % 28:02d}", "tags": [f"t{i}", "ü"],
+             "address": {"city": f"c{i}"}}
+        r["amount"] = float(r["amount"])
+        if i % 10 == 3:
+            r["created_at"] = None
+            r["address"] = None
+        elif i % 10 != 7:
+            r["created_at"] = ["2026-10-01T08:00:00Z", "2026-10-02T23:30:00-02:00", "2026-10-03T12:00:00.5+02:00"][i % 3]
+        out.append(r)
+    return out
+
+
+def singer_input(extra_column=False):
+    lines = []
+    for s, name in enumerate(STREAMS):
+        schema = json.loads(json.dumps(SCHEMA))
+        if extra_column:
+            schema["properties"]["email"] = {"type": ["null", "string"]}
+        lines.append(json.dumps({"type": "SCHEMA", "stream": name, "schema": schema, "key_properties": ["id"]}))
+        for r in records(s):
+            if extra_column:
+                r = dict(r, id=r["id"] + 500, email=f"{r['id']}@x")
+            lines.append(json.dumps({"type": "RECORD", "stream": name, "record": r}))
+        lines.append(json.dumps({"type": "STATE", "value": {"stream": name, "extra": extra_column}}))
+    return "\n".join(lines) + "\n"
+
+
+def run(config, text, timeout=300):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(config, f)
+    p = subprocess.run([BIN, "--config", f.name], input=text, capture_output=True, text=True, timeout=timeout)
+    os.unlink(f.name)
+    if p.returncode != 0:
+        sys.exit(f"target-s3 failed: {p.stderr[-2000:]}")
+    return p
+
+
+def utc(value):
+    if value is None:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+
+
+def expected_row(r):
+    return {
+        "id": r["id"], "name": r["name"], "amount": decimal.Decimal(f"{r['amount']:.2f}"), "ratio": r["ratio"],
+        "ok": r["ok"], "created_at": utc(r.get("created_at")), "day": dt.date.fromisoformat(r["day"]),
+        "tags": r["tags"], "address": r["address"],
+    }
+
+
+def normalise(row):
+    row = dict(row)
+    if isinstance(row.get("created_at"), dt.datetime) and row["created_at"].tzinfo is not None:
+        row["created_at"] = row["created_at"].astimezone(dt.timezone.utc)
+    if row.get("amount") is not None:
+        row["amount"] = decimal.Decimal(row["amount"]).quantize(decimal.Decimal("0.01"))
+    return row
+
+
+def compare(reader, where, stream, rows):
+    want = {r["id"]: expected_row(r) for r in records(STREAMS.index(stream))}
+    ids = [r["id"] for r in rows]
+    check(sorted(ids) == sorted(want), f"{reader} {where} {stream!r}: every record exactly once ({len(ids)}/{len(want)})")
+    bad = [(r["id"], k, r.get(k), want[r["id"]][k]) for r in map(normalise, rows) if r["id"] in want
+           for k in want[r["id"]] if r.get(k) != want[r["id"]][k]]
+    check(not bad, f"{reader} {where} {stream!r}: every value typed and equal {bad[:3]}")
+
+
+def read_tables(where, uri_of, storage_options, duck):
+    for stream in STREAMS:
+        uri = uri_of(stream)
+        table = DeltaTable(uri, storage_options=storage_options)
+        fields = {f.name: str(f.type) for f in table.schema().fields}
+        check(fields.get("amount") == 'PrimitiveType("decimal(38,2)")' and fields.get("created_at") == 'PrimitiveType("timestamp")'
+              and fields.get("day") == 'PrimitiveType("date")' and fields.get("id") == 'PrimitiveType("long")',
+              f"deltalake {where} {stream!r}: column types as documented {fields}")
+        compare("deltalake", where, stream, table.to_pyarrow_table().to_pylist())
+        compare("polars", where, stream, pl.read_delta(uri, storage_options=storage_options).to_dicts())
+        if duck is not None:
+            cur = duck.execute(f"SELECT * FROM delta_scan('{uri}')")
+            names = [d[0] for d in cur.description]
+            compare("duckdb", where, stream, [dict(zip(names, row)) for row in cur.fetchall()])
+
+
+def duckdb_with_delta():
+    con = duckdb.connect()
+    from duckdb_extensions import import_extension
+    import_extension("delta", con=con)
+    import_extension("httpfs", con=con)
+    con.execute("LOAD delta; LOAD httpfs")
+    return con
+
+
+def s3_env():
+    port = os.environ.get("S3_TEST_PORT", "9310")
+    out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "s3-server", "start.sh"), port],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def local_tables(tmp):
+    root = os.path.join(tmp, "lake")
+    config = {"local_path": root, "table_format": "delta", "log_level": "warn"}
+    p = run(config, singer_input())
+    check([json.loads(line) for line in p.stdout.strip().splitlines()][-1:] == [{"stream": STREAMS[-1], "extra": False}],
+          f"local: the last STATE is printed once the tables committed ({p.stdout.strip()!r})")
+    read_tables("local", lambda s: os.path.join(root, s), None, duckdb_with_delta())
+    # Schema evolution: a new nullable column; the table reads it, older rows as null.
+    run(config, singer_input(extra_column=True))
+    for stream in STREAMS:
+        rows = DeltaTable(os.path.join(root, stream)).to_pyarrow_table().to_pylist()
+        old = [r for r in rows if r["id"] % 1000 < 500]
+        new = [r for r in rows if r["id"] % 1000 >= 500]
+        check(len(old) == len(new) == PER_STREAM and all(r["email"] is None for r in old)
+              and all(r["email"] == f"{r['id'] - 500}@x" for r in new),
+              f"deltalake local {stream!r}: after a schema evolution every row once, the new column null in older rows")
+        check(len(pl.read_delta(os.path.join(root, stream)).filter(pl.col("email").is_not_null())) == PER_STREAM,
+              f"polars local {stream!r}: reads the evolved schema")
+    state = subprocess.run([BIN, "--config", write_config(tmp, config), "--table-state"], capture_output=True, text=True)
+    check(json.loads(state.stdout) == {"stream": STREAMS[-1], "extra": True}, f"--table-state: the newest committed STATE ({state.stdout.strip()})")
+
+
+def write_config(tmp, config):
+    path = os.path.join(tmp, f"config-{random.random()}.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def s3_config(env, bucket, **extra):
+    return dict({"bucket": bucket, "endpoint_url": env["S3_ENDPOINT"], "force_path_style": True, "region": "us-east-1",
+                 "aws_access_key_id": env["S3_ACCESS_KEY"], "aws_secret_access_key": env["S3_SECRET_KEY"],
+                 "table_format": "delta", "log_level": "warn"}, **extra)
+
+
+def s3_tables(env):
+    s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT"], region_name="us-east-1",
+                      aws_access_key_id=env["S3_ACCESS_KEY"], aws_secret_access_key=env["S3_SECRET_KEY"])
+    bucket = f"delta-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    run(s3_config(env, bucket, prefix="lake"), singer_input())
+    options = {"AWS_ENDPOINT_URL": env["S3_ENDPOINT"], "AWS_ACCESS_KEY_ID": env["S3_ACCESS_KEY"],
+               "AWS_SECRET_ACCESS_KEY": env["S3_SECRET_KEY"], "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    endpoint = urllib.parse.urlparse(env["S3_ENDPOINT"])
+    duck = duckdb_with_delta()
+    duck.execute(f"CREATE SECRET (TYPE S3, KEY_ID '{env['S3_ACCESS_KEY']}', SECRET '{env['S3_SECRET_KEY']}', "
+                 f"REGION 'us-east-1', ENDPOINT '{endpoint.netloc}', URL_STYLE 'path', USE_SSL false)")
+    read_tables("s3", lambda s: f"s3://{bucket}/lake/{s}", options, duck)
+    return s3, options
+
+
+def concurrent_writers(env, s3, options):
+    bucket = f"delta-many-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    writers, per_writer = 4, 4000
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "writer": {"type": "integer"}}}
+    procs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for w in range(writers):
+            lines = [json.dumps({"type": "SCHEMA", "stream": "events", "schema": schema, "key_properties": ["id"]})]
+            for i in range(per_writer):
+                lines.append(json.dumps({"type": "RECORD", "stream": "events", "record": {"id": w * per_writer + i, "writer": w}}))
+                if i % 500 == 499:
+                    lines.append(json.dumps({"type": "STATE", "value": {"writer": w, "i": i}}))
+            config = s3_config(env, bucket, pipeline_id=f"writer-{w}", commit_interval_seconds=1, max_records_per_file=500)
+            p = subprocess.Popen([BIN, "--config", write_config(tmp, config)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append((p, lines))
+
+        def feed(p, lines):
+            for start in range(0, len(lines), 400):
+                p.stdin.write("\n".join(lines[start:start + 400]) + "\n")
+                p.stdin.flush()
+                time.sleep(0.05)
+            p.stdin.close()
+
+        threads = [threading.Thread(target=feed, args=pl_) for pl_ in procs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = [(p.wait(timeout=300), p.stderr.read()) for p, _ in procs]
+    check(all(c == 0 for c, _ in codes), f"4 writers: every process succeeded {[e[-300:] for c, e in codes if c]}")
+    table = DeltaTable(f"s3://{bucket}/events", storage_options=options)
+    ids = sorted(table.to_pyarrow_table()["id"].to_pylist())
+    check(ids == list(range(writers * per_writer)), f"4 writers: every record once ({len(ids)}/{writers * per_writer}, {len(set(ids))} distinct)")
+    versions = [h["version"] for h in table.history()]
+    check(sorted(versions) == list(range(max(versions) + 1)), f"4 writers: {len(versions)} commits, none lost or skipped")
+    txns = {}
+    for h in table.history():
+        info = h.get("targetS3")
+        if info:
+            txns.setdefault(info["pipelineId"], 0)
+            txns[info["pipelineId"]] += 1
+    check(sorted(txns) == [f"writer-{w}" for w in range(writers)], f"4 writers: each writer's commits carry its txn {txns}")
+
+
+def kill_loop(tmp):
+    """Loads 20,000 records with a STATE every 250, killing target-s3 at random moments and
+    resuming from the last printed STATE."""
+    root = os.path.join(tmp, "killed")
+    config = {"local_path": root, "table_format": "delta", "commit_interval_seconds": 1, "log_level": "warn"}
+    path = write_config(tmp, config)
+    total, every = 20000, 250
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}}}
+    header = json.dumps({"type": "SCHEMA", "stream": "k", "schema": schema, "key_properties": ["id"]})
+
+    def lines_from(pos):
+        out = [header]
+        for i in range(pos, total):
+            out.append(json.dumps({"type": "RECORD", "stream": "k", "record": {"id": i, "pad": "x" * 40}}))
+            if i % every == every - 1:
+                out.append(json.dumps({"type": "STATE", "value": {"pos": i + 1}}))
+        return out
+
+    rng = random.Random(int(os.environ.get("KILL_SEED", "7")))
+    pos, kills, windows, runs = 0, 0, 0, 0
+    while True:
+        runs += 1
+        p = subprocess.Popen([BIN, "--config", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        printed = []
+        reader = threading.Thread(target=lambda: printed.extend(p.stdout))
+        reader.start()
+        # Kill after a random number of input chunks and a random pause (in which the target
+        # may be closing files, committing, or printing STATE); the last run goes to the end.
+        kill_after = rng.randint(1, 80) if kills < KILLS else None
+        try:
+            lines = lines_from(pos)
+            for n, start in enumerate(range(0, len(lines), 200), 1):
+                p.stdin.write("\n".join(lines[start:start + 200]) + "\n")
+                p.stdin.flush()
+                time.sleep(0.02)
+                if n == kill_after:
+                    time.sleep(rng.uniform(0, 1.5))
+                    p.send_signal(signal.SIGKILL)
+                    break
+            else:
+                p.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        code = p.wait()
+        reader.join()
+        last = json.loads(printed[-1])["pos"] if printed else None
+        if code == 0 and kill_after is None:
+            break
+        if code == 0:  # finished before the kill: start over from the beginning of the stream
+            pos = last or 0
+            continue
+        kills += 1
+        if os.environ.get("KILL_DEBUG"):
+            n = len(DeltaTable(os.path.join(root, "k")).to_pyarrow_table()) if os.path.exists(os.path.join(root, "k", "_delta_log")) else 0
+            print("run", runs, "from", pos, "printed", last, "rows", n, flush=True)
+        committed = subprocess.run([BIN, "--config", path, "--table-state"], capture_output=True, text=True).stdout.strip()
+        committed = json.loads(committed).get("pos") if committed else None
+        if committed is not None and committed > (last if last is not None else pos):
+            windows += 1  # killed between a commit and its STATE line
+        if last is not None:
+            pos = last
+    ids = DeltaTable(os.path.join(root, "k")).to_pyarrow_table()["id"].to_pylist()
+    lost = total - len(set(ids))
+    duplicates = len(ids) - len(set(ids))
+    print(f"kill loop: {kills} kills in {runs} runs, {len(ids)} rows read, {lost} lost, {duplicates} duplicates, "
+          f"{windows} kills between a commit and its STATE line", flush=True)
+    check(kills == KILLS, f"kill loop: {KILLS} kills")
+    check(lost == 0, f"kill loop: no record lost ({lost})")
+    check(duplicates == 0 or windows > 0, f"kill loop: duplicates only from kills between a commit and its STATE ({duplicates}, {windows} windows)")
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        local_tables(tmp)
+        env = s3_env()
+        s3, options = s3_tables(env)
+        concurrent_writers(env, s3, options)
+        kill_loop(tmp)
+    print(f"{len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
