@@ -276,12 +276,12 @@ def concurrent_writers(env, s3, options):
 
 
 def kill_loop(tmp):
-    """Loads 20,000 records with a STATE every 250, killing target-s3 at random moments and
+    """Loads 40,000 records with a STATE every 250, killing target-s3 at random moments and
     resuming from the last printed STATE."""
     root = os.path.join(tmp, "killed")
     config = {"local_path": root, "table_format": "delta", "commit_interval_seconds": 1, "log_level": "warn"}
     path = write_config(tmp, config)
-    total, every = 20000, 250
+    total, every = 40000, 250
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}}}
     header = json.dumps({"type": "SCHEMA", "stream": "k", "schema": schema, "key_properties": ["id"]})
 
@@ -304,9 +304,10 @@ def kill_loop(tmp):
         reader.start()
         # Kill after a random number of input chunks and a random pause (in which the target
         # may be closing files, committing, or printing STATE); the last run goes to the end.
-        kill_after = rng.randint(1, 80) if kills < KILLS else None
+        lines = lines_from(pos)
+        chunks = (len(lines) + 199) // 200
+        kill_after = rng.randint(1, min(chunks, 60)) if kills < KILLS else None
         try:
-            lines = lines_from(pos)
             for n, start in enumerate(range(0, len(lines), 200), 1):
                 p.stdin.write("\n".join(lines[start:start + 200]) + "\n")
                 p.stdin.flush()
@@ -324,8 +325,8 @@ def kill_loop(tmp):
         last = json.loads(printed[-1])["pos"] if printed else None
         if code == 0 and kill_after is None:
             break
-        if code == 0:  # finished before the kill: start over from the beginning of the stream
-            pos = last or 0
+        if code == 0:  # finished before the kill: what is left is run again
+            pos = last if last is not None else pos
             continue
         kills += 1
         if os.environ.get("KILL_DEBUG"):

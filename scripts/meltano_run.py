@@ -13,7 +13,8 @@ Meltano's own files (.meltano: venvs, state database) and the local output go to
 folder (MELTANO_SYS_DIR_ROOT, TARGET_S3_LOCAL_PATH), so the working tree is left alone.
 The S3 environment uses the server on $S3_TEST_PORT (started by ../shared/s3-server/start.sh).
 
-The pip build uses cargo's `dev` profile (MATURIN_PEP517_ARGS) so it reuses the test build;
+The pip build uses cargo's `dev` profile and the test build's features (MATURIN_PEP517_ARGS) so it
+reuses the test build;
 what gets published uses the `dist` profile of pyproject.toml.
 """
 import glob
@@ -110,7 +111,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, MELTANO_SYS_DIR_ROOT=os.path.join(tmp, ".meltano"),
-                   TARGET_S3_LOCAL_PATH=os.path.join(tmp, "out"), MATURIN_PEP517_ARGS="--profile dev",
+                   TARGET_S3_LOCAL_PATH=os.path.join(tmp, "out"), MATURIN_PEP517_ARGS="--profile dev --features delta",
                    MELTANO_SEND_ANONYMOUS_USAGE_STATS="false")
         p = meltano(env, "install")
         if not check(p.returncode == 0, "meltano install (pip installs tap-sample and target-s3)"):
