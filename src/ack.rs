@@ -50,8 +50,13 @@ impl AckTracker {
     /// before it is among `durable` (id -> input position at which the file was closed) and was
     /// closed no later than the STATE; returns that STATE and those files.
     pub fn commit_point(&self, durable: &HashMap<FileId, u64>) -> Option<(String, Vec<FileId>)> {
-        let blocking =
-            self.first_pos.iter().filter(|(id, _)| !durable.contains_key(id)).map(|(_, p)| *p).min().unwrap_or(u64::MAX);
+        let blocking = self
+            .first_pos
+            .iter()
+            .filter(|(id, _)| !durable.contains_key(id))
+            .map(|(_, p)| *p)
+            .min()
+            .unwrap_or(u64::MAX);
         for (pos, value) in self.pending.iter().rev().filter(|(pos, _)| *pos <= blocking) {
             let before: Vec<(FileId, u64)> = durable
                 .iter()
