@@ -285,3 +285,40 @@ fn streams_that_name_one_table_and_settings_a_table_cannot_honour_are_refused() 
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("table_format"), "{}", r.stderr);
 }
+
+#[test]
+fn a_signal_commits_only_what_a_state_covers() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"log_level": "info"}));
+    let mut child = common::spawn(&cfg, dir.path());
+    let (read, log) = common::watch_stderr(&mut child, "starting");
+    let stdout = common::watch_stdout(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let input = lines(&[
+        schema("users", None),
+        record("users", json!({"id": 1})),
+        state(json!({"s": 1})),
+        record("users", json!({"id": 2})),
+    ]);
+    stdin.write_all(input.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    read.recv_timeout(Duration::from_secs(20)).unwrap();
+    // Give the decode thread the lines (nothing is printed for them), then stop it.
+    std::thread::sleep(Duration::from_millis(500));
+    rustix_kill(child.id(), 15);
+    let status = child.wait().unwrap();
+    drop(stdin);
+    let log = log.join().unwrap();
+    assert!(status.success(), "{log}");
+    // Records 1 and 2 share a file that crosses the STATE: committing it would put record 2,
+    // which a rerun from {"s":1} sends again, into the table twice. So nothing is committed and
+    // no STATE printed: the rerun starts from the previous STATE and adds each record once.
+    let printed: Vec<String> = stdout.try_iter().collect();
+    assert!(printed.is_empty(), "{printed:?}\n{log}");
+    assert!(!dir.path().join("users/_delta_log").exists(), "{log}");
+}
+
+fn rustix_kill(pid: u32, signal: i32) {
+    let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}

@@ -8,9 +8,12 @@
 //! syscall; it talks to the reader, BATCH and writer threads only in large blocks and chunks,
 //! and never waits on storage itself.
 
+#[cfg(feature = "delta")]
+mod commits;
 mod cursor;
 mod files;
 mod finish;
+mod rejects;
 mod router;
 
 use std::io::{Read, Write};
@@ -64,20 +67,11 @@ pub fn run(
     let run_context =
         RunContext { now: chrono::Utc::now().with_timezone(&config.timezone), run_id: config.run_id.clone() };
     #[cfg(feature = "delta")]
-    let tables = match &config.table {
-        Some(_) if !config.dry_run => Some(crate::table::Tables::open(config)?),
-        _ => None,
-    };
+    let delta = commits::Delta::open(config)?;
     let mut run = Run {
         config,
         #[cfg(feature = "delta")]
-        tables,
-        #[cfg(feature = "delta")]
-        closed_at: std::collections::HashMap::new(),
-        #[cfg(feature = "delta")]
-        flush_at_state: false,
-        #[cfg(feature = "delta")]
-        records_since_state: false,
+        delta,
         router: Router::new(config, run_context.clone()),
         files: FileSet::new(config, run_context.clone(), command_tx, chunk_recycle_rx),
         finisher: Finisher::new(config),
@@ -126,16 +120,7 @@ struct Run<'a, 'o> {
     config: &'a Config,
     /// `table_format: delta`: durable data files wait here for their commit.
     #[cfg(feature = "delta")]
-    tables: Option<crate::table::Tables>,
-    /// Delta: where each data file was closed (input line), until it is committed.
-    #[cfg(feature = "delta")]
-    closed_at: std::collections::HashMap<FileId, u64>,
-    /// Delta: the commit interval passed while records followed the last STATE: close the
-    /// files at the next STATE, so they hold nothing from after the STATE they are committed with.
-    #[cfg(feature = "delta")]
-    flush_at_state: bool,
-    #[cfg(feature = "delta")]
-    records_since_state: bool,
+    delta: Option<commits::Delta>,
     router: Router<'a>,
     files: FileSet<'a>,
     finisher: Finisher<'a>,
@@ -167,7 +152,7 @@ impl Run<'_, '_> {
         recycle: &Sender<Vec<u8>>,
     ) -> Result<(), Error> {
         #[cfg(feature = "delta")]
-        let commit_interval = self.tables.as_ref().map(crate::table::Tables::interval);
+        let commit_interval = self.delta.as_ref().map(|d| d.tables.interval());
         #[cfg(not(feature = "delta"))]
         let commit_interval = None;
         let ticker = match self.config.limits.max_age.into_iter().chain(commit_interval).min() {
@@ -243,7 +228,7 @@ impl Run<'_, '_> {
             return self.state_out.write_all(listing.as_bytes()).map_err(Error::Stdout);
         }
         #[cfg(feature = "delta")]
-        self.commit_tables(true)?;
+        self.commit_tables(commits::Commit::at_end(self.stopped_by_signal))?;
         // Markers and the manifest only once every data object is durable, and before the
         // final STATE: their presence means the run's data is complete.
         if self.config.write_success_marker {
@@ -302,10 +287,8 @@ impl Run<'_, '_> {
     /// Waits for the files already closed, then releases the STATE they cover. Open files
     /// are not closed: they hold records from around the failure and will be discarded.
     fn settle(&mut self) {
-        // A failed run commits nothing more: its tables stay as its last commit left them, and
-        // no STATE newer than that commit's is printed.
-        #[cfg(feature = "delta")]
-        if self.tables.is_some() {
+        #[cfg(feature = "delta")] // a failed run commits nothing more, prints no newer STATE
+        if self.delta.is_some() {
             return;
         }
         while self.closing > 0 {
@@ -333,8 +316,8 @@ impl Run<'_, '_> {
         for closed in self.files.take_closed() {
             self.closing += 1;
             #[cfg(feature = "delta")]
-            if self.tables.is_some() {
-                self.closed_at.insert(closed.id, self.line);
+            if let Some(delta) = self.delta.as_mut() {
+                delta.closed_at.insert(closed.id, self.line);
             }
             self.finisher.file_closed(closed);
         }
@@ -408,35 +391,13 @@ impl Run<'_, '_> {
             Err(kind) => return Err(Error::Input(InputError { line: self.line, stream: Some(name.into()), kind })),
         };
         #[cfg(feature = "delta")]
-        {
-            self.records_since_state = true;
+        if let Some(delta) = self.delta.as_mut() {
+            delta.records_since_state = true;
         }
         let context = RecordContext { line: self.line, time_extracted, version, received_at: &self.received_at };
         let written =
             self.files.write(route.spec, route.partition, record, route.value.as_ref(), &context, &mut self.ack);
         self.finisher.totals.records += 1;
-        self.drain_closed(written)
-    }
-
-    /// `invalid_records: dead_letter`: the record goes, with its input line, stream and the
-    /// validator's message, to the stream's dead-letter files instead of stopping the run.
-    fn reject(&mut self, name: &str, record: &RawValue, why: &InputErrorKind) -> Result<(), Error> {
-        let line = self.line;
-        let text = format!(
-            r#"{{"line":{line},"stream":{},"error":{},"record":{}}}"#,
-            serde_json::Value::from(name),
-            serde_json::Value::from(why.to_string()),
-            record.get()
-        );
-        let rejected =
-            RawValue::from_string(text).map_err(|e| self.input_error(Some(name), InputErrorKind::Json(e)))?;
-        let Some(spec) = self.router.rejects(name) else {
-            return Err(self.input_error(Some(name), InputErrorKind::Invalid(why.to_string())));
-        };
-        let spec = spec.clone();
-        let context = RecordContext { line, time_extracted: None, version: None, received_at: &self.received_at };
-        let written = self.files.write(&spec, "", &rejected, None, &context, &mut self.ack);
-        self.finisher.totals.rejected += 1;
         self.drain_closed(written)
     }
 
@@ -485,12 +446,8 @@ impl Run<'_, '_> {
         match event {
             Event::Durable { id, key, bytes, crc32 } => {
                 #[cfg(feature = "delta")]
-                if let Some(tables) = self.tables.as_mut()
-                    && let Some(entry) = self.finisher.in_flight(id).filter(|e| !e.rejected)
-                {
-                    // Durable but not yet in its table: it holds STATE back until the commit.
-                    tables.add(id, key.as_str(), bytes, entry.records, &entry.stream)?;
-                    self.closing = self.closing.saturating_sub(1);
+                if self.table_file_durable(id, &key, bytes)? {
+                    self.closing = self.closing.saturating_sub(1); // but not acknowledged yet
                     self.finisher.file_durable(id, &key, bytes, crc32);
                     return Ok(());
                 }
@@ -534,77 +491,10 @@ impl Run<'_, '_> {
         }
         self.issue_deletions()?;
         #[cfg(feature = "delta")]
-        self.commit_tables(false)?;
+        self.commit_tables(commits::Commit::WhenDue)?;
         if let Some(state) = self.ack.release() {
             let out = &mut self.state_out;
             writeln!(out, "{state}").and_then(|()| out.flush()).map_err(Error::Stdout)?;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(feature = "delta")]
-impl Run<'_, '_> {
-    /// Commits the durable files to their tables when it is time: at the end of input
-    /// (`at_end`: everything), or once `commit_interval_seconds` passed, the newest STATE whose
-    /// records are all in durable files that hold nothing from after it, with those files. The
-    /// commit carries that STATE; the files are acknowledged only after it, so the STATE printed
-    /// next is never newer than what the tables hold, and the tables hold no record the STATE
-    /// does not cover (a rerun from it adds no duplicates).
-    fn commit_tables(&mut self, at_end: bool) -> Result<(), Error> {
-        let Some(tables) = self.tables.as_mut() else { return Ok(()) };
-        if !tables.has_pending() || (!at_end && !tables.interval_passed()) {
-            return Ok(());
-        }
-        let pending = tables.pending();
-        let (state, ids) = if at_end {
-            let mut preview = self.ack.clone();
-            for id in &pending {
-                preview.file_durable(*id);
-            }
-            let state = preview.release().or_else(|| self.ack.last_released().map(str::to_string));
-            (state, pending)
-        } else {
-            let durable = pending.iter().map(|id| (*id, self.closed_at.get(id).copied().unwrap_or(u64::MAX))).collect();
-            match self.ack.commit_point(&durable) {
-                Some((state, ids)) => (Some(state), ids),
-                None => return Ok(()),
-            }
-        };
-        let router = &self.router;
-        for id in tables.commit(state.as_deref(), &ids, &|stream| router.arrow_schema(stream))? {
-            self.closed_at.remove(&id);
-            self.ack.file_durable(id);
-        }
-        Ok(())
-    }
-
-    /// Every `commit_interval_seconds` while a STATE waits: the open files are closed (now if
-    /// no record came after the newest STATE, else at the next STATE), so their records can be
-    /// committed and the STATE printed; they would otherwise wait for their size or age limits.
-    /// Not again while closed files are still being written.
-    fn flush_tables(&mut self) -> Result<(), Error> {
-        let Some(tables) = self.tables.as_ref() else { return Ok(()) };
-        if !tables.interval_passed() || !self.ack.has_pending_state() || self.flush_at_state {
-            return self.commit_tables(false);
-        }
-        if self.closing == 0 {
-            if self.records_since_state {
-                self.flush_at_state = true;
-            } else {
-                let closed = self.files.close_all();
-                self.drain_closed(closed)?;
-            }
-        }
-        self.commit_tables(false)
-    }
-
-    /// A STATE was read: close the files for a commit if the interval asked for it.
-    fn state_arrived(&mut self) -> Result<(), Error> {
-        self.records_since_state = false;
-        if std::mem::take(&mut self.flush_at_state) {
-            let closed = self.files.close_all();
-            self.drain_closed(closed)?;
         }
         Ok(())
     }

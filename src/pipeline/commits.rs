@@ -1,0 +1,136 @@
+//! `table_format: delta`: when the durable data files are committed to their tables, and which.
+//! A Delta commit adds whole files, so it may only take files that hold nothing from after the
+//! STATE it carries: the commit interval closes the open files at a STATE line, and the ack
+//! tracker picks the newest STATE whose files are all durable and closed by it.
+
+use std::collections::HashMap;
+
+use super::{Error, FileId, Run};
+use crate::config::Config;
+use crate::table::Tables;
+
+/// The run's Delta state.
+pub(super) struct Delta {
+    pub tables: Tables,
+    /// Where each data file was closed (input line), until it is committed.
+    pub closed_at: HashMap<FileId, u64>,
+    /// The commit interval passed while records followed the last STATE: close the files at
+    /// the next STATE, so they hold nothing from after the STATE they are committed with.
+    pub flush_at_state: bool,
+    pub records_since_state: bool,
+}
+
+impl Delta {
+    pub fn open(config: &Config) -> Result<Option<Delta>, Error> {
+        if config.table.is_none() || config.dry_run {
+            return Ok(None);
+        }
+        Ok(Some(Delta {
+            tables: Tables::open(config)?,
+            closed_at: HashMap::new(),
+            flush_at_state: false,
+            records_since_state: false,
+        }))
+    }
+}
+
+/// Which durable files a Delta commit takes, and when.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Commit {
+    /// Once `commit_interval_seconds` passed: the files a waiting STATE covers.
+    WhenDue,
+    /// Now: the files a waiting STATE covers.
+    Covered,
+    /// Now: every durable file (end of input).
+    All,
+}
+
+impl Commit {
+    /// The commit at the end of the run. Stopped by a signal, the input was cut anywhere:
+    /// only what a STATE covers, so a rerun from the printed STATE adds nothing twice. At end
+    /// of input, everything.
+    pub fn at_end(stopped_by_signal: bool) -> Commit {
+        if stopped_by_signal { Commit::Covered } else { Commit::All }
+    }
+}
+
+impl Run<'_, '_> {
+    /// A data file of a table is durable: it waits for its commit (holding STATE back until
+    /// then). Returns false for other objects (dead-letter files, manifests, markers).
+    pub(super) fn table_file_durable(
+        &mut self,
+        id: FileId,
+        key: &crate::keys::ObjectKey,
+        bytes: u64,
+    ) -> Result<bool, Error> {
+        let Some(delta) = self.delta.as_mut() else { return Ok(false) };
+        let Some(entry) = self.finisher.in_flight(id).filter(|e| !e.rejected) else { return Ok(false) };
+        delta.tables.add(id, key.as_str(), bytes, entry.records, &entry.stream)?;
+        Ok(true)
+    }
+
+    /// Commits the durable files to their tables when it is time: at the end of input
+    /// ([`Commit::All`]: everything), or once `commit_interval_seconds` passed, the newest STATE whose
+    /// records are all in durable files that hold nothing from after it, with those files. The
+    /// commit carries that STATE; the files are acknowledged only after it, so the STATE printed
+    /// next is never newer than what the tables hold, and the tables hold no record the STATE
+    /// does not cover (a rerun from it adds no duplicates).
+    pub(super) fn commit_tables(&mut self, when: Commit) -> Result<(), Error> {
+        let Some(Delta { tables, closed_at, .. }) = self.delta.as_mut() else { return Ok(()) };
+        if !tables.has_pending() || (when == Commit::WhenDue && !tables.interval_passed()) {
+            return Ok(());
+        }
+        let pending = tables.pending();
+        let (state, ids) = if when == Commit::All {
+            let mut preview = self.ack.clone();
+            for id in &pending {
+                preview.file_durable(*id);
+            }
+            let state = preview.release().or_else(|| self.ack.last_released().map(str::to_string));
+            (state, pending)
+        } else {
+            let durable = pending.iter().map(|id| (*id, closed_at.get(id).copied().unwrap_or(u64::MAX))).collect();
+            match self.ack.commit_point(&durable) {
+                Some((state, ids)) => (Some(state), ids),
+                None => return Ok(()),
+            }
+        };
+        let router = &self.router;
+        for id in tables.commit(state.as_deref(), &ids, &|stream| router.arrow_schema(stream))? {
+            closed_at.remove(&id);
+            self.ack.file_durable(id);
+        }
+        Ok(())
+    }
+
+    /// Every `commit_interval_seconds` while a STATE waits: the open files are closed (now if
+    /// no record came after the newest STATE, else at the next STATE), so their records can be
+    /// committed and the STATE printed; they would otherwise wait for their size or age limits.
+    /// Not again while closed files are still being written.
+    pub(super) fn flush_tables(&mut self) -> Result<(), Error> {
+        let Some(delta) = self.delta.as_mut() else { return Ok(()) };
+        if !delta.tables.interval_passed() || !self.ack.has_pending_state() || delta.flush_at_state {
+            return self.commit_tables(Commit::WhenDue);
+        }
+        if self.closing == 0 {
+            if delta.records_since_state {
+                delta.flush_at_state = true;
+            } else {
+                let closed = self.files.close_all();
+                self.drain_closed(closed)?;
+            }
+        }
+        self.commit_tables(Commit::WhenDue)
+    }
+
+    /// A STATE was read: close the files for a commit if the interval asked for it.
+    pub(super) fn state_arrived(&mut self) -> Result<(), Error> {
+        let Some(delta) = self.delta.as_mut() else { return Ok(()) };
+        delta.records_since_state = false;
+        if std::mem::take(&mut delta.flush_at_state) {
+            let closed = self.files.close_all();
+            self.drain_closed(closed)?;
+        }
+        Ok(())
+    }
+}
