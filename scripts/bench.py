@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: replays generated Singer input through the release binary.
 
-Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...] [--bin PATH ...]
+Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...] [--bin PATH ...] [--no-build]
 
-Builds `target-s3` and the `gen_singer` example in release mode, generates N records once
+Builds `target-s3` (with the `delta` feature, for the `delta-parquet` case) and the
+`gen_singer` example in release mode (`--no-build`: use what is there), generates N records once
 (target/bench/input-N.singer), then runs each case R times with `--input`, through
 `/usr/bin/time -v`, and prints the medians: records/s, input MB/s, CPU seconds, peak RSS and
 objects written. `--s3` adds cases writing to a local S3 server started with
@@ -31,6 +32,9 @@ CASES = {
     "avro-deflate": {"format": "avro"},
     "avro-snappy": {"format": "avro", "avro_codec": "snappy"},
     "parquet-rg20k": {"format": "parquet", "row_group_size": 20000},
+    # Delta Lake tables (needs a build with `--features delta`): the Parquet files above plus the
+    # commits; the input's STATEs make a commit at most every commit_interval_seconds (60).
+    "delta-parquet": {"format": "parquet", "table_format": "delta"},
     # Unsorted data: records of 270 daily partitions in random order (its own input, a fifth of
     # --records): every partition stays open, one file each, bounded by max_open_bytes.
     "jsonl-gzip6-270-partitions": {"format": "jsonl", "compression": "gzip", "input": "partitions",
@@ -96,9 +100,12 @@ def main():
     ap.add_argument("--s3", action="store_true")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--bin", action="append", help="binary to run (repeat to compare; default: the release build)")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     a = ap.parse_args()
     bins = a.bin or [BIN]
-    subprocess.run(["cargo", "build", "--release", "--bin", "target-s3", "--example", "gen_singer"], cwd=ROOT, check=True)
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "--features", "delta", "--bin", "target-s3", "--example", "gen_singer"],
+                       cwd=ROOT, check=True)
     os.makedirs(os.path.join(ROOT, "target", "bench"), exist_ok=True)
     data = os.path.join(ROOT, "target", "bench", f"input-{a.records}.singer")
     if not os.path.exists(data):
