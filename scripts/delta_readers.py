@@ -9,11 +9,12 @@ the guarantees that need many processes (part of the test command).
    documented. A second run adds a nullable column: the table's schema has it, older rows null.
 2. Four processes commit to one table on the local S3 server at once: every record of every
    process, no commit lost.
-3. Kill loop: target-s3 is SIGKILLed at random moments while loading a table (commits every
-   second), then resumed from the last STATE it printed, KILLS times (20 in CI; more by hand:
-   `KILLS=50 scripts/delta_readers.py`). No record may be lost; duplicates may only come from a
-   kill that landed between a commit and its STATE line (such windows are counted by comparing
-   `--table-state` with the printed STATE, and reported).
+3. Kill loops: target-s3 is SIGKILLed at random moments while loading (commits every second),
+   then resumed, KILLS times (20 in CI; more by hand: `KILLS=50 scripts/delta_readers.py`):
+   one table in the local folder resumed from the last printed STATE, and three tables on the
+   local S3 server resumed from `--table-state` (KILLS/2 times). No record may be lost;
+   duplicates may only come from a kill during a commit round: after each kill the records the
+   tables hold from after the resume point are counted, and the duplicates must equal their sum.
 
 Usage: scripts/delta_readers.py [path/to/target-s3]   (a build with the `delta` feature)
 """
@@ -275,26 +276,49 @@ def concurrent_writers(env, s3, options):
     check(sorted(txns) == [f"writer-{w}" for w in range(writers)], f"4 writers: each writer's commits carry its txn {txns}")
 
 
-def kill_loop(tmp):
-    """Loads 40,000 records with a STATE every 250, killing target-s3 at random moments and
-    resuming from the last printed STATE."""
-    root = os.path.join(tmp, "killed")
-    config = {"local_path": root, "table_format": "delta", "commit_interval_seconds": 1, "log_level": "warn"}
+def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
+    """Loads 40,000 records (round-robin over `streams` streams) with a STATE every 250, killing
+    target-s3 at random moments and resuming from the last printed STATE (`resume="printed"`)
+    or from `--table-state` (`"table"`). After each kill the records the tables already hold
+    from after the resume point are counted: they are the duplicates a kill during a commit
+    round may cause, and the final count must equal their sum (and nothing may be lost)."""
+    name = f"kill loop ({'s3' if s3 else 'local'}, {streams} stream{'s' * (streams > 1)}, resume from {resume} STATE)"
+    if s3:
+        env, client, options = s3
+        bucket = f"kills-{os.getpid()}-{streams}"
+        client.create_bucket(Bucket=bucket)
+        config = s3_config(env, bucket, commit_interval_seconds=1)
+        uri = lambda t: f"s3://{bucket}/{t}"  # noqa: E731
+    else:
+        root = os.path.join(tmp, f"killed-{streams}")
+        config = {"local_path": root, "table_format": "delta", "commit_interval_seconds": 1, "log_level": "warn"}
+        options = None
+        uri = lambda t: os.path.join(root, t)  # noqa: E731
     path = write_config(tmp, config)
     total, every = 40000, 250
+    names = [f"k{s}" for s in range(streams)]
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}}}
-    header = json.dumps({"type": "SCHEMA", "stream": "k", "schema": schema, "key_properties": ["id"]})
+    headers = [json.dumps({"type": "SCHEMA", "stream": n, "schema": schema, "key_properties": ["id"]}) for n in names]
 
     def lines_from(pos):
-        out = [header]
+        out = list(headers)
         for i in range(pos, total):
-            out.append(json.dumps({"type": "RECORD", "stream": "k", "record": {"id": i, "pad": "x" * 40}}))
+            out.append(json.dumps({"type": "RECORD", "stream": names[i % streams], "record": {"id": i, "pad": "x" * 40}}))
             if i % every == every - 1:
                 out.append(json.dumps({"type": "STATE", "value": {"pos": i + 1}}))
         return out
 
-    rng = random.Random(int(os.environ.get("KILL_SEED", "7")))
-    pos, kills, windows, runs = 0, 0, 0, 0
+    def table_ids():
+        ids = []
+        for n in names:
+            try:
+                ids += DeltaTable(uri(n), storage_options=options).to_pyarrow_table()["id"].to_pylist()
+            except Exception:  # noqa: BLE001 (no table yet)
+                pass
+        return ids
+
+    rng = random.Random(int(os.environ.get("KILL_SEED", "7")) + streams)
+    pos, kills, windows, runs, possible_duplicates, ahead_before = 0, 0, 0, 0, 0, set()
     while True:
         runs += 1
         p = subprocess.Popen([BIN, "--config", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -306,7 +330,7 @@ def kill_loop(tmp):
         # may be closing files, committing, or printing STATE); the last run goes to the end.
         lines = lines_from(pos)
         chunks = (len(lines) + 199) // 200
-        kill_after = rng.randint(1, min(chunks, 60)) if kills < KILLS else None
+        kill_after = rng.randint(1, min(chunks, 60)) if kills < kills_wanted else None
         try:
             for n, start in enumerate(range(0, len(lines), 200), 1):
                 p.stdin.write("\n".join(lines[start:start + 200]) + "\n")
@@ -329,23 +353,30 @@ def kill_loop(tmp):
             pos = last if last is not None else pos
             continue
         kills += 1
-        if os.environ.get("KILL_DEBUG"):
-            n = len(DeltaTable(os.path.join(root, "k")).to_pyarrow_table()) if os.path.exists(os.path.join(root, "k", "_delta_log")) else 0
-            print("run", runs, "from", pos, "printed", last, "rows", n, flush=True)
-        committed = subprocess.run([BIN, "--config", path, "--table-state"], capture_output=True, text=True).stdout.strip()
-        committed = json.loads(committed).get("pos") if committed else None
-        if committed is not None and committed > (last if last is not None else pos):
-            windows += 1  # killed between a commit and its STATE line
-        if last is not None:
+        if resume == "table":
+            out = subprocess.run([BIN, "--config", path, "--table-state"], capture_output=True, text=True).stdout.strip()
+            pos = json.loads(out).get("pos", 0) if out else 0
+        elif last is not None:
             pos = last
-    ids = DeltaTable(os.path.join(root, "k")).to_pyarrow_table()["id"].to_pylist()
+        # Records committed by this run beyond the resume point: the run was killed during a
+        # commit round (after a commit, before its STATE line), and they will come again.
+        ahead = {i for i in table_ids() if i >= pos}
+        new = ahead - ahead_before
+        ahead_before = ahead
+        if os.environ.get("KILL_DEBUG"):
+            print("kill", kills, "printed", last, "resume", pos, "newly ahead", len(new), flush=True)
+        if new:
+            windows += 1
+            possible_duplicates += len(new)
+    ids = table_ids()
     lost = total - len(set(ids))
     duplicates = len(ids) - len(set(ids))
-    print(f"kill loop: {kills} kills in {runs} runs, {len(ids)} rows read, {lost} lost, {duplicates} duplicates, "
-          f"{windows} kills between a commit and its STATE line", flush=True)
-    check(kills == KILLS, f"kill loop: {KILLS} kills")
-    check(lost == 0, f"kill loop: no record lost ({lost})")
-    check(duplicates == 0 or windows > 0, f"kill loop: duplicates only from kills between a commit and its STATE ({duplicates}, {windows} windows)")
+    print(f"{name}: {kills} kills in {runs} runs, {len(ids)} rows read, {lost} lost, {duplicates} duplicates, "
+          f"{windows} kills during a commit round", flush=True)
+    check(kills == kills_wanted, f"{name}: {kills_wanted} kills")
+    check(lost == 0, f"{name}: no record lost ({lost})")
+    check(duplicates <= possible_duplicates,
+          f"{name}: duplicates only from kills during a commit round ({duplicates} <= {possible_duplicates} in {windows} rounds)")
 
 
 def main():
@@ -354,7 +385,8 @@ def main():
         env = s3_env()
         s3, options = s3_tables(env)
         concurrent_writers(env, s3, options)
-        kill_loop(tmp)
+        kill_loop(tmp, KILLS)
+        kill_loop(tmp, max(KILLS // 2, 1), streams=3, s3=(env, s3, options), resume="table")
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)
 

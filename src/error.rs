@@ -37,7 +37,19 @@ pub struct TableError {
 }
 
 impl TableError {
+    /// `message` cut to one line: delta-rs and object_store errors can carry a store's XML
+    /// answer or a backtrace on the lines after the first.
     pub fn new(table: &str, message: String) -> TableError {
+        let code = message.split("<Code>").nth(1).and_then(|rest| rest.split("</Code>").next()).map(str::to_string);
+        let first = message.lines().next().unwrap_or_default();
+        let first = first.split("<?xml").next().unwrap_or_default().trim().trim_end_matches(':').to_string();
+        let message = match code.as_deref() {
+            Some("NoSuchBucket") => {
+                format!("{first}: the bucket does not exist (check `bucket`, `region` and `endpoint_url`)")
+            }
+            Some(code) => format!("{first} ({code})"),
+            None => first,
+        };
         TableError { table: table.to_string(), message }
     }
 }

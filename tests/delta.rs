@@ -322,3 +322,123 @@ fn a_signal_commits_only_what_a_state_covers() {
 fn rustix_kill(pid: u32, signal: i32) {
     let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
+
+/// Schema changes inside one run: each file joins its table with the columns it was written
+/// with, and a round that cannot take them all writes nothing to any table.
+#[test]
+fn schema_changes_within_a_run_never_make_an_unreadable_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({}));
+    let x = |ty: &str| schema("t", Some(("x", json!({"type": [ty, "null"]}))));
+    // A column that changes type mid-run: refused, nothing committed, no STATE.
+    let r = run(
+        &cfg,
+        &lines(&[
+            x("string"),
+            record("t", json!({"id": 1, "x": "hello"})),
+            x("integer"),
+            record("t", json!({"id": 2, "x": 5})),
+            state(json!({"s": 1})),
+        ]),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"column "x" changed type"#), "{}", r.stderr);
+    assert!(r.stdout.is_empty() && !dir.path().join("t/_delta_log").exists());
+
+    // A nullable column dropped mid-run stays in the table with its values.
+    let r = run(
+        &cfg,
+        &lines(&[
+            x("string"),
+            record("t", json!({"id": 1, "x": "kept"})),
+            schema("t", None),
+            record("t", json!({"id": 2})),
+            state(json!({"s": 2})),
+        ]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = rows(&dir.path().join("t"));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["x"], "kept");
+
+    // A required column added mid-run: older rows have no value for it.
+    let dir = tempfile::tempdir().unwrap();
+    let required = json!({"type": "SCHEMA", "stream": "t", "key_properties": ["id"], "schema": {
+        "type": "object", "required": ["id", "r"],
+        "properties": {"id": {"type": "integer"}, "r": {"type": "integer"}}}});
+    let r = run(
+        &config(dir.path(), json!({})),
+        &lines(&[
+            schema("t", None),
+            record("t", json!({"id": 1})),
+            required.to_string(),
+            record("t", json!({"id": 2, "r": 1})),
+        ]),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"required column "r""#), "{}", r.stderr);
+    assert!(!dir.path().join("t/_delta_log").exists());
+}
+
+#[test]
+fn a_round_commits_every_table_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({}));
+    let b = |ty: &str| schema("b", Some(("x", json!({"type": [ty, "null"]}))));
+    let first = lines(&[
+        schema("a", None),
+        record("a", json!({"id": 1})),
+        b("string"),
+        record("b", json!({"id": 1, "x": "s"})),
+        state(json!({"s": 1})),
+    ]);
+    assert_eq!(run(&cfg, &first).code, 0);
+    // Table b cannot take the second run's files: table a (sorted first) is not committed either.
+    let second = lines(&[
+        schema("a", None),
+        record("a", json!({"id": 2})),
+        b("integer"),
+        record("b", json!({"id": 2, "x": 2})),
+        state(json!({"s": 2})),
+    ]);
+    let r = run(&cfg, &second);
+    assert_eq!(r.code, 1);
+    assert_eq!(log(&dir.path().join("a")).len(), 1, "table a unchanged");
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let state_now = || run_args(&["--config", path.to_str().unwrap(), "--table-state"], "").stdout;
+    assert_eq!(state_now(), [r#"{"s":1}"#]);
+
+    // A round cut short (here: b's commit of a third run removed, as a kill between the two
+    // commits would leave it): --table-state passes over it.
+    let third = lines(&[
+        schema("a", None),
+        record("a", json!({"id": 3})),
+        b("string"),
+        record("b", json!({"id": 3})),
+        state(json!({"s": 3})),
+    ]);
+    assert_eq!(run(&cfg, &third).code, 0);
+    assert_eq!(state_now(), [r#"{"s":3}"#]);
+    std::fs::remove_file(dir.path().join("b/_delta_log/00000000000000000001.json")).unwrap();
+    assert_eq!(state_now(), [r#"{"s":1}"#], "the newest complete round");
+}
+
+#[test]
+fn table_state_finds_tables_under_date_folders_and_odd_schemas_fail_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"table_path": "lake/{stream}/{now:%Y/%m}"}));
+    let input = lines(&[schema("users", None), record("users", json!({"id": 1})), state(json!({"s": 1}))]);
+    assert_eq!(run(&cfg, &input).code, 0);
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    assert_eq!(run_args(&["--config", path.to_str().unwrap(), "--table-state"], "").stdout, [r#"{"s":1}"#]);
+
+    // Column names alike but for case cannot be a Delta schema: refused at the SCHEMA line.
+    let twins = json!({"type": "SCHEMA", "stream": "t", "key_properties": [], "schema": {
+        "type": "object", "properties": {"id": {"type": "integer"}, "ID": {"type": "integer"}}}});
+    let r = run(&config(dir.path(), json!({})), &lines(&[twins.to_string()]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("line 1") && r.stderr.contains(r#""t""#), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {}", r.stderr);
+}

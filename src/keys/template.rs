@@ -121,7 +121,11 @@ impl KeyTemplate {
                 Segment::Fixed(value) if in_fixed => super::escape::push_escaped(&mut fixed, value),
                 Segment::Literal(text) => levels += text.matches('/').count(),
                 Segment::Fixed(_) => {}
-                Segment::Macro { .. } => in_fixed = false,
+                // A format may make folders of its own (`{now:%Y/%m}`).
+                Segment::Macro { format, .. } => {
+                    levels += format.as_deref().map_or(0, |f| f.matches('/').count());
+                    in_fixed = false;
+                }
             }
         }
         let cut = if in_fixed { fixed.len() } else { fixed.rfind('/').map_or(0, |i| i + 1) };

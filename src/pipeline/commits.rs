@@ -4,16 +4,20 @@
 //! tracker picks the newest STATE whose files are all durable and closed by it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::{Error, FileId, Run};
+use super::files::Closed;
+use super::router::Router;
+use super::{Error, FileId, InputErrorKind, Run};
 use crate::config::Config;
 use crate::table::Tables;
 
 /// The run's Delta state.
 pub(super) struct Delta {
     pub tables: Tables,
-    /// Where each data file was closed (input line), until it is committed.
-    pub closed_at: HashMap<FileId, u64>,
+    /// Where each data file was closed (input line) and the columns it was written with,
+    /// until it is committed.
+    pub closed_at: HashMap<FileId, (u64, Arc<arrow_schema::Schema>)>,
     /// The commit interval passed while records followed the last STATE: close the files at
     /// the next STATE, so they hold nothing from after the STATE they are committed with.
     pub flush_at_state: bool,
@@ -54,6 +58,14 @@ impl Commit {
     }
 }
 
+/// A file was closed at input line `line`: remember where, and the columns it was written with.
+pub(super) fn file_closed(delta: &mut Option<Delta>, router: &Router<'_>, line: u64, closed: &Closed) {
+    if let Some(delta) = delta.as_mut() {
+        let schema = Arc::new(router.arrow_schema(&closed.schema));
+        delta.closed_at.insert(closed.id, (line, schema));
+    }
+}
+
 impl Run<'_, '_> {
     /// A data file of a table is durable: it waits for its commit (holding STATE back until
     /// then). Returns false for other objects (dead-letter files, manifests, markers).
@@ -65,8 +77,18 @@ impl Run<'_, '_> {
     ) -> Result<bool, Error> {
         let Some(delta) = self.delta.as_mut() else { return Ok(false) };
         let Some(entry) = self.finisher.in_flight(id).filter(|e| !e.rejected) else { return Ok(false) };
-        delta.tables.add(id, key.as_str(), bytes, entry.records, &entry.stream)?;
+        let Some((_, schema)) = delta.closed_at.get(&id) else { return Ok(false) };
+        delta.tables.add(id, key.as_str(), bytes, entry.records, &entry.stream, schema.clone())?;
         Ok(true)
+    }
+
+    /// A SCHEMA arrived: its columns must make a Delta schema (no two names alike but for
+    /// case), found at its line rather than at the commit.
+    pub(super) fn check_table_schema(&self, stream: &str) -> Result<(), Error> {
+        let (Some(_), Some(schema)) = (self.delta.as_ref(), self.router.schema_of(stream)) else { return Ok(()) };
+        crate::table::to_delta(&self.router.arrow_schema(schema)).map(|_| ()).map_err(|e| {
+            self.input_error(Some(stream), InputErrorKind::SchemaUnwritable(format!("as a Delta table, {e}")))
+        })
     }
 
     /// Commits the durable files to their tables when it is time: at the end of input
@@ -89,14 +111,14 @@ impl Run<'_, '_> {
             let state = preview.release().or_else(|| self.ack.last_released().map(str::to_string));
             (state, pending)
         } else {
-            let durable = pending.iter().map(|id| (*id, closed_at.get(id).copied().unwrap_or(u64::MAX))).collect();
+            let durable =
+                pending.iter().map(|id| (*id, closed_at.get(id).map_or(u64::MAX, |(line, _)| *line))).collect();
             match self.ack.commit_point(&durable) {
                 Some((state, ids)) => (Some(state), ids),
                 None => return Ok(()),
             }
         };
-        let router = &self.router;
-        for id in tables.commit(state.as_deref(), &ids, &|stream| router.arrow_schema(stream))? {
+        for id in tables.commit(state.as_deref(), &ids)? {
             closed_at.remove(&id);
             self.ack.file_durable(id);
         }

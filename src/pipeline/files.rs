@@ -124,6 +124,8 @@ pub struct Closed {
     /// The input line at which it opened (hard_delete never reaches files opened after an
     /// ACTIVATE_VERSION).
     pub opened_line: u64,
+    /// The schema its records were written with (a Delta commit declares each file's columns).
+    pub schema: Arc<crate::schema::StreamSchema>,
 }
 
 pub struct FileSet<'a> {
@@ -373,6 +375,7 @@ impl<'a> FileSet<'a> {
         self.closed.push(Closed {
             id: file.id,
             opened_line: file.opened_line,
+            schema: spec.schema.clone(),
             entry: ManifestEntry {
                 key: file.key,
                 stream: stream.to_string(),

@@ -193,6 +193,7 @@ impl Run<'_, '_> {
                     self.drain_closed(closed)?;
                     #[cfg(feature = "delta")]
                     self.flush_tables()?;
+                    self.release_state()?; // what a commit just covered, without waiting for input
                 }
                 recv(signals) -> signal => {
                     self.first_signal(signal.unwrap_or_default());
@@ -316,9 +317,7 @@ impl Run<'_, '_> {
         for closed in self.files.take_closed() {
             self.closing += 1;
             #[cfg(feature = "delta")]
-            if let Some(delta) = self.delta.as_mut() {
-                delta.closed_at.insert(closed.id, self.line);
-            }
+            commits::file_closed(&mut self.delta, &self.router, self.line, &closed);
             self.finisher.file_closed(closed);
         }
         result.map_err(|f| self.fault(f))
@@ -347,6 +346,8 @@ impl Run<'_, '_> {
                     .router
                     .schema(&stream, schema, key_properties, bookmark_properties)
                     .map_err(|kind| self.input_error(Some(&stream), kind))?;
+                #[cfg(feature = "delta")]
+                self.check_table_schema(&stream)?;
                 if close {
                     let closed = self.files.close_stream(&stream);
                     self.drain_closed(closed)?;

@@ -196,16 +196,21 @@ impl<'a> Router<'a> {
         }
     }
 
-    /// The Arrow columns of `name`'s current schema (a Delta table's columns).
+    /// The Arrow columns of a stream's schema (a Delta table's columns).
     #[cfg(feature = "delta")]
-    pub fn arrow_schema(&self, name: &str) -> Option<arrow_schema::Schema> {
-        let spec = self.streams.get(name)?;
+    pub fn arrow_schema(&self, schema: &StreamSchema) -> arrow_schema::Schema {
         let fields = crate::schema::typed::columns(
-            &spec.schema.text,
+            &schema.text,
             self.config.binary.nested_as_json,
             self.config.add_record_metadata,
         );
-        Some(crate::formats::parquet::arrow_schema(&fields))
+        crate::formats::parquet::arrow_schema(&fields)
+    }
+
+    /// The current schema of `name`.
+    #[cfg(feature = "delta")]
+    pub fn schema_of(&self, name: &str) -> Option<&StreamSchema> {
+        self.streams.get(name).map(|s| s.schema.as_ref())
     }
 
     /// Validates a record and finds its file's partition. Per record: no allocation unless the

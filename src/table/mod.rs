@@ -2,16 +2,20 @@
 //!
 //! The pipeline writes a table's data files exactly as `format: parquet` files, into the table's
 //! folder, where they are invisible to every Delta reader until the log names them. Here the
-//! durable ones wait; [`Tables::commit`] adds them to their tables (one commit per table, with
-//! the Singer STATE it covers and an application transaction, `txn`), and only then does the
-//! pipeline acknowledge them, so a STATE is printed only once the tables hold every record
-//! before it. The Delta protocol itself (log, conflict checks and retries, checkpoints) is
+//! durable ones wait; [`Tables::commit`] adds them to their tables in one commit round (one
+//! commit per table, all carrying the Singer STATE the round covers, an application transaction
+//! `txn` and the list of the round's tables), and only then does the pipeline acknowledge them,
+//! so a STATE is printed only once the tables hold every record before it. A round checks every
+//! table's schema before it writes anything, then commits the tables concurrently; a round cut
+//! short (a kill, a failed request) is not complete, and `--table-state` only trusts complete
+//! rounds. The Delta protocol itself (log, conflict checks and retries, checkpoints) is
 //! delta-rs's: this module decides what goes into a commit and when.
 
 mod schema;
 mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_schema::Schema;
@@ -27,12 +31,17 @@ use crate::config::{Config, TableOptions};
 use crate::error::TableError;
 use store::TableStore;
 
+pub use schema::to_delta;
+
 /// Commit attempts of one table when another writer keeps winning the race for its versions
 /// with a change delta-rs cannot rebase over (a schema change); plain appends never conflict.
 const COMMIT_ATTEMPTS: usize = 5;
 
 /// The key under which every commit's `commitInfo` carries target-s3's part.
 const COMMIT_INFO_KEY: &str = "targetS3";
+
+/// Commits `--table-state` reads back per table, newest first.
+const HISTORY_DEPTH: usize = 1000;
 
 pub struct Tables {
     runtime: tokio::runtime::Runtime,
@@ -59,6 +68,8 @@ struct Pending {
     name: String,
     bytes: u64,
     records: u64,
+    /// The columns its records were written with.
+    schema: Arc<Schema>,
 }
 
 impl Tables {
@@ -84,7 +95,15 @@ impl Tables {
     }
 
     /// A data file of `stream` is durable under `key`: it waits for the next commit.
-    pub fn add(&mut self, id: FileId, key: &str, bytes: u64, records: u64, stream: &str) -> Result<(), TableError> {
+    pub fn add(
+        &mut self,
+        id: FileId,
+        key: &str,
+        bytes: u64,
+        records: u64,
+        stream: &str,
+        schema: Arc<Schema>,
+    ) -> Result<(), TableError> {
         let (folder, name) = key.rsplit_once('/').unwrap_or(("", key));
         if folder.contains('%') || !folder.is_ascii() {
             // delta-rs (and Hadoop paths) decode `%` escapes in a table's location, so a
@@ -117,7 +136,7 @@ impl Tables {
             ));
         }
         self.by_stream.insert(stream.to_string(), folder.to_string());
-        table.files.push(Pending { id, name: name.to_string(), bytes, records });
+        table.files.push(Pending { id, name: name.to_string(), bytes, records, schema });
         Ok(())
     }
 
@@ -139,68 +158,107 @@ impl Tables {
         self.options.commit_interval
     }
 
-    /// Commits every table's waiting files, each commit carrying `state` (the STATE that is
-    /// printed once they are all in). `schema_of` gives a stream's current columns. Returns the
-    /// files now in their tables. On error nothing after the failing table is committed.
-    pub fn commit(
-        &mut self,
-        state: Option<&str>,
-        ids: &[FileId],
-        schema_of: &dyn Fn(&str) -> Option<Schema>,
-    ) -> Result<Vec<FileId>, TableError> {
+    /// Commits the waiting files `ids` in one round, each table's commit carrying `state` (the
+    /// STATE printed once they are all in). Returns the files now in their tables. Every
+    /// table's schema is worked out (and refused if it cannot take the files) before anything
+    /// is written; the commits then run concurrently.
+    pub fn commit(&mut self, state: Option<&str>, ids: &[FileId]) -> Result<Vec<FileId>, TableError> {
         let now = chrono::Utc::now().timestamp_millis();
         // Comparable across tables and runs of one pipeline: `--table-state` takes the newest.
         let txn = now.max(self.last_txn + 1);
         self.last_txn = txn;
         let state: serde_json::Value = state.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-        let mut done = Vec::new();
-        for (folder, table) in self.tables.iter_mut() {
-            let (files, later): (Vec<Pending>, Vec<Pending>) =
-                std::mem::take(&mut table.files).into_iter().partition(|f| ids.contains(&f.id));
-            table.files = files;
-            if table.files.is_empty() {
-                table.files = later;
-                continue;
-            }
-            let arrow = schema_of(&table.stream)
-                .ok_or_else(|| TableError::new(folder, format!("stream {:?} has no schema", table.stream)))?;
-            let columns = schema::to_delta(&arrow).map_err(|e| TableError::new(folder, e))?;
-            let info = serde_json::json!({
-                "pipelineId": self.options.pipeline_id,
-                "txnVersion": txn,
-                "runId": self.run_id,
-                "stream": table.stream,
-                "state": state,
-            });
-            let job = Commit {
-                store: &self.store,
-                folder,
-                pipeline_id: &self.options.pipeline_id,
-                checkpoint_interval: self.options.checkpoint_interval,
-                txn,
-                info,
-                columns,
-                now,
-            };
-            let records: u64 = table.files.iter().map(|f| f.records).sum();
-            let version = self.runtime.block_on(job.run(table))?;
-            tracing::info!(table = %folder, version, files = table.files.len(), records, "committed");
-            done.extend(table.files.drain(..).map(|f| f.id));
+        let wanted: HashSet<FileId> = ids.iter().copied().collect();
+        let Tables { runtime, store, options, run_id, tables, .. } = self;
+        let mut round: Vec<(&String, &mut Table, Vec<Pending>)> = Vec::new();
+        for (folder, table) in tables.iter_mut() {
+            let (now, later): (Vec<Pending>, Vec<Pending>) =
+                std::mem::take(&mut table.files).into_iter().partition(|f| wanted.contains(&f.id));
             table.files = later;
+            if !now.is_empty() {
+                round.push((folder, table, now));
+            }
         }
+        let folders: Vec<&str> = round.iter().map(|(f, _, _)| f.as_str()).collect();
+        let info = serde_json::json!({
+            "pipelineId": options.pipeline_id,
+            "txnVersion": txn,
+            "runId": run_id,
+            "state": state,
+            "round": folders,
+        });
+        let result = runtime.block_on(async {
+            let mut plans = Vec::new();
+            for (folder, table, files) in round.iter_mut() {
+                plans.push(plan(store, folder, table, files).await?);
+            }
+            let commits = round.iter_mut().zip(plans).map(|((folder, table, files), columns)| {
+                let mut info = info.clone();
+                info["stream"] = serde_json::Value::from(table.stream.clone());
+                let job = Commit {
+                    folder,
+                    pipeline_id: &options.pipeline_id,
+                    checkpoint_interval: options.checkpoint_interval,
+                    txn,
+                    info,
+                    columns,
+                    now,
+                };
+                async move {
+                    let version = job.run(table, files).await?;
+                    let records: u64 = files.iter().map(|f| f.records).sum();
+                    tracing::info!(table = %folder, version, files = files.len(), records, "committed");
+                    Ok::<_, TableError>(())
+                }
+            });
+            futures::future::try_join_all(commits).await
+        });
+        result?;
         self.last_commit = Instant::now();
-        Ok(done)
+        Ok(round.into_iter().flat_map(|(_, _, files)| files.into_iter().map(|f| f.id)).collect())
     }
+}
+
+/// A table's columns after a commit of `files`: its current schema (loaded, or `None` for a
+/// table that does not exist yet) evolved by each file's columns in the order they were
+/// written. Fails, before anything is written, when a file's columns cannot join the table.
+async fn plan(
+    store: &TableStore,
+    folder: &str,
+    table: &mut Table,
+    files: &[Pending],
+) -> Result<StructType, TableError> {
+    let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
+    if table.delta.is_none() {
+        table.delta = Some(store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?);
+    }
+    let delta = table.delta.as_mut().expect("set above");
+    let mut columns: Option<StructType> = None;
+    if delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
+        if delta.version().is_none() { delta.load().await } else { delta.update_state().await }
+            .map_err(|e| error(&e))?;
+        columns = Some(delta.snapshot().map_err(|e| error(&e))?.schema().as_ref().clone());
+    }
+    for file in files {
+        let next = schema::to_delta(&file.schema).map_err(|e| TableError::new(folder, e))?;
+        columns = Some(match columns {
+            None => next,
+            Some(current) => {
+                schema::evolve(&current, &next).map_err(|e| TableError::new(folder, e))?.unwrap_or(current)
+            }
+        });
+    }
+    columns.ok_or_else(|| TableError::new(folder, "no files to commit".into()))
 }
 
 /// One table's commit.
 struct Commit<'a> {
-    store: &'a TableStore,
     folder: &'a str,
     pipeline_id: &'a str,
     checkpoint_interval: u64,
     txn: i64,
     info: serde_json::Value,
+    /// The table's columns after this commit.
     columns: StructType,
     now: i64,
 }
@@ -234,40 +292,36 @@ impl Commit<'_> {
         TableError::new(self.folder, e.to_string())
     }
 
-    /// Creates the table with the files, or appends them (evolving the schema first when the
-    /// stream gained nullable columns). Returns the table version written.
-    async fn run(&self, table: &mut Table) -> Result<i64, TableError> {
-        if table.delta.is_none() {
-            let delta = self.store.builder(self.folder).and_then(|b| b.build()).map_err(|e| self.error(e))?;
-            let exists = delta.log_store().is_delta_table_location().await.map_err(|e| self.error(e))?;
-            if !exists {
-                let created = CreateBuilder::new()
-                    .with_log_store(delta.log_store())
-                    .with_columns(self.columns.fields().cloned())
-                    .with_configuration_property(
-                        TableProperty::CheckpointInterval,
-                        Some(self.checkpoint_interval.to_string()),
-                    )
-                    .with_save_mode(SaveMode::ErrorIfExists)
-                    .with_actions(self.adds(&table.files))
-                    .with_commit_properties(self.properties())
-                    .await;
-                match created {
-                    Ok(t) => {
-                        let version = t.version().unwrap_or_default() as i64;
-                        table.delta = Some(t);
-                        return Ok(version);
-                    }
-                    // Another writer created it first: append to theirs.
-                    Err(e) if delta.log_store().is_delta_table_location().await.unwrap_or(false) => {
-                        tracing::debug!(table = %self.folder, error = %e, "the table was created meanwhile");
-                    }
-                    Err(e) => return Err(self.error(e)),
+    /// Creates the table with the files, or appends them (evolving the schema in the same
+    /// commit when the files brought new nullable columns). Returns the table version written.
+    async fn run(&self, table: &mut Table, files: &[Pending]) -> Result<i64, TableError> {
+        let delta = table.delta.as_mut().expect("planned");
+        if delta.version().is_none() {
+            let created = CreateBuilder::new()
+                .with_log_store(delta.log_store())
+                .with_columns(self.columns.fields().cloned())
+                .with_configuration_property(
+                    TableProperty::CheckpointInterval,
+                    Some(self.checkpoint_interval.to_string()),
+                )
+                .with_save_mode(SaveMode::ErrorIfExists)
+                .with_actions(self.adds(files))
+                .with_commit_properties(self.properties())
+                .await;
+            match created {
+                Ok(t) => {
+                    let version = t.version().unwrap_or_default() as i64;
+                    *delta = t;
+                    return Ok(version);
                 }
+                // Another writer created it first: append to theirs.
+                Err(e) if delta.log_store().is_delta_table_location().await.unwrap_or(false) => {
+                    tracing::debug!(table = %self.folder, error = %e, "the table was created meanwhile");
+                    delta.load().await.map_err(|e| self.error(e))?;
+                }
+                Err(e) => return Err(self.error(e)),
             }
-            table.delta = Some(delta);
         }
-        let delta = table.delta.as_mut().expect("loaded above");
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -282,7 +336,7 @@ impl Commit<'_> {
                     tracing::info!(table = %self.folder, "schema evolved: new nullable columns");
                     actions.push(Action::Metadata(snapshot.metadata().clone().with_schema(&evolved)?));
                 }
-                actions.extend(self.adds(&table.files));
+                actions.extend(self.adds(files));
                 let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
                 let done = CommitBuilder::from(self.properties())
                     .with_actions(actions)
@@ -304,8 +358,9 @@ impl Commit<'_> {
     }
 }
 
-/// `--table-state`: the newest STATE this pipeline committed to any of its tables, or `None`
-/// when it committed none.
+/// `--table-state`: the STATE of the newest complete commit round of this pipeline (every
+/// table the round names holds its commit), or `None` when it committed none. A round cut
+/// short by a kill or a failure is passed over: its STATE is newer than some of its tables.
 pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
     let tables = Tables::open(config)?;
     let (base, depth) = tables.options.table_path.fixed_folder();
@@ -320,36 +375,31 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
             }
             folders = next;
         }
-        let mut newest: Option<(i64, serde_json::Value)> = None;
+        // txn version -> (STATE, the round's tables, the tables seen holding it)
+        let mut rounds: BTreeMap<i64, (serde_json::Value, Vec<String>, HashSet<String>)> = BTreeMap::new();
         for folder in folders {
-            let Ok(builder) = tables.store.builder(&folder) else { continue };
-            let Ok(mut delta) = builder.build() else { continue };
+            let Ok(mut delta) = tables.store.builder(&folder).and_then(|b| b.build()) else { continue };
             if !delta.log_store().is_delta_table_location().await.unwrap_or(false) {
                 continue;
             }
             delta.load().await.map_err(|e| TableError::new(&folder, e.to_string()))?;
-            let Some(txn) = delta
-                .snapshot()
-                .map_err(|e| TableError::new(&folder, e.to_string()))?
-                .transaction_version(delta.log_store().as_ref(), &pipeline_id)
-                .await
-                .map_err(|e| TableError::new(&folder, e.to_string()))?
-            else {
-                continue;
-            };
-            if newest.as_ref().is_some_and(|(t, _)| *t >= txn) {
-                continue;
-            }
-            let mut history = delta.history(None);
+            let mut history = delta.history(Some(HISTORY_DEPTH));
             while let Some(commit) = history.next().await {
                 let commit = commit.map_err(|e| TableError::new(&folder, e.to_string()))?;
                 let Some(ours) = commit.info.get(COMMIT_INFO_KEY) else { continue };
-                if ours["pipelineId"] == pipeline_id.as_str() && ours["txnVersion"] == txn {
-                    newest = Some((txn, ours["state"].clone()));
-                    break;
-                }
+                let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id.as_str())
+                else {
+                    continue;
+                };
+                let round: Vec<String> = match ours["round"].as_array() {
+                    Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
+                    None => vec![folder.clone()],
+                };
+                let entry = rounds.entry(txn).or_insert_with(|| (ours["state"].clone(), round, HashSet::new()));
+                entry.2.insert(folder.clone());
             }
         }
-        Ok(newest.map(|(_, state)| state).filter(|s| !s.is_null()).map(|s| s.to_string()))
+        let complete = rounds.into_iter().rev().find(|(_, (_, round, seen))| round.iter().all(|t| seen.contains(t)));
+        Ok(complete.map(|(_, (state, _, _))| state).filter(|s| !s.is_null()).map(|s| s.to_string()))
     })
 }
