@@ -125,6 +125,7 @@ pub struct Closed {
     /// ACTIVATE_VERSION).
     pub opened_line: u64,
     /// The schema its records were written with (a Delta commit declares each file's columns).
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
     pub schema: Arc<crate::schema::StreamSchema>,
 }
 
