@@ -118,9 +118,11 @@ pub fn fit_segments(key: String) -> String {
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .is_some_and(|b| b & 0xC0 == 0x80)
         };
+        // Bytes, not `str` slices: `end - 1` may fall inside a character.
+        let bytes = segment.as_bytes();
         while !segment.is_char_boundary(end)
-            || segment[..end].ends_with('%')
-            || segment[..end.saturating_sub(1)].ends_with('%')
+            || bytes[..end].ends_with(b"%")
+            || bytes[..end.saturating_sub(1)].ends_with(b"%")
             || continues(end)
         {
             end -= 1;

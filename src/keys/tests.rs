@@ -317,6 +317,13 @@ fn long_segments_fit_file_systems_and_stay_distinct() {
     let escapes = fit_segments(format!("x/{}", "%E7%94%A8".repeat(40)));
     let cut = escapes.split('/').nth(1).unwrap().split('~').next().unwrap();
     assert!(cut.len().is_multiple_of(9), "{cut}");
+    // A multi-byte character (from a literal, never escaped) just before the cut point:
+    // found by the template fuzz target, which once panicked slicing inside it.
+    for pad in 0..4 {
+        let segment = format!("{}{}{}", "a".repeat(218 + pad), "é".repeat(20), "%25".repeat(10));
+        let fitted = fit_segments(format!("x/{segment}"));
+        assert!(fitted.split('/').all(|s| s.len() <= MAX_SEGMENT_BYTES), "{fitted}");
+    }
 }
 
 #[test]
