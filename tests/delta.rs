@@ -306,7 +306,7 @@ fn a_signal_commits_only_what_a_state_covers() {
     read.recv_timeout(Duration::from_secs(20)).unwrap();
     // Give the decode thread the lines (nothing is printed for them), then stop it.
     std::thread::sleep(Duration::from_millis(500));
-    rustix_kill(child.id(), 15);
+    send_signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     drop(stdin);
     let log = log.join().unwrap();
@@ -319,8 +319,10 @@ fn a_signal_commits_only_what_a_state_covers() {
     assert!(!dir.path().join("users/_delta_log").exists(), "{log}");
 }
 
-fn rustix_kill(pid: u32, signal: i32) {
-    let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+fn send_signal(pid: u32, name: &str) {
+    assert!(
+        std::process::Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap().success()
+    );
 }
 
 /// Schema changes inside one run: each file joins its table with the columns it was written

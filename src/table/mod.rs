@@ -50,8 +50,6 @@ pub struct Tables {
     run_id: String,
     /// By table folder (the key of its files without the file name).
     tables: BTreeMap<String, Table>,
-    /// The table folder of each stream seen, to refuse two streams in one table.
-    by_stream: HashMap<String, String>,
     last_commit: Instant,
     last_txn: i64,
 }
@@ -88,7 +86,6 @@ impl Tables {
             options,
             run_id: config.run_id.clone(),
             tables: BTreeMap::new(),
-            by_stream: HashMap::new(),
             last_commit: Instant::now(),
             last_txn: 0,
         })
@@ -116,11 +113,6 @@ impl Tables {
                 ),
             ));
         }
-        if let Some(known) = self.by_stream.get(stream)
-            && known != folder
-        {
-            return Err(TableError::new(folder, format!("stream {stream:?} moved from table `{known}`")));
-        }
         let table = self.tables.entry(folder.to_string()).or_insert_with(|| Table {
             stream: stream.to_string(),
             delta: None,
@@ -135,7 +127,6 @@ impl Tables {
                 ),
             ));
         }
-        self.by_stream.insert(stream.to_string(), folder.to_string());
         table.files.push(Pending { id, name: name.to_string(), bytes, records, schema });
         Ok(())
     }

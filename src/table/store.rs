@@ -77,11 +77,7 @@ impl TableStore {
     }
 
     fn path_of(&self, key: &str) -> object_store::path::Path {
-        let url = self.table_url(key);
-        match url.scheme() {
-            "s3" => object_store::path::Path::from_url_path(url.path()).unwrap_or_default(),
-            _ => object_store::path::Path::from_url_path(url.path()).unwrap_or_default(),
-        }
+        object_store::path::Path::from_url_path(self.table_url(key).path()).unwrap_or_default()
     }
 }
 
