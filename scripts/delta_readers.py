@@ -162,6 +162,80 @@ def read_tables(where, uri_of, storage_options, duck):
             names = [d[0] for d in cur.description]
             compare("duckdb", where, stream, [dict(zip(names, row)) for row in cur.fetchall()])
 
+# partition_by: values that need escaping in a folder name (README "Delta Lake tables"); the empty
+# string is null, as in Hive and Spark.
+PARTITION_VALUES = ["a/b", "東京", "", "x%y", "__HIVE_DEFAULT_PARTITION__", " sp", "_u", ".dot", None, "a=b", "c:d", "Ü?*"]
+PARTITION_SCHEMA = {"type": "object", "required": ["id"], "properties": {
+    "id": {"type": "integer"}, "country": {"type": ["null", "string"]}, "n": {"type": ["null", "integer"]},
+    "flag": {"type": ["null", "boolean"]}, "on": {"type": ["null", "string"], "format": "date"},
+    "at": {"type": ["null", "string"], "format": "date-time"}}}
+PARTITION_BY = ["country", "n", "flag", "on", "at:day", "at:month"]
+
+
+def partition_records(run_no):
+    out = []
+    for i, value in enumerate(PARTITION_VALUES * 3):
+        at = [None, "2024-01-05T23:59:59Z", "2024-01-06T00:30:00+02:00", "2023-12-31T23:00:00-01:00"][i % 4]
+        out.append({"id": run_no * 1000 + i, "country": value, "n": None if i % 5 == 0 else i % 3,
+                    "flag": [True, False, None][i % 3], "on": None if i % 7 == 0 else f"2024-02-{1 + i % 3:02d}", "at": at})
+    return out
+
+
+def partition_input(run_no):
+    lines = [json.dumps({"type": "SCHEMA", "stream": "parts", "schema": PARTITION_SCHEMA, "key_properties": ["id"]})]
+    lines += [json.dumps({"type": "RECORD", "stream": "parts", "record": r}) for r in partition_records(run_no)]
+    lines.append(json.dumps({"type": "STATE", "value": {"run": run_no}}))
+    return "\n".join(lines) + "\n"
+
+
+def partition_expected(r):
+    at = utc(r["at"])
+    return {"id": r["id"], "country": r["country"] or None, "n": r["n"], "flag": r["flag"],
+            "on": dt.date.fromisoformat(r["on"]) if r["on"] else None, "at": at,
+            "at_day": at.date() if at else None, "at_month": at.strftime("%Y-%m") if at else None}
+
+
+def compare_partitioned(reader, where, rows):
+    want = {r["id"]: partition_expected(r) for n in (1, 2) for r in partition_records(n)}
+    ids = [r["id"] for r in rows]
+    check(sorted(ids) == sorted(want), f"{reader} {where} partitioned: every record exactly once ({len(ids)}/{len(want)})")
+    # A partition value that is the text of Hive's null marker is in the log as that text; DuckDB
+    # and deltalake (on S3) read it as null, as Spark does (README "Delta Lake tables").
+    marker = [r for r in rows if want.get(r["id"], {}).get("country") == "__HIVE_DEFAULT_PARTITION__"]
+    check(len(marker) == 6 and all(r["country"] in (None, "__HIVE_DEFAULT_PARTITION__") for r in marker),
+          f"{reader} {where} partitioned: the null marker's text reads as itself or null ({marker[0]['country']!r})")
+    bad = [(r["id"], k, r.get(k), want[r["id"]][k]) for r in map(normalise_at, rows) if r["id"] in want
+           for k in want[r["id"]] if r.get(k) != want[r["id"]][k] and not (r in marker and k == "country")]
+    check(not bad, f"{reader} {where} partitioned: partition and data columns equal {bad[:3]}")
+
+
+def normalise_at(row):
+    row = dict(row)
+    if isinstance(row.get("at"), dt.datetime):
+        row["at"] = row["at"].astimezone(dt.timezone.utc)
+    return row
+
+
+def partitioned_tables(where, config, uri, storage_options, duck):
+    """Two runs into one table partitioned by text (every escaping case), integer, boolean and date
+    fields and a date-time cut to day and month: the readers take every partition value from the
+    log, and prune by it."""
+    config = dict(config, partition_by=PARTITION_BY)
+    for run_no in (1, 2):
+        run(config, partition_input(run_no))
+    table = DeltaTable(uri, storage_options=storage_options)
+    check(table.metadata().partition_columns == ["country", "n", "flag", "on", "at_day", "at_month"],
+          f"deltalake {where} partitioned: partition columns {table.metadata().partition_columns}")
+    compare_partitioned("deltalake", where, table.to_pyarrow_table().to_pylist())
+    pruned = table.to_pyarrow_table(filters=[("country", "=", "a/b")]).to_pylist()
+    check(len(pruned) == 6 and {r["country"] for r in pruned} == {"a/b"}, f"deltalake {where}: a partition filter on 'a/b' ({len(pruned)})")
+    compare_partitioned("polars", where, pl.read_delta(uri, storage_options=storage_options).to_dicts())
+    cur = duck.execute(f"SELECT * FROM delta_scan('{uri}')")
+    names = [d[0] for d in cur.description]
+    compare_partitioned("duckdb", where, [dict(zip(names, row)) for row in cur.fetchall()])
+    nulls = duck.execute(f"SELECT count(*) FROM delta_scan('{uri}') WHERE country IS NULL").fetchone()[0]
+    check(nulls in (12, 18), f"duckdb {where} partitioned: null and empty values are null ({nulls})")
+
 
 def duckdb_with_delta():
     con = duckdb.connect()
@@ -186,6 +260,7 @@ def local_tables(tmp):
     check([json.loads(line) for line in p.stdout.strip().splitlines()][-1:] == [{"stream": STREAMS[-1], "extra": False}],
           f"local: the last STATE is printed once the tables committed ({p.stdout.strip()!r})")
     read_tables("local", lambda s: os.path.join(root, s), None, duckdb_with_delta())
+    partitioned_tables("local", config, os.path.join(root, "parts"), None, duckdb_with_delta())
     # Schema evolution: a new nullable column; the table reads it, older rows as null.
     run(config, singer_input(extra_column=True))
     for stream in STREAMS:
@@ -227,6 +302,7 @@ def s3_tables(env):
     duck.execute(f"CREATE SECRET (TYPE S3, KEY_ID '{env['S3_ACCESS_KEY']}', SECRET '{env['S3_SECRET_KEY']}', "
                  f"REGION 'us-east-1', ENDPOINT '{endpoint.netloc}', URL_STYLE 'path', USE_SSL false)")
     read_tables("s3", lambda s: f"s3://{bucket}/lake/{s}", options, duck)
+    partitioned_tables("s3", s3_config(env, bucket, prefix="lake"), f"s3://{bucket}/lake/parts", options, duck)
     return s3, options
 
 

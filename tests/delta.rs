@@ -67,7 +67,8 @@ fn added_files(table: &Path) -> Vec<(PathBuf, u64)> {
         .filter_map(|a| a.get("add"))
         .map(|add| {
             let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
-            (table.join(add["path"].as_str().unwrap()), stats["numRecords"].as_u64().unwrap())
+            // The protocol's path is a URI reference: percent-decoded once, it is the file's path.
+            (table.join(common::unescape(add["path"].as_str().unwrap())), stats["numRecords"].as_u64().unwrap())
         })
         .collect()
 }
@@ -443,4 +444,118 @@ fn table_state_finds_tables_under_date_folders_and_odd_schemas_fail_at_their_lin
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("line 1") && r.stderr.contains(r#""t""#), "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {}", r.stderr);
+}
+
+/// `partition_by`: each file in one `column=value` folder per partition column (values escaped
+/// in ASCII, as delta-rs writes them), its `add` carrying the values the readers use, typed as
+/// the protocol serializes them; the table's partitioning cannot change afterwards.
+#[test]
+fn partitioned_tables_name_each_file_by_its_partition_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"partition_by": ["name", "at:day"]}));
+    let names =
+        [json!("a/b"), json!("東京"), json!(""), Value::Null, json!("x%y"), json!("__HIVE_DEFAULT_PARTITION__")];
+    let ats = [json!("2024-01-05T23:30:00-02:00"), json!("2024-01-05T01:00:00Z"), Value::Null];
+    let mut input = vec![schema("users", None)];
+    let mut id = 0;
+    for name in &names {
+        for at in &ats {
+            id += 1;
+            input.push(record("users", json!({"id": id, "name": name, "at": at})));
+        }
+    }
+    input.push(state(json!({"done": true})));
+    let r = run(&cfg, &lines(&input));
+    assert_eq!((r.code, r.stdout.clone()), (0, vec![r#"{"done":true}"#.to_string()]), "{}", r.stderr);
+
+    let users = dir.path().join("users");
+    let log = log(&users);
+    let metadata = log[&0].iter().find_map(|a| a.get("metaData")).unwrap();
+    assert_eq!(metadata["partitionColumns"], json!(["name", "at_day"]));
+    let table_schema: Value = serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
+    let at_day = table_schema["fields"].as_array().unwrap().iter().find(|f| f["name"] == "at_day").unwrap();
+    assert_eq!((&at_day["type"], &at_day["nullable"]), (&json!("date"), &json!(true)));
+
+    let mut seen = Vec::new();
+    for add in log.values().flatten().filter_map(|a| a.get("add")) {
+        let path = common::unescape(add["path"].as_str().unwrap());
+        assert!(path.is_ascii() && !path.contains('~'), "{path}");
+        let values = &add["partitionValues"];
+        let folder = |v: &Value| match v.as_str() {
+            None => "__HIVE_DEFAULT_PARTITION__".to_string(),
+            // The marker's own text has its two leading `_` escaped, so it is not null.
+            Some(text) => text
+                .bytes()
+                .enumerate()
+                .map(|(i, b)| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' => char::from(b).to_string(),
+                    b'_' if text != "__HIVE_DEFAULT_PARTITION__" || i > 1 => "_".into(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect(),
+        };
+        let want = format!("name={}/at_day={}/", folder(&values["name"]), folder(&values["at_day"]));
+        assert!(path.starts_with(&want), "{path} is in the folders of its values {values}");
+        let file = users.join(&path);
+        for row in rows_of(&file) {
+            let name = row["name"].as_str().filter(|n| !n.is_empty());
+            assert_eq!(values["name"].as_str(), name, "row {row} is in the partition of its name");
+            let day = row["at"].as_str().map(|at| at[..10].to_string());
+            assert_eq!(values["at_day"].as_str().map(str::to_string), day, "row {row}: at_day is at's UTC date");
+            seen.push(row["id"].as_i64().unwrap());
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=id).collect::<Vec<_>>(), "every record once");
+
+    // The table's partitioning cannot change: refused before anything is written.
+    let before = log.clone();
+    let other = config(dir.path(), json!({"partition_by": ["name"]}));
+    let r = run(&other, &lines(&[schema("users", None), record("users", json!({"id": 99})), state(json!({"s": 2}))]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"partitioned by ["name", "at_day"]"#), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert_eq!(self::log(&users), before, "the table is unchanged");
+
+    // A stream without the field, or with a field that cannot partition, fails at its SCHEMA line.
+    for (schema_line, says) in [
+        (schema("users", None).replace(r#""name""#, r#""label""#), r#"no top-level field "name""#),
+        (
+            schema("users", None)
+                .replace(r#""name":{"type":["null","string"]}"#, r#""name":{"type":["null","number"]}"#),
+            "cannot partition",
+        ),
+    ] {
+        let r = run(&cfg, &lines(&[state(json!({"s": 0})), schema_line, record("users", json!({"id": 100}))]));
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("line 2") && r.stderr.contains(says), "{}", r.stderr);
+        assert_eq!(self::log(&users), before);
+    }
+    // Partitions are a table's: with plain files, key_template says where files go.
+    let files = json!({"local_path": dir.path(), "partition_by": ["name"]});
+    let r = run(&files, "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("setting `partition_by`") && r.stderr.contains("key_template"), "{}", r.stderr);
+}
+
+/// The rows of one data file as JSON (`at` as its UTC text).
+fn rows_of(file: &Path) -> Vec<Value> {
+    use arrow_array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for batch in reader.build().unwrap() {
+        let batch = batch.unwrap();
+        let id = batch.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
+        let name = batch.column_by_name("name").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        let at = batch.column_by_name("at").unwrap();
+        let at = at.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        for row in 0..batch.num_rows() {
+            let time = (!at.is_null(row)).then(|| {
+                chrono::DateTime::from_timestamp_micros(at.value(row)).unwrap().format("%Y-%m-%dT%H:%M:%S").to_string()
+            });
+            out.push(json!({"id": id.value(row), "name": (!name.is_null(row)).then(|| name.value(row)), "at": time}));
+        }
+    }
+    out
 }

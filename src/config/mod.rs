@@ -76,6 +76,7 @@ mod raw;
 mod s3;
 pub mod settings;
 mod sources;
+mod table;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -84,6 +85,7 @@ pub use raw::{EndpointUrl, LogConfig, RawConfig, StreamOverride};
 pub use s3::{check_bucket_name, redact_url};
 pub use settings::{LogFormat, LogLevel};
 pub use sources::{Merged, Source, canonical, merge_sources, read_env, unknown_env_vars};
+pub use table::{Granularity, Partition, TableOptions};
 
 /// `must be one of a, b, c, got "x"`: the one wording of a bad enumerated value.
 pub fn one_of_message(names: &[&str], got: &str) -> String {
@@ -382,16 +384,6 @@ pub struct Config {
     pub allow_overwrite: bool,
     /// `table_format: delta`: each stream's files are committed to its Delta table.
     pub table: Option<TableOptions>,
-}
-
-/// The Delta Lake settings (`table_format: delta`).
-#[derive(Clone, Debug)]
-pub struct TableOptions {
-    /// `prefix` + `table_path`: a stream's table folder (rendered without a record).
-    pub table_path: KeyTemplate,
-    pub pipeline_id: String,
-    pub commit_interval: Duration,
-    pub checkpoint_interval: u64,
 }
 
 /// How one stream's files are named and written.

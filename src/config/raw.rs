@@ -76,6 +76,7 @@ pub struct RawConfig {
     pub unparseable_values: UnparseableValues,
     pub table_format: TableFormat,
     pub table_path: String,
+    pub partition_by: Vec<String>,
     pub pipeline_id: String,
     pub commit_interval_seconds: u64,
     pub checkpoint_interval: u64,
@@ -243,6 +244,7 @@ fn check_kind(setting: &Setting, value: &Value) -> Result<(), ConfigError> {
         Kind::Integer => value.is_u64(),
         Kind::Boolean => value.is_boolean(),
         Kind::Object => value.is_object(),
+        Kind::Array => value.as_array().is_some_and(|items| items.iter().all(Value::is_string)),
     };
     if fits {
         return Ok(());
@@ -254,6 +256,7 @@ fn check_kind(setting: &Setting, value: &Value) -> Result<(), ConfigError> {
         (Kind::Integer, _) => "an integer",
         (Kind::Boolean, _) => "true or false",
         (Kind::Object, _) => "a JSON object",
+        (Kind::Array, _) => "a JSON array of strings",
     };
     let got = if setting.secret {
         format!("{} (the value is not shown: the setting is secret)", type_name(value))
@@ -384,6 +387,7 @@ mod tests {
                         Kind::Integer => value.is_u64(),
                         Kind::Boolean => value.is_boolean(),
                         Kind::Object => value.is_object(),
+                        Kind::Array => value.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
                     };
                     assert!(fits, "{} accepted {value}", s.name);
                     continue;

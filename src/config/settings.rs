@@ -129,6 +129,7 @@ pub enum Kind {
     Integer,
     Boolean,
     Object,
+    Array,
 }
 
 impl Kind {
@@ -138,6 +139,7 @@ impl Kind {
             Kind::Integer => "integer",
             Kind::Boolean => "boolean",
             Kind::Object => "object",
+            Kind::Array => "array",
         }
     }
 }
@@ -292,6 +294,8 @@ pub static SETTINGS: &[Setting] = &[
         .allowed(TableFormat::NAMES),
     s("table_path", String, Some("\"{stream}\""),
       "`table_format: delta`: folder of each stream's table, relative to `prefix`. Must name the stream (`{stream}`, `{stream_id}`) and may use job variables and load-time macros, but no per-file or record macros."),
+    s("partition_by", Array, Some("[]"),
+      "`table_format: delta`: the table's partition columns, as a list of top-level record fields (string, integer, boolean or date columns), each optionally with a granularity for a date-time field: `[\"country\", \"updated_at:day\"]`. `FIELD:year|month|day|hour` adds the partition column `FIELD_year` (long), `FIELD_month` (`2024-01`), `FIELD_day` (date) or `FIELD_hour` (`2024-01-05T13`), taken in UTC. Every stream must have the fields. Files go to `FIELD=value/` folders; null, missing and empty values to `__HIVE_DEFAULT_PARTITION__`."),
     s("pipeline_id", String, Some("\"target-s3\""),
       "`table_format: delta`: the `appId` of the Delta application transaction (`txn`) every commit carries, and the name `--table-state` looks for. Give each pipeline that writes into the same tables its own id."),
     s("commit_interval_seconds", Integer, Some("60"),

@@ -143,6 +143,14 @@ pub fn read_env(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Valu
                     Ok(Value::Object(object)) => Value::Object(object),
                     _ => return Err(bad("a JSON object")),
                 },
+                // Meltano passes arrays as JSON; a plain `a,b` list is accepted too.
+                Kind::Array => match serde_json::from_str(&text) {
+                    Ok(Value::Array(items)) if items.iter().all(Value::is_string) => Value::Array(items),
+                    Ok(_) => return Err(bad("a JSON array of strings or a comma-separated list")),
+                    Err(_) => Value::Array(
+                        text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect(),
+                    ),
+                },
             };
             map.insert(setting.name.to_string(), value);
             found = Some(env_name);

@@ -76,6 +76,12 @@ impl RawConfig {
             VersionMode::Metadata => false,
             VersionMode::Folder => true,
         };
+        if !self.partition_by.is_empty() && self.table_format == TableFormat::None {
+            return Err(invalid(
+                "partition_by",
+                "is for table_format delta; for files, put `{record.FIELD}` folders in key_template (e.g. `{stream}/country={record.country}/{part}.jsonl`)".into(),
+            ));
+        }
         if self.hard_delete && !version_folders {
             return Err(invalid(
                 "hard_delete",
@@ -87,16 +93,18 @@ impl RawConfig {
             TableFormat::Delta => Some(self.table_options(&options, version_folders)?),
         };
         let table_files;
-        let (key_template, format) = if table.is_some() {
-            // Data files live in their table's folder; only the log makes them part of it.
-            table_files = format!("{}/part-{{part}}-{{uuid}}.parquet", self.table_path.trim_end_matches('/'));
+        let (key_template, format) = if let Some(table) = &table {
+            table_files = table.data_key_template(&self.table_path);
             (table_files.as_str(), Format::Parquet)
         } else if version_folders && self.key_template == settings::DEFAULT_KEY_TEMPLATE {
             (settings::DEFAULT_VERSIONED_KEY_TEMPLATE, self.format)
         } else {
             (self.key_template.as_str(), self.format)
         };
-        let output = self.output(key_template, format, self.compression, self.compression_level, &options)?;
+        let mut output = self.output(key_template, format, self.compression, self.compression_level, &options)?;
+        if table.is_some() {
+            output.key = output.key.with_ascii_values();
+        }
         let key_setting = if table.is_some() { "table_path" } else { "key_template" };
         self.check_unique(&output.key, key_setting, true, utc)?;
         let dead_letter = match self.invalid_records {
@@ -305,70 +313,6 @@ impl RawConfig {
             hard_delete: self.hard_delete,
             allow_overwrite: self.allow_overwrite,
             table,
-        })
-    }
-
-    /// `table_format: delta`: the table settings, and the file settings it cannot be combined
-    /// with (a table is Parquet in one folder per stream; versions are not folders).
-    fn table_options(
-        &self,
-        options: &ParseOptions<'_>,
-        version_folders: bool,
-    ) -> Result<super::TableOptions, ConfigError> {
-        if !cfg!(feature = "delta") {
-            return Err(invalid(
-                "table_format",
-                "this build of target-s3 has no Delta Lake support (built without the `delta` feature); install the release wheel or binary (`pip install target-s3-rs`), or build with `cargo build --release --features delta`".into(),
-            ));
-        }
-        if !matches!(self.format, Format::Jsonl | Format::Parquet) {
-            return Err(invalid(
-                "format",
-                format!(
-                    "is {}, but table_format delta writes Parquet: set format to parquet or leave it unset",
-                    self.format
-                ),
-            ));
-        }
-        if self.key_template != settings::DEFAULT_KEY_TEMPLATE {
-            return Err(invalid("key_template", "is not used with table_format delta: set table_path instead".into()));
-        }
-        if self.stream_overrides.as_ref().is_some_and(|o| !o.is_empty()) {
-            return Err(invalid("stream_overrides", "cannot be combined with table_format delta".into()));
-        }
-        if version_folders || self.hard_delete {
-            return Err(invalid(
-                "activate_version_mode",
-                "folder (and hard_delete) cannot be combined with table_format delta: a table has no version folders"
-                    .into(),
-            ));
-        }
-        if self.allow_overwrite {
-            return Err(invalid("allow_overwrite", "cannot be combined with table_format delta".into()));
-        }
-        let table_path = KeyTemplate::parse(&self.prefix, &self.table_path, options)
-            .map_err(|e| invalid("table_path", e.message))?;
-        if !table_path.is_table_folder() {
-            return Err(invalid(
-                "table_path",
-                "may not use per-file macros ({part}, {uuid}, {cursor}, {table_version}) or record macros: a stream's table is one folder".into(),
-            ));
-        }
-        let pipeline_id = self.pipeline_id.trim();
-        if pipeline_id.is_empty() {
-            return Err(invalid("pipeline_id", "must not be empty".into()));
-        }
-        if self.commit_interval_seconds == 0 {
-            return Err(invalid("commit_interval_seconds", "must be at least 1".into()));
-        }
-        if self.checkpoint_interval == 0 {
-            return Err(invalid("checkpoint_interval", "must be at least 1".into()));
-        }
-        Ok(super::TableOptions {
-            table_path,
-            pipeline_id: pipeline_id.to_string(),
-            commit_interval: Duration::from_secs(self.commit_interval_seconds),
-            checkpoint_interval: self.checkpoint_interval,
         })
     }
 

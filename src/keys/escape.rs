@@ -92,6 +92,48 @@ pub fn push_escaped(key: &mut String, value: &str) {
     }
 }
 
+/// [`push_escaped`] with every non-ASCII byte escaped as well (`東` as `%E6%9D%B1`), as
+/// delta-rs and Spark write partition folders: Delta readers find a partition's files by the
+/// log's path, and `object_store` (polars) cannot address a key with raw non-ASCII text.
+/// Values are never cut here; a long folder is cut by [`fit_segments`] (`~` and a hash).
+pub fn push_escaped_ascii(key: &mut String, value: &str) {
+    if value.is_empty() {
+        return push_null(key);
+    }
+    let looks_null = value == NULL_VALUE;
+    let segment_start = at_segment_start(key);
+    for (i, b) in value.bytes().enumerate() {
+        let kept = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        if !kept || (i == 0 && segment_start && matches!(b, b'_' | b'.')) || (looks_null && i < 2) {
+            let _ = write!(key, "%{b:02X}");
+        } else {
+            key.push(char::from(b));
+        }
+    }
+}
+
+/// The value [`push_escaped_ascii`] wrote as `text`; `None` if it is not such a value (a `~`
+/// marks a folder [`fit_segments`] cut to a hash).
+pub fn unescape_ascii(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
+                i += 3;
+            }
+            b'~' => return None,
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Cuts every path segment longer than [`MAX_SEGMENT_BYTES`] (a file name built from several
 /// long values) to a prefix and `~` plus a SHA-256 of the whole segment, so the key is the same
 /// on S3 and in a local folder and distinct keys stay distinct.

@@ -13,9 +13,11 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use escape::{MAX_SEGMENT_BYTES, NULL_VALUE, fit_segments, fnv1a, push_escaped, push_null};
+pub use escape::{
+    MAX_SEGMENT_BYTES, NULL_VALUE, fit_segments, fnv1a, push_escaped, push_escaped_ascii, push_null, unescape_ascii,
+};
 pub use macros::{FieldPath, JOB_VARIABLES, MACROS, MacroSpec, MacroStyle, RECORD_MACRO_DOC, is_builtin};
 pub use object_key::{KeyError, ObjectKey, check_key};
 pub use registry::KeyRegistry;
 pub use render::{FileContext, KeyShape, PART_MARK, RenderedKey, RunContext};
-pub use template::{KeyTemplate, ParseOptions, TemplateError, Uniqueness};
+pub use template::{KeyTemplate, ParseOptions, TemplateError, Uniqueness, ValueEscaping};

@@ -6,8 +6,9 @@ use std::fmt::Write;
 use chrono::DateTime;
 use chrono_tz::Tz;
 
-use super::escape::{fnv1a, push_escaped, push_escaped_path, push_null};
+use super::escape::{fnv1a, push_escaped, push_escaped_ascii, push_escaped_path, push_null};
 use super::macros::{FieldPath, Macro, MacroStyle};
+use super::template::ValueEscaping;
 use super::template::{KeyTemplate, Segment};
 use crate::json::{find_field, parse_date_time};
 
@@ -82,7 +83,7 @@ impl KeyTemplate {
                 // The separator goes first, so no value is escaped as if it started a folder:
                 // the partition only groups records; keys are rendered in their own context.
                 out.push('\u{0}');
-                render_record_macro(kind, format.as_deref(), record, partition_date_field, run, out);
+                render_record_macro(kind, format.as_deref(), record, partition_date_field, run, self.values, out);
             }
         }
     }
@@ -200,14 +201,14 @@ impl KeyTemplate {
                 Macro::JobVar(_) => Ok(()), // resolved to a fixed value at parse time
                 Macro::Cursor(fixed) => {
                     match file.cursor {
-                        Some(raw) => push_value(&mut key, raw, fixed.or(format)),
+                        Some(raw) => push_value(&mut key, raw, fixed.or(format), ValueEscaping::Hive),
                         None => push_null(&mut key),
                     }
                     Ok(())
                 }
                 Macro::Record(_) | Macro::PartitionDate(_) => {
                     let record = file.record.unwrap_or("{}");
-                    render_record_macro(kind, format, record, file.partition_date_field, run, &mut key);
+                    render_record_macro(kind, format, record, file.partition_date_field, run, self.values, &mut key);
                     Ok(())
                 }
             };
@@ -285,11 +286,12 @@ fn render_record_macro(
     record: &str,
     partition_date_field: Option<&FieldPath>,
     run: &RunContext,
+    escaping: ValueEscaping,
     out: &mut String,
 ) {
     match kind {
         Macro::Record(path) => match find_field(record, path) {
-            Some(raw) => push_value(out, raw.get(), format),
+            Some(raw) => push_value(out, raw.get(), format, escaping),
             None => push_null(out),
         },
         Macro::PartitionDate(fmt) => match partition_date_field {
@@ -297,7 +299,7 @@ fn render_record_macro(
                 let _ = write!(out, "{}", run.now.format(fmt));
             }
             Some(path) => match find_field(record, path) {
-                Some(raw) => push_value(out, raw.get(), Some(fmt)),
+                Some(raw) => push_value(out, raw.get(), Some(fmt), escaping),
                 None => push_null(out),
             },
         },
@@ -307,7 +309,18 @@ fn render_record_macro(
 
 /// Writes a record value into a key: strings unquoted, dates through `format` (whose `/` make
 /// folders on purpose), everything escaped by [`push_escaped`].
-fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
+fn push_value(out: &mut String, raw: &str, format: Option<&str>, escaping: ValueEscaping) {
+    let push = |out: &mut String, text: &str| match escaping {
+        ValueEscaping::Hive => push_escaped_path(out, text),
+        ValueEscaping::HiveAscii => {
+            for (i, part) in text.split('/').enumerate() {
+                if i > 0 {
+                    out.push('/');
+                }
+                push_escaped_ascii(out, part);
+            }
+        }
+    };
     if raw == "null" {
         push_null(out);
         return;
@@ -321,12 +334,13 @@ fn push_value(out: &mut String, raw: &str, format: Option<&str>) {
         raw.into()
     };
     match format {
+        None if escaping == ValueEscaping::HiveAscii => push_escaped_ascii(out, &text),
         None => push_escaped(out, &text),
         Some(fmt) => match parse_date_time(&text) {
             Some(dt) => {
                 let mut rendered = String::new();
                 match write!(rendered, "{}", dt.format(fmt)) {
-                    Ok(()) => push_escaped_path(out, &rendered),
+                    Ok(()) => push(out, &rendered),
                     Err(_) => push_null(out), // checked at parse time; never panics
                 }
             }

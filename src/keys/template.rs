@@ -49,6 +49,19 @@ pub(super) enum Segment {
 pub struct KeyTemplate {
     pub(super) segments: Vec<Segment>,
     pub(super) style: MacroStyle,
+    /// How record values are written (see [`ValueEscaping`]).
+    pub(super) values: ValueEscaping,
+}
+
+/// How a template writes record values into keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ValueEscaping {
+    /// Hive's `%XX` escaping, letters of every script kept ([`super::push_escaped`]).
+    #[default]
+    Hive,
+    /// The same, non-ASCII bytes escaped too ([`super::push_escaped_ascii`]): Delta partition
+    /// folders, as delta-rs and Spark write them.
+    HiveAscii,
 }
 
 /// What makes the keys of a template differ, for the start-up uniqueness check.
@@ -63,6 +76,12 @@ pub struct Uniqueness {
 }
 
 impl KeyTemplate {
+    /// The same template writing record values in ASCII ([`ValueEscaping::HiveAscii`]).
+    pub fn with_ascii_values(mut self) -> Self {
+        self.values = ValueEscaping::HiveAscii;
+        self
+    }
+
     /// Parses `prefix` and `template`; the prefix is a folder (a `/` joins the two). Whether the
     /// keys are unique is the caller's question ([`KeyTemplate::uniqueness`]).
     pub fn parse(prefix: &str, template: &str, options: &ParseOptions<'_>) -> Result<KeyTemplate, TemplateError> {
@@ -77,7 +96,7 @@ impl KeyTemplate {
             return Err(TemplateError { setting: "key_template".into(), message: "must not be empty".into() });
         }
         segments.extend(template_segments);
-        Ok(KeyTemplate { segments, style: options.style })
+        Ok(KeyTemplate { segments, style: options.style, values: ValueEscaping::Hive })
     }
 
     fn uses(&self, pred: impl Fn(&Macro) -> bool) -> bool {
@@ -159,7 +178,7 @@ impl KeyTemplate {
         if !fixed || !stream_folder || !whole_folder(at) {
             return None;
         }
-        Some(KeyTemplate { segments: self.segments[..at].to_vec(), style: self.style })
+        Some(KeyTemplate { segments: self.segments[..at].to_vec(), style: self.style, values: self.values })
     }
 
     fn version_at(&self) -> Option<usize> {

@@ -85,10 +85,12 @@ impl Run<'_, '_> {
     /// A SCHEMA arrived: its columns must make a Delta schema (no two names alike but for
     /// case), found at its line rather than at the commit.
     pub(super) fn check_table_schema(&self, stream: &str) -> Result<(), Error> {
-        let (Some(_), Some(schema)) = (self.delta.as_ref(), self.router.schema_of(stream)) else { return Ok(()) };
-        crate::table::to_delta(&self.router.arrow_schema(schema)).map(|_| ()).map_err(|e| {
-            self.input_error(Some(stream), InputErrorKind::SchemaUnwritable(format!("as a Delta table, {e}")))
-        })
+        let (Some(delta), Some(schema)) = (self.delta.as_ref(), self.router.schema_of(stream)) else { return Ok(()) };
+        let columns = self.router.arrow_schema(schema);
+        crate::table::to_delta(&columns)
+            .map_err(|e| format!("as a Delta table, {e}"))
+            .and_then(|_| crate::table::check_partitions(delta.tables.partitions(), &columns))
+            .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaUnwritable(e)))
     }
 
     /// Commits the durable files to their tables when it is time: at the end of input

@@ -11,6 +11,7 @@
 //! rounds. The Delta protocol itself (log, conflict checks and retries, checkpoints) is
 //! delta-rs's: this module decides what goes into a commit and when.
 
+mod partition;
 mod schema;
 mod store;
 
@@ -31,6 +32,7 @@ use crate::config::{Config, TableOptions};
 use crate::error::TableError;
 use store::TableStore;
 
+pub use partition::check as check_partitions;
 pub use schema::to_delta;
 
 /// Commit attempts of one table when another writer keeps winning the race for its versions
@@ -63,7 +65,9 @@ struct Table {
 /// A durable data file not yet in its table.
 struct Pending {
     id: FileId,
-    name: String,
+    /// Inside the table: its partition folders and file name.
+    path: String,
+    partition_values: HashMap<String, Option<String>>,
     bytes: u64,
     records: u64,
     /// The columns its records were written with.
@@ -101,7 +105,9 @@ impl Tables {
         stream: &str,
         schema: Arc<Schema>,
     ) -> Result<(), TableError> {
-        let (folder, name) = key.rsplit_once('/').unwrap_or(("", key));
+        let located = partition::locate(key, &self.options.partitions, &schema)
+            .map_err(|e| TableError::new(key.rsplit_once('/').map_or("", |(f, _)| f), e))?;
+        let folder = located.folder;
         if folder.contains('%') || !folder.is_ascii() {
             // delta-rs (and Hadoop paths) decode `%` escapes in a table's location, so a
             // folder named `a%20b` would be read as `a b`: its log and its files would part.
@@ -127,13 +133,24 @@ impl Tables {
                 ),
             ));
         }
-        table.files.push(Pending { id, name: name.to_string(), bytes, records, schema });
+        table.files.push(Pending {
+            id,
+            path: located.path.to_string(),
+            partition_values: located.values,
+            bytes,
+            records,
+            schema,
+        });
         Ok(())
     }
 
     /// Files durable but not committed yet (they still hold STATE back).
     pub fn pending(&self) -> Vec<FileId> {
         self.tables.values().flat_map(|t| t.files.iter().map(|f| f.id)).collect()
+    }
+
+    pub fn partitions(&self) -> &[crate::config::Partition] {
+        &self.options.partitions
     }
 
     pub fn has_pending(&self) -> bool {
@@ -181,7 +198,7 @@ impl Tables {
         let result = runtime.block_on(async {
             let mut plans = Vec::new();
             for (folder, table, files) in round.iter_mut() {
-                plans.push(plan(store, folder, table, files).await?);
+                plans.push(plan(store, folder, table, files, &options.partitions).await?);
             }
             let commits = round.iter_mut().zip(plans).map(|((folder, table, files), columns)| {
                 let mut info = info.clone();
@@ -190,6 +207,7 @@ impl Tables {
                     folder,
                     pipeline_id: &options.pipeline_id,
                     checkpoint_interval: options.checkpoint_interval,
+                    partition_columns: options.partitions.iter().map(|p| p.column.clone()).collect(),
                     txn,
                     info,
                     columns,
@@ -218,6 +236,7 @@ async fn plan(
     folder: &str,
     table: &mut Table,
     files: &[Pending],
+    partitions: &[crate::config::Partition],
 ) -> Result<StructType, TableError> {
     let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
     if table.delta.is_none() {
@@ -228,7 +247,18 @@ async fn plan(
     if delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
         if delta.version().is_none() { delta.load().await } else { delta.update_state().await }
             .map_err(|e| error(&e))?;
-        columns = Some(delta.snapshot().map_err(|e| error(&e))?.schema().as_ref().clone());
+        let snapshot = delta.snapshot().map_err(|e| error(&e))?;
+        let partitioned_by = snapshot.metadata().partition_columns();
+        if !partitioned_by.iter().eq(partitions.iter().map(|p| &p.column)) {
+            return Err(TableError::new(
+                folder,
+                format!(
+                    "the table is partitioned by {partitioned_by:?}, but partition_by gives {:?}; a table's partition columns cannot change (point table_path at a new table)",
+                    partitions.iter().map(|p| p.column.as_str()).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        columns = Some(snapshot.schema().as_ref().clone());
     }
     for file in files {
         let next = schema::to_delta(&file.schema).map_err(|e| TableError::new(folder, e))?;
@@ -239,7 +269,14 @@ async fn plan(
             }
         });
     }
-    columns.ok_or_else(|| TableError::new(folder, "no files to commit".into()))
+    let mut columns = columns.ok_or_else(|| TableError::new(folder, "no files to commit".into()))?;
+    // A new table: the partition columns cut to a granularity are in no file.
+    let derived: Vec<_> =
+        partition::derived_columns(partitions).filter(|c| columns.field(c.name()).is_none()).collect();
+    if !derived.is_empty() {
+        columns = StructType::try_new(columns.fields().cloned().chain(derived)).map_err(|e| error(&e))?;
+    }
+    Ok(columns)
 }
 
 /// One table's commit.
@@ -247,6 +284,7 @@ struct Commit<'a> {
     folder: &'a str,
     pipeline_id: &'a str,
     checkpoint_interval: u64,
+    partition_columns: Vec<String>,
     txn: i64,
     info: serde_json::Value,
     /// The table's columns after this commit.
@@ -267,8 +305,9 @@ impl Commit<'_> {
             .iter()
             .map(|f| {
                 Action::Add(Add {
-                    path: f.name.clone(),
-                    partition_values: HashMap::new(),
+                    // Written URI-encoded by delta-rs (`%` as `%25`), as the protocol asks.
+                    path: f.path.clone(),
+                    partition_values: f.partition_values.clone(),
                     size: f.bytes as i64,
                     modification_time: self.now,
                     data_change: true,
@@ -291,6 +330,7 @@ impl Commit<'_> {
             let created = CreateBuilder::new()
                 .with_log_store(delta.log_store())
                 .with_columns(self.columns.fields().cloned())
+                .with_partition_columns(self.partition_columns.clone())
                 .with_configuration_property(
                     TableProperty::CheckpointInterval,
                     Some(self.checkpoint_interval.to_string()),
@@ -328,7 +368,11 @@ impl Commit<'_> {
                     actions.push(Action::Metadata(snapshot.metadata().clone().with_schema(&evolved)?));
                 }
                 actions.extend(self.adds(files));
-                let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+                let operation = DeltaOperation::Write {
+                    mode: SaveMode::Append,
+                    partition_by: Some(self.partition_columns.clone()).filter(|c| !c.is_empty()),
+                    predicate: None,
+                };
                 let done = CommitBuilder::from(self.properties())
                     .with_actions(actions)
                     .build(Some(snapshot), delta.log_store(), operation)

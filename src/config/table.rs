@@ -1,0 +1,184 @@
+//! `table_format: delta`: the table settings (`table_path`, `partition_by`, commits), checked
+//! once at start-up, and the file settings a table cannot be combined with.
+
+use std::time::Duration;
+
+use super::RawConfig;
+use super::settings::{self, Format};
+use crate::error::ConfigError;
+use crate::keys::{KeyTemplate, ParseOptions};
+
+/// The Delta Lake settings.
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    /// `prefix` + `table_path`: a stream's table folder (rendered without a record).
+    pub table_path: KeyTemplate,
+    /// The table's partition columns, in folder order.
+    pub partitions: Vec<Partition>,
+    pub pipeline_id: String,
+    pub commit_interval: Duration,
+    pub checkpoint_interval: u64,
+}
+
+/// One entry of `partition_by`: a Delta partition column and the record field it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// The top-level record field.
+    pub field: String,
+    /// The table's column: the field itself, or `FIELD_granularity` for a date-time field cut
+    /// to a granularity (a column of its own, so the field keeps its full value).
+    pub column: String,
+    pub granularity: Option<Granularity>,
+}
+
+choice! {
+    /// How finely a date-time field partitions a table (`partition_by: ["updated_at:day"]`).
+    pub enum Granularity {
+        Year = "year",
+        Month = "month",
+        Day = "day",
+        Hour = "hour",
+    }
+}
+
+impl Granularity {
+    /// The partition value's text, from the field's value in UTC: what Delta readers parse for
+    /// the column's type ([`Granularity::is_integer`], a date, or text).
+    pub fn format(self) -> &'static str {
+        match self {
+            Granularity::Year => "%Y",
+            Granularity::Month => "%Y-%m",
+            Granularity::Day => "%Y-%m-%d",
+            Granularity::Hour => "%Y-%m-%dT%H",
+        }
+    }
+}
+
+impl Partition {
+    /// `FIELD` or `FIELD:GRANULARITY`.
+    fn parse(entry: &str) -> Result<Partition, String> {
+        let (field, granularity) = match entry.rsplit_once(':') {
+            Some((field, g)) => {
+                let g = Granularity::from_name(g).ok_or_else(|| {
+                    format!("{entry:?}: the granularity after `:` must be one of {}", Granularity::NAMES.join(", "))
+                })?;
+                (field, Some(g))
+            }
+            None => (entry, None),
+        };
+        // Partition folders are `column=value`: a name that needs no escaping, and not hidden.
+        if field.is_empty() || field.starts_with('_') || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(format!(
+                "{entry:?}: a partition field must be a top-level field named with ASCII letters, digits and `_`, not starting with `_`"
+            ));
+        }
+        let column = match granularity {
+            Some(g) => format!("{field}_{g}"),
+            None => field.to_string(),
+        };
+        Ok(Partition { field: field.to_string(), column, granularity })
+    }
+
+    /// The folder of a file's partition: `column={record.field}` (or with the granularity's
+    /// format), rendered and escaped as every key value is.
+    fn folder_template(&self) -> String {
+        match self.granularity {
+            Some(g) => format!("{}={{record.{}:{}}}", self.column, self.field, g.format()),
+            None => format!("{}={{record.{}}}", self.column, self.field),
+        }
+    }
+}
+
+impl TableOptions {
+    /// The key template of the data files: in their table's folder (only the log makes them
+    /// part of it), under one folder per partition column.
+    pub fn data_key_template(&self, table_path: &str) -> String {
+        let mut key = table_path.trim_end_matches('/').to_string();
+        for p in &self.partitions {
+            key.push('/');
+            key.push_str(&p.folder_template());
+        }
+        key.push_str("/part-{part}-{uuid}.parquet");
+        key
+    }
+}
+
+fn invalid(setting: &str, message: String) -> ConfigError {
+    ConfigError::Invalid { setting: setting.into(), message }
+}
+
+impl RawConfig {
+    /// The table settings, and the file settings they cannot be combined with (a table is
+    /// Parquet in one folder per stream; versions are not folders).
+    pub(super) fn table_options(
+        &self,
+        options: &ParseOptions<'_>,
+        version_folders: bool,
+    ) -> Result<TableOptions, ConfigError> {
+        if !cfg!(feature = "delta") {
+            return Err(invalid(
+                "table_format",
+                "this build of target-s3 has no Delta Lake support (built without the `delta` feature); install the release wheel or binary (`pip install target-s3-rs`), or build with `cargo build --release --features delta`".into(),
+            ));
+        }
+        if !matches!(self.format, Format::Jsonl | Format::Parquet) {
+            return Err(invalid(
+                "format",
+                format!(
+                    "is {}, but table_format delta writes Parquet: set format to parquet or leave it unset",
+                    self.format
+                ),
+            ));
+        }
+        if self.key_template != settings::DEFAULT_KEY_TEMPLATE {
+            return Err(invalid("key_template", "is not used with table_format delta: set table_path instead".into()));
+        }
+        if self.stream_overrides.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(invalid("stream_overrides", "cannot be combined with table_format delta".into()));
+        }
+        if version_folders || self.hard_delete {
+            return Err(invalid(
+                "activate_version_mode",
+                "folder (and hard_delete) cannot be combined with table_format delta: a table has no version folders"
+                    .into(),
+            ));
+        }
+        if self.allow_overwrite {
+            return Err(invalid("allow_overwrite", "cannot be combined with table_format delta".into()));
+        }
+        let table_path = KeyTemplate::parse(&self.prefix, &self.table_path, options)
+            .map_err(|e| invalid("table_path", e.message))?;
+        if !table_path.is_table_folder() {
+            return Err(invalid(
+                "table_path",
+                "may not use per-file macros ({part}, {uuid}, {cursor}, {table_version}) or record macros: a stream's table is one folder".into(),
+            ));
+        }
+        let mut partitions: Vec<Partition> = Vec::new();
+        for entry in &self.partition_by {
+            let p = Partition::parse(entry).map_err(|e| invalid("partition_by", e))?;
+            if partitions.iter().any(|q| q.column == p.column) {
+                return Err(invalid("partition_by", format!("names the column {:?} twice", p.column)));
+            }
+            partitions.push(p);
+        }
+        let pipeline_id = self.pipeline_id.trim();
+        if pipeline_id.is_empty() {
+            return Err(invalid("pipeline_id", "must not be empty".into()));
+        }
+        if self.commit_interval_seconds == 0 {
+            return Err(invalid("commit_interval_seconds", "must be at least 1".into()));
+        }
+        if self.checkpoint_interval == 0 {
+            return Err(invalid("checkpoint_interval", "must be at least 1".into()));
+        }
+        Ok(TableOptions {
+            table_path,
+            partitions,
+            pipeline_id: pipeline_id.to_string(),
+            commit_interval: Duration::from_secs(self.commit_interval_seconds),
+            checkpoint_interval: self.checkpoint_interval,
+        })
+    }
+}
