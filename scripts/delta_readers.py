@@ -353,7 +353,7 @@ def concurrent_writers(env, s3, options):
 
 
 def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
-    """Loads 40,000 records (round-robin over `streams` streams) with a STATE every 250, killing
+    """Loads 40,000 records (round-robin over `streams` streams; on S3 in 5 partitions) with a STATE every 250, killing
     target-s3 at random moments and resuming from the last printed STATE (`resume="printed"`)
     or from `--table-state` (`"table"`). After each kill the records the tables already hold
     from after the resume point are counted: they are the duplicates a kill during a commit
@@ -363,7 +363,8 @@ def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
         env, client, options = s3
         bucket = f"kills-{os.getpid()}-{streams}"
         client.create_bucket(Bucket=bucket)
-        config = s3_config(env, bucket, commit_interval_seconds=1)
+        # Partitioned, so kills also land between the files of many partitions.
+        config = s3_config(env, bucket, commit_interval_seconds=1, partition_by=["part"])
         uri = lambda t: f"s3://{bucket}/{t}"  # noqa: E731
     else:
         root = os.path.join(tmp, f"killed-{streams}")
@@ -373,13 +374,13 @@ def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
     path = write_config(tmp, config)
     total, every = 40000, 250
     names = [f"k{s}" for s in range(streams)]
-    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}}}
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}, "part": {"type": "integer"}}}
     headers = [json.dumps({"type": "SCHEMA", "stream": n, "schema": schema, "key_properties": ["id"]}) for n in names]
 
     def lines_from(pos):
         out = list(headers)
         for i in range(pos, total):
-            out.append(json.dumps({"type": "RECORD", "stream": names[i % streams], "record": {"id": i, "pad": "x" * 40}}))
+            out.append(json.dumps({"type": "RECORD", "stream": names[i % streams], "record": {"id": i, "pad": "x" * 40, "part": i % 5}}))
             if i % every == every - 1:
                 out.append(json.dumps({"type": "STATE", "value": {"pos": i + 1}}))
         return out
