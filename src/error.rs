@@ -128,6 +128,8 @@ pub enum InputErrorKind {
     InvalidSchema(String),
     #[error("SCHEMA cannot be written in this stream's format: {0}")]
     SchemaUnwritable(String),
+    #[error("SCHEMA cannot be a Delta table: {0}")]
+    SchemaNotTable(String),
     #[error("record is missing key property {0:?}")]
     MissingKeyProperty(String),
     #[error("record does not match the schema: {0}")]

@@ -264,12 +264,16 @@ fn streams_that_name_one_table_and_settings_a_table_cannot_honour_are_refused() 
         assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
         assert!(r.stderr.contains(setting), "{extra}: {}", r.stderr);
     }
-    // A name that needs escaping cannot be a Delta location (readers decode `%`): refused,
-    // with the way out; `{stream_id}` gives such streams plain folders.
+    // A name that needs escaping cannot be a Delta location (readers decode `%`): refused at
+    // its SCHEMA line, with the way out; `{stream_id}` gives such streams plain folders.
     let odd = lines(&[schema("a b", None), record("a b", json!({"id": 1})), state(json!({"s": 1}))]);
     let r = run(&config(dir.path(), json!({})), &odd);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("{stream_id}") && r.stderr.contains(r#""a b""#), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("line 1") && r.stderr.contains("{stream_id}") && r.stderr.contains(r#""a b""#),
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.is_empty());
     let by_id = config(dir.path(), json!({"table_path": "t/{stream_id}"}));
     let unicode = run(&config(dir.path(), json!({})), &odd.replace("a b", "用户"));

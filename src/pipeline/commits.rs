@@ -82,15 +82,16 @@ impl Run<'_, '_> {
         Ok(true)
     }
 
-    /// A SCHEMA arrived: its columns must make a Delta schema (no two names alike but for
-    /// case), found at its line rather than at the commit.
+    /// A SCHEMA arrived: its table folder must be one Delta readers open, its columns must make
+    /// a Delta schema (no two names alike but for case) with the partition columns: found at
+    /// its line rather than at the commit.
     pub(super) fn check_table_schema(&self, stream: &str) -> Result<(), Error> {
         let (Some(delta), Some(schema)) = (self.delta.as_ref(), self.router.schema_of(stream)) else { return Ok(()) };
         let columns = self.router.arrow_schema(schema);
-        crate::table::to_delta(&columns)
-            .map_err(|e| format!("as a Delta table, {e}"))
+        crate::table::check_folder(&delta.tables.folder_of(stream, &self.run), stream)
+            .and_then(|_| crate::table::to_delta(&columns))
             .and_then(|_| crate::table::check_partitions(delta.tables.partitions(), &columns))
-            .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaUnwritable(e)))
+            .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))
     }
 
     /// Commits the durable files to their tables when it is time: at the end of input

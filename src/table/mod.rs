@@ -33,6 +33,7 @@ use crate::error::TableError;
 use store::TableStore;
 
 pub use partition::check as check_partitions;
+
 pub use schema::to_delta;
 
 /// Commit attempts of one table when another writer keeps winning the race for its versions
@@ -108,17 +109,7 @@ impl Tables {
         let located = partition::locate(key, &self.options.partitions, &schema)
             .map_err(|e| TableError::new(key.rsplit_once('/').map_or("", |(f, _)| f), e))?;
         let folder = located.folder;
-        if folder.contains('%') || !folder.is_ascii() {
-            // delta-rs (and Hadoop paths) decode `%` escapes in a table's location, so a
-            // folder named `a%20b` would be read as `a b`: its log and its files would part.
-            // polars 2.1 cannot open a local table whose folder name is not ASCII.
-            return Err(TableError::new(
-                folder,
-                format!(
-                    "stream {stream:?} gives a table folder that needs escaping or is not ASCII, which Delta readers cannot all open; use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
-                ),
-            ));
-        }
+        check_folder(folder, stream).map_err(|e| TableError::new(folder, e))?;
         let table = self.tables.entry(folder.to_string()).or_insert_with(|| Table {
             stream: stream.to_string(),
             delta: None,
@@ -151,6 +142,22 @@ impl Tables {
 
     pub fn partitions(&self) -> &[crate::config::Partition] {
         &self.options.partitions
+    }
+
+    /// The folder of `stream`'s table (`prefix` + `table_path`, which has no record macros).
+    pub fn folder_of(&self, stream: &str, run: &crate::keys::RunContext) -> String {
+        let file = crate::keys::FileContext {
+            stream,
+            extension: "parquet",
+            format: "parquet",
+            compression: "none",
+            stream_run_id: "",
+            record: None,
+            partition_date_field: None,
+            cursor: None,
+            table_version: None,
+        };
+        self.options.table_path.render(run, &file).with_part(0).trim_end_matches('/').to_string()
     }
 
     pub fn has_pending(&self) -> bool {
@@ -226,6 +233,19 @@ impl Tables {
         self.last_commit = Instant::now();
         Ok(round.into_iter().flat_map(|(_, _, files)| files.into_iter().map(|f| f.id)).collect())
     }
+}
+
+/// Refuses a table folder that Delta readers cannot all open: delta-rs (and Hadoop paths)
+/// decode `%` escapes in a table's location, so a folder named `a%20b` would be read as `a b`
+/// and its log and its files would part; polars 2.1 cannot open a local table whose folder name
+/// is not ASCII.
+pub fn check_folder(folder: &str, stream: &str) -> Result<(), String> {
+    if folder.contains('%') || !folder.is_ascii() {
+        return Err(format!(
+            "stream {stream:?} gives the table folder {folder:?}, which needs escaping or is not ASCII, which Delta readers cannot all open; use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
+        ));
+    }
+    Ok(())
 }
 
 /// A table's columns after a commit of `files`: its current schema (loaded, or `None` for a
