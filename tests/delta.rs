@@ -528,7 +528,8 @@ fn partitioned_tables_name_each_file_by_its_partition_values() {
         &lines(&[schema("users", None), record("users", json!({"id": 98, "name": long})), state(json!({"s": 3}))]),
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains(r#"partition column "name": a value this long"#), "{}", r.stderr);
+    assert!(r.stderr.contains(r#"Delta table `users`: stream "users": partition column "name""#), "{}", r.stderr);
+    assert!(r.stderr.contains("over 255 bytes"), "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert_eq!(self::log(&users), before, "the table is unchanged");
 
@@ -563,13 +564,17 @@ fn rows_of(file: &Path) -> Vec<Value> {
         let batch = batch.unwrap();
         let id = batch.column_by_name("id").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
         let name = batch.column_by_name("name").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        let n = batch.column_by_name("n").map(|n| n.as_any().downcast_ref::<Int64Array>().unwrap().clone());
         let at = batch.column_by_name("at").unwrap();
         let at = at.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
         for row in 0..batch.num_rows() {
             let time = (!at.is_null(row)).then(|| {
                 chrono::DateTime::from_timestamp_micros(at.value(row)).unwrap().format("%Y-%m-%dT%H:%M:%S").to_string()
             });
-            out.push(json!({"id": id.value(row), "name": (!name.is_null(row)).then(|| name.value(row)), "at": time}));
+            let n = n.as_ref().and_then(|n| (!n.is_null(row)).then(|| n.value(row)));
+            out.push(
+                json!({"id": id.value(row), "name": (!name.is_null(row)).then(|| name.value(row)), "n": n, "at": time}),
+            );
         }
     }
     out
@@ -596,16 +601,26 @@ mod partition_properties {
         ]
     }
 
+    /// An integer as JSON Schema counts them: `1.0`, `1e1` and `-0.0` are integers too.
+    fn n() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            3 => (-3i64..3).prop_map(|n| json!(n)),
+            1 => prop::sample::select(&["1.0", "1e1", "-0.0", "20.0", "-1E0"][..]).prop_map(|t| serde_json::from_str(t).unwrap()),
+            1 => Just(Value::Null),
+        ]
+    }
+
     fn at() -> impl Strategy<Value = Value> {
         prop_oneof![3 => prop::sample::select(ATS).prop_map(|a| json!(a)), 1 => Just(Value::Null)]
     }
 
-    fn input(records: &[(Value, Value, bool)]) -> String {
-        let schema = json!({"type": "SCHEMA", "stream": "t", "key_properties": ["id"], "schema": {"type": "object",
-            "properties": {"id": {"type": "integer"}, "name": {"type": ["null", "string"]}, "at": {"type": ["null", "string"], "format": "date-time"}}}});
+    fn input(records: &[(Value, Value, Value, bool)]) -> String {
+        let schema = json!({"type": "SCHEMA", "stream": "t", "key_properties": ["id"], "schema": {"type": "object", "required": ["id", "name"],
+            "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "n": {"type": ["null", "integer"]},
+                "at": {"type": ["null", "string"], "format": "date-time"}}}});
         let mut out = vec![schema.to_string()];
-        for (id, (name, at, state_after)) in records.iter().enumerate() {
-            out.push(record("t", json!({"id": id, "name": name, "at": at})));
+        for (id, (name, n, at, state_after)) in records.iter().enumerate() {
+            out.push(record("t", json!({"id": id, "name": name, "n": n, "at": at})));
             if *state_after {
                 out.push(state(json!({"at": id})));
             }
@@ -618,11 +633,11 @@ mod partition_properties {
 
         #[test]
         fn every_record_is_in_the_partition_of_its_values(
-            records in prop::collection::vec((name(), at(), prop::bool::weighted(0.2)), 1..30),
+            records in prop::collection::vec((name().prop_map(|n| if n.is_null() { json!("") } else { n }), n(), at(), prop::bool::weighted(0.2)), 1..30),
             max_records in 1u64..5,
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let cfg = config(dir.path(), json!({"partition_by": ["name", "at:hour"], "max_records_per_file": max_records,
+            let cfg = config(dir.path(), json!({"partition_by": ["name", "n", "at:hour"], "max_records_per_file": max_records,
                 "unparseable_values": "null", "run_id": "run"}));
             let config = target_s3::config::RawConfig::from_map(cfg.as_object().unwrap().clone()).unwrap().validate().unwrap();
             let (signals_tx, signals) = crossbeam_channel::unbounded::<i32>();
@@ -641,9 +656,18 @@ mod partition_properties {
                 let path = common::unescape(raw);
                 prop_assert!(path.is_ascii() && !path.contains('~'), "{path}");
                 let values = &add["partitionValues"];
+                // Each folder reads back as the log's value (polars takes values from folders).
+                for segment in path.split('/').take(3) {
+                    let (column, text) = segment.split_once('=').unwrap();
+                    let want = values[column].as_str().unwrap_or("__HIVE_DEFAULT_PARTITION__");
+                    let read = if text == "__HIVE_DEFAULT_PARTITION__" { text.to_string() } else { common::unescape(text) };
+                    prop_assert_eq!(read, want, "folder {} of {}", segment, raw);
+                }
                 for row in rows_of(&table.join(&path)) {
                     let name = row["name"].as_str().filter(|n| !n.is_empty());
                     prop_assert_eq!(values["name"].as_str(), name, "row {} in {}", row, raw);
+                    let n = row["n"].as_i64().map(|n| n.to_string());
+                    prop_assert_eq!(values["n"].as_str().map(str::to_string), n, "row {} in {}", row, raw);
                     let hour = row["at"].as_str().map(|at| at[..13].to_string());
                     prop_assert_eq!(values["at_hour"].as_str().map(str::to_string), hour, "row {} in {}", row, raw);
                     seen.push(row["id"].as_i64().unwrap());
@@ -659,4 +683,89 @@ mod partition_properties {
             }
         }
     }
+}
+
+/// What an attack on `partition_by` found, each now refused before the table changes or
+/// written so every reader reads it.
+#[test]
+fn partition_columns_hold_what_every_reader_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sch = |props: Value, required: Value| {
+        json!({"type": "SCHEMA", "stream": "s", "key_properties": ["id"],
+            "schema": {"type": "object", "properties": props, "required": required}})
+        .to_string()
+    };
+    // A required text column may be empty: an empty value is null in a partition, so the
+    // table's partition column is nullable (was: a null in a non-nullable column, unreadable).
+    let cfg = config(&dir.path().join("a"), json!({"partition_by": ["c"]}));
+    let input = lines(&[
+        sch(json!({"id": {"type": "integer"}, "c": {"type": "string"}}), json!(["id", "c"])),
+        record("s", json!({"id": 1, "c": "a"})),
+        record("s", json!({"id": 2, "c": ""})),
+        state(json!({"s": 1})),
+    ]);
+    for _ in 0..2 {
+        let r = run(&cfg, &input);
+        assert_eq!((r.code, r.stdout.len()), (0, 1), "{}", r.stderr);
+    }
+    let log_a = log(&dir.path().join("a/s"));
+    let metadata = log_a[&0].iter().find_map(|a| a.get("metaData")).unwrap();
+    let fields: Value = serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
+    let c = fields["fields"].as_array().unwrap().iter().find(|f| f["name"] == "c").unwrap();
+    assert_eq!(c["nullable"], json!(true));
+    let nulls = log_a.values().flatten().filter_map(|a| a.get("add")).filter(|a| a["partitionValues"]["c"].is_null());
+    assert_eq!(nulls.count(), 2);
+
+    // A derived column whose name a table already has with another type: refused, unchanged.
+    let b = dir.path().join("b");
+    let first = lines(&[
+        sch(json!({"id": {"type": "integer"}, "t_year": {"type": "boolean"}}), json!(["id"])),
+        record("s", json!({"id": 1, "t_year": true})),
+        state(json!({"s": 1})),
+    ]);
+    assert_eq!(run(&config(&b, json!({"partition_by": ["t_year"]})), &first).code, 0);
+    let before = log(&b.join("s"));
+    let second = lines(&[
+        sch(json!({"id": {"type": "integer"}, "t": {"type": "string", "format": "date-time"}}), json!(["id"])),
+        record("s", json!({"id": 2, "t": "2024-01-05T00:00:00Z"})),
+        state(json!({"s": 2})),
+    ]);
+    let r = run(&config(&b, json!({"partition_by": ["t:year"]})), &second);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"the table's column "t_year" is boolean"#), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert_eq!(log(&b.join("s")), before);
+
+    // Fields whose folders would not read back as their values are refused at the SCHEMA line.
+    for (props, partition, says) in [
+        (json!({"d": {"type": "string", "format": "date"}}), "d", r#""d:day""#),
+        (json!({"m": {"type": ["string", "integer"]}}), "m", "no single type"),
+        (json!({"u": {}}), "u", "no single type"),
+        (json!({"c": {"type": "string"}}), "c:day", "needs a date-time or date"),
+    ] {
+        let mut props = props;
+        props["id"] = json!({"type": "integer"});
+        let r = run(
+            &config(&dir.path().join("c"), json!({"partition_by": [partition]})),
+            &lines(&[sch(props, json!(["id"]))]),
+        );
+        assert_eq!(r.code, 1, "{partition}: {}", r.stderr);
+        assert!(r.stderr.contains("line 1") && r.stderr.contains(says), "{partition}: {}", r.stderr);
+    }
+
+    // Unvalidated records with a value of another type: the run stops before committing it.
+    let cfg = config(
+        &dir.path().join("d"),
+        json!({"partition_by": ["n"], "validate_records": false, "unparseable_values": "null"}),
+    );
+    let input = lines(&[
+        sch(json!({"id": {"type": "integer"}, "n": {"type": ["null", "integer"]}}), json!(["id"])),
+        record("s", json!({"id": 1, "n": "abc"})),
+        state(json!({"s": 1})),
+    ]);
+    let r = run(&cfg, &input);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"partition column "n": "abc" is not an integer value"#), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(!dir.path().join("d/s/_delta_log").exists(), "nothing committed");
 }

@@ -147,6 +147,9 @@ pub fn read_env(var: impl Fn(&str) -> Option<String>) -> Result<Map<String, Valu
                 Kind::Array => match serde_json::from_str(&text) {
                     Ok(Value::Array(items)) if items.iter().all(Value::is_string) => Value::Array(items),
                     Ok(_) => return Err(bad("a JSON array of strings or a comma-separated list")),
+                    Err(_) if text.trim_start().starts_with('[') => {
+                        return Err(bad("a JSON array of strings or a comma-separated list"));
+                    }
                     Err(_) => Value::Array(
                         text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect(),
                     ),

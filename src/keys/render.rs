@@ -307,6 +307,16 @@ fn render_record_macro(
     }
 }
 
+/// A JSON number that is an integer, as an `i64`.
+fn canonical_integer(raw: &str) -> Option<i64> {
+    if raw.starts_with('"') {
+        return None;
+    }
+    raw.parse::<i64>()
+        .ok()
+        .or_else(|| raw.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+}
+
 /// Writes a record value into a key: strings unquoted, dates through `format` (whose `/` make
 /// folders on purpose), everything escaped by [`push_escaped`].
 fn push_value(out: &mut String, raw: &str, format: Option<&str>, escaping: ValueEscaping) {
@@ -334,7 +344,14 @@ fn push_value(out: &mut String, raw: &str, format: Option<&str>, escaping: Value
         raw.into()
     };
     match format {
-        None if escaping == ValueEscaping::HiveAscii => push_escaped_ascii(out, &text),
+        // A Delta partition folder holds the value as the log writes it: an integer written
+        // `1.0`, `1e3` or `-0` (integers to JSON Schema) as `1`, `1000`, `0`.
+        None if escaping == ValueEscaping::HiveAscii => match canonical_integer(raw) {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => push_escaped_ascii(out, &text),
+        },
         None => push_escaped(out, &text),
         Some(fmt) => match parse_date_time(&text) {
             Some(dt) => {

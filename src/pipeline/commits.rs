@@ -90,7 +90,7 @@ impl Run<'_, '_> {
         let columns = self.router.arrow_schema(schema);
         crate::table::check_folder(&delta.tables.folder_of(stream, &self.run), stream)
             .and_then(|_| crate::table::to_delta(&columns))
-            .and_then(|_| crate::table::check_partitions(delta.tables.partitions(), &columns))
+            .and_then(|_| crate::table::check_partitions(delta.tables.partitions(), &self.router.typed_columns(schema)))
             .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))
     }
 

@@ -199,12 +199,12 @@ impl<'a> Router<'a> {
     /// The Arrow columns of a stream's schema (a Delta table's columns).
     #[cfg(feature = "delta")]
     pub fn arrow_schema(&self, schema: &StreamSchema) -> arrow_schema::Schema {
-        let fields = crate::schema::typed::columns(
-            &schema.text,
-            self.config.binary.nested_as_json,
-            self.config.add_record_metadata,
-        );
-        crate::formats::parquet::arrow_schema(&fields)
+        crate::formats::parquet::arrow_schema(&self.typed_columns(schema))
+    }
+
+    /// The typed columns of `schema`, as the Parquet and Avro files write them.
+    pub fn typed_columns(&self, schema: &StreamSchema) -> Vec<crate::schema::typed::Field> {
+        crate::schema::typed::columns(&schema.text, self.config.binary.nested_as_json, self.config.add_record_metadata)
     }
 
     /// The current schema of `name`.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::Schema;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::kernel::{Action, Add, StructField, StructType, Transaction};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
@@ -106,8 +106,10 @@ impl Tables {
         stream: &str,
         schema: Arc<Schema>,
     ) -> Result<(), TableError> {
-        let located = partition::locate(key, &self.options.partitions, &schema)
-            .map_err(|e| TableError::new(key.rsplit_once('/').map_or("", |(f, _)| f), e))?;
+        let partitions = &self.options.partitions;
+        let located = partition::locate(key, partitions, &schema).map_err(|e| {
+            TableError::new(partition::split(key, partitions.len()).0, format!("stream {stream:?}: {e}"))
+        })?;
         let folder = located.folder;
         check_folder(folder, stream).map_err(|e| TableError::new(folder, e))?;
         let table = self.tables.entry(folder.to_string()).or_insert_with(|| Table {
@@ -289,14 +291,37 @@ async fn plan(
             }
         });
     }
-    let mut columns = columns.ok_or_else(|| TableError::new(folder, "no files to commit".into()))?;
-    // A new table: the partition columns cut to a granularity are in no file.
-    let derived: Vec<_> =
-        partition::derived_columns(partitions).filter(|c| columns.field(c.name()).is_none()).collect();
-    if !derived.is_empty() {
-        columns = StructType::try_new(columns.fields().cloned().chain(derived)).map_err(|e| error(&e))?;
+    let columns = columns.ok_or_else(|| TableError::new(folder, "no files to commit".into()))?;
+    // The partition columns cut to a granularity are in no file; a table that has a column of
+    // that name must have it with that type.
+    let mut derived = Vec::new();
+    for column in partition::derived_columns(partitions) {
+        match columns.field(column.name()) {
+            None => derived.push(column),
+            Some(have) if have.data_type() == column.data_type() => {}
+            Some(have) => {
+                return Err(TableError::new(
+                    folder,
+                    format!(
+                        "the table's column {:?} is {}, but partition_by makes it {}; a table keeps its columns' types (point table_path at a new table)",
+                        column.name(),
+                        have.data_type(),
+                        column.data_type()
+                    ),
+                ));
+            }
+        }
     }
-    Ok(columns)
+    // Partition columns are nullable whatever the stream says: an empty value is null in a
+    // partition (Hive's and Delta's rule), and the table must be able to hold it.
+    let nullable = |f: &StructField| {
+        if partitions.iter().any(|p| &p.column == f.name()) && !f.is_nullable() {
+            StructField::new(f.name(), f.data_type().clone(), true)
+        } else {
+            f.clone()
+        }
+    };
+    StructType::try_new(columns.fields().map(nullable).chain(derived)).map_err(|e| error(&e))
 }
 
 /// One table's commit.
