@@ -273,6 +273,19 @@ def local_tables(tmp):
               f"deltalake local {stream!r}: after a schema evolution every row once, the new column null in older rows")
         check(len(pl.read_delta(os.path.join(root, stream)).filter(pl.col("email").is_not_null())) == PER_STREAM,
               f"polars local {stream!r}: reads the evolved schema")
+    # incompatible_schema: new_table: text ids cannot join the integer-id table, so they go to
+    # `<stream>_v2`, which every reader opens; the old table keeps its rows.
+    retyped = dict(SCHEMA, properties=dict(SCHEMA["properties"], id={"type": "string"}))
+    text_ids = "\n".join([json.dumps({"type": "SCHEMA", "stream": "orders", "schema": retyped, "key_properties": ["id"]})]
+                         + [json.dumps({"type": "RECORD", "stream": "orders", "record": {"id": f"t{i}"}}) for i in range(5)]) + "\n"
+    run(dict(config, incompatible_schema="new_table"), text_ids)
+    v2 = os.path.join(root, "orders_v2")
+    want = [f"t{i}" for i in range(5)]
+    check(sorted(DeltaTable(v2).to_pyarrow_table()["id"].to_pylist()) == want, "deltalake local: the new table version holds the text ids")
+    check(sorted(pl.read_delta(v2)["id"].to_list()) == want, "polars local: reads the new table version")
+    check(sorted(r[0] for r in duckdb_with_delta().execute(f"SELECT id FROM delta_scan('{v2}')").fetchall()) == want,
+          "duckdb local: reads the new table version")
+    check(len(DeltaTable(os.path.join(root, "orders")).to_pyarrow_table()) == 2 * PER_STREAM, "the old table keeps its rows")
     state = subprocess.run([BIN, "--config", write_config(tmp, config), "--table-state"], capture_output=True, text=True)
     check(json.loads(state.stdout) == {"stream": STREAMS[-1], "extra": True}, f"--table-state: the newest committed STATE ({state.stdout.strip()})")
 

@@ -769,3 +769,70 @@ fn partition_columns_hold_what_every_reader_can_read() {
     assert!(r.stdout.is_empty());
     assert!(!dir.path().join("d/s/_delta_log").exists(), "nothing committed");
 }
+
+/// `incompatible_schema: new_table`: a SCHEMA the table cannot take sends the stream to the
+/// next version of its table (`users_v2`), within a run and across runs; every table keeps
+/// only files it can read, and the STATE covers both.
+#[test]
+fn incompatible_schemas_go_to_a_new_table_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"incompatible_schema": "new_table"}));
+    let as_text = |s: String| s.replace(r#""id":{"type":"integer"}"#, r#""id":{"type":"string"}"#);
+    // Within one run: integer ids, then text ids.
+    let r = run(
+        &cfg,
+        &lines(&[
+            schema("users", None),
+            record("users", json!({"id": 1})),
+            as_text(schema("users", None)),
+            record("users", json!({"id": "a"})),
+            state(json!({"s": 1})),
+        ]),
+    );
+    assert_eq!((r.code, r.stdout.clone()), (0, vec![r#"{"s":1}"#.to_string()]), "{}", r.stderr);
+    let ids = |table: &str| -> Vec<Value> {
+        let mut ids: Vec<Value> = rows(&dir.path().join(table)).into_iter().map(|r| r["id"].clone()).collect();
+        ids.sort_by_key(|v| v.to_string());
+        ids
+    };
+    assert_eq!(ids("users"), vec![json!(1)]);
+    assert_eq!(ids("users_v2"), vec![json!("a")]);
+    let v2_schema = |table: &str| {
+        let log = log(&dir.path().join(table));
+        let metadata = log[&0].iter().find_map(|a| a.get("metaData")).unwrap().clone();
+        let fields: Value = serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
+        fields["fields"].as_array().unwrap().iter().find(|f| f["name"] == "id").unwrap()["type"].clone()
+    };
+    assert_eq!((v2_schema("users"), v2_schema("users_v2")), (json!("long"), json!("string")));
+
+    // A later run with text ids appends to the newest version; integer ids again start v3.
+    let r = run(
+        &cfg,
+        &lines(&[as_text(schema("users", None)), record("users", json!({"id": "b"})), state(json!({"s": 2}))]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ids("users_v2"), vec![json!("a"), json!("b")]);
+    let r = run(&cfg, &lines(&[schema("users", None), record("users", json!({"id": 3})), state(json!({"s": 3}))]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((ids("users"), ids("users_v3")), (vec![json!(1)], vec![json!(3)]));
+    // The lake's state is the newest round's, wherever its tables are.
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
+    assert_eq!(r.stdout, vec![r#"{"s":3}"#.to_string()], "{}", r.stderr);
+
+    // The default policy refuses the same change and leaves every table as it was.
+    let before = log(&dir.path().join("users_v3"));
+    let r = run(
+        &config(dir.path(), json!({})),
+        &lines(&[schema("users", None).replace("users", "users_v3"), state(json!({"s": 4}))]),
+    );
+    assert_eq!(r.code, 0, "an unchanged schema is fine: {}", r.stderr);
+    let r = run(
+        &config(dir.path(), json!({})),
+        &lines(&[as_text(schema("users_v3", None)), record("users_v3", json!({"id": "x"})), state(json!({"s": 5}))]),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(r#"column "id" changed type"#), "{}", r.stderr);
+    assert_eq!(log(&dir.path().join("users_v3")), before);
+}

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::settings::{
-    self, CannedAcl, ChecksumCalculation, CompressionKind, ContentEncoding, DestinationKind, InvalidRecords,
-    KeyMacroStyle, Kind, LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, TableFormat, UnparseableValues,
-    VersionMode,
+    self, CannedAcl, ChecksumCalculation, CompressionKind, ContentEncoding, DestinationKind, IncompatibleSchema,
+    InvalidRecords, KeyMacroStyle, Kind, LogFormat, LogLevel, SETTINGS, ServerSideEncryption, Setting, TableFormat,
+    UnparseableValues, VersionMode,
 };
 use super::sources::{self, Merged};
 use super::{AvroCodec, Format, ParquetCodec, Secret};
@@ -77,6 +77,7 @@ pub struct RawConfig {
     pub table_format: TableFormat,
     pub table_path: String,
     pub partition_by: Vec<String>,
+    pub incompatible_schema: IncompatibleSchema,
     pub pipeline_id: String,
     pub commit_interval_seconds: u64,
     pub checkpoint_interval: u64,

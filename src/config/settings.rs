@@ -74,6 +74,14 @@ choice! {
 }
 
 choice! {
+    /// `incompatible_schema`: what a Delta table does with a SCHEMA it cannot take.
+    pub enum IncompatibleSchema {
+        Fail = "fail",
+        NewTable = "new_table",
+    }
+}
+
+choice! {
     /// `checksum_calculation`.
     pub enum ChecksumCalculation {
         WhenSupported = "when_supported",
@@ -296,6 +304,9 @@ pub static SETTINGS: &[Setting] = &[
       "`table_format: delta`: folder of each stream's table, relative to `prefix`. Must name the stream (`{stream}`, `{stream_id}`) and may use job variables and load-time macros, but no per-file or record macros."),
     s("partition_by", Array, Some("[]"),
       "`table_format: delta`: the table's partition columns, as a list of top-level record fields (string, integer, boolean or date columns), each optionally with a granularity for a date-time field: `[\"country\", \"updated_at:day\"]`. `FIELD:year|month|day|hour` adds the partition column `FIELD_year` (long), `FIELD_month` (`2024-01`), `FIELD_day` (date) or `FIELD_hour` (`2024-01-05T13`), taken in UTC. Every stream must have the fields. Files go to `FIELD=value/` folders; null, missing and empty values to `__HIVE_DEFAULT_PARTITION__`. As a `TARGET_S3_PARTITION_BY` variable: a JSON array or `a,b:day`."),
+    s("incompatible_schema", String, Some("\"fail\""),
+      "`table_format: delta`: a SCHEMA whose columns the stream's table cannot take (a column's type changed, a required column added or dropped). `fail`: the run stops, naming table and column, before anything is committed. `new_table`: from that SCHEMA on, the stream goes to a new table beside the old one, the table of the stream name with `_v2` (`_v3`, ...): `table_path` rendered for `orders_v2`. Later runs write to the newest version, or start the next one when their schema does not fit it.")
+        .allowed(IncompatibleSchema::NAMES),
     s("pipeline_id", String, Some("\"target-s3\""),
       "`table_format: delta`: the `appId` of the Delta application transaction (`txn`) every commit carries, and the name `--table-state` looks for. Give each pipeline that writes into the same tables its own id."),
     s("commit_interval_seconds", Integer, Some("60"),

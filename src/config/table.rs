@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::RawConfig;
-use super::settings::{self, Format};
+use super::settings::{self, Format, IncompatibleSchema};
 use crate::error::ConfigError;
 use crate::keys::{KeyTemplate, ParseOptions};
 
@@ -15,6 +15,7 @@ pub struct TableOptions {
     pub table_path: KeyTemplate,
     /// The table's partition columns, in folder order.
     pub partitions: Vec<Partition>,
+    pub incompatible_schema: IncompatibleSchema,
     pub pipeline_id: String,
     pub commit_interval: Duration,
     pub checkpoint_interval: u64,
@@ -176,6 +177,7 @@ impl RawConfig {
         Ok(TableOptions {
             table_path,
             partitions,
+            incompatible_schema: self.incompatible_schema,
             pipeline_id: pipeline_id.to_string(),
             commit_interval: Duration::from_secs(self.commit_interval_seconds),
             checkpoint_interval: self.checkpoint_interval,

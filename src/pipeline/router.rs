@@ -16,6 +16,7 @@ use crate::schema::{SchemaOptions, StreamSchema};
 
 /// What a stream's files are made from. A new SCHEMA makes a new spec; open files keep the one
 /// they were opened with, so a file's encoder, key and manifest entry always agree.
+#[derive(Clone)]
 pub struct StreamSpec<'a> {
     pub name: String,
     /// What the file set keys the stream's open files by: the name, or a name of its own for
@@ -38,6 +39,9 @@ pub struct StreamSpec<'a> {
     pub partitioned: bool,
     /// Whether keys hold `{table_version}`: records of each version get their own files.
     pub versioned: bool,
+    /// `incompatible_schema: new_table`: the name the stream's Delta table folder is rendered
+    /// for once its schema moved to a new table (`orders_v2`); `None`: the stream's own.
+    pub table: Option<String>,
 }
 
 impl StreamSpec<'_> {
@@ -49,7 +53,7 @@ impl StreamSpec<'_> {
         table_version: Option<&'s str>,
     ) -> FileContext<'s> {
         FileContext {
-            stream: &self.name,
+            stream: self.table.as_deref().unwrap_or(&self.name),
             extension: &self.extension,
             format: self.output.format.extension(),
             compression: self.output.compression.name(),
@@ -140,6 +144,7 @@ impl<'a> Router<'a> {
             schema_hash: format!("{:016x}", crate::keys::fnv1a(schema.get().as_bytes())),
             partitioned: output.key.is_partitioned(),
             versioned: output.key.uses_table_version(),
+            table: None,
         };
         self.streams.insert(name.to_string(), Arc::new(spec));
         Ok(columns_changed)
@@ -166,6 +171,7 @@ impl<'a> Router<'a> {
                 schema_hash: data.schema_hash.clone(),
                 partitioned: false,
                 versioned: false,
+                table: None,
             };
             self.rejects.insert(name.to_string(), Arc::new(spec));
         }
@@ -203,8 +209,22 @@ impl<'a> Router<'a> {
     }
 
     /// The typed columns of `schema`, as the Parquet and Avro files write them.
+    #[cfg(feature = "delta")]
     pub fn typed_columns(&self, schema: &StreamSchema) -> Vec<crate::schema::typed::Field> {
         crate::schema::typed::columns(&schema.text, self.config.binary.nested_as_json, self.config.add_record_metadata)
+    }
+
+    /// `incompatible_schema: new_table`: the stream's files go to the table of `table` from
+    /// now on (its open files were closed by the SCHEMA that moved it).
+    #[cfg(feature = "delta")]
+    pub fn set_table(&mut self, name: &str, table: Option<String>) {
+        if let Some(spec) = self.streams.get_mut(name)
+            && spec.table != table
+        {
+            let mut moved = StreamSpec::clone(spec);
+            moved.table = table;
+            *spec = Arc::new(moved);
+        }
     }
 
     /// The current schema of `name`.

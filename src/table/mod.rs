@@ -34,7 +34,7 @@ use store::TableStore;
 
 pub use partition::check as check_partitions;
 
-pub use schema::to_delta;
+pub use schema::{evolve, to_delta};
 
 /// Commit attempts of one table when another writer keeps winning the race for its versions
 /// with a change delta-rs cannot rebase over (a schema change); plain appends never conflict.
@@ -144,6 +144,23 @@ impl Tables {
 
     pub fn partitions(&self) -> &[crate::config::Partition] {
         &self.options.partitions
+    }
+
+    /// The columns of the table in `folder`, `None` if there is no table there yet.
+    pub fn columns_of(&self, folder: &str) -> Result<Option<StructType>, TableError> {
+        let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
+        self.runtime.block_on(async {
+            let mut delta = self.store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?;
+            if !delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
+                return Ok(None);
+            }
+            delta.load().await.map_err(|e| error(&e))?;
+            Ok(Some(delta.snapshot().map_err(|e| error(&e))?.schema().as_ref().clone()))
+        })
+    }
+
+    pub fn incompatible_schema(&self) -> crate::config::settings::IncompatibleSchema {
+        self.options.incompatible_schema
     }
 
     /// The folder of `stream`'s table (`prefix` + `table_path`, which has no record macros).
@@ -479,7 +496,12 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
                 entry.2.insert(folder.clone());
             }
         }
-        let complete = rounds.into_iter().rev().find(|(_, (_, round, seen))| round.iter().all(|t| seen.contains(t)));
-        Ok(complete.map(|(_, (state, _, _))| state).filter(|s| !s.is_null()).map(|s| s.to_string()))
+        // A round without a STATE (input that ended after the tap's last STATE, or had none)
+        // moves no resume point: the one before it still holds.
+        let complete = rounds
+            .into_iter()
+            .rev()
+            .find(|(_, (state, round, seen))| !state.is_null() && round.iter().all(|t| seen.contains(t)));
+        Ok(complete.map(|(_, (state, _, _))| state.to_string()))
     })
 }

@@ -21,7 +21,7 @@ pub fn evolve(table: &StructType, stream: &StructType) -> Result<Option<StructTy
         match stream.field(column.name()) {
             Some(new) if new.data_type() != column.data_type() => {
                 return Err(format!(
-                    "column {:?} changed type from {} to {}; a table keeps its columns' types (write the new shape to a new table: change table_path)",
+                    "column {:?} changed type from {} to {}; a table keeps its columns' types (`incompatible_schema: new_table` writes the new shape to a new table)",
                     column.name(),
                     column.data_type(),
                     new.data_type()
