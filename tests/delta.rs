@@ -753,6 +753,21 @@ fn partition_columns_hold_what_every_reader_can_read() {
         assert!(r.stderr.contains("line 1") && r.stderr.contains(says), "{partition}: {}", r.stderr);
     }
 
+    // Years before 1000 are plain integers too (`%Y` wrote `0001`).
+    let e = dir.path().join("e");
+    let r = run(
+        &config(&e, json!({"partition_by": ["t:year"]})),
+        &lines(&[
+            sch(json!({"id": {"type": "integer"}, "t": {"type": "string", "format": "date-time"}}), json!(["id"])),
+            record("s", json!({"id": 1, "t": "0001-01-01T00:00:00Z"})),
+            state(json!({"s": 1})),
+        ]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let add = log(&e.join("s")).values().flatten().find_map(|a| a.get("add").cloned()).unwrap();
+    assert_eq!(add["partitionValues"]["t_year"], json!("1"));
+    assert!(add["path"].as_str().unwrap().starts_with("t_year=1/"));
+
     // Unvalidated records with a value of another type: the run stops before committing it.
     let cfg = config(
         &dir.path().join("d"),
@@ -820,6 +835,43 @@ fn incompatible_schemas_go_to_a_new_table_version() {
     std::fs::write(&path, cfg.to_string()).unwrap();
     let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
     assert_eq!(r.stdout, vec![r#"{"s":3}"#.to_string()], "{}", r.stderr);
+
+    // A real stream named like a version is not one: its table is its own, and `users` does
+    // not take it for `users_v4`.
+    let r =
+        run(&cfg, &lines(&[schema("users_v4", None), record("users_v4", json!({"id": 40})), state(json!({"s": 31}))]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&cfg, &lines(&[schema("users", None), record("users", json!({"id": 4})), state(json!({"s": 32}))]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((ids("users_v3"), ids("users_v4")), (vec![json!(3), json!(4)], vec![json!(40)]));
+    // Its next version would be that stream's table: refused at the SCHEMA line.
+    let r = run(&cfg, &lines(&[as_text(schema("users", None)), record("users", json!({"id": "z"}))]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("line 1") && r.stderr.contains(r#""users_v4", belongs to another stream"#),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ids("users_v4"), vec![json!(40)]);
+
+    // A version that got no records leaves no gap: int, text (no records), int goes to one new
+    // table, which the next run finds.
+    let r = run(
+        &cfg,
+        &lines(&[
+            schema("gaps", None),
+            record("gaps", json!({"id": 1})),
+            as_text(schema("gaps", None)),
+            schema("gaps", None),
+            record("gaps", json!({"id": 2})),
+            state(json!({"s": 33})),
+        ]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&cfg, &lines(&[schema("gaps", None), record("gaps", json!({"id": 3})), state(json!({"s": 34}))]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((ids("gaps"), ids("gaps_v2")), (vec![json!(1)], vec![json!(2), json!(3)]));
+    assert!(!dir.path().join("gaps_v3").exists());
 
     // The default policy refuses the same change and leaves every table as it was.
     let before = log(&dir.path().join("users_v3"));

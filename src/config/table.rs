@@ -47,7 +47,7 @@ impl Granularity {
     /// the column's type ([`Granularity::is_integer`], a date, or text).
     pub fn format(self) -> &'static str {
         match self {
-            Granularity::Year => "%Y",
+            Granularity::Year => "%-Y", // `1`, not `0001`: the integer as the log writes it
             Granularity::Month => "%Y-%m",
             Granularity::Day => "%Y-%m-%d",
             Granularity::Hour => "%Y-%m-%dT%H",

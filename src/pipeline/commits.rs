@@ -12,7 +12,6 @@ use super::{Error, FileId, InputErrorKind, Run};
 use crate::config::Config;
 use crate::config::settings::IncompatibleSchema;
 use crate::table::Tables;
-use deltalake_core::kernel::StructType;
 
 /// The run's Delta state.
 pub(super) struct Delta {
@@ -25,20 +24,7 @@ pub(super) struct Delta {
     pub flush_at_state: bool,
     pub records_since_state: bool,
     /// `incompatible_schema: new_table`: each stream's table version and its columns so far.
-    pub versions: HashMap<String, TableVersion>,
-}
-
-/// Which version of a stream's table its files go to (`incompatible_schema: new_table`).
-pub(super) struct TableVersion {
-    /// 1: the stream's own table; n: the table of `<stream>_v<n>`.
-    number: u32,
-    /// The table's columns with every SCHEMA of this run added; `None` for a new table.
-    columns: Option<StructType>,
-}
-
-/// The name a stream's table folder is rendered for at version `number`.
-fn versioned_name(stream: &str, number: u32) -> String {
-    if number == 1 { stream.to_string() } else { format!("{stream}_v{number}") }
+    pub versions: HashMap<String, super::versions::TableVersion>,
 }
 
 impl Delta {
@@ -122,36 +108,6 @@ impl Run<'_, '_> {
             .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))?;
         self.router.set_table(stream, table);
         Ok(())
-    }
-
-    /// The versioned name of the table `stream`'s records go to from now on (`None`: its own):
-    /// at its first SCHEMA the newest version there is, then the next one whenever the table
-    /// cannot take the stream's columns.
-    fn table_version(&mut self, stream: &str, columns: StructType) -> Result<Option<String>, Error> {
-        let Some(delta) = self.delta.as_mut() else { return Ok(None) };
-        if !delta.versions.contains_key(stream) {
-            let (mut number, mut found) = (1, None);
-            while let Some(c) =
-                delta.tables.columns_of(&delta.tables.folder_of(&versioned_name(stream, number), &self.run))?
-            {
-                found = Some((number, c));
-                number += 1;
-            }
-            let (number, columns) = found.map_or((1, None), |(n, c)| (n, Some(c)));
-            delta.versions.insert(stream.to_string(), TableVersion { number, columns });
-        }
-        let version = delta.versions.get_mut(stream).expect("inserted above");
-        match version.columns.as_ref().map(|table| crate::table::evolve(table, &columns)) {
-            None => version.columns = Some(columns),
-            Some(Ok(Some(evolved))) => version.columns = Some(evolved),
-            Some(Ok(None)) => {}
-            Some(Err(why)) => {
-                version.number += 1;
-                version.columns = Some(columns);
-                tracing::warn!(stream, table = versioned_name(stream, version.number), reason = %why, "the stream's schema does not fit its table: writing to a new table");
-            }
-        }
-        Ok((version.number > 1).then(|| versioned_name(stream, version.number)))
     }
 
     /// Commits the durable files to their tables when it is time: at the end of input

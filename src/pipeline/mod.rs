@@ -15,6 +15,8 @@ mod files;
 mod finish;
 mod rejects;
 mod router;
+#[cfg(feature = "delta")]
+mod versions;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -279,7 +281,12 @@ impl Run<'_, '_> {
                     Ok(event) => self.event(event)?,
                     Err(_) => break,
                 },
-                recv(signals) -> signal => return Err(Error::Interrupted(signal.unwrap_or_default())),
+                // A signal that came as the input ended (a job runner stopping tap and target
+                // together) is the first one: finish gracefully; only another one aborts.
+                recv(signals) -> signal => match signal {
+                    Ok(signal) if !self.stopped_by_signal => self.first_signal(signal),
+                    signal => return Err(Error::Interrupted(signal.unwrap_or_default())),
+                },
             }
         }
         Ok(())

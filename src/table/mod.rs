@@ -13,6 +13,7 @@
 
 mod partition;
 mod schema;
+mod state;
 mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,7 +26,6 @@ use deltalake_core::kernel::{Action, Add, StructField, StructType, Transaction};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
-use futures::StreamExt;
 
 use crate::ack::FileId;
 use crate::config::{Config, TableOptions};
@@ -35,6 +35,7 @@ use store::TableStore;
 pub use partition::check as check_partitions;
 
 pub use schema::{evolve, to_delta};
+pub use state::table_state;
 
 /// Commit attempts of one table when another writer keeps winning the race for its versions
 /// with a change delta-rs cannot rebase over (a schema change); plain appends never conflict.
@@ -43,8 +44,19 @@ const COMMIT_ATTEMPTS: usize = 5;
 /// The key under which every commit's `commitInfo` carries target-s3's part.
 const COMMIT_INFO_KEY: &str = "targetS3";
 
+/// The table property naming the stream a table was created for (a stream's table versions).
+const STREAM_PROPERTY: &str = "targetS3.stream";
+
 /// Commits `--table-state` reads back per table, newest first.
 const HISTORY_DEPTH: usize = 1000;
+
+/// An existing table, as `incompatible_schema: new_table` weighs it.
+pub struct TableInfo {
+    pub columns: StructType,
+    pub partition_columns: Vec<String>,
+    /// The stream target-s3 created it for (`None`: created by something else).
+    pub stream: Option<String>,
+}
 
 pub struct Tables {
     runtime: tokio::runtime::Runtime,
@@ -121,7 +133,7 @@ impl Tables {
             return Err(TableError::new(
                 folder,
                 format!(
-                    "streams {:?} and {stream:?} both map to this table (table_path makes their names alike); rename one, or use {{stream_id}} in table_path",
+                    "streams {:?} and {stream:?} both map to this table (table_path makes their names alike, or incompatible_schema: new_table moved one to a version named like the other); rename one, or use {{stream_id}} in table_path",
                     table.stream
                 ),
             ));
@@ -146,8 +158,8 @@ impl Tables {
         &self.options.partitions
     }
 
-    /// The columns of the table in `folder`, `None` if there is no table there yet.
-    pub fn columns_of(&self, folder: &str) -> Result<Option<StructType>, TableError> {
+    /// What the table in `folder` is, `None` if there is no table there yet.
+    pub fn table_info(&self, folder: &str) -> Result<Option<TableInfo>, TableError> {
         let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
         self.runtime.block_on(async {
             let mut delta = self.store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?;
@@ -155,7 +167,13 @@ impl Tables {
                 return Ok(None);
             }
             delta.load().await.map_err(|e| error(&e))?;
-            Ok(Some(delta.snapshot().map_err(|e| error(&e))?.schema().as_ref().clone()))
+            let snapshot = delta.snapshot().map_err(|e| error(&e))?;
+            let metadata = snapshot.metadata();
+            Ok(Some(TableInfo {
+                columns: snapshot.schema().as_ref().clone(),
+                partition_columns: metadata.partition_columns().to_vec(),
+                stream: metadata.configuration().get(STREAM_PROPERTY).cloned(),
+            }))
         })
     }
 
@@ -393,6 +411,8 @@ impl Commit<'_> {
                 .with_log_store(delta.log_store())
                 .with_columns(self.columns.fields().cloned())
                 .with_partition_columns(self.partition_columns.clone())
+                .with_raise_if_key_not_exists(false)
+                .with_configuration([(STREAM_PROPERTY, Some(table.stream.clone()))])
                 .with_configuration_property(
                     TableProperty::CheckpointInterval,
                     Some(self.checkpoint_interval.to_string()),
@@ -453,55 +473,4 @@ impl Commit<'_> {
             }
         }
     }
-}
-
-/// `--table-state`: the STATE of the newest complete commit round of this pipeline (every
-/// table the round names holds its commit), or `None` when it committed none. A round cut
-/// short by a kill or a failure is passed over: its STATE is newer than some of its tables.
-pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
-    let tables = Tables::open(config)?;
-    let (base, depth) = tables.options.table_path.fixed_folder();
-    let pipeline_id = tables.options.pipeline_id.clone();
-    tables.runtime.block_on(async {
-        let mut folders = vec![base.trim_end_matches('/').to_string()];
-        for _ in 0..depth {
-            let mut next = Vec::new();
-            for folder in &folders {
-                let list = tables.store.folders(folder).await.map_err(|e| TableError::new(folder, e.to_string()))?;
-                next.extend(list.into_iter().filter(|f| !f.ends_with("_delta_log")));
-            }
-            folders = next;
-        }
-        // txn version -> (STATE, the round's tables, the tables seen holding it)
-        let mut rounds: BTreeMap<i64, (serde_json::Value, Vec<String>, HashSet<String>)> = BTreeMap::new();
-        for folder in folders {
-            let Ok(mut delta) = tables.store.builder(&folder).and_then(|b| b.build()) else { continue };
-            if !delta.log_store().is_delta_table_location().await.unwrap_or(false) {
-                continue;
-            }
-            delta.load().await.map_err(|e| TableError::new(&folder, e.to_string()))?;
-            let mut history = delta.history(Some(HISTORY_DEPTH));
-            while let Some(commit) = history.next().await {
-                let commit = commit.map_err(|e| TableError::new(&folder, e.to_string()))?;
-                let Some(ours) = commit.info.get(COMMIT_INFO_KEY) else { continue };
-                let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id.as_str())
-                else {
-                    continue;
-                };
-                let round: Vec<String> = match ours["round"].as_array() {
-                    Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
-                    None => vec![folder.clone()],
-                };
-                let entry = rounds.entry(txn).or_insert_with(|| (ours["state"].clone(), round, HashSet::new()));
-                entry.2.insert(folder.clone());
-            }
-        }
-        // A round without a STATE (input that ended after the tap's last STATE, or had none)
-        // moves no resume point: the one before it still holds.
-        let complete = rounds
-            .into_iter()
-            .rev()
-            .find(|(_, (state, round, seen))| !state.is_null() && round.iter().all(|t| seen.contains(t)));
-        Ok(complete.map(|(_, (state, _, _))| state.to_string()))
-    })
 }

@@ -84,15 +84,23 @@ pub fn check(partitions: &[Partition], columns: &[Field]) -> Result<(), String> 
                     p.field
                 ));
             }
-            (None, _) => {
+            (None, ty) => {
+                let kind = match ty {
+                    Type::Float => "a float",
+                    Type::Decimal { .. } => "a decimal",
+                    Type::Numeric => "an exact-number (text)",
+                    Type::Struct(_) => "a nested object",
+                    Type::List(_) => "an array",
+                    _ => "this",
+                };
                 return Err(format!(
-                    "partition_by {:?}: a {} column cannot partition a table (text, integer, boolean, and date-times or dates with a granularity can)",
-                    p.field,
-                    field.ty.expected().trim_start_matches("a ").trim_start_matches("an ")
+                    "partition_by {:?}: {kind} column cannot partition a table (text, integer, boolean, and date-times or dates with a granularity can)",
+                    p.field
                 ));
             }
         }
-        if p.granularity.is_some() && columns.iter().any(|c| c.name == p.column) {
+        // Delta column names are case-insensitive: `T_DAY` is `t_day`.
+        if p.granularity.is_some() && columns.iter().any(|c| c.name.eq_ignore_ascii_case(&p.column)) {
             return Err(format!(
                 "partition_by \"{}:{}\" adds the column {:?}, which the stream already has",
                 p.field,

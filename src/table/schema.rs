@@ -4,11 +4,41 @@
 
 use arrow_schema::Schema;
 use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
-use deltalake_core::kernel::{StructField, StructType};
+use deltalake_core::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 
 /// The Delta columns of a stream's Parquet files (the same type table as `format: parquet`).
 pub fn to_delta(arrow: &Schema) -> Result<StructType, String> {
     StructType::try_from_arrow(arrow).map_err(|e| format!("its columns have no Delta type: {e}"))
+}
+
+/// `table` holding `new`'s values too: `Some` when both have the same shape (types equal but
+/// for the nullability of nested fields, array items and map values), with each of those
+/// nullable where either is; `None` when the types differ.
+fn widen(table: &DataType, new: &DataType) -> Option<DataType> {
+    match (table, new) {
+        (DataType::Struct(t), DataType::Struct(n)) => {
+            if t.fields().len() != n.fields().len() {
+                return None;
+            }
+            let fields = t.fields().zip(n.fields()).map(|(a, b)| {
+                (a.name() == b.name()).then_some(())?;
+                let ty = widen(a.data_type(), b.data_type())?;
+                Some(StructField::new(a.name(), ty, a.is_nullable() || b.is_nullable()))
+            });
+            let fields: Option<Vec<StructField>> = fields.collect();
+            StructType::try_new(fields?).ok().map(|s| DataType::Struct(Box::new(s)))
+        }
+        (DataType::Array(t), DataType::Array(n)) => {
+            let item = widen(t.element_type(), n.element_type())?;
+            Some(DataType::Array(Box::new(ArrayType::new(item, t.contains_null() || n.contains_null()))))
+        }
+        (DataType::Map(t), DataType::Map(n)) => {
+            let key = widen(t.key_type(), n.key_type())?;
+            let value = widen(t.value_type(), n.value_type())?;
+            Some(DataType::Map(Box::new(MapType::new(key, value, t.value_contains_null() || n.value_contains_null()))))
+        }
+        (t, n) => (t == n).then(|| t.clone()),
+    }
 }
 
 /// The table's schema after a stream's new SCHEMA: `None` when it is unchanged, the evolved
@@ -18,8 +48,16 @@ pub fn evolve(table: &StructType, stream: &StructType) -> Result<Option<StructTy
     let mut changed = false;
     let mut fields: Vec<StructField> = Vec::new();
     for column in table.fields() {
+        let widened = stream.field(column.name()).and_then(|new| widen(column.data_type(), new.data_type()));
         match stream.field(column.name()) {
-            Some(new) if new.data_type() != column.data_type() => {
+            // The same shape, where the stream allows nulls inside (a nested field or an array's
+            // items) that the table did not: the table takes them.
+            Some(new) if widened.as_ref().is_some_and(|w| w != column.data_type()) => {
+                changed = true;
+                let nullable = column.is_nullable() || new.is_nullable();
+                fields.push(StructField::new(column.name(), widened.expect("checked"), nullable));
+            }
+            Some(new) if widened.is_none() => {
                 return Err(format!(
                     "column {:?} changed type from {} to {}; a table keeps its columns' types (`incompatible_schema: new_table` writes the new shape to a new table)",
                     column.name(),
@@ -84,5 +122,25 @@ mod tests {
         let required = evolve(&table, &schema(&[("id", Long, false), ("name", String, true), ("x", Long, false)]));
         assert!(required.unwrap_err().contains("required column \"x\""));
         assert!(evolve(&table, &schema(&[("name", String, true)])).unwrap_err().contains("no longer has"));
+    }
+
+    /// A nested field or array item that becomes nullable widens the table (it was refused
+    /// as "struct<p: long> changed to struct<p: long>"); one that becomes required keeps it.
+    #[test]
+    fn nested_values_may_become_nullable() {
+        let nested = |null: bool| {
+            let inner = StructType::try_new([StructField::new("p", DataType::LONG, null)]).unwrap();
+            let list = ArrayType::new(DataType::LONG, null);
+            StructType::try_new([
+                StructField::new("o", DataType::Struct(Box::new(inner)), true),
+                StructField::new("l", DataType::Array(Box::new(list)), true),
+            ])
+            .unwrap()
+        };
+        let widened = evolve(&nested(false), &nested(true)).unwrap().expect("widened");
+        assert_eq!(widened, nested(true));
+        assert_eq!(evolve(&nested(true), &nested(false)).unwrap(), None);
+        let other = StructType::try_new([StructField::new("o", DataType::STRING, true)]).unwrap();
+        assert!(evolve(&nested(false), &other).unwrap_err().contains("changed type"));
     }
 }

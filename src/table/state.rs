@@ -1,0 +1,61 @@
+//! `--table-state`: the Singer STATE the tables hold, read back from their logs, so a job
+//! runner that lost its state store resumes from the lake.
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::StreamExt;
+
+use super::{COMMIT_INFO_KEY, HISTORY_DEPTH, Tables};
+use crate::config::Config;
+use crate::error::TableError;
+
+/// `--table-state`: the STATE of the newest complete commit round of this pipeline (every
+/// table the round names holds its commit), or `None` when it committed none. A round cut
+/// short by a kill or a failure is passed over: its STATE is newer than some of its tables.
+pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
+    let tables = Tables::open(config)?;
+    let (base, depth) = tables.options.table_path.fixed_folder();
+    let pipeline_id = tables.options.pipeline_id.clone();
+    tables.runtime.block_on(async {
+        let mut folders = vec![base.trim_end_matches('/').to_string()];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for folder in &folders {
+                let list = tables.store.folders(folder).await.map_err(|e| TableError::new(folder, e.to_string()))?;
+                next.extend(list.into_iter().filter(|f| !f.ends_with("_delta_log")));
+            }
+            folders = next;
+        }
+        // txn version -> (STATE, the round's tables, the tables seen holding it)
+        let mut rounds: BTreeMap<i64, (serde_json::Value, Vec<String>, HashSet<String>)> = BTreeMap::new();
+        for folder in folders {
+            let Ok(mut delta) = tables.store.builder(&folder).and_then(|b| b.build()) else { continue };
+            if !delta.log_store().is_delta_table_location().await.unwrap_or(false) {
+                continue;
+            }
+            delta.load().await.map_err(|e| TableError::new(&folder, e.to_string()))?;
+            let mut history = delta.history(Some(HISTORY_DEPTH));
+            while let Some(commit) = history.next().await {
+                let commit = commit.map_err(|e| TableError::new(&folder, e.to_string()))?;
+                let Some(ours) = commit.info.get(COMMIT_INFO_KEY) else { continue };
+                let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id.as_str())
+                else {
+                    continue;
+                };
+                let round: Vec<String> = match ours["round"].as_array() {
+                    Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
+                    None => vec![folder.clone()],
+                };
+                let entry = rounds.entry(txn).or_insert_with(|| (ours["state"].clone(), round, HashSet::new()));
+                entry.2.insert(folder.clone());
+            }
+        }
+        // A round without a STATE (input that ended after the tap's last STATE, or had none)
+        // moves no resume point: the one before it still holds.
+        let complete = rounds
+            .into_iter()
+            .rev()
+            .find(|(_, (state, round, seen))| !state.is_null() && round.iter().all(|t| seen.contains(t)));
+        Ok(complete.map(|(_, (state, _, _))| state.to_string()))
+    })
+}
