@@ -175,12 +175,13 @@ pub fn fit_segments(key: String) -> String {
     out
 }
 
-/// Like [`push_escaped`] for each `/`-separated part: a format pattern may build folders.
-pub(super) fn push_escaped_path(key: &mut String, value: &str) {
+/// `escape` ([`push_escaped`] or [`push_escaped_ascii`]) for each `/`-separated part: a format
+/// pattern may build folders.
+pub(super) fn push_escaped_path(key: &mut String, value: &str, escape: fn(&mut String, &str)) {
     for (i, part) in value.split('/').enumerate() {
         if i > 0 {
             key.push('/');
         }
-        push_escaped(key, part);
+        escape(key, part);
     }
 }

@@ -173,7 +173,7 @@ impl KeyTemplate {
                     // The pattern was checked at parse time, so formatting cannot panic.
                     let mut rendered = String::new();
                     match write!(rendered, "{}", t.format(format.unwrap_or("%Y-%m-%d"))) {
-                        Ok(()) => push_escaped_path(&mut key, &rendered),
+                        Ok(()) => push_escaped_path(&mut key, &rendered, push_escaped),
                         Err(_) => push_null(&mut key), // checked at parse time; never panics
                     }
                     Ok(())
@@ -318,18 +318,12 @@ fn canonical_integer(raw: &str) -> Option<i64> {
 }
 
 /// Writes a record value into a key: strings unquoted, dates through `format` (whose `/` make
-/// folders on purpose), everything escaped by [`push_escaped`].
+/// folders on purpose), everything escaped by [`push_escaped`] (or its ASCII form for Delta
+/// partition folders).
 fn push_value(out: &mut String, raw: &str, format: Option<&str>, escaping: ValueEscaping) {
-    let push = |out: &mut String, text: &str| match escaping {
-        ValueEscaping::Hive => push_escaped_path(out, text),
-        ValueEscaping::HiveAscii => {
-            for (i, part) in text.split('/').enumerate() {
-                if i > 0 {
-                    out.push('/');
-                }
-                push_escaped_ascii(out, part);
-            }
-        }
+    let escape: fn(&mut String, &str) = match escaping {
+        ValueEscaping::Hive => push_escaped,
+        ValueEscaping::HiveAscii => push_escaped_ascii,
     };
     if raw == "null" {
         push_null(out);
@@ -350,14 +344,14 @@ fn push_value(out: &mut String, raw: &str, format: Option<&str>, escaping: Value
             Some(n) => {
                 let _ = write!(out, "{n}");
             }
-            None => push_escaped_ascii(out, &text),
+            None => escape(out, &text),
         },
-        None => push_escaped(out, &text),
+        None => escape(out, &text),
         Some(fmt) => match parse_date_time(&text) {
             Some(dt) => {
                 let mut rendered = String::new();
                 match write!(rendered, "{}", dt.format(fmt)) {
-                    Ok(()) => push(out, &rendered),
+                    Ok(()) => push_escaped_path(out, &rendered, escape),
                     Err(_) => push_null(out), // checked at parse time; never panics
                 }
             }

@@ -92,11 +92,9 @@ impl Run<'_, '_> {
     /// stream's table cannot take move the stream to the next version of its table.
     pub(super) fn check_table_schema(&mut self, stream: &str) -> Result<(), Error> {
         let (Some(delta), Some(schema)) = (self.delta.as_ref(), self.router.schema_of(stream)) else { return Ok(()) };
-        let arrow = self.router.arrow_schema(schema);
-        let columns = crate::table::to_delta(&arrow)
-            .and_then(|c| {
-                crate::table::check_partitions(delta.tables.partitions(), &self.router.typed_columns(schema)).map(|_| c)
-            })
+        let typed = self.router.typed_columns(schema);
+        let columns = crate::table::to_delta(&crate::formats::parquet::arrow_schema(&typed))
+            .and_then(|c| crate::table::check_partitions(delta.tables.partitions(), &typed).map(|_| c))
             .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))?;
         let table = match delta.tables.incompatible_schema() {
             IncompatibleSchema::Fail => None,
