@@ -144,6 +144,18 @@ fn special_stream_names_become_safe_keys() {
 /// Runs one bad input and checks: exit code, a one-line error naming line (and stream), and
 /// no STATE printed for the data that was not written.
 fn assert_fails(input: &str, code: i32, needles: &[&str]) -> (Run, tempfile::TempDir) {
+    assert_fails_keeping(input, code, needles, &[], 0)
+}
+
+/// As [`assert_fails`], when good records and STATE came before the bad line: they are kept
+/// (`files` complete files) and the `states` before it printed.
+fn assert_fails_keeping(
+    input: &str,
+    code: i32,
+    needles: &[&str],
+    states: &[&str],
+    files: usize,
+) -> (Run, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let run = run(&cfg(dir.path(), json!({})), input);
     assert_eq!(run.code, code, "stderr: {}", run.stderr);
@@ -152,9 +164,10 @@ fn assert_fails(input: &str, code: i32, needles: &[&str]) -> (Run, tempfile::Tem
     for n in needles {
         assert!(last.contains(n), "error line {last:?} should contain {n:?}");
     }
-    assert!(run.stdout.is_empty(), "no STATE may be printed: {:?}", run.stdout);
-    let leftovers = all_files(dir.path());
-    assert!(leftovers.is_empty(), "nothing partial may stay visible: {leftovers:?}");
+    assert_eq!(run.stdout, states, "only the STATE before the bad line may be printed");
+    let kept = all_files(dir.path());
+    assert_eq!(kept.len(), files, "only complete files of the records before the bad line: {kept:?}");
+    assert!(kept.iter().all(|f| !f.to_str().unwrap().contains("/.")), "nothing partial may stay visible: {kept:?}");
     (run, dir)
 }
 
@@ -162,7 +175,14 @@ fn assert_fails(input: &str, code: i32, needles: &[&str]) -> (Run, tempfile::Tem
 fn bad_input_stops_with_a_precise_error() {
     let rec = r#"{"type":"RECORD","stream":"users","record":{"id":1}}"#;
     let state = r#"{"type":"STATE","value":{"n":1}}"#;
-    assert_fails(&format!("{SCHEMA}\n{rec}\n{state}\n{{\"type\":\"RECORD\",\n"), 1, &["line 4", "malformed JSON"]);
+    let kept = [r#"{"n":1}"#];
+    assert_fails_keeping(
+        &format!("{SCHEMA}\n{rec}\n{state}\n{{\"type\":\"RECORD\",\n"),
+        1,
+        &["line 4", "malformed JSON"],
+        &kept,
+        1,
+    );
     assert_fails(&format!("{SCHEMA}\n{{\"stream\":\"users\"}}\n"), 1, &["line 2", "no \"type\""]);
     assert_fails(&format!("{SCHEMA}\n{{\"type\":\"NOPE\"}}\n"), 1, &["line 2", "unknown message type \"NOPE\""]);
     assert_fails(&format!("{rec}\n"), 1, &["line 1", "stream \"users\"", "RECORD before any SCHEMA"]);
@@ -173,10 +193,12 @@ fn bad_input_stops_with_a_precise_error() {
     );
     assert_fails(r#"{"type":"SCHEMA","schema":{"properties":{}}}"#, 1, &["line 1", "SCHEMA message has no \"stream\""]);
     assert_fails(r#"{"type":"SCHEMA","stream":"x"}"#, 1, &["line 1", "SCHEMA message has no \"schema\""]);
-    assert_fails(
+    assert_fails_keeping(
         &format!("{SCHEMA}\n{rec}\n{state}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"name":"no id"}}"#),
         1,
         &["line 4", "stream \"users\"", "\"id\" is a required property"],
+        &kept,
+        1,
     );
     assert_fails(
         &format!("{SCHEMA}\n{}\n", r#"{"type":"RECORD","stream":"users","record":{"id":"seven"}}"#),

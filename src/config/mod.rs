@@ -374,6 +374,9 @@ pub struct Config {
     /// Whether compressed objects carry `Content-Encoding` (`content_encoding`).
     pub content_encoding: settings::ContentEncoding,
     pub binary: BinaryOptions,
+    /// `schema_overrides`: stream (or `*`) -> field -> column type.
+    pub schema_overrides:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, crate::schema::typed::Override>>,
     /// JSONL / JSON: write records flattened like CSV columns.
     pub flattening_enabled: bool,
     /// `activate_version_mode: folder`: versions get their own folders; ACTIVATE_VERSION

@@ -74,6 +74,7 @@ pub struct RawConfig {
     pub nested_as_json: bool,
     pub avro_codec: AvroCodec,
     pub unparseable_values: UnparseableValues,
+    pub schema_overrides: Option<BTreeMap<String, BTreeMap<String, String>>>,
     pub table_format: TableFormat,
     pub table_path: String,
     pub partition_by: Vec<String>,

@@ -297,6 +297,8 @@ pub static SETTINGS: &[Setting] = &[
     s("unparseable_values", String, Some("\"fail\""),
       "Parquet and Avro: a value that does not fit its column (`\"soon\"` in a date-time column, `1.5` in an integer column): `fail` stops the run naming line, stream, field and value; `null` writes null (nullable columns only), counts it in the `unparseable_values` metric and warns once per file.")
         .allowed(UnparseableValues::NAMES),
+    s("schema_overrides", Object, None,
+      "Parquet, Avro and Delta: the column type of top-level fields, whatever the tap's schema says, as `{\"stream\": {\"field\": \"TYPE\"}}` (`*` for every stream without an entry of its own). TYPE: `decimal(P,S)` (P up to 38; written as decimal(38,S); a value with more places does not fit, see `unparseable_values`), `numeric` (the number's exact text as a string column), `double`, `bigint`. Use it to keep money exact when a tap sends NUMERIC as a plain `number` (a double rounds past ~16 digits: such values are counted as `lossy_values` and warned about)."),
     s("table_format", String, Some("\"none\""),
       "`none`: files as set by `key_template` and `format`. `delta`: every stream is one Delta Lake table under `prefix` + `table_path` (Parquet data files, typed as in \"Parquet and Avro\"), and STATE is printed only once the tables committed the records before it (see \"Delta Lake tables\"). Needs a build with the `delta` feature (the release wheels and binaries have it).")
         .allowed(TableFormat::NAMES),

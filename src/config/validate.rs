@@ -282,6 +282,23 @@ impl RawConfig {
                 UnparseableValues::Null => crate::schema::typed::Unparseable::Null,
             },
         };
+        let mut schema_overrides = std::collections::BTreeMap::new();
+        for (stream, fields) in self.schema_overrides.iter().flatten() {
+            let mut checked = std::collections::BTreeMap::new();
+            for (field, spec) in fields {
+                let ty = crate::schema::typed::Override::parse(spec).ok_or_else(|| {
+                    invalid(
+                        "schema_overrides",
+                        format!(
+                            "{stream:?}.{field:?}: unknown column type {spec:?} (use {})",
+                            crate::schema::typed::Override::HELP
+                        ),
+                    )
+                })?;
+                checked.insert(field.clone(), ty);
+            }
+            schema_overrides.insert(stream.clone(), checked);
+        }
         Ok(Config {
             destination,
             output,
@@ -308,6 +325,7 @@ impl RawConfig {
             csv,
             content_encoding: self.content_encoding,
             binary,
+            schema_overrides,
             flattening_enabled: self.flattening_enabled,
             version_folders,
             hard_delete: self.hard_delete,

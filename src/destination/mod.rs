@@ -118,3 +118,25 @@ impl ObjectSink for DiscardSink {
     }
     fn abort(self: Box<Self>) {}
 }
+
+impl ObjectMeta {
+    /// The HTTP headers of a data object. With `content_encoding: none` (the default) a
+    /// compressed object is what its name says: `x.jsonl.gz` is a gzip file to every client;
+    /// with `auto` it is sent as the inner format with `Content-Encoding`, which HTTP clients
+    /// undo on the fly.
+    pub fn for_data(
+        encoding: crate::config::settings::ContentEncoding,
+        output: &crate::config::Output,
+        key_at_close: bool,
+    ) -> ObjectMeta {
+        use crate::config::Compression;
+        use crate::config::settings::ContentEncoding;
+        let (content_type, content_encoding) = match (encoding, output.compression) {
+            (_, Compression::None) => (output.format.content_type(), None),
+            (ContentEncoding::Auto, c) => (output.format.content_type(), c.content_encoding()),
+            (ContentEncoding::None, Compression::Gzip { .. }) => ("application/gzip", None),
+            (ContentEncoding::None, Compression::Zstd { .. }) => ("application/zstd", None),
+        };
+        ObjectMeta { content_type, content_encoding, key_at_close, overwrite: false }
+    }
+}

@@ -88,7 +88,7 @@ impl Encoder {
         #[cfg(any(feature = "parquet", feature = "avro"))]
         let binary = &config.binary;
         #[cfg(any(feature = "parquet", feature = "avro"))]
-        let typed = || crate::schema::typed::columns(&schema.text, binary.nested_as_json, metadata);
+        let typed = || schema.typed_columns(binary.nested_as_json, metadata);
         Ok(match format {
             Format::Jsonl => {
                 Encoder::Jsonl { buf: Vec::with_capacity(capacity), flat: Flattener::new(schema, config, metadata) }
@@ -128,10 +128,9 @@ impl Encoder {
     ) -> Result<(), String> {
         match format {
             #[cfg(feature = "avro")]
-            Format::Avro => avro::check(
-                stream,
-                &crate::schema::typed::columns(&schema.text, config.binary.nested_as_json, config.add_record_metadata),
-            ),
+            Format::Avro => {
+                avro::check(stream, &schema.typed_columns(config.binary.nested_as_json, config.add_record_metadata))
+            }
             _ => Ok(()),
         }
     }
@@ -230,6 +229,18 @@ impl Encoder {
             #[cfg(feature = "avro")]
             Encoder::Avro(a) => a.finish(),
             _ => Ok(()),
+        }
+    }
+
+    /// Numbers this file's float columns rounded, per field (Parquet and Avro).
+    pub fn lossy(&self) -> &crate::schema::typed::Lossy {
+        static NONE: crate::schema::typed::Lossy = crate::schema::typed::Lossy(Vec::new());
+        match self {
+            #[cfg(feature = "parquet")]
+            Encoder::Parquet(p) => &p.top.lossy,
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => &a.top.lossy,
+            _ => &NONE,
         }
     }
 

@@ -239,7 +239,12 @@ impl Column {
         };
         let fits = match &mut self.kind {
             Kind::Int(b) => typed::int(raw).map(|v| b.append_value(v)),
-            Kind::Float(b) => typed::float(raw).map(|v| b.append_value(v)),
+            Kind::Float(b) => typed::float_exact(raw).map(|(v, exact)| {
+                if !exact {
+                    outcome.lossy.note(&self.path, raw);
+                }
+                b.append_value(v)
+            }),
             Kind::Decimal(b, scale) => typed::decimal(raw, *scale).map(|v| b.append_value(v)),
             Kind::Numeric(b) => typed::numeric(raw).map(|v| b.append_value(v)),
             Kind::Bool(b) => typed::boolean(raw).map(|v| b.append_value(v)),

@@ -3,10 +3,12 @@
 //! parsers every step shares, so one value is read the same way for a key, a column and a
 //! cursor.
 
+mod exact;
 mod members;
 mod scalars;
 mod strict;
 
+pub use exact::{Exact, survives_f64};
 pub use members::{Dropped, FieldIndex, Key, elements, find_field, member, members, properties_of};
-pub use scalars::{boolean, date, decimal, float, int, numeric, parse_date_time, text, timestamp};
+pub use scalars::{boolean, date, decimal, float, float_exact, int, numeric, parse_date_time, text, timestamp};
 pub use strict::parse_strict;

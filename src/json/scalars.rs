@@ -55,15 +55,27 @@ fn number_text(raw: &str) -> &str {
 pub fn int(raw: &str) -> Option<i64> {
     let t = number_text(raw);
     t.parse::<i64>().ok().or_else(|| {
-        // `1.0` and `1e3` are integers too; anything with a fraction is not.
-        let f = t.parse::<f64>().ok()?;
-        (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+        // `1.0`, `1e16` and `12345678901234567e0` are integers too, read exactly; anything
+        // with a fraction is not.
+        i64::try_from(decimal(t, 0)?).ok()
     })
 }
 
 pub fn float(raw: &str) -> Option<f64> {
     let t = number_text(raw);
     t.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// A number as a 64-bit float, and whether the float holds the number the tap wrote (false:
+/// the column rounds it, and the value is counted as lossy). Up to 15 significant digits always
+/// survive; longer numbers are compared with the float's shortest form.
+pub fn float_exact(raw: &str) -> Option<(f64, bool)> {
+    let t = number_text(raw);
+    let value = t.parse::<f64>().ok().filter(|f| f.is_finite())?;
+    let mantissa = t.split(['e', 'E']).next().unwrap_or(t);
+    let significant = mantissa.trim_start_matches(['-', '+', '0', '.']).bytes().filter(u8::is_ascii_digit).count();
+    let ordinary = value == 0.0 || (1e-300..1e300).contains(&value.abs());
+    Some((value, (significant <= 15 && ordinary) || super::exact::survives_f64(t, value)))
 }
 
 /// A number's exact text (a JSON number, or a string holding one), for [`Type::Numeric`].

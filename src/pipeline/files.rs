@@ -143,8 +143,8 @@ pub struct FileSet<'a> {
     /// Records written so far (the least-recently-written order).
     sequence: u64,
     closed: Vec<Closed>,
-    /// Streams already warned about properties outside their schema (once per stream).
-    warned_dropped: std::collections::HashSet<String>,
+    /// Warnings given once per stream or field.
+    notices: super::notices::Notices,
     /// Memory the open files hold together (see [`OpenFile::memory`]).
     memory: u64,
     /// Files closed before their limits because too many were open (`max_open_files`) or they
@@ -175,7 +175,7 @@ impl<'a> FileSet<'a> {
             chunk_recycle,
             sequence: 0,
             closed: Vec::new(),
-            warned_dropped: Default::default(),
+            notices: Default::default(),
             memory: 0,
             early_closes: 0,
         }
@@ -233,6 +233,10 @@ impl<'a> FileSet<'a> {
             table_version: context.version.map(RawValue::get),
         });
         if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
+            // The encoder may hold part of the failed record: the file can never be complete.
+            // It is dropped (its upload, if started, is aborted when the writer hangs up), so
+            // no STATE after its first record is ever printed.
+            self.discard(&spec.group, partition);
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
         }
         file.records += 1;
@@ -291,7 +295,7 @@ impl<'a> FileSet<'a> {
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         ack.file_opened(id, context.line);
         tracing::debug!(stream = %spec.name, %key, "opening file");
-        let meta = object_meta(self.config, output, key_at_close);
+        let meta = ObjectMeta::for_data(self.config.content_encoding, output, key_at_close);
         let pages = encoder.take_page_writer();
         let open = Command::Open {
             id,
@@ -341,17 +345,10 @@ impl<'a> FileSet<'a> {
         if let Some(first) = first {
             tracing::warn!(stream, values = unparseable, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
         }
+        let lossy = file.encoder.lossy().clone();
+        self.notices.lossy(stream, &lossy);
         let dropped = file.encoder.dropped().clone();
-        if let Some(first) = &dropped.first
-            && self.warned_dropped.insert(stream.to_string())
-        {
-            tracing::warn!(
-                stream,
-                format = file.spec.output.format.extension(),
-                property = %first,
-                "records have properties that are not in the schema; this format has no column for them (counted as dropped_properties in METRIC lines and the manifest; declare them in the SCHEMA, or use jsonl)"
-            );
-        }
+        self.notices.dropped(stream, file.spec.output.format.extension(), &dropped);
         if let Some(rows) = file.encoder.take_rows() {
             file.sent += rows.size;
             send(&self.commands, Command::Rows { id: file.id, rows })?;
@@ -389,6 +386,7 @@ impl<'a> FileSet<'a> {
                 max_cursor: file.cursor.max.take().map(Cursor::into_value),
                 schema_hash: spec.schema_hash.clone(),
                 unparseable_values: unparseable,
+                lossy_values: lossy.0.iter().map(|(f, n, _)| (f.clone(), *n)).collect(),
                 dropped_properties: dropped.count,
                 rejected: spec.rejected,
             },
@@ -418,6 +416,13 @@ impl<'a> FileSet<'a> {
     /// change).
     pub fn close_stream(&mut self, name: &str) -> Result<(), Fault> {
         self.close_where(|group, _| group == name)
+    }
+
+    /// Forgets an open file that cannot be completed (the error that caused it is the run's).
+    fn discard(&mut self, group: &str, partition: &str) {
+        if let Some(file) = self.open.get_mut(group).and_then(|files| files.remove(partition)) {
+            (self.memory, self.count) = (self.memory - file.accounted, self.count - 1);
+        }
     }
 
     pub fn close_all(&mut self) -> Result<(), Fault> {
@@ -482,20 +487,6 @@ impl<'a> FileSet<'a> {
     pub fn hang_up(&mut self) {
         self.commands.take();
     }
-}
-
-/// The HTTP headers of a data object. With `content_encoding: none` (the default) a compressed
-/// object is what its name says: `x.jsonl.gz` is a gzip file to every client; with `auto` it is
-/// sent as the inner format with `Content-Encoding`, which HTTP clients undo on the fly.
-fn object_meta(config: &Config, output: &crate::config::Output, key_at_close: bool) -> ObjectMeta {
-    use crate::config::settings::ContentEncoding;
-    let (content_type, content_encoding) = match (config.content_encoding, output.compression) {
-        (_, Compression::None) => (output.format.content_type(), None),
-        (ContentEncoding::Auto, c) => (output.format.content_type(), c.content_encoding()),
-        (ContentEncoding::None, Compression::Gzip { .. }) => ("application/gzip", None),
-        (ContentEncoding::None, Compression::Zstd { .. }) => ("application/zstd", None),
-    };
-    ObjectMeta { content_type, content_encoding, key_at_close, overwrite: false }
 }
 
 /// What a close rule may look at.

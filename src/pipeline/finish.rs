@@ -31,6 +31,9 @@ pub struct ManifestEntry {
     /// Values written as null because they did not fit their column (`unparseable_values: null`).
     #[serde(skip_serializing_if = "is_zero")]
     pub unparseable_values: u64,
+    /// Numbers a float column rounded, per field (Parquet and Avro `double` columns).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub lossy_values: BTreeMap<String, u64>,
     /// Properties outside the schema the format had no place for (not JSONL/JSON).
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped_properties: u64,
@@ -142,6 +145,11 @@ impl<'a> Finisher<'a> {
             let metric = serde_json::json!({"type": "counter", "metric": metric, "value": value, "tags": tags});
             tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
         }
+        for (field, value) in &entry.lossy_values {
+            let tags = serde_json::json!({"stream": entry.stream, "field": field});
+            let metric = serde_json::json!({"type": "counter", "metric": "lossy_values", "value": value, "tags": tags});
+            tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
+        }
         self.totals.files += 1;
         self.totals.bytes += bytes;
         entry.bytes = bytes;
@@ -219,7 +227,11 @@ impl<'a> Finisher<'a> {
     }
 
     /// The manifest's key (still to be claimed) and body.
-    pub fn manifest(&self, run: &RunContext) -> Option<(RenderedKey, Vec<u8>)> {
+    pub fn manifest(
+        &self,
+        run: &RunContext,
+        null_items: &BTreeMap<String, BTreeMap<String, u64>>,
+    ) -> Option<(RenderedKey, Vec<u8>)> {
         let template = self.config.manifest_key.as_ref()?;
         let extension = self.config.output.extension();
         let file = FileContext {
@@ -244,6 +256,7 @@ impl<'a> Finisher<'a> {
             "rejected_records": self.totals.rejected,
             "early_closes": self.totals.early_closes,
             "table_versions": self.versions,
+            "null_items": null_items,
             "objects": self.written,
         });
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
@@ -254,5 +267,16 @@ impl<'a> Finisher<'a> {
     pub fn dry_run_listing(&mut self) -> String {
         self.written.sort_by(|a, b| a.key.cmp(&b.key));
         self.written.iter().map(|e| format!("{}\t{}\n", e.records, e.key)).collect()
+    }
+}
+
+/// METRIC lines for null array elements, per stream and field, once at the end of the run.
+pub fn null_items_metrics(null_items: &BTreeMap<String, BTreeMap<String, u64>>) {
+    for (stream, fields) in null_items {
+        for (field, value) in fields {
+            let tags = serde_json::json!({"stream": stream, "field": field});
+            let metric = serde_json::json!({"type": "counter", "metric": "null_items", "value": value, "tags": tags});
+            tracing::info!(target: "target_s3::metrics", "METRIC: {metric}");
+        }
     }
 }

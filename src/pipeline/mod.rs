@@ -13,6 +13,7 @@ mod commits;
 mod cursor;
 mod files;
 mod finish;
+mod notices;
 mod rejects;
 mod router;
 #[cfg(feature = "delta")]
@@ -91,9 +92,10 @@ pub fn run(
     let result = match run.consume(&block_rx, &block_recycle_tx) {
         Ok(()) => run.finish(),
         Err(e @ Error::Input(_)) => {
-            // Bad input stops the run, but files closed before it are complete: let them land
-            // and print the STATE they cover, so a rerun starts as late as honestly possible.
-            run.settle();
+            // Bad input stops the run, but every record before it is good: keep them as if the
+            // input had ended there, and print the STATE they cover, so a rerun starts as late
+            // as honestly possible.
+            run.keep_before_error();
             Err(e)
         }
         Err(e) => Err(e),
@@ -242,7 +244,9 @@ impl Run<'_, '_> {
             }
         }
         self.finisher.totals.early_closes = self.files.early_closes;
-        if let Some((rendered, body)) = self.finisher.manifest(&self.run) {
+        let null_items = self.router.null_items();
+        finish::null_items_metrics(&null_items);
+        if let Some((rendered, body)) = self.finisher.manifest(&self.run, &null_items) {
             let key = self.files.keys().claim(rendered)?;
             self.extra(key, body, "application/json", false)?;
         }
@@ -292,20 +296,23 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Waits for the files already closed, then releases the STATE they cover. Open files
-    /// are not closed: they hold records from around the failure and will be discarded.
-    fn settle(&mut self) {
-        #[cfg(feature = "delta")] // a failed run commits nothing more, prints no newer STATE
-        if self.delta.is_some() {
-            return;
+    /// After bad input: the open files hold only records from before it (a file that got
+    /// part of the bad record was dropped), so they close as at the end of input, become
+    /// durable, and the STATE they cover is printed; Delta tables commit what that STATE
+    /// covers. No markers and no manifest: the run did not complete. Whatever fails here is
+    /// logged; the bad input stays the run's error.
+    fn keep_before_error(&mut self) {
+        let kept = (|| -> Result<(), Error> {
+            let closed = self.files.close_all();
+            self.drain_closed(closed)?;
+            self.wait_for_objects()?;
+            #[cfg(feature = "delta")]
+            self.commit_tables(commits::Commit::Covered)?;
+            self.release_state()
+        })();
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "could not keep every record before the error");
         }
-        while self.closing > 0 {
-            let Ok(event) = self.events.recv() else { return };
-            if self.event(event).is_err() {
-                return;
-            }
-        }
-        let _ = self.release_state();
     }
 
     fn input_error(&self, stream: Option<&str>, kind: InputErrorKind) -> Error {

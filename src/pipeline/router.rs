@@ -84,6 +84,8 @@ pub struct Router<'a> {
     rejects: HashMap<String, Arc<StreamSpec<'a>>>,
     /// Reused per record for the partition part of the key.
     partition: String,
+    /// Null array elements counted by schemas a newer SCHEMA replaced: stream -> field -> n.
+    null_items: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 impl<'a> Router<'a> {
@@ -100,6 +102,27 @@ impl<'a> Router<'a> {
             streams: HashMap::default(),
             rejects: HashMap::default(),
             partition: String::new(),
+            null_items: Default::default(),
+        }
+    }
+
+    /// Null elements of arrays whose items the tap declared non-null, per stream and field
+    /// (they loaded as null; see `schema::exact`).
+    pub fn null_items(&self) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
+        let mut all = self.null_items.clone();
+        for (name, spec) in &self.streams {
+            Self::count_null_items(&mut all, name, &spec.schema);
+        }
+        all
+    }
+
+    fn count_null_items(
+        into: &mut std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+        name: &str,
+        schema: &StreamSchema,
+    ) {
+        for (field, n) in schema.exact.iter().flat_map(|e| e.null_items()) {
+            *into.entry(name.to_string()).or_default().entry(field.to_string()).or_default() += n;
         }
     }
 
@@ -123,7 +146,22 @@ impl<'a> Router<'a> {
         {
             return Ok(false); // taps resend identical schemas; nothing to recompile
         }
-        let compiled = Arc::new(StreamSchema::compile(schema.get(), key_properties, self.options)?);
+        let mut compiled = StreamSchema::compile(schema.get(), key_properties, self.options)?;
+        compiled.stream = name.into();
+        if let Some(overrides) =
+            self.config.schema_overrides.get(name).or_else(|| self.config.schema_overrides.get("*"))
+        {
+            compiled.overrides = overrides.iter().map(|(f, o)| (f.clone(), *o)).collect();
+            let mut fields = crate::schema::typed::columns(schema.get(), false, false);
+            for unknown in crate::schema::typed::apply_overrides(&mut fields, &compiled.overrides) {
+                tracing::warn!(
+                    stream = name,
+                    field = unknown,
+                    "schema_overrides names a field the stream's SCHEMA does not have (only top-level properties can be overridden)"
+                );
+            }
+        }
+        let compiled = Arc::new(compiled);
         let output = self.config.output_for(name);
         // A schema the format cannot write (Avro nested deeper than its readers go) fails here,
         // at the SCHEMA line, not at the first record.
@@ -146,7 +184,9 @@ impl<'a> Router<'a> {
             versioned: output.key.uses_table_version(),
             table: None,
         };
-        self.streams.insert(name.to_string(), Arc::new(spec));
+        if let Some(old) = self.streams.insert(name.to_string(), Arc::new(spec)) {
+            Self::count_null_items(&mut self.null_items, name, &old.schema);
+        }
         Ok(columns_changed)
     }
 
@@ -187,11 +227,7 @@ impl<'a> Router<'a> {
         use crate::config::Format;
         let names = |s: &StreamSchema| s.columns.names.iter().cloned().collect::<std::collections::BTreeSet<_>>();
         let typed = |s: &StreamSchema| {
-            let mut fields = crate::schema::typed::columns(
-                &s.text,
-                self.config.binary.nested_as_json,
-                self.config.add_record_metadata,
-            );
+            let mut fields = s.typed_columns(self.config.binary.nested_as_json, self.config.add_record_metadata);
             fields.sort_by(|a, b| a.name.cmp(&b.name));
             fields
         };
@@ -211,7 +247,7 @@ impl<'a> Router<'a> {
     /// The typed columns of `schema`, as the Parquet and Avro files write them.
     #[cfg(feature = "delta")]
     pub fn typed_columns(&self, schema: &StreamSchema) -> Vec<crate::schema::typed::Field> {
-        crate::schema::typed::columns(&schema.text, self.config.binary.nested_as_json, self.config.add_record_metadata)
+        schema.typed_columns(self.config.binary.nested_as_json, self.config.add_record_metadata)
     }
 
     /// `incompatible_schema: new_table`: the stream's files go to the table of `table` from

@@ -128,11 +128,11 @@ fn the_manifest_lists_durable_files_and_never_deleted_ones() {
         finisher.file_closed(c);
     }
     finisher.totals.records = 2;
-    let (_, body) = finisher.manifest(&run_context()).unwrap();
+    let (_, body) = finisher.manifest(&run_context(), &Default::default()).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(manifest["objects"], json!([]), "nothing is durable yet");
     finisher.file_durable(id, &key, 18, 0xdead_beef);
-    let (_, body) = finisher.manifest(&run_context()).unwrap();
+    let (_, body) = finisher.manifest(&run_context(), &Default::default()).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(manifest["records"], 2);
     let object = &manifest["objects"][0];
@@ -142,6 +142,6 @@ fn the_manifest_lists_durable_files_and_never_deleted_ones() {
     );
     assert_eq!(object["crc32"], "deadbeef");
     finisher.deleted(&[key]);
-    let (_, body) = finisher.manifest(&run_context()).unwrap();
+    let (_, body) = finisher.manifest(&run_context(), &Default::default()).unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["objects"], json!([]));
 }

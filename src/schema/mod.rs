@@ -5,6 +5,7 @@
 
 mod columns;
 mod draft;
+pub mod exact;
 #[cfg(test)]
 mod tests;
 pub mod typed;
@@ -41,6 +42,13 @@ pub struct StreamSchema {
     pub text: Box<str>,
     pub key_properties: Vec<String>,
     pub validator: Option<jsonschema::Validator>,
+    /// Bounds compared on exact decimal values and null array elements counted ([`exact`]);
+    /// with the validator only.
+    pub exact: Option<exact::ExactChecks>,
+    /// The stream's name, for warnings (set by the router).
+    pub stream: Box<str>,
+    /// The loader's `schema_overrides` for this stream's columns (set by the router).
+    pub overrides: Vec<(String, typed::Override)>,
     pub columns: Arc<ColumnPlan>,
 }
 
@@ -54,19 +62,45 @@ impl StreamSchema {
         if !schema.get("properties").is_some_and(Value::is_object) {
             return Err(InputErrorKind::SchemaNoProperties);
         }
+        let mut exact = None;
         let validator = if opts.validate_records {
             let draft = draft_of(&mut schema);
-            let v = jsonschema::options()
-                .with_draft(draft)
-                .should_validate_formats(opts.validate_formats)
-                .build(&schema)
-                .map_err(|e| InputErrorKind::InvalidSchema(schema_error(&e, draft)))?;
-            Some(v)
+            let build = |schema: &Value| {
+                jsonschema::options()
+                    .with_draft(draft)
+                    .should_validate_formats(opts.validate_formats)
+                    .build(schema)
+                    .map_err(|e| InputErrorKind::InvalidSchema(schema_error(&e, draft)))
+            };
+            let mut validator = build(&schema)?;
+            // The schema as sent compiled (so its errors are the validator's own); bounds then
+            // move to the exact checks, and the validator is built without them.
+            exact = exact::take(&mut schema, text);
+            if exact.is_some() {
+                validator = build(&schema)?;
+            }
+            Some(validator)
         } else {
             None
         };
         let columns = Arc::new(ColumnPlan::from_schema(text, opts.flatten_max_depth).map_err(InputErrorKind::Json)?);
-        Ok(StreamSchema { text: text.into(), key_properties, validator, columns })
+        Ok(StreamSchema {
+            text: text.into(),
+            key_properties,
+            validator,
+            exact,
+            stream: "".into(),
+            overrides: Vec::new(),
+            columns,
+        })
+    }
+
+    /// The typed columns Parquet, Avro and Delta tables write: from the schema, then the
+    /// loader's `schema_overrides`.
+    pub fn typed_columns(&self, nested_as_json: bool, metadata: bool) -> Vec<typed::Field> {
+        let mut fields = typed::columns(&self.text, nested_as_json, metadata);
+        typed::apply_overrides(&mut fields, &self.overrides);
+        fields
     }
 
     /// Checks one record when `validate_records` is on: JSON Schema validation and key
@@ -83,6 +117,9 @@ impl StreamSchema {
                     let path = e.instance_path().to_string();
                     let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };
                     return Err(InputErrorKind::Invalid(format!("{at}: {}", truncate(&e.to_string(), 300))));
+                }
+                if let Some(exact) = &self.exact {
+                    exact.check(record.get(), &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?;
                 }
                 let object =
                     value.as_object().ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;

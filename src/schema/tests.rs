@@ -216,3 +216,154 @@ fn schema_errors() {
         Err(InputErrorKind::InvalidSchema(_))
     ));
 }
+
+/// Real taps' numeric columns: bounds compared on the exact decimal value, errors quoting the
+/// number as sent; integers past 64 bits; null elements of typed arrays load and are counted.
+#[test]
+fn bounds_are_exact_and_null_items_load() {
+    // pipelinewise-tap-postgres, NUMERIC(38,10); MySQL BIGINT UNSIGNED; the Hub tap's int[].
+    let schema = r#"{"type":"object","properties":{
+        "money":{"type":["null","number"],"exclusiveMaximum":true,"maximum":1e28,"multipleOf":1e-10,"exclusiveMinimum":true,"minimum":-1e28},
+        "big":{"type":["null","integer"],"minimum":0,"maximum":18446744073709551615},
+        "nums":{"type":["array","null"],"items":{"type":"integer","maximum":5}},
+        "n":{"anyOf":[{"type":"number","minimum":0.1},{"type":"null"}]}}}"#;
+    let s = StreamSchema::compile(schema, vec![], opts()).unwrap();
+    for ok in [
+        r#"{"money":-9999999999999999999999999999.9999999999}"#,
+        r#"{"money":9999999999999999999999999999.9999999999}"#,
+        r#"{"money":12345678901234567890.1234567891}"#,
+        r#"{"big":18446744073709551615}"#,
+        r#"{"nums":[1,null,5,null]}"#,
+        r#"{"n":0.1}"#,
+        r#"{"n":null}"#,
+    ] {
+        s.check(&raw(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let nulls: Vec<(&str, u64)> = s.exact.as_ref().unwrap().null_items().collect();
+    assert_eq!(nulls, [("nums", 2)]);
+    for (bad, message) in [
+        (r#"{"money":-1e28}"#, "at /money: -1e28 is not greater than the minimum of -1e28"),
+        (
+            r#"{"money":10000000000000000000000000000}"#,
+            "at /money: 10000000000000000000000000000 is not less than the maximum of 1e28",
+        ),
+        (r#"{"money":0.00000000001}"#, "at /money: 0.00000000001 is not a multiple of 1e-10"),
+        (
+            r#"{"big":18446744073709551616}"#,
+            "at /big: 18446744073709551616 is not at most the maximum of 18446744073709551615",
+        ),
+        (r#"{"nums":[1,null,6]}"#, "at /nums/2: 6 is not at most the maximum of 5"),
+        (r#"{"n":0.09999999999999999999}"#, "at /n: 0.09999999999999999999 is not at least the minimum of 0.1"),
+    ] {
+        let e = s.check(&raw(bad)).unwrap_err().to_string();
+        assert!(e.contains(message), "{bad}: {e}");
+    }
+    // Still the validator's: a string is not a number.
+    assert!(s.check(&raw(r#"{"nums":["x"]}"#)).is_err());
+}
+
+mod exact_bounds {
+    use std::str::FromStr;
+
+    use bigdecimal::BigDecimal;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A decimal text of up to 40 digits, maybe with an exponent.
+    fn decimal() -> impl Strategy<Value = String> {
+        (any::<bool>(), "[0-9]{1,20}", proptest::option::of("[0-9]{1,20}"), proptest::option::of(-30i32..30)).prop_map(
+            |(neg, whole, frac, exp)| {
+                let mut t = String::new();
+                if neg {
+                    t.push('-');
+                }
+                // JSON has no leading zeros.
+                let whole = whole.trim_start_matches('0');
+                t.push_str(if whole.is_empty() { "0" } else { whole });
+                if let Some(f) = frac {
+                    t.push('.');
+                    t.push_str(&f);
+                }
+                if let Some(e) = exp {
+                    t.push_str(&format!("e{e}"));
+                }
+                t
+            },
+        )
+    }
+
+    /// A value at, just past or just short of `bound` in its 25th-40th digit, or written
+    /// another way (trailing zeros, exponent): where 64-bit floats cannot tell them apart.
+    fn near(bound: &str, how: u8, digits: usize) -> String {
+        let (mantissa, exp) = bound.split_once('e').unwrap_or((bound, "0"));
+        let exp: i32 = exp.parse().unwrap();
+        let tail = "0".repeat(digits);
+        let point = if mantissa.contains('.') { "" } else { "." };
+        match how % 4 {
+            0 => format!("{mantissa}{point}{tail}1e{exp}"),
+            1 => {
+                // just below in magnitude: ...d - 10^-k, by a string of 9s after lowering the last digit
+                let last = mantissa.trim_end_matches(['0', '.']);
+                match last.chars().last() {
+                    Some(d @ '1'..='9') => {
+                        let lowered = format!("{}{}", &last[..last.len() - 1], (d as u8 - 1) as char);
+                        let point = if lowered.contains('.') { "" } else { "." };
+                        format!("{lowered}{point}{}e{exp}", "9".repeat(digits + 5))
+                    }
+                    _ => format!("{mantissa}{point}{tail}e{exp}"),
+                }
+            }
+            2 => format!("{mantissa}{point}{tail}e{exp}"),
+            _ => format!("{mantissa}e{exp}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+        #[test]
+        fn verdicts_match_exact_decimals(
+            random in decimal(),
+            close_to in proptest::option::of((any::<bool>(), 0u8..4, 20usize..40)),
+            min in decimal(),
+            max in decimal(),
+            min_exclusive in any::<bool>(),
+            max_exclusive in any::<bool>(),
+            step in proptest::option::of((1u32..999, 0i32..12)),
+            draft4 in any::<bool>(),
+        ) {
+            let lower = if min_exclusive && !draft4 {
+                format!(r#""exclusiveMinimum":{min}"#)
+            } else {
+                format!(r#""minimum":{min},"exclusiveMinimum":{min_exclusive}"#)
+            };
+            let upper = if max_exclusive && !draft4 {
+                format!(r#""exclusiveMaximum":{max}"#)
+            } else {
+                format!(r#""maximum":{max},"exclusiveMaximum":{max_exclusive}"#)
+            };
+            let step_text = step.map(|(m, e)| format!("{m}e-{e}"));
+            let multiple = step_text.as_ref().map(|s| format!(r#","multipleOf":{s}"#)).unwrap_or_default();
+            let value = match close_to {
+                Some((to_min, how, digits)) => near(if to_min { &min } else { &max }, how, digits),
+                None => random,
+            };
+            let schema = format!(r#"{{"properties":{{"v":{{"type":"number",{lower},{upper}{multiple}}}}}}}"#);
+            let s = StreamSchema::compile(&schema, vec![], opts()).unwrap();
+            let verdict = s.check(&raw(&format!(r#"{{"v":{value}}}"#))).is_ok();
+            let (v, lo, hi) = (
+                BigDecimal::from_str(&value).unwrap(),
+                BigDecimal::from_str(&min).unwrap(),
+                BigDecimal::from_str(&max).unwrap(),
+            );
+            let mut expected = if min_exclusive { v > lo } else { v >= lo };
+            expected &= if max_exclusive { v < hi } else { v <= hi };
+            if let Some(step) = &step_text {
+                let step = BigDecimal::from_str(step).unwrap();
+                let quotient = &v / &step;
+                expected &= quotient.is_integer();
+            }
+            prop_assert_eq!(verdict, expected, "{} against {}", value, schema);
+        }
+    }
+}

@@ -308,7 +308,12 @@ impl Column {
         };
         let value = match &mut self.kind {
             Kind::Int => typed::int(raw).map(Value::Long),
-            Kind::Float => typed::float(raw).map(Value::Double),
+            Kind::Float => typed::float_exact(raw).map(|(v, exact)| {
+                if !exact {
+                    outcome.lossy.note(&self.path, raw);
+                }
+                Value::Double(v)
+            }),
             Kind::Decimal(scale) => typed::decimal(raw, *scale).map(|v| Value::Decimal(v.to_be_bytes().into())),
             Kind::Bool => typed::boolean(raw).map(Value::Boolean),
             Kind::Timestamp => typed::timestamp(raw).map(Value::TimestampMicros),

@@ -23,8 +23,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::METADATA_COLUMNS;
-pub use crate::json::{FieldIndex, boolean, date, decimal, elements, float, int, members, numeric, text, timestamp};
-pub use values::{NOT_NESTED, Outcome, Problem, Rows, Unparseable, required};
+pub use crate::json::{
+    FieldIndex, boolean, date, decimal, elements, float, float_exact, int, members, numeric, text, timestamp,
+};
+pub use values::{Lossy, NOT_NESTED, Outcome, Problem, Rows, Unparseable, required};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Field {
@@ -71,6 +73,62 @@ impl Type {
             Type::List(_) => "an array",
         }
     }
+}
+
+/// A column type set by the loader's `schema_overrides` for one field, whatever the tap's
+/// schema says: how users keep every digit of a `number` the tap declares without scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Override {
+    /// `decimal(P,S)`: written as decimal(38, S); values with more than P digits or S places
+    /// do not fit (see `unparseable_values`).
+    Decimal { precision: u8, scale: u8 },
+    /// `numeric`: the number's exact text, as a string column.
+    Numeric,
+    /// `double`: a 64-bit float (rounding counted as `lossy_values`).
+    Double,
+    /// `bigint`: a 64-bit integer.
+    Bigint,
+}
+
+impl Override {
+    pub const HELP: &str = "decimal(P,S) with 1 <= P <= 38 and 0 <= S <= P, numeric (the exact text), double or bigint";
+
+    pub fn parse(text: &str) -> Option<Override> {
+        let t = text.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "numeric" | "text" => return Some(Override::Numeric),
+            "double" | "float" | "float64" => return Some(Override::Double),
+            "bigint" | "int64" | "long" => return Some(Override::Bigint),
+            _ => {}
+        }
+        let inner = t.strip_prefix("decimal(").or_else(|| t.strip_prefix("numeric("))?.strip_suffix(')')?;
+        let (p, s) = inner.split_once(',')?;
+        let (precision, scale): (u8, u8) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+        (1..=38).contains(&precision).then_some(())?;
+        (scale <= precision).then_some(Override::Decimal { precision, scale })
+    }
+
+    fn ty(self) -> Type {
+        match self {
+            Override::Decimal { scale, .. } => Type::Decimal { scale },
+            Override::Numeric => Type::Numeric,
+            Override::Double => Type::Float,
+            Override::Bigint => Type::Int,
+        }
+    }
+}
+
+/// Applies a stream's `schema_overrides` to its top-level columns; names that are not columns
+/// are returned (for a warning).
+pub fn apply_overrides<'o>(fields: &mut [Field], overrides: &'o [(String, Override)]) -> Vec<&'o str> {
+    let mut unknown = Vec::new();
+    for (name, o) in overrides {
+        match fields.iter_mut().find(|f| f.name == *name) {
+            Some(field) => field.ty = o.ty(),
+            None => unknown.push(name.as_str()),
+        }
+    }
+    unknown
 }
 
 /// The columns of a stream: the schema's properties in the order the schema lists them, then
@@ -221,7 +279,7 @@ fn resolve<'a>(text: &'a str, schema: &'a Value, ctx: &mut Ctx<'a>) -> (Type, bo
 /// The column type of a schema whose non-null types are `non_null` (sorted).
 fn type_of<'a>(non_null: &[&str], text: &'a str, schema: &'a Value, ctx: &mut Ctx<'a>) -> Type {
     match non_null {
-        ["integer"] => Type::Int,
+        ["integer"] => integer_type(text),
         ["integer", "number"] | ["number"] => number_type(schema),
         ["boolean"] => Type::Bool,
         ["string"] => match schema.get("format").and_then(Value::as_str) {
@@ -237,15 +295,15 @@ fn type_of<'a>(non_null: &[&str], text: &'a str, schema: &'a Value, ctx: &mut Ct
             let item = match schema.get("items") {
                 Some(items @ Value::Object(_)) => {
                     let items_text = crate::json::member(text, "items").map_or("{}", |raw| raw.get());
-                    let (ty, nullable) = match recursive_array(items, ctx) {
+                    let ty = match recursive_array(items, ctx) {
                         // Arrays of any dimension: JSON text when asked to (2-D data fits).
                         Some(_) if ctx.nested_as_json => return Type::Json,
-                        Some((element, target_text, target, nullable)) => {
-                            (type_of(&[element], target_text, target, ctx), nullable)
-                        }
-                        None => resolve(items_text, items, ctx),
+                        Some((element, target_text, target, _)) => type_of(&[element], target_text, target, ctx),
+                        None => resolve(items_text, items, ctx).0,
                     };
-                    Field { name: "item".into(), ty, nullable }
+                    // Elements are always nullable: database arrays hold NULL elements whatever
+                    // the tap declares (validation lets them through and counts them).
+                    Field { name: "item".into(), ty, nullable: true }
                 }
                 _ => Field { name: "item".into(), ty: Type::Json, nullable: true },
             };
@@ -279,6 +337,30 @@ fn recursive_array<'a>(items: &'a Value, ctx: &Ctx<'a>) -> Option<(&'static str,
     Some((element, text, target, types.contains(&"null")))
 }
 
+/// `integer` columns: int64, unless the schema's bounds go past it (MySQL `BIGINT UNSIGNED`:
+/// `maximum: 18446744073709551615`): then decimal(38, 0) holds every value in range exactly,
+/// and past 38 digits the number's exact text.
+fn integer_type(text: &str) -> Type {
+    use crate::json::Exact;
+    let limit = |k: &str| crate::json::member(text, k).map(|raw| raw.get().trim().to_string());
+    let limits: Vec<String> =
+        ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].into_iter().filter_map(limit).collect();
+    let (low, high) = (Exact::parse("-9223372036854775808"), Exact::parse("9223372036854775807"));
+    let (Some(low), Some(high)) = (low, high) else { return Type::Int };
+    let wide = |t: &String| Exact::parse(t).is_some_and(|e| e < low || e > high);
+    if !limits.iter().any(wide) {
+        return Type::Int;
+    }
+    let room = Exact::parse("1e38").expect("a number");
+    let negative_room = Exact::parse("-1e38").expect("a number");
+    let fits = |t: &String| Exact::parse(t).is_some_and(|e| e < room && e > negative_room);
+    if limits.iter().filter(|t| Exact::parse(t).is_some()).all(fits) {
+        Type::Decimal { scale: 0 }
+    } else {
+        Type::Numeric
+    }
+}
+
 /// `number` columns. `multipleOf: 10^-k` (`0.01`) asks for exact decimals with k places:
 /// decimal(38, k) when it holds every value the schema allows (`minimum`/`maximum`, draft-4 or
 /// later style) or, without both bounds, when it leaves at least 20 integer digits (k <= 18).
@@ -286,6 +368,12 @@ fn recursive_array<'a>(items: &'a Value, ctx: &Ctx<'a>) -> Option<(&'static str,
 /// decimal(38, k) holds the values, and a float would round them: the exact text of the number.
 /// Any other `number` is a float.
 fn number_type(schema: &Value) -> Type {
+    // A tap that names the SQL type (`x-sql-datatype: numeric(38,10)`) says how many places.
+    if let Some(Override::Decimal { scale, .. }) =
+        schema.get("x-sql-datatype").and_then(Value::as_str).and_then(Override::parse)
+    {
+        return Type::Decimal { scale };
+    }
     let Some(step) = schema.get("multipleOf").and_then(Value::as_f64) else { return Type::Float };
     if !(step > 0.0 && step <= 1.0) {
         return Type::Float;

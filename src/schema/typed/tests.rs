@@ -31,7 +31,7 @@ fn types_follow_the_schema() {
             ("day", &Type::Date, true),
             ("o", &Type::Struct(vec![Field { name: "a".into(), ty: Type::Text, nullable: true }]), true),
             ("free", &Type::Json, true),
-            ("tags", &Type::List(Box::new(Field { name: "item".into(), ty: Type::Text, nullable: false })), true),
+            ("tags", &Type::List(Box::new(Field { name: "item".into(), ty: Type::Text, nullable: true })), true),
             (
                 "lines",
                 &Type::List(Box::new(Field {
@@ -40,7 +40,7 @@ fn types_follow_the_schema() {
                         Field { name: "z".into(), ty: Type::Text, nullable: true },
                         Field { name: "a".into(), ty: Type::Int, nullable: true },
                     ]),
-                    nullable: false
+                    nullable: true
                 })),
                 true
             ),

@@ -46,11 +46,31 @@ pub struct Outcome {
     /// Values written as null, and the first of them.
     pub nulled: u64,
     pub first: Option<String>,
+    /// Numbers a float column rounds, per field (the file's running counts, lent to each
+    /// record so counting allocates only at a field's first lossy value).
+    pub lossy: Lossy,
+}
+
+/// Per field: numbers a float column rounded, and the first one as the tap wrote it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lossy(pub Vec<(String, u64, String)>);
+
+impl Lossy {
+    pub fn note(&mut self, path: &str, raw: &str) {
+        match self.0.iter_mut().find(|(p, _, _)| p == path) {
+            Some((_, n, _)) => *n += 1,
+            None => self.0.push((path.to_string(), 1, raw.chars().take(80).collect())),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, n, _)| n).sum()
+    }
 }
 
 impl Outcome {
     pub fn new(policy: Unparseable) -> Outcome {
-        Outcome { policy, nulled: 0, first: None }
+        Outcome { policy, nulled: 0, first: None, lossy: Lossy::default() }
     }
 
     /// A value does not fit: an error, or (policy `null`, nullable column) a counted null.
@@ -81,6 +101,8 @@ pub struct Rows {
     pub first_nulled: Option<String>,
     /// Top-level properties outside the schema: typed columns have no place for them.
     pub dropped: Dropped,
+    /// Numbers float columns rounded, per field.
+    pub lossy: Lossy,
 }
 
 impl Rows {
@@ -98,6 +120,7 @@ impl Rows {
             nulled: 0,
             first_nulled: None,
             dropped: Dropped::default(),
+            lossy: Lossy::default(),
         }
     }
 
@@ -111,13 +134,18 @@ impl Rows {
     ) -> Result<(), String> {
         members(record, &self.index, &mut self.slots, &mut self.dropped).map_err(|e| e.to_string())?;
         let mut outcome = Outcome::new(self.policy);
+        outcome.lossy = std::mem::take(&mut self.lossy);
         for (i, slot) in self.slots.iter().enumerate() {
             let raw = match slot {
                 Some((start, len)) => Some(&record[*start..*start + *len]),
                 None => metadata.and_then(|m| self.metadata.iter().find(|(c, _)| *c == i).map(|(_, k)| m[*k].as_str())),
             };
-            column(i, raw, &mut outcome).map_err(|p| p.to_string())?;
+            if let Err(p) = column(i, raw, &mut outcome) {
+                self.lossy = outcome.lossy;
+                return Err(p.to_string());
+            }
         }
+        self.lossy = outcome.lossy;
         self.nulled += outcome.nulled;
         if self.first_nulled.is_none() {
             self.first_nulled = outcome.first;

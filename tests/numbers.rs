@@ -1,0 +1,100 @@
+//! Real taps' numbers and arrays through the typed formats, read back by arrow-rs and
+//! apache-avro: every value exact, or counted and warned, or made exact by `schema_overrides`.
+
+mod common;
+
+use serde_json::{Value, json};
+use target_s3::schema::typed::{Field, Type, columns};
+
+/// What pipelinewise-tap-mysql and the Hub's tap-postgres send.
+const INPUT: &str = concat!(
+    r#"{"type":"SCHEMA","stream":"t","key_properties":["id"],"schema":{"type":"object","properties":{"#,
+    r#""id":{"type":"integer"},"#,
+    r#""big":{"type":["null","integer"],"minimum":0,"maximum":18446744073709551615},"#,
+    r#""money":{"type":["null","number"],"exclusiveMaximum":true,"maximum":1e28,"multipleOf":1e-10,"exclusiveMinimum":true,"minimum":-1e28},"#,
+    r#""plain":{"type":["null","number"]},"#,
+    r#""ints":{"type":["array","null"],"items":{"type":"integer"}},"#,
+    r#""exp":{"type":["null","integer"]}}}}"#,
+    "\n",
+    r#"{"type":"RECORD","stream":"t","record":{"id":1,"big":18446744073709551615,"money":-9999999999999999999999999999.9999999999,"plain":12345678901234567890.1234567891,"ints":[1,null,3],"exp":1e16}}"#,
+    "\n",
+    r#"{"type":"RECORD","stream":"t","record":{"id":2,"big":0,"money":0.1234567891,"plain":0.1,"ints":[null],"exp":12345678901234567e0}}"#,
+    "\n",
+    r#"{"type":"RECORD","stream":"t","record":{"id":3,"big":null,"money":null,"plain":1.5,"ints":null,"exp":null}}"#,
+    "\n",
+    r#"{"type":"STATE","value":{"done":true}}"#,
+    "\n",
+);
+
+fn rows(format: &str, root: &std::path::Path, fields: &[Field]) -> Vec<Value> {
+    if format == "parquet" {
+        common::typed::parquet_rows(root, "t", fields).0
+    } else {
+        common::typed::avro_rows(root, "t", fields)
+    }
+}
+
+#[test]
+fn defaults_load_every_value_exactly_or_counted() {
+    for format in ["parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        let run = common::run(
+            &json!({"local_path": root, "format": format, "manifest_key_template": "m-{run_id}.json", "run_id": "r"}),
+            INPUT,
+        );
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        assert_eq!(run.stdout, [r#"{"done":true}"#]);
+        let schema = common::typed::schema_of(INPUT, "t");
+        let fields = columns(&schema, false, false);
+        let ty = |name: &str| fields.iter().find(|f| f.name == name).unwrap().ty.clone();
+        assert_eq!(ty("big"), Type::Decimal { scale: 0 }, "BIGINT UNSIGNED holds every value in range");
+        assert_eq!(ty("money"), Type::Decimal { scale: 10 });
+        let got = rows(format, &root, &fields);
+        assert_eq!(got[0]["big"], json!("18446744073709551615"), "{format}");
+        assert_eq!(got[0]["money"], json!("-9999999999999999999999999999.9999999999"), "{format}");
+        assert_eq!(got[0]["ints"], json!([1, null, 3]), "{format}");
+        assert_eq!(got[1]["ints"], json!([null]), "{format}");
+        assert_eq!(got[0]["exp"], json!(10_000_000_000_000_000i64), "{format}");
+        assert_eq!(got[1]["exp"], json!(12_345_678_901_234_567i64), "{format}");
+        assert_eq!(got[1]["plain"], json!(0.1));
+        // The one rounded value is counted per field and warned about, naming the fix.
+        assert!(run.stderr.contains("schema_overrides"), "{format}: {}", run.stderr);
+        assert!(run.stderr.contains("null_items") && run.stderr.contains("ints"), "{}", run.stderr);
+        let metric =
+            run.stderr.lines().find(|l| l.contains(r#""metric":"lossy_values""#)).expect("a lossy_values METRIC");
+        assert!(metric.contains(r#""value":1"#) && metric.contains(r#""field":"plain""#), "{metric}");
+        let manifest: Value = serde_json::from_slice(&std::fs::read(root.join("m-r.json")).unwrap()).unwrap();
+        assert_eq!(manifest["objects"][0]["lossy_values"], json!({"plain": 1}), "{format}");
+        assert_eq!(manifest["null_items"], json!({"t": {"ints": 2}}), "{format}");
+    }
+}
+
+#[test]
+fn schema_overrides_keep_every_digit() {
+    for format in ["parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        let config = json!({"local_path": root, "format": format,
+            "schema_overrides": {"t": {"plain": "decimal(38,10)", "money": "numeric"}}});
+        let run = common::run(&config, INPUT);
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        assert!(!run.stderr.contains("lossy_values"), "{}", run.stderr);
+        let mut fields = columns(&common::typed::schema_of(INPUT, "t"), false, false);
+        for f in &mut fields {
+            match f.name.as_str() {
+                "plain" => f.ty = Type::Decimal { scale: 10 },
+                "money" => f.ty = Type::Numeric,
+                _ => {}
+            }
+        }
+        let got = rows(format, &root, &fields);
+        assert_eq!(got[0]["plain"], json!("12345678901234567890.1234567891"), "{format}");
+        assert_eq!(got[1]["plain"], json!("0.1000000000"), "{format}");
+        assert_eq!(got[0]["money"], json!("-9999999999999999999999999999.9999999999"), "{format}");
+    }
+    // A type that does not exist is refused at start-up, naming the setting.
+    let run = common::run(&json!({"schema_overrides": {"t": {"plain": "decimal(40,2)"}}}), INPUT);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("schema_overrides") && run.stderr.contains("decimal(P,S)"), "{}", run.stderr);
+}
