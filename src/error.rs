@@ -92,6 +92,16 @@ pub struct InputError {
     pub line: u64,
     pub stream: Option<String>,
     pub kind: InputErrorKind,
+    /// For a record read from a BATCH file: the file and the line inside it.
+    pub batch: Option<BatchPlace>,
+}
+
+/// A line of a BATCH file.
+#[derive(Debug, Clone)]
+pub struct BatchPlace {
+    /// The file's URL, without credentials.
+    pub url: std::sync::Arc<str>,
+    pub line: u64,
 }
 
 impl fmt::Display for InputError {
@@ -100,7 +110,20 @@ impl fmt::Display for InputError {
         if let Some(stream) = &self.stream {
             write!(f, " (stream {stream:?})")?;
         }
-        write!(f, ": {}", self.kind)
+        if let Some(batch) = &self.batch {
+            write!(f, ", BATCH file {} line {}", batch.url, batch.line)?;
+        }
+        write!(f, ": {}", self.kind)?;
+        // The setting that would have loaded (or set aside) what stopped the run.
+        match self.kind {
+            InputErrorKind::Invalid(_) | InputErrorKind::MissingKeyProperty(_) => f.write_str(
+                " (`invalid_records: dead_letter` sets such records aside in dead-letter files and goes on)",
+            ),
+            InputErrorKind::Encode(_) => f.write_str(
+                " (`unparseable_values: null` writes values that do not fit their column as null; `schema_overrides` changes a column's type)",
+            ),
+            _ => Ok(()),
+        }
     }
 }
 

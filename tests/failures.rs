@@ -163,3 +163,34 @@ proptest! {
         }
     }
 }
+
+/// A record inside a BATCH file is named by the file and its line there, in the error line and
+/// in dead-letter entries; the error names the setting that would have let the run go on.
+#[test]
+fn batch_file_errors_name_the_file_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("part-1.jsonl");
+    std::fs::write(&batch, "{\"id\":1,\"v\":1}\n{\"id\":\"two\",\"v\":2}\n{\"id\":3,\"v\":3}\n").unwrap();
+    let url = format!("file://{}", batch.display());
+    let input = format!(
+        "{}\n{}\n",
+        format_args!(r#"{{"type":"SCHEMA","stream":"a","schema":{SCHEMA},"key_properties":[]}}"#),
+        json!({"type": "BATCH", "stream": "a", "encoding": {"format": "jsonl", "compression": "none"}, "manifest": [url]}),
+    );
+    let root = dir.path().join("out");
+    let run = common::run(&json!({"local_path": root, "compression": "none"}), &input);
+    assert_eq!(run.code, 1);
+    let last = run.stderr.lines().last().unwrap();
+    assert!(last.contains(&format!("line 2 (stream \"a\"), BATCH file {url} line 2: record does not match")), "{last}");
+    assert!(last.contains("invalid_records: dead_letter"), "{last}");
+    let dead = common::run(
+        &json!({"local_path": root, "compression": "none", "invalid_records": "dead_letter", "run_id": "r"}),
+        &input,
+    );
+    assert_eq!(dead.code, 0, "{}", dead.stderr);
+    let rejected =
+        common::all_files(&root).into_iter().find(|f| f.starts_with("_rejected")).expect("a dead-letter file");
+    let entry: Value = serde_json::from_slice(&std::fs::read(root.join(rejected)).unwrap()).unwrap();
+    assert_eq!((entry["line"].as_u64(), entry["batch_line"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(entry["batch_file"], json!(url));
+}

@@ -98,3 +98,36 @@ fn schema_overrides_keep_every_digit() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("schema_overrides") && run.stderr.contains("decimal(P,S)"), "{}", run.stderr);
 }
+
+/// Parquet and Avro name the same field for the same bad value, and the error names the
+/// setting that loads it; Avro fields renamed for Avro's rules keep the tap's name in
+/// `original_name`.
+#[test]
+fn typed_formats_agree_on_errors_and_keep_original_names() {
+    let input = concat!(
+        r#"{"type":"SCHEMA","stream":"m","key_properties":[],"schema":{"properties":{"unit price":{"type":["null","number"]},"made":{"type":["null","string"],"format":"date"}}}}"#,
+        "\n",
+        r#"{"type":"RECORD","stream":"m","record":{"unit price":1.5,"made":"0000-00-00"}}"#,
+        "\n",
+    );
+    let mut lines = Vec::new();
+    for format in ["parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = common::run(&json!({"local_path": dir.path(), "format": format}), input);
+        assert_eq!(run.code, 1);
+        let last = run.stderr.lines().last().unwrap().to_string();
+        assert!(last.contains("field `made`: \"0000-00-00\" is not a date"), "{last}");
+        assert!(last.contains("unparseable_values: null"), "{last}");
+        lines.push(last);
+        let loaded =
+            common::run(&json!({"local_path": dir.path(), "format": format, "unparseable_values": "null"}), input);
+        assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+        if format == "avro" {
+            let file = common::files(dir.path()).pop().unwrap();
+            let bytes = std::fs::read(dir.path().join(file)).unwrap();
+            let header = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).to_string();
+            assert!(header.contains(r#""original_name":"unit price""#), "{header}");
+        }
+    }
+    assert_eq!(lines[0], lines[1], "the same message from both formats");
+}

@@ -355,7 +355,7 @@ fn numbers_sent_as_strings_need_validate_records_off() {
     assert_eq!(r.code, 1);
     assert_eq!(
         r.stderr.lines().last().unwrap(),
-        r#"target-s3: error: input line 2 (stream "s"): record does not match the schema: at /price: "12.30" is not of type "number""#
+        r#"target-s3: error: input line 2 (stream "s"): record does not match the schema: at /price: "12.30" is not of type "number" (`invalid_records: dead_letter` sets such records aside in dead-letter files and goes on)"#
     );
     let r = run(&json!({"local_path": dir.path(), "format": "parquet", "validate_records": false}), &input);
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -87,6 +87,7 @@ pub fn run(
         received_at: String::new(),
         closing: 0,
         stopped_by_signal: false,
+        batch_at: None,
         state_out,
     };
     let result = match run.consume(&block_rx, &block_recycle_tx) {
@@ -139,6 +140,8 @@ struct Run<'a, 'o> {
     /// Objects handed to the writer (closed files, markers, deletions) not yet reported back.
     closing: usize,
     stopped_by_signal: bool,
+    /// While a BATCH message's files are read: the file and line of the record at hand.
+    batch_at: Option<crate::error::BatchPlace>,
     state_out: &'o mut dyn Write,
 }
 
@@ -316,7 +319,12 @@ impl Run<'_, '_> {
     }
 
     fn input_error(&self, stream: Option<&str>, kind: InputErrorKind) -> Error {
-        Error::Input(InputError { line: self.line, stream: stream.map(str::to_string), kind })
+        Error::Input(InputError {
+            line: self.line,
+            stream: stream.map(str::to_string),
+            kind,
+            batch: self.batch_at.clone(),
+        })
     }
 
     fn fault(&self, fault: Fault) -> Error {
@@ -403,7 +411,7 @@ impl Run<'_, '_> {
             {
                 return self.reject(name, record, &kind);
             }
-            Err(kind) => return Err(Error::Input(InputError { line: self.line, stream: Some(name.into()), kind })),
+            Err(kind) => return Err(self.input_error(Some(name), kind)),
         };
         #[cfg(feature = "delta")]
         if let Some(delta) = self.delta.as_mut() {
@@ -437,7 +445,10 @@ impl Run<'_, '_> {
                             let record: &RawValue = serde_json::from_str(line).map_err(|e| {
                                 self.input_error(Some(stream), InputErrorKind::Batch(at(format!("malformed JSON: {e}"))))
                             })?;
-                            self.record(stream, record, None, None)?;
+                            self.batch_at = Some(crate::error::BatchPlace { url: block.url.clone(), line: block.first_line + n as u64 });
+                            let loaded = self.record(stream, record, None, None);
+                            self.batch_at = None;
+                            loaded?;
                         }
                     }
                     Ok(Err(message)) => return Err(self.input_error(Some(stream), InputErrorKind::Batch(message))),

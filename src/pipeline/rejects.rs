@@ -11,8 +11,12 @@ impl Run<'_, '_> {
     /// validator's message, to the stream's dead-letter files instead of stopping the run.
     pub(super) fn reject(&mut self, name: &str, record: &RawValue, why: &InputErrorKind) -> Result<(), Error> {
         let line = self.line;
+        let batch = match &self.batch_at {
+            Some(at) => format!(r#","batch_file":{},"batch_line":{}"#, serde_json::Value::from(&*at.url), at.line),
+            None => String::new(),
+        };
         let text = format!(
-            r#"{{"line":{line},"stream":{},"error":{},"record":{}}}"#,
+            r#"{{"line":{line}{batch},"stream":{},"error":{},"record":{}}}"#,
             serde_json::Value::from(name),
             serde_json::Value::from(why.to_string()),
             record.get()

@@ -117,7 +117,10 @@ fn record_schema(name: &str, fields: &[Field]) -> serde_json::Value {
                 field["default"] = serde_json::Value::Null;
             }
             if field_name != f.name {
+                // Avro names allow only [A-Za-z0-9_]: readers find the tap's own name in
+                // `original_name` (machine-readable) and `doc`.
                 field["doc"] = json!(format!("property `{}`", f.name));
+                field["original_name"] = json!(f.name);
             }
             field
         })
