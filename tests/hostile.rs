@@ -19,7 +19,13 @@ fn fails_at(input: &[u8], line: u64, what: &str) {
     let last = r.stderr.lines().last().unwrap_or_default();
     assert!(last.contains(&format!("line {line}")) && last.contains(what), "{last}");
     assert!(r.stdout.is_empty());
-    assert!(all_files(dir.path()).is_empty());
+    // Records before the bad line are kept (as if the input had ended there), nothing else,
+    // and no temporary file.
+    for file in all_files(dir.path()) {
+        assert!(!file.file_name().unwrap().to_str().unwrap().starts_with('.'), "{file:?}");
+        let text = String::from_utf8(read(&dir.path().join(&file))).unwrap();
+        assert!(text.lines().all(|l| l == r#"{"id":1,"v":"ok"}"#), "{file:?}: {text}");
+    }
 }
 
 #[test]

@@ -130,6 +130,15 @@ impl RawConfig {
                         other => other,
                     })?;
                 self.check_unique(&o.key, "dead_letter_key_template", true, utc)?;
+                // Rejected-record wrappers must never land among the data files.
+                let data_templates = std::iter::once(key_template)
+                    .chain(self.stream_overrides.iter().flatten().filter_map(|(_, o)| o.key_template.as_deref()));
+                if data_templates.into_iter().any(|t| t.trim() == self.dead_letter_key_template.trim()) {
+                    return Err(invalid(
+                        "dead_letter_key_template",
+                        "is the same as a data key template (key_template or a stream override's): dead-letter entries would land among the data files; keep the default `_rejected/...` or give it a folder of its own".into(),
+                    ));
+                }
                 Some(o)
             }
         };

@@ -181,10 +181,13 @@ impl<'de> Visitor<'de> for Members<'_> {
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             match self.index.0.get(key.0.as_ref()) {
-                Some(i) => {
+                // A member named twice (possible with validation off) is read as its first
+                // occurrence, as key macros, partitions and cursors read it.
+                Some(i) if self.slots[*i].is_none() => {
                     let text = value.get();
                     self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
                 }
+                Some(_) => {}
                 None => self.dropped.note(&key.0),
             }
         }

@@ -3,11 +3,13 @@
 //! parsers every step shares, so one value is read the same way for a key, a column and a
 //! cursor.
 
+mod depth;
 mod exact;
 mod members;
 mod scalars;
 mod strict;
 
+pub use depth::{MAX_DEPTH, too_deep};
 pub use exact::{Exact, survives_f64};
 pub use members::{Dropped, FieldIndex, Key, elements, find_field, member, members, properties_of};
 pub use scalars::{boolean, date, decimal, float, float_exact, int, numeric, parse_date_time, text, timestamp};

@@ -154,7 +154,10 @@ impl<'de> Visitor<'de> for Fill<'_> {
                 Some(Child::Column(i)) => {
                     let raw: &'de RawValue = map.next_value()?;
                     let text = raw.get();
-                    self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
+                    // A member named twice is read as its first occurrence (see json::members).
+                    if self.slots[*i].is_none() {
+                        self.slots[*i] = Some((text.as_ptr() as usize - self.base, text.len()));
+                    }
                 }
                 Some(Child::Object(node)) => {
                     let raw: &'de RawValue = map.next_value()?;

@@ -129,8 +129,14 @@ impl StreamSchema {
                 Ok(Some(value))
             }
             // Raw pass-through: the envelope parse already proved the record is well-formed JSON;
-            // no second scan of it (key properties are part of validation).
-            None if record.get().starts_with('{') => Ok(None),
+            // one light scan holds it to the nesting limit a parse would enforce (key
+            // properties are part of validation).
+            None if record.get().starts_with('{') => {
+                if crate::json::too_deep(record.get()) {
+                    return Err(InputErrorKind::TooDeep("record"));
+                }
+                Ok(None)
+            }
             None => Err(InputErrorKind::Invalid("record is not a JSON object".into())),
         }
     }

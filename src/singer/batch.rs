@@ -140,20 +140,19 @@ fn read_line(file: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> Result<u
         if available.is_empty() {
             return Ok(buf.len() - start);
         }
-        match memchr::memchr(b'\n', available) {
-            Some(i) => {
-                buf.extend_from_slice(&available[..=i]);
-                file.consume(i + 1);
-                return Ok(buf.len() - start);
-            }
-            None => {
-                let n = available.len();
-                buf.extend_from_slice(available);
-                file.consume(n);
-                if buf.len() - start > max {
-                    return Err(None);
-                }
-            }
+        let (n, ends) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        // Refused before it is held: the buffer never grows past the cap plus one read.
+        if buf.len() - start + n > max.saturating_add(1) {
+            return Err(None);
+        }
+        super::grow(buf, n, start.saturating_add(max).saturating_add(BLOCK_SIZE));
+        buf.extend_from_slice(&available[..n]);
+        file.consume(n);
+        if ends {
+            return Ok(buf.len() - start);
         }
     }
 }

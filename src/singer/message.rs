@@ -110,6 +110,9 @@ pub fn decode(line: &str) -> Result<Message<'_>, DecodeError> {
         }
         "STATE" => {
             let value = env.value.ok_or(InputErrorKind::MissingField("STATE", "value"))?;
+            if crate::json::too_deep(value.get()) {
+                return Err(InputErrorKind::TooDeep("STATE value").into());
+            }
             Ok(Message::State { value })
         }
         "ACTIVATE_VERSION" => {

@@ -27,10 +27,12 @@ pub fn spawn_reader(
             let mut lines: u64 = 0;
             loop {
                 if buf.capacity() - buf.len() < BLOCK_SIZE / 4 {
-                    buf.reserve(BLOCK_SIZE);
+                    super::grow(&mut buf, BLOCK_SIZE, max_line.saturating_add(2 * BLOCK_SIZE));
                 }
                 let start = buf.len();
-                buf.resize(buf.capacity(), 0);
+                // One read block at a time: zeroing the whole capacity would touch every page of
+                // a buffer grown for a long line.
+                buf.resize(buf.capacity().min(start + BLOCK_SIZE), 0);
                 let n = match input.read(&mut buf[start..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
