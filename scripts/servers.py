@@ -337,7 +337,7 @@ class Run:
             if self.proc.poll() is not None:
                 raise ServerError(f"{self.kind} exited during startup (code {self.proc.returncode}){self._tail()}")
             if time.monotonic() >= self.deadline:
-                raise ServerError(f"{self.kind} on port {self.port}: no {what} within {self.wait:.0f} s{self._tail()}")
+                raise ServerError(f"{self.kind} on port {self.port}: no {what} within {self.wait:g} s{self._tail()}")
             time.sleep(0.2)
 
     def wait_http(self, url):
