@@ -7,8 +7,9 @@ Builds `target-s3` (with the `delta` feature, for the `delta-parquet` case) and 
 `gen_singer` example in release mode (`--no-build`: use what is there), generates N records once
 (target/bench/input-N.singer), then runs each case R times with `--input`, through
 `/usr/bin/time -v`, and prints the medians: records/s, input MB/s, CPU seconds, peak RSS and
-objects written. `--s3` adds cases writing to a local S3 server started with
-../shared/s3-server/start.sh (S3_SERVER=seaweedfs is the realistic one; moto is slow).
+objects written. `--s3` adds cases writing to a local S3 server on $BENCH_S3_PORT (9320) started
+with scripts/servers.py, moto or the kind S3_SERVER names (S3_SERVER=seaweedfs is the realistic
+one; moto is slow); `python3 scripts/servers.py stop 9320` stops it.
 `--bin A --bin B` compares binaries (e.g. a saved build of an earlier commit against the
 current one): their runs alternate (A, B, A, B, ...) so both see the same machine load, and
 each case prints one row per binary. This is a benchmark, not a test: nothing here asserts a
@@ -78,10 +79,9 @@ def time_run(cmd):
 
 
 def s3_env():
-    port = os.environ.get("BENCH_S3_PORT", "9320")
-    out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "s3-server", "start.sh"), port],
-                         capture_output=True, text=True, check=True).stdout
-    return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+    import servers  # scripts/servers.py, next to this script
+
+    return servers.start_s3(int(os.environ.get("BENCH_S3_PORT", "9320")), kind=os.environ.get("S3_SERVER", "moto"))
 
 
 def s3_objects(env, bucket):

@@ -11,7 +11,7 @@ from it (no new records, same state). Prints `N passed, N failed`.
 
 Meltano's own files (.meltano: venvs, state database) and the local output go to a temporary
 folder (MELTANO_SYS_DIR_ROOT, TARGET_S3_LOCAL_PATH), so the working tree is left alone.
-The S3 environment uses the server on $S3_TEST_PORT (started by ../shared/s3-server/start.sh).
+The S3 environment uses the moto server on $S3_TEST_PORT (started or reused by scripts/servers.py).
 
 The pip build uses cargo's `dev` profile and the test build's features (MATURIN_PEP517_ARGS) so it
 reuses the test build;
@@ -84,10 +84,9 @@ def s3_records(client, bucket):
 
 
 def s3_server():
-    port = os.environ.get("S3_TEST_PORT", "9310")
-    out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "s3-server", "start.sh"), port],
-                         capture_output=True, text=True, check=True).stdout
-    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    import servers
+
+    env = servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310")))
     return env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"]
 
 

@@ -25,6 +25,7 @@ import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers  # noqa: E402
 import testenv  # noqa: E402
 
 PACKAGES = testenv.READERS_PACKAGES
@@ -195,10 +196,7 @@ def read_spark(root_by_format):
 
 
 def s3_env():
-    port = os.environ.get("S3_TEST_PORT", "9310")
-    out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "s3-server", "start.sh"), port],
-                         capture_output=True, text=True, check=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310")))
 
 
 def read_s3():

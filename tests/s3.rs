@@ -1,5 +1,5 @@
 //! End to end against a real S3-compatible server over HTTP (moto, started by
-//! `../shared/s3-server/start.sh`): the bytes in the bucket, the STATE lines, the exit code.
+//! `scripts/servers.py`): the bytes in the bucket, the STATE lines, the exit code.
 
 mod common;
 

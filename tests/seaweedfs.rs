@@ -51,7 +51,7 @@ fn round_trips_multipart_and_kms_on_seaweedfs() {
 
     // SSE-KMS with the key SeaweedFS's built-in KMS knows
     let bucket = s3.bucket("weed-kms");
-    let key_id = s3.kms_key_id.clone().expect("start.sh names a KMS key for seaweedfs");
+    let key_id = s3.kms_key_id.clone().expect("servers.py names a KMS key for seaweedfs");
     let r = run(&s3.config(&bucket, json!({"server_side_encryption": "aws:kms", "kms_key_id": key_id})), &input);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let objects = s3.list(&bucket);

@@ -9,6 +9,7 @@ mod about;
 mod check;
 mod logging;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -155,12 +156,31 @@ fn run(args: &Args) -> Result<(), Error> {
     }
     let input: Box<dyn std::io::Read + Send> = match &args.input {
         Some(path) => Box::new(std::fs::File::open(path).map_err(Error::Read)?),
-        None => Box::new(std::io::stdin()),
+        None => {
+            if args.config.is_empty() && std::io::stdin().is_terminal() {
+                eprintln!("{}", terminal_hint(&config));
+            }
+            Box::new(std::io::stdin())
+        }
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     crate::pipeline::run(&config, storage, batches, input, &mut out, &signals()?)?;
     Ok(())
+}
+
+/// Started by hand (no `--config`, a terminal on stdin): what the run will do with what is
+/// typed, and how to end it, so a bare `target-s3` does not look hung.
+fn terminal_hint(config: &config::Config) -> String {
+    let what = match &config.destination {
+        _ if config.dry_run => "--dry-run prints the files they would make".to_string(),
+        Destination::Local { root } => format!("they load into the local folder `{}`", root.display()),
+        Destination::S3(_) => "they load into the configured bucket".to_string(),
+    };
+    let end = if cfg!(windows) { "Ctrl-Z then Enter" } else { "Ctrl-D" };
+    format!(
+        "{NAME}: no --config: reading Singer messages from this terminal; {what} ({end} ends the input, Ctrl-C aborts)"
+    )
 }
 
 /// `--table-state`: the tables' newest committed STATE on stdout.

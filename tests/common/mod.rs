@@ -264,8 +264,8 @@ pub fn sample() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_streams/sample.singer")).unwrap()
 }
 
-/// A local S3-compatible server started once per test binary by `../shared/s3-server/start.sh`
-/// (or reused: start.sh answers with the running server's settings).
+/// A local S3-compatible server started once per test binary by `scripts/servers.py start s3`
+/// (or reused: it answers with the running server's settings).
 pub struct S3Server {
     pub endpoint: String,
     pub access_key: String,
@@ -282,14 +282,14 @@ fn start_server(port: u16, auth: bool) -> S3Server {
 }
 
 fn start_kind(port: u16, auth: bool, kind: &str) -> S3Server {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/s3-server/start.sh");
-    let mut cmd = Command::new("bash");
-    cmd.arg(script).arg(port.to_string()).stderr(Stdio::inherit()).env("S3_SERVER", kind);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/servers.py");
+    let mut cmd = Command::new("python3");
+    cmd.args([script, "start", "s3", &port.to_string(), "--kind", kind]).stderr(Stdio::inherit());
     if auth {
-        cmd.env("S3_SERVER_AUTH", "1");
+        cmd.arg("--auth");
     }
-    let out = cmd.output().expect("running shared/s3-server/start.sh");
-    assert!(out.status.success(), "the S3 server did not start");
+    let out = cmd.output().expect("running python3 scripts/servers.py");
+    assert!(out.status.success(), "the S3 server did not start (scripts/servers.py start s3 {port} --kind {kind})");
     let env: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
