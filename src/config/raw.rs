@@ -80,6 +80,7 @@ pub struct RawConfig {
     pub partition_by: Vec<String>,
     pub incompatible_schema: IncompatibleSchema,
     pub pipeline_id: String,
+    pub single_writer: bool,
     pub commit_interval_seconds: u64,
     pub checkpoint_interval: u64,
     pub aws_access_key_id: Option<Secret>,

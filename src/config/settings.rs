@@ -311,6 +311,8 @@ pub static SETTINGS: &[Setting] = &[
         .allowed(IncompatibleSchema::NAMES),
     s("pipeline_id", String, Some("\"target-s3\""),
       "`table_format: delta`: the `appId` of the Delta application transaction (`txn`) every commit carries, and the name `--table-state` looks for. Give each pipeline that writes into the same tables its own id."),
+    s("single_writer", Boolean, Some("false"),
+      "`table_format: delta` on S3: a table commit is a new log object written with `If-None-Match: *`, so of two writers racing for one version one wins and the other retries. At start-up target-s3 checks that the store refuses a second conditional write; a store that ignores it (some S3-compatible stores) is refused, because racing writers would silently replace each other's commits. `true` commits there anyway, promising that only one writer commits to these tables at a time."),
     s("commit_interval_seconds", Integer, Some("60"),
       "`table_format: delta`: commit at most this often while STATE messages arrive (the open files are closed and committed, then the STATE they cover is printed); always at the end of input."),
     s("checkpoint_interval", Integer, Some("100"),

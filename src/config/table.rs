@@ -19,6 +19,10 @@ pub struct TableOptions {
     pub pipeline_id: String,
     pub commit_interval: Duration,
     pub checkpoint_interval: u64,
+    /// `single_writer`: commit on a store that ignores conditional writes.
+    pub single_writer: bool,
+    /// Where the conditional-write probe object goes (under `prefix`).
+    pub probe_key: String,
 }
 
 /// One entry of `partition_by`: a Delta partition column and the record field it comes from.
@@ -181,6 +185,12 @@ impl RawConfig {
             pipeline_id: pipeline_id.to_string(),
             commit_interval: Duration::from_secs(self.commit_interval_seconds),
             checkpoint_interval: self.checkpoint_interval,
+            single_writer: self.single_writer,
+            probe_key: {
+                let prefix = self.prefix.trim_matches('/');
+                let name = format!("_target_s3_probe-{}", uuid::Uuid::new_v4().simple());
+                if prefix.is_empty() { name } else { format!("{prefix}/{name}") }
+            },
         })
     }
 }

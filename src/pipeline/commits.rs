@@ -32,8 +32,10 @@ impl Delta {
         if config.table.is_none() || config.dry_run {
             return Ok(None);
         }
+        let tables = Tables::open(config)?;
+        tables.check_store()?;
         Ok(Some(Delta {
-            tables: Tables::open(config)?,
+            tables,
             closed_at: HashMap::new(),
             flush_at_state: false,
             records_since_state: false,

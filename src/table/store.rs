@@ -76,6 +76,29 @@ impl TableStore {
             .collect())
     }
 
+    /// Whether the store refuses a second create of one object (`If-None-Match: *`), as Delta
+    /// commits need: writes a probe object under `key` twice, then deletes it. The local folder
+    /// always does (no-replace link); only S3-compatible stores are asked.
+    pub async fn honours_conditional_writes(&self, key: &str) -> Result<bool, object_store::Error> {
+        if self.base.scheme() == "file" {
+            return Ok(true);
+        }
+        use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+        let path = self.path_of(key);
+        let create = || PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        let body = || PutPayload::from_static(b"target-s3 conditional write check\n");
+        self.root.put_opts(&path, body(), create()).await?;
+        let second = self.root.put_opts(&path, body(), create()).await;
+        let deleted = self.root.delete(&path).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                deleted.map(|()| true)
+            }
+            Ok(_) => deleted.map(|()| false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn path_of(&self, key: &str) -> object_store::path::Path {
         object_store::path::Path::from_url_path(self.table_url(key).path()).unwrap_or_default()
     }

@@ -48,6 +48,8 @@ struct State {
     pub faulted: AtomicUsize,
     /// The head (request line and headers) of every request, in arrival order.
     heads: Mutex<Vec<String>>,
+    /// A request header (lowercase name) removed before forwarding: a store that ignores it.
+    strip: Mutex<Option<String>>,
 }
 
 impl Proxy {
@@ -83,6 +85,12 @@ impl Proxy {
     pub fn inject(&self, faults: &[Fault], only: Option<&str>) {
         *self.state.only.lock().unwrap() = only.map(str::to_string);
         self.state.faults.lock().unwrap().extend(faults.iter().copied());
+    }
+
+    /// Removes the request header `name` from every request from now on (`if-none-match`: the
+    /// store behind the proxy then behaves as one that ignores conditional writes).
+    pub fn strip_header(&self, name: &str) {
+        *self.state.strip.lock().unwrap() = Some(name.to_ascii_lowercase());
     }
 
     pub fn fail_always(&self, fault: Option<Fault>) {
@@ -141,6 +149,14 @@ fn with_close(head: &[u8]) -> Vec<u8> {
     }
     out.push_str("Connection: close\r\n\r\n");
     out.into_bytes()
+}
+
+/// The head without the header `name` (lowercase).
+fn without_header(head: &[u8], name: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let prefix = format!("{name}:");
+    let kept: Vec<&str> = text.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with(&prefix)).collect();
+    kept.join("\r\n").into_bytes()
 }
 
 fn error_response(status: &str, code: &str) -> Vec<u8> {
@@ -219,6 +235,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Resul
         return client.shutdown(Shutdown::Both);
     }
     let mut server = TcpStream::connect(upstream)?;
+    let head = match state.strip.lock().unwrap().as_deref() {
+        Some(name) => without_header(&head, name),
+        None => head,
+    };
     server.write_all(&with_close(&head))?;
     server.write_all(&body)?;
     let mut response = Vec::new();
