@@ -49,3 +49,30 @@ fn a_store_that_ignores_conditional_writes_is_refused_unless_single_writer() {
     assert!(!direct.stderr.contains("conditional"), "{}", direct.stderr);
     assert!(!s3.list_all(&bucket).iter().any(|(k, _)| k.contains("_target_s3_probe")));
 }
+
+/// Switching a prefix from files to `table_format: delta` must not wrap a table around the old
+/// files (a VACUUM would then delete them): a folder that is no table but holds objects
+/// target-s3 did not write as table data is refused at the stream's SCHEMA line; data files a
+/// failed first run left behind (`part-*.parquet`) are not foreign.
+#[test]
+fn a_folder_with_foreign_files_never_becomes_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    std::fs::create_dir_all(root.join("orders/2024_01_01")).unwrap();
+    std::fs::write(root.join("orders/2024_01_01/orders-1.jsonl.gz"), b"old data").unwrap();
+    let config = json!({"local_path": root, "table_format": "delta"});
+    let refused = common::run(&config, INPUT);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let last = refused.stderr.lines().last().unwrap();
+    assert!(last.contains("is not a Delta table but holds") && last.contains("orders-1.jsonl.gz"), "{last}");
+    assert!(!root.join("orders/_delta_log").exists());
+    assert_eq!(std::fs::read(root.join("orders/2024_01_01/orders-1.jsonl.gz")).unwrap(), b"old data");
+
+    // Only an orphaned data file of a failed first run: the table is created.
+    std::fs::remove_dir_all(root.join("orders")).unwrap();
+    std::fs::create_dir_all(root.join("orders")).unwrap();
+    std::fs::write(root.join("orders/part-00000-0193b6f0c9a27b3c8e3a0f6b2d1c4e5f.parquet"), b"orphan").unwrap();
+    let created = common::run(&config, INPUT);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(root.join("orders/_delta_log").exists());
+}

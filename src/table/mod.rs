@@ -11,6 +11,7 @@
 //! rounds. The Delta protocol itself (log, conflict checks and retries, checkpoints) is
 //! delta-rs's: this module decides what goes into a commit and when.
 
+mod guard;
 mod partition;
 mod schema;
 mod state;
@@ -67,6 +68,8 @@ pub struct Tables {
     tables: BTreeMap<String, Table>,
     last_commit: Instant,
     last_txn: i64,
+    /// Table folders found to be a table or to hold only target-s3's data files.
+    clean: std::collections::HashSet<String>,
 }
 
 struct Table {
@@ -105,30 +108,8 @@ impl Tables {
             tables: BTreeMap::new(),
             last_commit: Instant::now(),
             last_txn: 0,
+            clean: Default::default(),
         })
-    }
-
-    /// Refuses a store on which concurrent commits could replace each other (see
-    /// `single_writer`), before anything is written to a table. Once per run.
-    pub fn check_store(&self) -> Result<(), TableError> {
-        let probe = &self.options.probe_key;
-        let honoured = self.runtime.block_on(self.store.honours_conditional_writes(probe)).map_err(|e| {
-            TableError::new(
-                "",
-                format!("checking that the store refuses to replace a log entry (a conditional write of {probe}): {e}"),
-            )
-        })?;
-        match (honoured, self.options.single_writer) {
-            (true, _) => Ok(()),
-            (false, true) => {
-                tracing::warn!("this store ignores conditional writes (If-None-Match): committing anyway because single_writer is true; a second writer committing to these tables at the same time would replace commits");
-                Ok(())
-            }
-            (false, false) => Err(TableError::new(
-                "",
-                "this store ignores conditional writes (If-None-Match: *): two writers committing to one table at once would both succeed and one commit would replace the other, losing its data; use a store that honours them (AWS S3, MinIO, R2), or set `single_writer: true` if only one writer ever commits to these tables at a time".into(),
-            )),
-        }
     }
 
     /// A data file of `stream` is durable under `key`: it waits for the next commit.

@@ -99,6 +99,33 @@ impl TableStore {
         }
     }
 
+    /// The first object under `key` that is neither part of a Delta table nor a data file
+    /// target-s3 writes into one (`part-*.parquet`, left by a run that failed before its
+    /// first commit): a table created around it would hide it, and a VACUUM would delete it.
+    pub async fn foreign_object(&self, key: &str) -> Result<Option<String>, object_store::Error> {
+        use futures::StreamExt;
+        let prefix = self.path_of(key);
+        let mut listing = self.root.list(Some(&prefix));
+        // A folder of many orphaned data files: enough to decide.
+        let mut looked = 0;
+        while let Some(meta) = listing.next().await {
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let ours = meta.location.filename().is_some_and(|f| f.starts_with("part-") && f.ends_with(".parquet"));
+            if !ours {
+                return Ok(Some(meta.location.to_string()));
+            }
+            looked += 1;
+            if looked >= 10_000 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
     fn path_of(&self, key: &str) -> object_store::path::Path {
         object_store::path::Path::from_url_path(self.table_url(key).path()).unwrap_or_default()
     }

@@ -1,0 +1,57 @@
+//! What a table commit must never do in a stranger's lake, checked before the first write: lose
+//! a racing writer's commit on a store that ignores conditional writes, or wrap a table around
+//! objects another tool put in the folder.
+
+use super::Tables;
+use crate::error::TableError;
+
+impl Tables {
+    /// Refuses a store on which concurrent commits could replace each other (see
+    /// `single_writer`), before anything is written to a table. Once per run.
+    pub fn check_store(&self) -> Result<(), TableError> {
+        let probe = &self.options.probe_key;
+        let honoured = self.runtime.block_on(self.store.honours_conditional_writes(probe)).map_err(|e| {
+            TableError::new(
+                "",
+                format!("checking that the store refuses to replace a log entry (a conditional write of {probe}): {e}"),
+            )
+        })?;
+        match (honoured, self.options.single_writer) {
+            (true, _) => Ok(()),
+            (false, true) => {
+                tracing::warn!("this store ignores conditional writes (If-None-Match): committing anyway because single_writer is true; a second writer committing to these tables at the same time would replace commits");
+                Ok(())
+            }
+            (false, false) => Err(TableError::new(
+                "",
+                "this store ignores conditional writes (If-None-Match: *): two writers committing to one table at once would both succeed and one commit would replace the other, losing its data; use a store that honours them (AWS S3, MinIO, R2), or set `single_writer: true` if only one writer ever commits to these tables at a time".into(),
+            )),
+        }
+    }
+
+    /// Refuses a table folder that is no Delta table yet but holds other objects (as Spark
+    /// refuses to create a table in a non-empty folder): once per folder and run.
+    pub fn check_not_foreign(&mut self, folder: &str) -> Result<(), TableError> {
+        if self.clean.contains(folder) {
+            return Ok(());
+        }
+        let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
+        let foreign = self.runtime.block_on(async {
+            let delta = self.store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?;
+            if delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
+                return Ok(None);
+            }
+            self.store.foreign_object(folder).await.map_err(|e| error(&e))
+        })?;
+        if let Some(object) = foreign {
+            return Err(TableError::new(
+                folder,
+                format!(
+                    "the folder is not a Delta table but holds {object}, which target-s3 did not write there; a table created around it would hide it from readers and VACUUM would delete it: point table_path (or prefix) at an empty folder, or move those objects"
+                ),
+            ));
+        }
+        self.clean.insert(folder.to_string());
+        Ok(())
+    }
+}
