@@ -76,3 +76,85 @@ fn a_folder_with_foreign_files_never_becomes_a_table() {
     assert_eq!(created.code, 0, "{}", created.stderr);
     assert!(root.join("orders/_delta_log").exists());
 }
+
+fn table_state(config: &serde_json::Value, dir: &std::path::Path) -> common::Run {
+    let path = dir.join("table-state.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    common::run_args(&["--config", path.to_str().unwrap(), "--table-state"], "")
+}
+
+fn input(n: u64) -> String {
+    format!(
+        "{}\n{}\n{}\n",
+        r#"{"type":"SCHEMA","stream":"orders","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#,
+        format_args!(r#"{{"type":"RECORD","stream":"orders","record":{{"id":{n}}}}}"#),
+        format_args!(r#"{{"type":"STATE","value":{{"n":{n}}}}}"#),
+    )
+}
+
+/// `--table-state` finds the newest round after Delta's log cleanup removed the commit files
+/// (their `commitInfo` with them; checkpoints keep the `txn`), and a pipeline's txn versions
+/// only grow, whatever the clock says: a run starts above the newest version the table holds.
+#[test]
+fn table_state_survives_log_cleanup_and_txn_versions_only_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let config = json!({"local_path": root, "table_format": "delta", "checkpoint_interval": 1});
+    for n in 1..=3 {
+        let r = common::run(&config, &input(n));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(table_state(&config, dir.path()).stdout, [r#"{"n":3}"#]);
+    // Log cleanup: every commit file goes, the checkpoints stay.
+    let log = root.join("orders/_delta_log");
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") && !path.ends_with("_last_checkpoint") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let found = table_state(&config, dir.path());
+    assert_eq!(found.code, 0, "{}", found.stderr);
+    assert_eq!(found.stdout, [r#"{"n":3}"#]);
+
+    // Another writer of the same pipeline committed a txn far above this clock (a clock a day
+    // ahead, or the old clock-based versions): the next round goes above it.
+    let version = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".checkpoint.parquet")?.parse::<u64>().ok())
+        .max()
+        .unwrap();
+    let ahead = 4_000_000_000_000i64;
+    std::fs::write(
+        log.join(format!("{:020}.json", version + 1)),
+        format!(
+            "{}\n{}\n",
+            json!({"commitInfo": {"timestamp": 0, "operation": "WRITE"}}),
+            json!({"txn": {"appId": "target-s3", "version": ahead}})
+        ),
+    )
+    .unwrap();
+    let r = common::run(&config, &input(4));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let newest = std::fs::read_to_string(log.join(format!("{:020}.json", version + 2))).unwrap();
+    let txn =
+        newest.lines().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["txn"]["version"].as_i64());
+    assert!(txn.unwrap() > ahead, "{newest}");
+    assert_eq!(table_state(&config, dir.path()).stdout, [r#"{"n":4}"#]);
+
+    // The pipeline's commits are there but no round record or commitInfo can be found: an
+    // error, never `{}` (which would start a full sync).
+    std::fs::remove_dir_all(root.join("orders/_target_s3_state")).unwrap();
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let kept: Vec<&str> = text.lines().filter(|l| !l.contains("commitInfo")).collect();
+            std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+        }
+    }
+    let lost = table_state(&config, dir.path());
+    assert_eq!(lost.code, 1, "{:?} {}", lost.stdout, lost.stderr);
+    assert!(lost.stdout.is_empty());
+    assert!(lost.stderr.contains("no complete commit round with a STATE was found"), "{}", lost.stderr);
+}

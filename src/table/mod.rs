@@ -220,12 +220,9 @@ impl Tables {
     /// is written; the commits then run concurrently.
     pub fn commit(&mut self, state: Option<&str>, ids: &[FileId]) -> Result<Vec<FileId>, TableError> {
         let now = chrono::Utc::now().timestamp_millis();
-        // Comparable across tables and runs of one pipeline: `--table-state` takes the newest.
-        let txn = now.max(self.last_txn + 1);
-        self.last_txn = txn;
         let state: serde_json::Value = state.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let wanted: HashSet<FileId> = ids.iter().copied().collect();
-        let Tables { runtime, store, options, run_id, tables, .. } = self;
+        let Tables { runtime, store, options, run_id, tables, last_txn, .. } = self;
         let mut round: Vec<(&String, &mut Table, Vec<Pending>)> = Vec::new();
         for (folder, table) in tables.iter_mut() {
             let (now, later): (Vec<Pending>, Vec<Pending>) =
@@ -236,18 +233,35 @@ impl Tables {
             }
         }
         let folders: Vec<&str> = round.iter().map(|(f, _, _)| f.as_str()).collect();
-        let info = serde_json::json!({
-            "pipelineId": options.pipeline_id,
-            "txnVersion": txn,
-            "runId": run_id,
-            "state": state,
-            "round": folders,
-        });
         let result = runtime.block_on(async {
             let mut plans = Vec::new();
             for (folder, table, files) in round.iter_mut() {
                 plans.push(plan(store, folder, table, files, &options.partitions).await?);
             }
+            // Comparable across tables and runs of one pipeline (`--table-state` takes the
+            // newest): above every version this pipeline committed to these tables, whatever
+            // the clock says now.
+            let mut txn = now.max(*last_txn + 1);
+            for (folder, table, _) in round.iter() {
+                if let Some(delta) = table.delta.as_ref().filter(|d| d.version().is_some()) {
+                    let held = delta
+                        .snapshot()
+                        .map_err(|e| TableError::new(folder, e.to_string()))?
+                        .transaction_version(delta.log_store().as_ref(), &options.pipeline_id)
+                        .await
+                        .map_err(|e| TableError::new(folder, e.to_string()))?;
+                    txn = txn.max(held.unwrap_or(0) + 1);
+                }
+            }
+            *last_txn = txn;
+            let info = serde_json::json!({
+                "pipelineId": options.pipeline_id,
+                "txnVersion": txn,
+                "runId": run_id,
+                "state": state,
+                "round": folders,
+            });
+            let (store, pipeline_id) = (&*store, options.pipeline_id.as_str());
             let commits = round.iter_mut().zip(plans).map(|((folder, table, files), columns)| {
                 let mut info = info.clone();
                 info["stream"] = serde_json::Value::from(table.stream.clone());
@@ -263,6 +277,8 @@ impl Tables {
                 };
                 async move {
                     let version = job.run(table, files).await?;
+                    // The round's STATE where log cleanup cannot remove it (see state.rs).
+                    store.put_state(folder, pipeline_id, txn, &job.info).await.map_err(|e| job.error(e))?;
                     let records: u64 = files.iter().map(|f| f.records).sum();
                     tracing::info!(table = %folder, version, files = files.len(), records, "committed");
                     Ok::<_, TableError>(())

@@ -28,26 +28,52 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
         }
         // txn version -> (STATE, the round's tables, the tables seen holding it)
         let mut rounds: BTreeMap<i64, (serde_json::Value, Vec<String>, HashSet<String>)> = BTreeMap::new();
+        // Tables holding a commit of this pipeline (their newest txn, from the log's `txn`
+        // actions, which checkpoints keep): a STATE must be found for them.
+        let mut committed: Vec<(String, i64)> = Vec::new();
+        let note = |rounds: &mut BTreeMap<i64, (serde_json::Value, Vec<String>, HashSet<String>)>,
+                        folder: &str,
+                        txn: i64,
+                        ours: &serde_json::Value| {
+            let round: Vec<String> = match ours["round"].as_array() {
+                Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
+                None => vec![folder.to_string()],
+            };
+            let entry = rounds.entry(txn).or_insert_with(|| (ours["state"].clone(), round, HashSet::new()));
+            entry.2.insert(folder.to_string());
+        };
         for folder in folders {
             let Ok(mut delta) = tables.store.builder(&folder).and_then(|b| b.build()) else { continue };
             if !delta.log_store().is_delta_table_location().await.unwrap_or(false) {
                 continue;
             }
-            delta.load().await.map_err(|e| TableError::new(&folder, e.to_string()))?;
+            let error = |e: &dyn std::fmt::Display| TableError::new(&folder, e.to_string());
+            delta.load().await.map_err(|e| error(&e))?;
+            let held = delta
+                .snapshot()
+                .map_err(|e| error(&e))?
+                .transaction_version(delta.log_store().as_ref(), &pipeline_id)
+                .await
+                .map_err(|e| error(&e))?;
+            let Some(held) = held else { continue };
+            committed.push((folder.clone(), held));
+            // The round records kept beside the log (written once a commit is in), then the
+            // commits' own `commitInfo` (rounds from before those records, or whose record
+            // was not written).
+            for (txn, ours) in tables.store.states(&folder, &pipeline_id).await.map_err(|e| error(&e))? {
+                if txn <= held && ours["pipelineId"] == pipeline_id.as_str() {
+                    note(&mut rounds, &folder, txn, &ours);
+                }
+            }
             let mut history = delta.history(Some(HISTORY_DEPTH));
             while let Some(commit) = history.next().await {
-                let commit = commit.map_err(|e| TableError::new(&folder, e.to_string()))?;
+                let commit = commit.map_err(|e| error(&e))?;
                 let Some(ours) = commit.info.get(COMMIT_INFO_KEY) else { continue };
                 let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id.as_str())
                 else {
                     continue;
                 };
-                let round: Vec<String> = match ours["round"].as_array() {
-                    Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
-                    None => vec![folder.clone()],
-                };
-                let entry = rounds.entry(txn).or_insert_with(|| (ours["state"].clone(), round, HashSet::new()));
-                entry.2.insert(folder.clone());
+                note(&mut rounds, &folder, txn, ours);
             }
         }
         // A round without a STATE (input that ended after the tap's last STATE, or had none)
@@ -56,6 +82,21 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
             .into_iter()
             .rev()
             .find(|(_, (state, round, seen))| !state.is_null() && round.iter().all(|t| seen.contains(t)));
-        Ok(complete.map(|(_, (state, _, _))| state.to_string()))
+        match complete {
+            Some((_, (state, _, _))) => Ok(Some(state.to_string())),
+            // The tables hold this pipeline's commits, but no complete round with a STATE was
+            // found: printing `{}` would make the tap start over.
+            None if !committed.is_empty() => {
+                let (folder, txn) = &committed[0];
+                Err(TableError::new(
+                    folder,
+                    format!(
+                        "holds commits of pipeline_id {pipeline_id:?} (txn {txn}), but no complete commit round with a STATE was found in {} table(s): resume from the job runner's stored state, or start a full sync deliberately",
+                        committed.len()
+                    ),
+                ))
+            }
+            None => Ok(None),
+        }
     })
 }

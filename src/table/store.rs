@@ -126,6 +126,51 @@ impl TableStore {
         Ok(None)
     }
 
+    /// Writes a commit round's record (`commitInfo.targetS3`) beside the table's log, in
+    /// `_target_s3_state/<pipeline>/<txn>.json`: Delta's log cleanup removes old commit files
+    /// (and their `commitInfo`), never this; readers and VACUUM pass over `_` folders.
+    pub async fn put_state(
+        &self,
+        folder: &str,
+        pipeline_id: &str,
+        txn: i64,
+        info: &serde_json::Value,
+    ) -> Result<(), object_store::Error> {
+        use object_store::ObjectStoreExt;
+        let key = format!("{}/{txn:020}.json", state_folder(folder, pipeline_id));
+        let body = serde_json::to_vec(info).expect("JSON serializes");
+        self.root.put(&self.path_of(&key), body.into()).await.map(|_| ())
+    }
+
+    /// The round records of `pipeline_id` kept beside a table, by txn version.
+    pub async fn states(
+        &self,
+        folder: &str,
+        pipeline_id: &str,
+    ) -> Result<Vec<(i64, serde_json::Value)>, object_store::Error> {
+        use futures::StreamExt;
+        use object_store::ObjectStoreExt;
+        let prefix = self.path_of(&state_folder(folder, pipeline_id));
+        let mut listing = self.root.list(Some(&prefix));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(e),
+            };
+            let Some(txn) = meta.location.filename().and_then(|f| f.strip_suffix(".json")).and_then(|t| t.parse().ok())
+            else {
+                continue;
+            };
+            let bytes = self.root.get(&meta.location).await?.bytes().await?;
+            if let Ok(info) = serde_json::from_slice(&bytes) {
+                found.push((txn, info));
+            }
+        }
+        Ok(found)
+    }
+
     fn path_of(&self, key: &str) -> object_store::path::Path {
         object_store::path::Path::from_url_path(self.table_url(key).path()).unwrap_or_default()
     }
@@ -235,4 +280,10 @@ impl CredentialProvider for SdkCredentials {
         *cached = Some((credential.clone(), c.expiry()));
         Ok(credential)
     }
+}
+
+/// Where a pipeline's round records live in a table folder (the id hashed: any text may be a
+/// pipeline id, a folder name may not).
+fn state_folder(folder: &str, pipeline_id: &str) -> String {
+    format!("{folder}/_target_s3_state/{:016x}", crate::keys::fnv1a(pipeline_id.as_bytes()))
 }
