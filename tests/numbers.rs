@@ -27,10 +27,14 @@ const INPUT: &str = concat!(
 );
 
 fn rows(format: &str, root: &std::path::Path, fields: &[Field]) -> Vec<Value> {
+    rows_of(format, root, "t", fields)
+}
+
+fn rows_of(format: &str, root: &std::path::Path, stream: &str, fields: &[Field]) -> Vec<Value> {
     if format == "parquet" {
-        common::typed::parquet_rows(root, "t", fields).0
+        common::typed::parquet_rows(root, stream, fields).0
     } else {
-        common::typed::avro_rows(root, "t", fields)
+        common::typed::avro_rows(root, stream, fields)
     }
 }
 
@@ -107,7 +111,7 @@ fn typed_formats_agree_on_errors_and_keep_original_names() {
     let input = concat!(
         r#"{"type":"SCHEMA","stream":"m","key_properties":[],"schema":{"properties":{"unit price":{"type":["null","number"]},"made":{"type":["null","string"],"format":"date"}}}}"#,
         "\n",
-        r#"{"type":"RECORD","stream":"m","record":{"unit price":1.5,"made":"0000-00-00"}}"#,
+        r#"{"type":"RECORD","stream":"m","record":{"unit price":1.5,"made":"soon"}}"#,
         "\n",
     );
     let mut lines = Vec::new();
@@ -116,7 +120,7 @@ fn typed_formats_agree_on_errors_and_keep_original_names() {
         let run = common::run(&json!({"local_path": dir.path(), "format": format}), input);
         assert_eq!(run.code, 1);
         let last = run.stderr.lines().last().unwrap().to_string();
-        assert!(last.contains("field `made`: \"0000-00-00\" is not a date"), "{last}");
+        assert!(last.contains("field `made`: \"soon\" is not a date"), "{last}");
         assert!(last.contains("unparseable_values: null"), "{last}");
         lines.push(last);
         let loaded =
@@ -130,4 +134,41 @@ fn typed_formats_agree_on_errors_and_keep_original_names() {
         }
     }
     assert_eq!(lines[0], lines[1], "the same message from both formats");
+}
+
+/// What real taps send that their own schemas do not foresee: MySQL zero dates load as null in
+/// typed columns (counted as unparseable_values, warned), pipelinewise-tap-postgres's JSON
+/// columns (`["null","object","array"]`) hold scalars too, and PostgreSQL's seconds in old
+/// offsets (`+05:53:28`) are date-times.
+#[test]
+fn real_tap_values_load_with_defaults() {
+    let input = concat!(
+        r#"{"type":"SCHEMA","stream":"m","key_properties":[],"schema":{"properties":{"id":{"type":["null","integer"]},"d":{"type":["null","string"],"format":"date-time"},"j":{"type":["null","object","array"]},"t":{"type":["null","string"],"format":"date-time"}}}}"#,
+        "\n",
+        r#"{"type":"RECORD","stream":"m","record":{"id":1,"d":"0000-00-00","j":"just a string","t":"0001-01-01T05:53:28.000000+05:53:28"}}"#,
+        "\n",
+        r#"{"type":"RECORD","stream":"m","record":{"id":2,"d":"2024-00-00 12:00:00","j":false,"t":null}}"#,
+        "\n",
+        r#"{"type":"RECORD","stream":"m","record":{"id":3,"d":"2024-02-29T00:00:00+00:00","j":{"a":[1]},"t":null}}"#,
+        "\n",
+    );
+    for format in ["jsonl", "parquet", "avro"] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = common::run(&json!({"local_path": dir.path(), "format": format}), input);
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        if format == "jsonl" {
+            continue;
+        }
+        assert!(run.stderr.contains("zero dates"), "{}", run.stderr);
+        let metric = run.stderr.lines().find(|l| l.contains(r#""metric":"unparseable_values""#)).expect("counted");
+        assert!(metric.contains(r#""value":2"#), "{metric}");
+        let fields = columns(&common::typed::schema_of(input, "m"), false, false);
+        let got = rows_of(format, dir.path(), "m", &fields);
+        let got: Vec<(Value, Value, Value)> =
+            got.iter().map(|r| (r["d"].clone(), r["j"].clone(), r["t"].clone())).collect();
+        assert_eq!(got[0], (Value::Null, json!("just a string"), json!(-62135596800000000i64)), "{format}");
+        assert_eq!(got[1].0, Value::Null);
+        assert_eq!(got[1].1, json!(false));
+        assert_eq!(got[2].0, json!(1709164800000000i64));
+    }
 }

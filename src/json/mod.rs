@@ -12,5 +12,7 @@ mod strict;
 pub use depth::{MAX_DEPTH, too_deep};
 pub use exact::{Exact, survives_f64};
 pub use members::{Dropped, FieldIndex, Key, elements, find_field, member, members, properties_of};
-pub use scalars::{boolean, date, decimal, float, float_exact, int, numeric, parse_date_time, text, timestamp};
+pub use scalars::{
+    boolean, date, decimal, float, float_exact, int, numeric, parse_date_time, text, timestamp, zero_date,
+};
 pub use strict::parse_strict;

@@ -24,12 +24,31 @@ pub fn parse_date_time(text: &str) -> Option<NaiveDateTime> {
             return clamp(dt);
         }
     }
+    // PostgreSQL writes an old date's local mean time offset with seconds
+    // (`0001-01-01 05:53:28+05:53:28` in Asia/Kolkata), which no chrono format reads.
+    if let Some(t) = with_seconds_offset(text) {
+        return clamp(t);
+    }
     for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
         if let Ok(dt) = DateTime::parse_from_str(text, f) {
             return clamp(dt.with_timezone(&Utc).naive_utc());
         }
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// A date-time ending in a `±hh:mm:ss` offset, in UTC.
+fn with_seconds_offset(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    let n = b.len();
+    if n < 19 || !matches!(b[n - 9], b'+' | b'-') || b[n - 6] != b':' || b[n - 3] != b':' {
+        return None;
+    }
+    let part = |i: usize| text.get(i..i + 2)?.parse::<i64>().ok();
+    let seconds = part(n - 8)? * 3600 + part(n - 5)? * 60 + part(n - 2)?;
+    let local = parse_date_time(&text[..n - 9])?;
+    let sign = if b[n - 9] == b'-' { -1 } else { 1 };
+    local.checked_sub_signed(chrono::TimeDelta::seconds(sign * seconds))
 }
 
 /// The text a string value stands for (borrowed unless it has escapes); a non-string value's
@@ -165,6 +184,17 @@ pub fn decimal(raw: &str, scale: u8) -> Option<i128> {
     Some(if negative { -value } else { value })
 }
 
+/// MySQL's "zero" dates (`0000-00-00`, `2024-00-00 12:00:00`, `2024-02-00`): no instant, so a
+/// typed column holds them as null (counted), whatever `unparseable_values` says.
+pub fn zero_date(raw: &str) -> bool {
+    let b = raw.strip_prefix('"').unwrap_or(raw).as_bytes();
+    b.len() >= 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[..10].iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && (&b[..4] == b"0000" || &b[5..7] == b"00" || &b[8..10] == b"00")
+}
+
 /// Microseconds since the epoch (UTC) of a JSON string, by [`parse_date_time`].
 pub fn timestamp(raw: &str) -> Option<i64> {
     let s = raw.strip_prefix('"')?.strip_suffix('"')?;
@@ -194,6 +224,9 @@ mod tests {
         assert_eq!(utc("2026-11-21T23:30").as_deref(), Some("2026-11-21T23:30:00.000000"));
         assert_eq!(utc("2026-11-21").as_deref(), Some("2026-11-21T00:00:00.000000"));
         assert_eq!(utc("garbage"), None);
+        assert_eq!(utc("0001-01-01T05:53:28.000000+05:53:28").as_deref(), Some("0001-01-01T00:00:00.000000"));
+        assert!(zero_date("\"0000-00-00\"") && zero_date("\"2024-00-00 12:00:00\"") && zero_date("\"2024-02-00\""));
+        assert!(!zero_date("\"2024-02-01\"") && !zero_date("\"soon\""));
         // A leap second stays in its minute (and its year).
         assert_eq!(utc("2016-12-31T23:59:60Z").as_deref(), Some("2016-12-31T23:59:59.999999"));
         assert_eq!(timestamp("\"2016-12-31T23:59:60Z\""), Some(1_483_228_799_999_999));

@@ -343,7 +343,7 @@ impl<'a> FileSet<'a> {
         file.encoder.finish().map_err(|e| input(stream)(InputErrorKind::Encode(e)))?;
         let (unparseable, first) = file.encoder.unparseable();
         if let Some(first) = first {
-            tracing::warn!(stream, values = unparseable, first = %first, "values that do not fit their column were written as null (unparseable_values: null)");
+            tracing::warn!(stream, values = unparseable, first = %first, "values that do not fit their column were written as null, counted as unparseable_values (MySQL zero dates always; other values with unparseable_values: null)");
         }
         let lossy = file.encoder.lossy().clone();
         self.notices.lossy(stream, &lossy);

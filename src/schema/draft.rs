@@ -104,3 +104,30 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
     }
     format!("{}...", &s[..end])
 }
+
+/// pipelinewise-tap-postgres declares every `json`/`jsonb` column `{"type": ["null", "object",
+/// "array"]}` and then sends the column's scalars (`"just a string"`, `false`) as they are: a
+/// JSON column holds any JSON value. Such a schema (objects or arrays, nothing said about their
+/// members) admits any value in the validator's copy; every other schema is validated as sent.
+pub(super) fn json_columns_admit_scalars(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    if let Some(Value::Array(types)) = map.get("type") {
+        let mut named: Vec<&str> = types.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+        named.sort_unstable();
+        let describes_members = ["properties", "items", "additionalProperties", "patternProperties", "required"]
+            .iter()
+            .any(|k| map.contains_key(*k));
+        if named == ["array", "object"] && !describes_members {
+            map.remove("type");
+            return;
+        }
+    }
+    for key in ["properties", "definitions", "$defs"] {
+        if let Some(Value::Object(schemas)) = map.get_mut(key) {
+            schemas.values_mut().for_each(json_columns_admit_scalars);
+        }
+    }
+    if let Some(items @ Value::Object(_)) = map.get_mut("items") {
+        json_columns_admit_scalars(items);
+    }
+}

@@ -65,6 +65,7 @@ impl StreamSchema {
         let mut exact = None;
         let validator = if opts.validate_records {
             let draft = draft_of(&mut schema);
+            draft::json_columns_admit_scalars(&mut schema);
             let build = |schema: &Value| {
                 jsonschema::options()
                     .with_draft(draft)

@@ -73,9 +73,11 @@ impl Outcome {
         Outcome { policy, nulled: 0, first: None, lossy: Lossy::default() }
     }
 
-    /// A value does not fit: an error, or (policy `null`, nullable column) a counted null.
+    /// A value does not fit: an error, or (policy `null`, nullable column) a counted null. A
+    /// MySQL zero date in a nullable date column is always a counted null: it names no day.
     pub fn refuse(&mut self, problem: Problem, nullable: bool) -> Result<(), Problem> {
-        if self.policy == Unparseable::Null && nullable {
+        let zero_date = problem.expected.starts_with("a date") && crate::json::zero_date(&problem.value);
+        if (self.policy == Unparseable::Null || zero_date) && nullable {
             self.nulled += 1;
             if self.first.is_none() {
                 self.first = Some(problem.to_string());
