@@ -287,6 +287,27 @@ impl<'a> Router<'a> {
         partition.clear();
         if spec.partitioned {
             spec.output.key.partition(record.get(), spec.partition_date_field.as_ref(), &self.run, partition);
+            // A Delta partition value is its folder's name, read back into the log: one too
+            // long for a folder name (cut to a hash) could not be. Refused here, as a record
+            // (`invalid_records: dead_letter` sets it aside), never after its file is written,
+            // where it would stop every run.
+            if let Some(table) = &self.config.table {
+                // The partition's values, in `partition_by` order, each after a separator.
+                let values = partition.split('\u{0}').skip(1);
+                if let Some((p, _)) = table
+                    .partitions
+                    .iter()
+                    .zip(values)
+                    .find(|(p, v)| p.column.len() + 1 + v.len() > crate::keys::MAX_SEGMENT_BYTES)
+                {
+                    return Err(InputErrorKind::Invalid(format!(
+                        "the value of partition column {:?} is too long for a folder name (`{}=...` over {} bytes once escaped): a Delta partition value is its folder's name",
+                        p.column,
+                        p.column,
+                        crate::keys::MAX_SEGMENT_BYTES
+                    )));
+                }
+            }
         }
         if spec.versioned {
             partition.push('\u{0}');
