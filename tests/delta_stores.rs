@@ -158,3 +158,50 @@ fn table_state_survives_log_cleanup_and_txn_versions_only_grow() {
     assert!(lost.stdout.is_empty());
     assert!(lost.stderr.contains("no complete commit round with a STATE was found"), "{}", lost.stderr);
 }
+
+/// A table another tool gave a CHECK constraint (which target-s3 does not evaluate) is refused
+/// while the round is planned: no table of the round commits, and the error says why.
+#[test]
+fn a_table_we_cannot_write_commits_nothing_of_its_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let config = json!({"local_path": root, "table_format": "delta"});
+    let input = |n: u64| {
+        ["a", "b"]
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}\n{}\n",
+                    format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
+                    format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
+                )
+            })
+            .collect::<String>()
+            + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
+    };
+    assert_eq!(common::run(&config, &input(1)).code, 0);
+    // Another tool adds a CHECK constraint to table b (a metaData action in a new commit).
+    let log = root.join("b/_delta_log");
+    let first = std::fs::read_to_string(log.join(format!("{:020}.json", 0))).unwrap();
+    let mut metadata: serde_json::Value = first
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a.get("metaData").is_some())
+        .unwrap();
+    metadata["metaData"]["configuration"]["delta.constraints.positive"] = json!("id > 0");
+    std::fs::write(
+        log.join(format!("{:020}.json", 1)),
+        format!("{}\n{}\n", json!({"commitInfo": {"timestamp": 0, "operation": "ADD CONSTRAINT"}}), metadata),
+    )
+    .unwrap();
+    let a_before = std::fs::read_dir(root.join("a/_delta_log")).unwrap().count();
+    let r = common::run(&config, &input(2));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(
+        last.contains("CHECK constraints (positive)") && last.contains("nothing in this round was committed"),
+        "{last}"
+    );
+    assert!(r.stdout.is_empty());
+    assert_eq!(std::fs::read_dir(root.join("a/_delta_log")).unwrap().count(), a_before, "table a unchanged");
+}

@@ -55,3 +55,31 @@ impl Tables {
         Ok(())
     }
 }
+
+/// Whether target-s3 can append to a table another tool made, decided while planning a round,
+/// before any table of it commits (so a table we cannot write never leaves the round half
+/// committed): every writer feature its protocol requires is one delta-rs writes, and it has no
+/// CHECK constraints (`delta.constraints.*`), which target-s3 does not evaluate.
+pub(super) fn writable(
+    folder: &str,
+    snapshot: &deltalake_core::table::state::DeltaTableState,
+) -> Result<(), TableError> {
+    deltalake_core::kernel::transaction::PROTOCOL.can_write_to(snapshot).map_err(|e| {
+        TableError::new(
+            folder,
+            format!("target-s3 cannot append to this table: {e}; nothing in this round was committed"),
+        )
+    })?;
+    let constraints: Vec<&String> =
+        snapshot.metadata().configuration().keys().filter(|k| k.starts_with("delta.constraints.")).collect();
+    if !constraints.is_empty() {
+        return Err(TableError::new(
+            folder,
+            format!(
+                "the table has CHECK constraints ({}), which target-s3 does not evaluate: it refuses to append rather than add rows that may break them; nothing in this round was committed",
+                constraints.iter().map(|k| k.trim_start_matches("delta.constraints.")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}

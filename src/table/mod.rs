@@ -325,6 +325,7 @@ async fn plan(
         if delta.version().is_none() { delta.load().await } else { delta.update_state().await }
             .map_err(|e| error(&e))?;
         let snapshot = delta.snapshot().map_err(|e| error(&e))?;
+        guard::writable(folder, snapshot)?;
         let partitioned_by = snapshot.metadata().partition_columns();
         if !partitioned_by.iter().eq(partitions.iter().map(|p| &p.column)) {
             return Err(TableError::new(
