@@ -205,3 +205,59 @@ fn a_table_we_cannot_write_commits_nothing_of_its_round() {
     assert!(r.stdout.is_empty());
     assert_eq!(std::fs::read_dir(root.join("a/_delta_log")).unwrap().count(), a_before, "table a unchanged");
 }
+
+/// A round cut short after some of its tables committed (here: table b's commit fails on the
+/// store) fails the run with no STATE; the rerun of the same input adds the records to table a
+/// only once: a already holds that round, and gets only the round's txn.
+#[test]
+fn a_rerun_never_adds_a_committed_round_again() {
+    use common::proxy::Fault;
+    let s3 = common::s3();
+    let bucket = s3.bucket("rerun");
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    let config = s3.config(&bucket, json!({"endpoint_url": proxy.endpoint, "table_format": "delta", "max_retries": 0}));
+    let input = |n: u64| {
+        ["a", "b"]
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}\n{}\n",
+                    format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
+                    format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
+                )
+            })
+            .collect::<String>()
+            + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
+    };
+    assert_eq!(common::run(&config, &input(1)).code, 0);
+    // b's next log entry cannot be written (held, then the connection drops): a commits
+    // meanwhile, b does not.
+    proxy.inject(&[Fault::Hang(std::time::Duration::from_secs(3)); 4], Some("b/_delta_log/00000000000000000001.json"));
+    let failed = common::run(&config, &input(2));
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(failed.stdout.is_empty());
+    let log_entries = |table: &str| {
+        s3.list_all(&bucket)
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{table}/_delta_log/")) && k.ends_with(".json"))
+            .count()
+    };
+    assert_eq!((log_entries("a"), log_entries("b")), (2, 1), "the round was cut short");
+    let proxy_clean = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    let config = s3.config(&bucket, json!({"endpoint_url": proxy_clean.endpoint, "table_format": "delta"}));
+    let rerun = common::run(&config, &input(2));
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_eq!(rerun.stdout, [r#"{"n":2}"#]);
+    assert!(rerun.stderr.contains("already holds this round"), "{}", rerun.stderr);
+    // a: commits 0, 1 (round 2) and 2 (only the rerun's txn); b: 0 and 1.
+    assert_eq!((log_entries("a"), log_entries("b")), (3, 2));
+    let adds = |table: &str| -> usize {
+        (0..log_entries(table))
+            .map(|v| String::from_utf8(s3.get(&bucket, &format!("{table}/_delta_log/{v:020}.json"))).unwrap())
+            .map(|t| t.lines().filter(|l| l.starts_with(r#"{"add""#)).count())
+            .sum()
+    };
+    assert_eq!((adds("a"), adds("b")), (2, 2), "each record once in each table");
+    let path = tempfile::tempdir().unwrap();
+    assert_eq!(table_state(&config, path.path()).stdout, [r#"{"n":2}"#]);
+}

@@ -2,7 +2,10 @@
 //! a racing writer's commit on a store that ignores conditional writes, or wrap a table around
 //! objects another tool put in the folder.
 
+use std::collections::{HashMap, HashSet};
+
 use super::Tables;
+use super::store::TableStore;
 use crate::error::TableError;
 
 impl Tables {
@@ -82,4 +85,48 @@ pub(super) fn writable(
         ));
     }
     Ok(())
+}
+
+/// The tables of a round that already hold it: a rerun of a round that was cut short after some
+/// of its tables committed (a failed request, a kill between commits) carries the same STATE
+/// over the same tables, and the tap resent the same records. A table whose newest round of
+/// this pipeline has this STATE and these tables, in a round some table of which does not hold,
+/// is such a table: committing its files again would add every record twice. `held`: each
+/// existing table's newest txn of the pipeline.
+pub(super) async fn repeated_round<'f>(
+    store: &TableStore,
+    pipeline_id: &str,
+    folders: &[&'f str],
+    state: &serde_json::Value,
+    held: &HashMap<&str, i64>,
+) -> Result<HashSet<&'f str>, TableError> {
+    let mut repeated = HashSet::new();
+    if state.is_null() || held.is_empty() {
+        return Ok(repeated);
+    }
+    let round: HashSet<&str> = folders.iter().copied().collect();
+    // Each table's round records up to what its log holds.
+    let mut records: HashMap<&str, Vec<(i64, serde_json::Value)>> = HashMap::new();
+    for folder in folders {
+        let Some(holds) = held.get(folder) else { continue };
+        let mut found = store.states(folder, pipeline_id).await.map_err(|e| TableError::new(folder, e.to_string()))?;
+        found.retain(|(txn, _)| txn <= holds);
+        records.insert(folder, found);
+    }
+    for folder in folders {
+        let Some((txn, newest)) = records.get(folder).and_then(|r| r.iter().max_by_key(|(txn, _)| *txn)) else {
+            continue;
+        };
+        let same_tables = newest["round"]
+            .as_array()
+            .is_some_and(|r| r.len() == round.len() && r.iter().all(|t| t.as_str().is_some_and(|t| round.contains(t))));
+        if newest["state"] != *state || !same_tables {
+            continue;
+        }
+        let complete = folders.iter().all(|other| records.get(other).is_some_and(|r| r.iter().any(|(t, _)| t == txn)));
+        if !complete {
+            repeated.insert(*folder);
+        }
+    }
+    Ok(repeated)
 }

@@ -242,18 +242,21 @@ impl Tables {
             // newest): above every version this pipeline committed to these tables, whatever
             // the clock says now.
             let mut txn = now.max(*last_txn + 1);
+            let mut held = HashMap::new();
             for (folder, table, _) in round.iter() {
                 if let Some(delta) = table.delta.as_ref().filter(|d| d.version().is_some()) {
-                    let held = delta
+                    let version = delta
                         .snapshot()
                         .map_err(|e| TableError::new(folder, e.to_string()))?
                         .transaction_version(delta.log_store().as_ref(), &options.pipeline_id)
                         .await
                         .map_err(|e| TableError::new(folder, e.to_string()))?;
-                    txn = txn.max(held.unwrap_or(0) + 1);
+                    txn = txn.max(version.unwrap_or(0) + 1);
+                    held.insert(folder.as_str(), version.unwrap_or(0));
                 }
             }
             *last_txn = txn;
+            let repeated = guard::repeated_round(store, &options.pipeline_id, &folders, &state, &held).await?;
             let info = serde_json::json!({
                 "pipelineId": options.pipeline_id,
                 "txnVersion": txn,
@@ -275,8 +278,15 @@ impl Tables {
                     columns,
                     now,
                 };
+                // A table that already holds this round (a rerun of a round cut short) gets
+                // only the round's txn: its records are not added a second time.
+                let again = repeated.contains(folder.as_str());
                 async move {
-                    let version = job.run(table, files).await?;
+                    let added: &[Pending] = if again { &[] } else { files };
+                    if again {
+                        tracing::warn!(table = %folder, files = files.len(), "the table already holds this round's records (a rerun of a round cut short): committing only the round's txn, not the records again (their files stay unreferenced; VACUUM removes them)");
+                    }
+                    let version = job.run(table, added).await?;
                     // The round's STATE where log cleanup cannot remove it (see state.rs).
                     store.put_state(folder, pipeline_id, txn, &job.info).await.map_err(|e| job.error(e))?;
                     let records: u64 = files.iter().map(|f| f.records).sum();
