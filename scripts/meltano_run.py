@@ -90,6 +90,33 @@ def s3_server():
     return env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"]
 
 
+def hub_definition(env, tmp, check):
+    """The MeltanoHub-format loader definition (meltano-hub/loaders/target-s3--rust.yml), added to
+    a fresh Meltano project by reference: Meltano lists every setting it declares, each with
+    the TARGET_S3_* variable target-s3 itself reads."""
+    import re
+    definition = os.path.join(ROOT, "meltano-hub", "loaders", "target-s3--rust.yml")
+    with open(definition, encoding="utf-8") as f:
+        names = re.findall(r"^\s*- name: (\S+)$", f.read(), re.M)
+    project = os.path.join(tmp, "hubcheck")
+    p = subprocess.run([MELTANO, "init", project], capture_output=True, text=True, env=env)
+    if not check(p.returncode == 0, "meltano init (a fresh project for the Hub definition)"):
+        print(p.stderr[-2000:])
+        return
+    p = subprocess.run([MELTANO, "add", "loader", "target-s3", "--from-ref", definition, "--no-install"],
+                       capture_output=True, text=True, env=env, cwd=project)
+    if not check(p.returncode == 0, "meltano add loader target-s3 --from-ref meltano-hub/loaders/target-s3--rust.yml"):
+        print(p.stderr[-2000:])
+        return
+    p = subprocess.run([MELTANO, "config", "list", "target-s3", "--all"], capture_output=True, text=True, env=env,
+                       cwd=project)
+    listed = set(re.findall(r"^([a-z0-9_]+) \[env: TARGET_S3_([A-Z0-9_]+)\]", p.stdout, re.M))
+    missing = [n for n in names if (n, n.upper()) not in listed]
+    check(p.returncode == 0 and names and not missing,
+          f"meltano config list target-s3: all {len(names)} settings of the definition, as TARGET_S3_* variables"
+          + (f" (missing: {missing})" if missing else ""))
+
+
 def main():
     import testenv
 
@@ -148,6 +175,7 @@ def main():
                 states.append(state)
             if len(states) == 2:
                 check(states[0] == states[1], f"{name}: the second run resumed from the first run's state")
+        hub_definition(env, tmp, check)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

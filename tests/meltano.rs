@@ -241,3 +241,43 @@ fn version_settings_are_checked_at_start() {
         assert!(r.stderr.contains(&format!("`{setting}`")), "{config}: {}", r.stderr);
     }
 }
+
+/// The loader definition in the MeltanoHub format (`meltano-hub/loaders/target-s3--rust.yml`):
+/// the same settings as the binary documents, for `meltano add loader target-s3 --from-ref`.
+/// Regenerate with `UPDATE_MELTANO=1 cargo test --test meltano`; scripts/meltano_run.py adds it
+/// to a fresh Meltano project and lists its settings with Meltano itself.
+#[test]
+fn hub_plugin_definition_matches_the_settings_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/meltano-hub/loaders/target-s3--rust.yml");
+    let header = "\
+# MeltanoHub-format definition of this loader, generated from the settings table by
+# tests/meltano.rs (UPDATE_MELTANO=1 cargo test --test meltano). The Hub's own `target-s3`
+# plugins are other projects: add this one by reference, e.g.
+#   meltano add loader target-s3 --from-ref meltano-hub/loaders/target-s3--rust.yml
+name: target-s3
+variant: rust
+namespace: target_s3
+label: target-s3 (Rust)
+description: Singer target that loads into Amazon S3, S3-compatible stores or a local folder (JSONL, JSON, CSV, Parquet, Avro, Delta Lake), printing STATE only once every record before it is durable.
+pip_url: /path/to/your/clone/of/target-s3  # pip builds it with maturin; no release is on PyPI
+executable: target-s3
+capabilities:
+- about
+- validate-records
+- schema-flattening
+- structured-logging
+- batch
+- activate-version
+settings_group_validation:
+- []
+settings:
+";
+    let generated = format!("{header}{}", target_s3::cli::meltano_settings_yaml());
+    if std::env::var_os("UPDATE_MELTANO").is_some() {
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
+    let on_disk = std::fs::read_to_string(path).expect("meltano-hub/loaders/target-s3--rust.yml");
+    assert_eq!(on_disk, generated, "stale: run UPDATE_MELTANO=1 cargo test --test meltano");
+}
