@@ -99,7 +99,8 @@ fn input(n: u64) -> String {
 fn table_state_survives_log_cleanup_and_txn_versions_only_grow() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
-    let config = json!({"local_path": root, "table_format": "delta", "checkpoint_interval": 1});
+    let config =
+        json!({"local_path": root, "table_format": "delta", "checkpoint_interval": 1, "pipeline_id": "orders-pipe"});
     for n in 1..=3 {
         let r = common::run(&config, &input(n));
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -130,7 +131,7 @@ fn table_state_survives_log_cleanup_and_txn_versions_only_grow() {
         format!(
             "{}\n{}\n",
             json!({"commitInfo": {"timestamp": 0, "operation": "WRITE"}}),
-            json!({"txn": {"appId": "target-s3", "version": ahead}})
+            json!({"txn": {"appId": "orders-pipe", "version": ahead}})
         ),
     )
     .unwrap();
@@ -260,4 +261,34 @@ fn a_rerun_never_adds_a_committed_round_again() {
     assert_eq!((adds("a"), adds("b")), (2, 2), "each record once in each table");
     let path = tempfile::tempdir().unwrap();
     assert_eq!(table_state(&config, path.path()).stdout, [r#"{"n":2}"#]);
+}
+
+/// Left at its default, `pipeline_id` names the pipeline's destination, prefix and tables: a
+/// pipeline that writes elsewhere in the same lake never reads this one's STATE; STATE
+/// committed under the fixed default of earlier versions is still found.
+#[test]
+fn the_default_pipeline_id_is_the_pipelines_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let here = json!({"local_path": root, "table_format": "delta", "table_path": "sales/{stream}"});
+    let there = json!({"local_path": root, "table_format": "delta", "table_path": "crm/{stream}"});
+    assert_eq!(common::run(&here, &input(1)).code, 0);
+    assert_eq!(common::run(&there, &input(7)).code, 0);
+    let log = std::fs::read_to_string(root.join("sales/orders/_delta_log/00000000000000000000.json")).unwrap();
+    let app = log
+        .lines()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["txn"]["appId"].as_str().map(str::to_string));
+    assert!(app.as_deref().is_some_and(|a| a.starts_with("target-s3-")), "{log}");
+    assert_eq!(table_state(&here, dir.path()).stdout, [r#"{"n":1}"#]);
+    assert_eq!(table_state(&there, dir.path()).stdout, [r#"{"n":7}"#]);
+    // A lake written by an earlier version (appId "target-s3"): still found.
+    let old = json!({"local_path": dir.path().join("old"), "table_format": "delta", "pipeline_id": "target-s3-legacy"});
+    assert_eq!(common::run(&old, &input(3)).code, 0);
+    let old_log = dir.path().join("old/orders/_delta_log/00000000000000000000.json");
+    let text = std::fs::read_to_string(&old_log).unwrap().replace("target-s3-legacy", "target-s3");
+    std::fs::write(&old_log, text).unwrap();
+    std::fs::remove_dir_all(dir.path().join("old/orders/_target_s3_state")).unwrap();
+    let default = json!({"local_path": dir.path().join("old"), "table_format": "delta"});
+    let found = table_state(&default, dir.path());
+    assert_eq!(found.stdout, [r#"{"n":3}"#], "{}", found.stderr);
 }

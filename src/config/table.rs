@@ -17,6 +17,9 @@ pub struct TableOptions {
     pub partitions: Vec<Partition>,
     pub incompatible_schema: IncompatibleSchema,
     pub pipeline_id: String,
+    /// The fixed default id of earlier versions, read back by `--table-state` when the derived
+    /// default finds nothing (unset when `pipeline_id` is set).
+    pub legacy_pipeline_id: Option<String>,
     pub commit_interval: Duration,
     pub checkpoint_interval: u64,
     /// `single_writer`: commit on a store that ignores conditional writes.
@@ -109,6 +112,9 @@ impl TableOptions {
     }
 }
 
+/// `pipeline_id`'s default in the settings table.
+const DEFAULT_PIPELINE_ID: &str = "target-s3";
+
 fn invalid(setting: &str, message: String) -> ConfigError {
     ConfigError::Invalid { setting: setting.into(), message }
 }
@@ -172,6 +178,21 @@ impl RawConfig {
         if pipeline_id.is_empty() {
             return Err(invalid("pipeline_id", "must not be empty".into()));
         }
+        // Left at its default, the id names this pipeline's destination, prefix and tables, so
+        // two pipelines that write elsewhere never read each other's STATE; the old fixed
+        // default is still read back (`legacy_pipeline_id`) where nothing newer is found.
+        let (pipeline_id, legacy_pipeline_id) = if pipeline_id == DEFAULT_PIPELINE_ID {
+            let place = format!(
+                "{}\u{0}{}\u{0}{}",
+                self.bucket.as_deref().map_or_else(|| format!("local:{}", self.local_path), |b| format!("s3:{b}")),
+                self.prefix,
+                self.table_path
+            );
+            let derived = format!("{DEFAULT_PIPELINE_ID}-{:016x}", crate::keys::fnv1a(place.as_bytes()));
+            (derived, Some(DEFAULT_PIPELINE_ID.to_string()))
+        } else {
+            (pipeline_id.to_string(), None)
+        };
         if self.commit_interval_seconds == 0 {
             return Err(invalid("commit_interval_seconds", "must be at least 1".into()));
         }
@@ -182,7 +203,8 @@ impl RawConfig {
             table_path,
             partitions,
             incompatible_schema: self.incompatible_schema,
-            pipeline_id: pipeline_id.to_string(),
+            pipeline_id,
+            legacy_pipeline_id,
             commit_interval: Duration::from_secs(self.commit_interval_seconds),
             checkpoint_interval: self.checkpoint_interval,
             single_writer: self.single_writer,

@@ -14,8 +14,26 @@ use crate::error::TableError;
 /// short by a kill or a failure is passed over: its STATE is newer than some of its tables.
 pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
     let tables = Tables::open(config)?;
+    let found = find(&tables, &tables.options.pipeline_id)?;
+    match (&found, &tables.options.legacy_pipeline_id) {
+        (None, Some(legacy)) => {
+            let old = find(&tables, legacy)?;
+            if old.is_some() {
+                tracing::warn!(
+                    pipeline_id = legacy.as_str(),
+                    "found the STATE under the fixed default pipeline_id of earlier versions; this run's commits carry the id derived from destination, prefix and table_path ({}); set pipeline_id to keep one id",
+                    tables.options.pipeline_id
+                );
+            }
+            Ok(old)
+        }
+        _ => Ok(found),
+    }
+}
+
+/// The newest complete round's STATE of `pipeline_id` in the tables under `table_path`.
+fn find(tables: &Tables, pipeline_id: &str) -> Result<Option<String>, TableError> {
     let (base, depth) = tables.options.table_path.fixed_folder();
-    let pipeline_id = tables.options.pipeline_id.clone();
     tables.runtime.block_on(async {
         let mut folders = vec![base.trim_end_matches('/').to_string()];
         for _ in 0..depth {
@@ -52,7 +70,7 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
             let held = delta
                 .snapshot()
                 .map_err(|e| error(&e))?
-                .transaction_version(delta.log_store().as_ref(), &pipeline_id)
+                .transaction_version(delta.log_store().as_ref(), pipeline_id)
                 .await
                 .map_err(|e| error(&e))?;
             let Some(held) = held else { continue };
@@ -60,8 +78,8 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
             // The round records kept beside the log (written once a commit is in), then the
             // commits' own `commitInfo` (rounds from before those records, or whose record
             // was not written).
-            for (txn, ours) in tables.store.states(&folder, &pipeline_id).await.map_err(|e| error(&e))? {
-                if txn <= held && ours["pipelineId"] == pipeline_id.as_str() {
+            for (txn, ours) in tables.store.states(&folder, pipeline_id).await.map_err(|e| error(&e))? {
+                if txn <= held && ours["pipelineId"] == pipeline_id {
                     note(&mut rounds, &folder, txn, &ours);
                 }
             }
@@ -69,7 +87,7 @@ pub fn table_state(config: &Config) -> Result<Option<String>, TableError> {
             while let Some(commit) = history.next().await {
                 let commit = commit.map_err(|e| error(&e))?;
                 let Some(ours) = commit.info.get(COMMIT_INFO_KEY) else { continue };
-                let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id.as_str())
+                let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id)
                 else {
                     continue;
                 };
