@@ -17,7 +17,19 @@ impl Notices {
     /// keeps every digit.
     pub fn lossy(&mut self, stream: &str, lossy: &Lossy) {
         for (field, count, first) in &lossy.0 {
-            if self.lossy.insert((stream.to_string(), field.clone())) {
+            if !self.lossy.insert((stream.to_string(), field.clone())) {
+                continue;
+            }
+            if field.contains(['[', '.']) {
+                // `schema_overrides` types top-level fields only.
+                tracing::warn!(
+                    stream,
+                    field = field.as_str(),
+                    values = count,
+                    first = first.as_str(),
+                    "numbers that a double cannot hold exactly were rounded (counted as lossy_values in METRIC lines and the manifest); this field is inside an array or object, which schema_overrides cannot type: keep every digit with a `multipleOf` (or `x-sql-datatype: numeric(p,s)`) in the tap's schema for it (Meltano's `schema:` extra), or a text format (jsonl, csv)"
+                );
+            } else {
                 tracing::warn!(
                     stream,
                     field = field.as_str(),
