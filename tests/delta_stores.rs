@@ -106,6 +106,13 @@ fn table_state_survives_log_cleanup_and_txn_versions_only_grow() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
     assert_eq!(table_state(&config, dir.path()).stdout, [r#"{"n":3}"#]);
+    // Two round records per table and pipeline, however many commits.
+    let records: Vec<_> = std::fs::read_dir(root.join("orders/_target_s3_state"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
     // Log cleanup: every commit file goes, the checkpoints stay.
     let log = root.join("orders/_delta_log");
     for entry in std::fs::read_dir(&log).unwrap() {

@@ -288,7 +288,7 @@ impl Tables {
                     }
                     let version = job.run(table, added).await?;
                     // The round's STATE where log cleanup cannot remove it (see state.rs).
-                    store.put_state(folder, pipeline_id, txn, &job.info).await.map_err(|e| job.error(e))?;
+                    store.put_state(folder, pipeline_id, &job.info).await.map_err(|e| job.error(e))?;
                     let records: u64 = files.iter().map(|f| f.records).sum();
                     tracing::info!(table = %folder, version, files = files.len(), records, "committed");
                     Ok::<_, TableError>(())

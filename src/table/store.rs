@@ -126,45 +126,51 @@ impl TableStore {
         Ok(None)
     }
 
-    /// Writes a commit round's record (`commitInfo.targetS3`) beside the table's log, in
-    /// `_target_s3_state/<pipeline>/<txn>.json`: Delta's log cleanup removes old commit files
-    /// (and their `commitInfo`), never this; readers and VACUUM pass over `_` folders.
+    /// Writes a commit round's record (`commitInfo.targetS3`) beside the table's log, as
+    /// `_target_s3_state/<pipeline>/latest.json`, the one before it moved to `previous.json`:
+    /// Delta's log cleanup removes old commit files (and their `commitInfo`), never these;
+    /// readers and VACUUM pass over `_` folders. Two per table and pipeline, whatever the number
+    /// of commits: a round cut short still leaves the complete one before it.
     pub async fn put_state(
         &self,
         folder: &str,
         pipeline_id: &str,
-        txn: i64,
         info: &serde_json::Value,
     ) -> Result<(), object_store::Error> {
         use object_store::ObjectStoreExt;
-        let key = format!("{}/{txn:020}.json", state_folder(folder, pipeline_id));
+        let dir = state_folder(folder, pipeline_id);
+        let (latest, previous) =
+            (self.path_of(&format!("{dir}/latest.json")), self.path_of(&format!("{dir}/previous.json")));
+        match self.root.get(&latest).await {
+            Ok(old) => {
+                let bytes = old.bytes().await?;
+                self.root.put(&previous, bytes.into()).await?;
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let body = serde_json::to_vec(info).expect("JSON serializes");
-        self.root.put(&self.path_of(&key), body.into()).await.map(|_| ())
+        self.root.put(&latest, body.into()).await.map(|_| ())
     }
 
-    /// The round records of `pipeline_id` kept beside a table, by txn version.
+    /// The round records of `pipeline_id` kept beside a table (newest two), with their txn.
     pub async fn states(
         &self,
         folder: &str,
         pipeline_id: &str,
     ) -> Result<Vec<(i64, serde_json::Value)>, object_store::Error> {
-        use futures::StreamExt;
         use object_store::ObjectStoreExt;
-        let prefix = self.path_of(&state_folder(folder, pipeline_id));
-        let mut listing = self.root.list(Some(&prefix));
+        let dir = state_folder(folder, pipeline_id);
         let mut found = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = match meta {
-                Ok(meta) => meta,
-                Err(object_store::Error::NotFound { .. }) => break,
+        for name in ["latest", "previous"] {
+            let bytes = match self.root.get(&self.path_of(&format!("{dir}/{name}.json"))).await {
+                Ok(object) => object.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let Some(txn) = meta.location.filename().and_then(|f| f.strip_suffix(".json")).and_then(|t| t.parse().ok())
-            else {
-                continue;
-            };
-            let bytes = self.root.get(&meta.location).await?.bytes().await?;
-            if let Ok(info) = serde_json::from_slice(&bytes) {
+            if let Ok(info) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                && let Some(txn) = info["txnVersion"].as_i64()
+            {
                 found.push((txn, info));
             }
         }
