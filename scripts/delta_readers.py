@@ -410,6 +410,10 @@ def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
     pos, kills, windows, runs, possible_duplicates, ahead_before = 0, 0, 0, 0, 0, set()
     while True:
         runs += 1
+        if runs > 10 * kills_wanted + 20:
+            # Runs that keep failing on their own (not killed) would loop for ever.
+            check(False, f"{name}: {runs} runs for {kills_wanted} kills: target-s3 keeps failing by itself")
+            return
         p = subprocess.Popen([BIN, "--config", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
         printed = []

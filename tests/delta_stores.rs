@@ -72,6 +72,8 @@ fn a_folder_with_foreign_files_never_becomes_a_table() {
     std::fs::remove_dir_all(root.join("orders")).unwrap();
     std::fs::create_dir_all(root.join("orders")).unwrap();
     std::fs::write(root.join("orders/part-00000-0193b6f0c9a27b3c8e3a0f6b2d1c4e5f.parquet"), b"orphan").unwrap();
+    // and the temporary file of a run killed while writing one
+    std::fs::write(root.join("orders/.t3-AbCdEf12.tmp"), b"half").unwrap();
     let created = common::run(&config, INPUT);
     assert_eq!(created.code, 0, "{}", created.stderr);
     assert!(root.join("orders/_delta_log").exists());

@@ -100,8 +100,9 @@ impl TableStore {
     }
 
     /// The first object under `key` that is neither part of a Delta table nor a data file
-    /// target-s3 writes into one (`part-*.parquet`, left by a run that failed before its
-    /// first commit): a table created around it would hide it, and a VACUUM would delete it.
+    /// target-s3 writes into one (`part-*.parquet`, or a temporary file, left by a run that
+    /// failed or was killed before its first commit): a table created around it would hide it,
+    /// and a VACUUM would delete it.
     pub async fn foreign_object(&self, key: &str) -> Result<Option<String>, object_store::Error> {
         use futures::StreamExt;
         let prefix = self.path_of(key);
@@ -114,7 +115,10 @@ impl TableStore {
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let ours = meta.location.filename().is_some_and(|f| f.starts_with("part-") && f.ends_with(".parquet"));
+            // Its data files, and the temporary files a killed run left (`.t3-*.tmp`).
+            let ours = meta.location.filename().is_some_and(|f| {
+                (f.starts_with("part-") && f.ends_with(".parquet")) || (f.starts_with(".t3-") && f.ends_with(".tmp"))
+            });
             if !ours {
                 return Ok(Some(meta.location.to_string()));
             }
