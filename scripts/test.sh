@@ -20,6 +20,12 @@
 #      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per
 #      environment (local folder, local S3 server) check the data and the resumed state
 #      (scripts/meltano_run.py).
+#   7. the docs' examples (scripts/docs_examples.py): every ```sql duckdb, ```sql spark (Spark
+#      SQL with Hive support, the Athena/Glue DDL dialect) and ```python block of README.md and
+#      docs/ runs against output the binary writes (sample streams and generated data, local
+#      folder standing in for s3://my-bucket/), in target/readersenv; blocks marked untested
+#      must say why. (tests/docs.rs, in step 1, checks the reference pages, config blocks and
+#      command lines against the binary.)
 # The servers it started are stopped at the end, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +43,4 @@ python3 scripts/typed_readers.py target/debug/target-s3
 python3 scripts/readers.py target/debug/target-s3
 python3 scripts/delta_readers.py target/debug/target-s3
 python3 scripts/meltano_run.py
+python3 scripts/docs_examples.py target/debug/target-s3
