@@ -243,3 +243,41 @@ fn shell_lines_parse() {
         );
     }
 }
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn links_between_pages_resolve() {
+    let mut checked = 0;
+    for (page, text) in pages().into_iter().chain([("CONTRIBUTING.md".to_string(), read("CONTRIBUTING.md"))]) {
+        let dir = Path::new(ROOT).join(&page).parent().unwrap().to_path_buf();
+        for link in text.split("](").skip(1) {
+            let target = link.split(')').next().unwrap();
+            if target.starts_with("http") || target.contains(' ') {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let path = if file.is_empty() { Path::new(ROOT).join(&page) } else { dir.join(file) };
+            assert!(path.exists(), "{page}: link to {target}: no such file");
+            if !anchor.is_empty() {
+                let linked = std::fs::read_to_string(&path).unwrap();
+                let anchors: Vec<String> = linked
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#').map(|h| slug(h.trim_start_matches('#'))))
+                    .collect();
+                assert!(anchors.iter().any(|a| a == anchor), "{page}: link to {target}: no such heading");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "links checked: {checked}");
+}

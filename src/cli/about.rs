@@ -1,5 +1,5 @@
-//! `--about` (text, JSON, Markdown) and the generated documents: the README's settings and
-//! macro tables and meltano.yml's settings, all from the one settings table (tests keep the
+//! `--about` (text, JSON, Markdown) and the generated documents: docs/reference/settings.md and
+//! macros.md and meltano.yml's settings, all from the one settings table (tests keep the
 //! files equal to these).
 
 use serde_json::{Map, Value, json};
@@ -253,7 +253,7 @@ pub fn meltano_settings_yaml() -> String {
     out
 }
 
-/// The macro table, as the README shows it.
+/// The macro table, as docs/reference/macros.md shows it.
 pub fn macros_markdown() -> String {
     let mut out = String::from("| Macro | Example | Meaning |\n|---|---|---|\n");
     for m in MACROS {
