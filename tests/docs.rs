@@ -178,10 +178,19 @@ fn config_blocks_are_valid_configs() {
     let mut checked = 0;
     for (page, text) in pages() {
         for (line, info, body) in blocks(&text) {
+            let where_ = format!("{page}:{line}");
+            if info == "json" {
+                // A plain JSON block is no config: none of its keys may be a setting.
+                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&body) {
+                    let settings = target_s3::config::settings::SETTINGS;
+                    let named: Vec<&String> = map.keys().filter(|k| settings.iter().any(|s| s.name == *k)).collect();
+                    assert!(named.is_empty(), "{where_}: a config? it names settings {named:?}: tag it ```json config");
+                }
+                continue;
+            }
             if info != "json config" {
                 continue;
             }
-            let where_ = format!("{page}:{line}");
             let value: serde_json::Value =
                 serde_json::from_str(&body).unwrap_or_else(|e| panic!("{where_}: not JSON: {e}"));
             let map = value.as_object().unwrap_or_else(|| panic!("{where_}: not an object")).clone();
