@@ -8,7 +8,8 @@ Extracts the fenced blocks of README.md and docs/**/*.md tagged
                   statement's row count, `-- expect value: X` its first value)
   ```sql spark    run by PySpark's Spark SQL with Hive support (the dialect of Athena and Glue
                   DDL), statement by statement, in one session shared by all blocks in order
-  ```python       run by Python with `spark` (a SparkSession) available
+  ```python       run by Python with `spark` (a SparkSession) available; each
+                  `# expect: EXPRESSION` comment must then evaluate to True
 and checks that a block tagged `untested` has a paragraph starting with "Untested:" right above
 it (the reason). Before running them it makes the data with the binary into a temporary folder
 that stands for `s3://my-bucket/` (every `s3://my-bucket/` in a block is replaced by it):
@@ -191,10 +192,15 @@ def run_spark(code, work):
 
 
 def run_python(code, work):
+    """Runs the block, then checks each `# expect: EXPRESSION` comment in its namespace."""
     namespace = {}
     if "spark" in code:
         namespace["spark"] = Spark.get(work)
     exec(compile(code, "<docs>", "exec"), namespace)
+    for expression in re.findall(r"#\s*expect:\s*(.+)$", code, flags=re.M):
+        value = eval(expression, namespace)
+        if value is not True:
+            raise AssertionError(f"expect: {expression} is {value!r}")
     return None
 
 
