@@ -69,7 +69,7 @@ SCHEMA = {
     },
     "required": ["id"],
 }
-# Table folders must be ASCII without escapes (README "Delta Lake tables"): polars cannot open
+# Table folders must be ASCII without escapes (docs/delta.md): polars cannot open
 # a local table under a non-ASCII folder, delta-rs decodes `%` in locations.
 STREAMS = ["orders", "Kunden-2"]
 PER_STREAM = 60
@@ -163,7 +163,7 @@ def read_tables(where, uri_of, storage_options, duck):
             names = [d[0] for d in cur.description]
             compare("duckdb", where, stream, [dict(zip(names, row)) for row in cur.fetchall()])
 
-# partition_by: values that need escaping in a folder name (README "Delta Lake tables"); the empty
+# partition_by: values that need escaping in a folder name (docs/delta.md); the empty
 # string is null, as in Hive and Spark.
 PARTITION_VALUES = ["a/b", "東京", "", "x%y", "__HIVE_DEFAULT_PARTITION__", " sp", "_u", ".dot", None, "a=b", "c:d", "Ü?*"]
 PARTITION_SCHEMA = {"type": "object", "required": ["id"], "properties": {
@@ -202,7 +202,7 @@ def compare_partitioned(reader, where, rows):
     ids = [r["id"] for r in rows]
     check(sorted(ids) == sorted(want), f"{reader} {where} partitioned: every record exactly once ({len(ids)}/{len(want)})")
     # A partition value that is the text of Hive's null marker is in the log as that text; DuckDB
-    # and deltalake (on S3) read it as null, as Spark does (README "Delta Lake tables").
+    # and deltalake (on S3) read it as null, as Spark does (docs/delta.md).
     marker = [r for r in rows if want.get(r["id"], {}).get("country") == "__HIVE_DEFAULT_PARTITION__"]
     check(len(marker) == 6 and all(r["country"] in (None, "__HIVE_DEFAULT_PARTITION__") for r in marker),
           f"{reader} {where} partitioned: the null marker's text reads as itself or null ({marker[0]['country']!r})")

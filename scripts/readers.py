@@ -112,8 +112,8 @@ def run(config):
 
 
 def stream_folder(root, stream):
-    """The stream's folder: the one whose name unescapes to the stream (README "What is safe in
-    a key"); no folder may be hidden from Hive-convention readers."""
+    """The stream's folder: the one whose name unescapes to the stream (docs/reference/macros.md
+    "What is safe in a key"); no folder may be hidden from Hive-convention readers."""
     for entry in os.listdir(root):
         if urllib.parse.unquote(entry) == stream:
             check(not entry.startswith(("_", ".")), f"folder of {stream!r} is visible to Hive readers ({entry})")
@@ -147,8 +147,8 @@ def read_local(root, fmt, ext):
         # DuckDB
         con = duckdb.connect()
         pattern = os.path.join(folder, "*", f"*.{ext}").replace("'", "''")
-        # DuckDB reads Hive's null partition as its text (it maps only `NULL`): NULLIF, as the
-        # README says.
+        # DuckDB reads Hive's null partition as its text (it maps only `NULL`): NULLIF, as
+        # docs/querying.md says.
         dt_col = "NULLIF(dt::VARCHAR, '__HIVE_DEFAULT_PARTITION__')"
         if fmt == "parquet":
             q = f"SELECT id, {dt_col} FROM read_parquet('{pattern}', hive_partitioning = true)"

@@ -37,6 +37,12 @@
 #      a Parquet/Avro run with schema_overrides must then keep them exact; MySQL zero dates
 #      load as null counted in unparseable_values. Databases stopped at the end, whatever
 #      happens; about 1.5 min of installs once, then 1.5 to 3 minutes.
+#   8. the docs' examples (scripts/docs_examples.py): every ```sql duckdb, ```sql spark (Spark
+#      SQL with Hive support, the Athena/Glue DDL dialect) and ```python block of README.md and
+#      docs/ runs against output the binary writes (sample streams and generated data, local
+#      folder standing in for s3://my-bucket/), in target/readersenv; blocks marked untested
+#      must say why. (tests/docs.rs, in step 1, checks the reference pages, config blocks and
+#      command lines against the binary.)
 # The servers it started are stopped at the end, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +61,4 @@ python3 scripts/readers.py target/debug/target-s3
 python3 scripts/delta_readers.py target/debug/target-s3
 python3 scripts/meltano_run.py
 python3 scripts/real_taps.py target/debug/target-s3
+python3 scripts/docs_examples.py target/debug/target-s3

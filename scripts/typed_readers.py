@@ -5,7 +5,7 @@ Writes the sample streams, tests/data/typed.singer and the Singer SDK's standard
 streams (fetched by scripts/sdk_streams.py) as `format: parquet` and `format: avro`, reads
 every file back with pyarrow and fastavro (installed from PyPI into target/pyenv, once), and
 checks: one row per RECORD, in order; every value equal to the input under the documented
-type rules (README "Parquet and Avro"); the column types of typed.singer and postgres.singer;
+type rules (docs/formats.md "Parquet and Avro"); the column types of typed.singer and postgres.singer;
 identical schemas for all files of a stream. Prints `N passed, N failed`.
 
 Usage: scripts/typed_readers.py [path/to/target-s3]
@@ -279,7 +279,7 @@ def check(path, fmt, out_dir):
         return [f"{name} {fmt}: exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}"]
     problems = []
     for stream, records in records_by_stream(path).items():
-        # Keys start with the stream name, %XX-escaped reversibly (README "What is safe in a key").
+        # Keys start with the stream name, %XX-escaped reversibly (docs/reference/macros.md).
         files = sorted(f for f in glob.glob(os.path.join(folder, "*", "**", f"*.{fmt}"), recursive=True)
                        if urllib.parse.unquote(os.path.relpath(f, folder).split(os.sep)[0]) == stream)
         rows, schemas = read_rows(fmt, files)

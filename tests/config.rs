@@ -225,7 +225,7 @@ fn object_metadata_and_tags_reach_the_server_intact() {
     }
 }
 
-/// `=?UTF-8?B?...?=` back to text (the reader's side of README "object_metadata").
+/// `=?UTF-8?B?...?=` back to text (the reader's side of docs/s3.md "Encryption and object options").
 fn decode_rfc2047(word: &str) -> String {
     let b64 = word.strip_prefix("=?UTF-8?B?").and_then(|w| w.strip_suffix("?=")).expect("an encoded word");
     let value = |c: u8| "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".bytes().position(|a| a == c);

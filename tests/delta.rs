@@ -182,7 +182,8 @@ fn a_failed_run_leaves_the_tables_as_they_were() {
     let users = dir.path().join("users");
     let before = log(&users);
 
-    // Bad input after records and a STATE: nothing is committed, no STATE printed.
+    // Bad input after records and a STATE: what that STATE covers is committed with it and the
+    // STATE printed; nothing after it.
     let bad = lines(&[
         schema("users", None),
         record("users", json!({"id": 2})),
@@ -192,6 +193,20 @@ fn a_failed_run_leaves_the_tables_as_they_were() {
     let r = run(&cfg, &bad);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("line 4"), "{}", r.stderr);
+    assert_eq!(r.stdout, [r#"{"s":2}"#], "{}", r.stderr);
+    let mut ids: Vec<i64> = rows(&users).iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+    // Records after the last STATE: not committed (a rerun from it sends them again), no
+    // newer STATE.
+    let before = log(&users);
+    let after_state = lines(&[
+        schema("users", None),
+        record("users", json!({"id": 4})),
+        r#"{"type":"RECORD","stream":"users","record":{"id":5}"#.to_string(),
+    ]);
+    let r = run(&cfg, &after_state);
+    assert_eq!(r.code, 1);
     assert!(r.stdout.is_empty(), "no STATE for records the table does not hold: {:?}", r.stdout);
     assert_eq!(log(&users), before, "the table is unchanged");
 
@@ -207,7 +222,7 @@ fn a_failed_run_leaves_the_tables_as_they_were() {
     assert_eq!(r.stderr.trim().lines().filter(|l| l.contains("error")).count(), 1, "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert_eq!(log(&users), before, "the table is unchanged");
-    assert_eq!(rows(&users).len(), 1);
+    assert_eq!(rows(&users).len(), 2);
 }
 
 #[test]

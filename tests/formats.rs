@@ -112,7 +112,7 @@ fn sdk_test_streams_round_trip_through_parquet_and_avro() {
             let mut streams: Vec<&String> = records.iter().map(|(s, ..)| s).collect();
             streams.dedup();
             for stream in streams {
-                // Keys start with the stream name, escaped reversibly (README "What is safe in a key").
+                // Keys start with the stream name, escaped reversibly (docs/reference/macros.md).
                 let mine: Vec<&(String, String, String)> = records.iter().filter(|(s, ..)| s == stream).collect();
                 let mut got = Vec::new();
                 let of_stream =

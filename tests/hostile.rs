@@ -1,5 +1,5 @@
 //! Hostile and broken input: every case has a defined outcome (loaded, or one clear error naming
-//! the line), never a crash, a hang or a silent drop. The README's "Guarantees" lists them.
+//! the line), never a crash, a hang or a silent drop. docs/guarantees.md and docs/formats.md list them.
 
 mod common;
 

@@ -341,7 +341,7 @@ fn avro_refuses_schemas_too_deep_for_its_readers() {
     }
 }
 
-/// README: numbers sent as strings are read in numeric columns only without validation; with it,
+/// docs/formats.md: numbers sent as strings are read in numeric columns only without validation; with it,
 /// the record breaks its schema.
 #[test]
 fn numbers_sent_as_strings_need_validate_records_off() {

@@ -1,5 +1,5 @@
-//! `--about` (text, JSON, Markdown) and the generated documents: the README's settings and
-//! macro tables and meltano.yml's settings, all from the one settings table (tests keep the
+//! `--about` (text, JSON, Markdown) and the generated documents: docs/reference/settings.md and
+//! macros.md and meltano.yml's settings, all from the one settings table (tests keep the
 //! files equal to these).
 
 use serde_json::{Map, Value, json};
@@ -69,10 +69,135 @@ pub fn about(format: AboutFormat) -> String {
     }
 }
 
-/// The settings table, as the README shows it (a test keeps the README equal to this).
+/// The groups of `settings_markdown`, in order; a setting named in none of them is listed under
+/// "Other" (tests/docs.rs fails then, so a new setting gets a group).
+const GROUPS: &[(&str, &[&str])] = &[
+    ("Destination", &["destination", "local_path", "bucket", "prefix", "run_id", "allow_unknown_settings"]),
+    (
+        "S3",
+        &[
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
+            "aws_profile",
+            "role_arn",
+            "external_id",
+            "role_session_name",
+            "role_duration_seconds",
+            "region",
+            "endpoint_url",
+            "force_path_style",
+            "part_size",
+            "upload_concurrency",
+            "request_timeout_seconds",
+            "max_retries",
+            "checksum_calculation",
+            "content_encoding",
+            "conditional_writes",
+            "server_side_encryption",
+            "kms_key_id",
+            "bucket_key_enabled",
+            "acl",
+            "storage_class",
+            "object_tags",
+            "object_metadata",
+        ],
+    ),
+    (
+        "Format",
+        &[
+            "format",
+            "compression",
+            "compression_level",
+            "delimiter",
+            "quote_character",
+            "header",
+            "csv_null_value",
+            "flattening_enabled",
+            "flattening_max_depth",
+            "parquet_compression",
+            "row_group_size",
+            "nested_as_json",
+            "avro_codec",
+            "unparseable_values",
+            "schema_overrides",
+            "add_record_metadata",
+            "stream_overrides",
+        ],
+    ),
+    (
+        "Keys",
+        &[
+            "key_template",
+            "allow_overwrite",
+            "timezone",
+            "macro_style",
+            "template_variables",
+            "partition_date_field",
+            "job_id",
+            "flow_id",
+            "tenant",
+            "root_tenant_id",
+            "tap",
+            "env_id",
+            "connection_id",
+            "account",
+            "workspace_id",
+            "data_source",
+            "write_manifest",
+            "manifest_key_template",
+            "write_success_marker",
+        ],
+    ),
+    (
+        "Rolling",
+        &["max_records_per_file", "max_bytes_per_file", "max_batch_age_seconds", "max_open_files", "max_open_bytes"],
+    ),
+    (
+        "Validation",
+        &["validate_records", "validate_formats", "invalid_records", "dead_letter_key_template", "max_line_bytes"],
+    ),
+    (
+        "Tables",
+        &[
+            "activate_version_mode",
+            "hard_delete",
+            "table_format",
+            "table_path",
+            "partition_by",
+            "incompatible_schema",
+            "pipeline_id",
+            "single_writer",
+            "commit_interval_seconds",
+            "checkpoint_interval",
+        ],
+    ),
+    ("Runner", &["log_level", "log_format"]),
+];
+
+/// The settings table, grouped (destination, S3, format, keys, rolling, validation, tables,
+/// runner) under `### Group` headings; docs/reference/settings.md holds it (a test keeps the
+/// page equal to this).
 pub fn settings_markdown() -> String {
-    let mut out = String::from("| Setting | Type | Default | Description |\n|---|---|---|---|\n");
+    let mut out = String::new();
+    let mut groups: Vec<(&str, Vec<&crate::config::settings::Setting>)> =
+        GROUPS.iter().map(|(g, _)| (*g, Vec::new())).collect();
+    groups.push(("Other", Vec::new()));
     for s in SETTINGS {
+        let i = GROUPS.iter().position(|(_, names)| names.contains(&s.name)).unwrap_or(GROUPS.len());
+        groups[i].1.push(s);
+    }
+    for (group, settings) in groups.iter().filter(|(_, s)| !s.is_empty()) {
+        out.push_str(&format!("### {group}\n\n"));
+        out.push_str(&settings_table(settings));
+        out.push('\n');
+    }
+    out
+}
+
+fn settings_table(settings: &[&crate::config::settings::Setting]) -> String {
+    let mut out = String::from("| Setting | Type | Default | Description |\n|---|---|---|---|\n");
+    for s in settings {
         let mut description = s.description.to_string();
         if !s.allowed.is_empty() {
             description.push_str(&format!(
@@ -129,7 +254,7 @@ pub fn meltano_settings_yaml() -> String {
     out
 }
 
-/// The macro table, as the README shows it.
+/// The macro table, as docs/reference/macros.md shows it.
 pub fn macros_markdown() -> String {
     let mut out = String::from("| Macro | Example | Meaning |\n|---|---|---|\n");
     for m in MACROS {

@@ -310,8 +310,13 @@ impl Run<'_, '_> {
             let closed = self.files.close_all();
             self.drain_closed(closed)?;
             self.wait_for_objects()?;
+            // Delta: with no record since the last STATE every file holds only what it covers,
+            // so everything commits with it; otherwise only files closed at a STATE do.
             #[cfg(feature = "delta")]
-            self.commit_tables(commits::Commit::Covered)?;
+            self.commit_tables(match self.delta.as_ref().is_some_and(|d| !d.records_since_state) {
+                true => commits::Commit::All,
+                false => commits::Commit::Covered,
+            })?;
             self.release_state()
         })();
         if let Err(e) = kept {
