@@ -180,7 +180,7 @@ fn a_failed_run_leaves_the_tables_as_they_were() {
     let ok = lines(&[schema("users", None), record("users", json!({"id": 1})), state(json!({"s": 1}))]);
     assert_eq!(run(&cfg, &ok).code, 0);
     let users = dir.path().join("users");
-    let before = log(&users);
+    let first = log(&users);
 
     // Bad input after records and a STATE: what that STATE covers is committed with it and the
     // STATE printed; nothing after it.
@@ -197,6 +197,7 @@ fn a_failed_run_leaves_the_tables_as_they_were() {
     let mut ids: Vec<i64> = rows(&users).iter().map(|r| r["id"].as_i64().unwrap()).collect();
     ids.sort();
     assert_eq!(ids, [1, 2]);
+    assert_eq!(log(&users).len(), first.len() + 1, "one commit, with the STATE");
     // Records after the last STATE: not committed (a rerun from it sends them again), no
     // newer STATE.
     let before = log(&users);
