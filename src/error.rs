@@ -143,7 +143,7 @@ pub enum InputErrorKind {
     MissingField(&'static str, &'static str),
     #[error("{0} message: {1:?} must be {2}")]
     WrongField(&'static str, &'static str, &'static str),
-    #[error("{0} nests objects or arrays deeper than 128 levels (the input's nesting limit)")]
+    #[error("{0} nests objects or arrays deeper than 127 levels (the input's nesting limit)")]
     TooDeep(&'static str),
     #[error("RECORD before any SCHEMA for this stream")]
     RecordBeforeSchema,

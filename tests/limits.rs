@@ -158,7 +158,7 @@ proptest! {
             } else {
                 common::run(&config, &input)
             };
-            let too_deep = case.state_depth > 128 || case.record_depth > 128;
+            let too_deep = case.state_depth > 127 || case.record_depth > 127;
             let refused_duplicate = case.duplicate && case.validate;
             if too_deep || refused_duplicate {
                 prop_assert_eq!(run.code, 1, "{:?} {}: {}", case, format, run.stderr);

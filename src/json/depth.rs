@@ -1,10 +1,11 @@
-//! The input's nesting limit, for values kept raw. Parsed values get it from serde_json (128
-//! levels); a value passed through as the tap wrote it (a STATE, a record with validation off)
+//! The input's nesting limit, for values kept raw. Parsed values get it from serde_json (its
+//! recursion limit of 128 lets 127 levels of objects and arrays through); a value passed through as the tap wrote it (a STATE, a record with validation off)
 //! is checked here, so the limit holds whatever the settings: a 100,000-level STATE would
 //! otherwise be echoed to a job runner whose JSON reader cannot read it back.
 
-/// The deepest nesting of objects and arrays a message may have.
-pub const MAX_DEPTH: usize = 128;
+/// The deepest nesting of objects and arrays a value may have: what a validated record gets
+/// from serde_json, so validation on or off makes no difference.
+pub const MAX_DEPTH: usize = 127;
 
 /// Whether `raw` (well-formed JSON) nests objects and arrays deeper than [`MAX_DEPTH`]. One
 /// pass; strings are skipped with `memchr`.
@@ -46,8 +47,8 @@ mod tests {
     #[test]
     fn counts_only_structure() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert!(!too_deep(&deep(128)));
-        assert!(too_deep(&deep(129)));
+        assert!(!too_deep(&deep(127)));
+        assert!(too_deep(&deep(128)));
         assert!(!too_deep(&format!(r#"{{"a":"{}\"[{{"}}"#, "[".repeat(500))));
         assert!(!too_deep(r#"{"a":[1,{"b":"\\"}]}"#));
     }
