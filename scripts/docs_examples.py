@@ -17,7 +17,8 @@ that stands for `s3://my-bucket/` (every `s3://my-bucket/` in a block is replace
   lake/        a generated `events` stream as Hive-partitioned Parquet, loaded twice (a rerun:
                every record twice)
   lake_csv/    the same once as CSV (`csv_null_value: \\N`), lake_jsonl/ as JSONL
-  tables/      the same once as a Delta table partitioned by `country`
+  tables/      the same once as a Delta table partitioned by `country`, plus one data file no
+               commit names (a failed run's), for the VACUUM example
 Runs in target/readersenv (scripts/testenv.py: DuckDB, PySpark, pyarrow, polars, deltalake).
 """
 import glob
@@ -97,6 +98,10 @@ def make_data(binary, work):
     load(binary, work, {"local_path": work, "prefix": "lake_jsonl", "format": "jsonl", "key_template": hive}, events)
     load(binary, work, {"local_path": work, "prefix": "tables", "table_format": "delta", "format": "parquet",
                         "partition_by": ["country"]}, events)
+    # A failed run's data file: in the table's folder, named by no commit (docs/delta.md's VACUUM).
+    table = os.path.join(work, "tables", "events")
+    live = sorted(glob.glob(os.path.join(table, "country=*", "part-*.parquet")))
+    shutil.copy(live[0], os.path.join(os.path.dirname(live[0]), "part-99999-orphan-of-a-failed-run.parquet"))
 
 
 def blocks():
