@@ -176,19 +176,7 @@ fn a_table_we_cannot_write_commits_nothing_of_its_round() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
     let config = json!({"local_path": root, "table_format": "delta"});
-    let input = |n: u64| {
-        ["a", "b"]
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}\n{}\n",
-                    format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
-                    format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
-                )
-            })
-            .collect::<String>()
-            + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
-    };
+    let input = two_tables;
     assert_eq!(common::run(&config, &input(1)).code, 0);
     // Another tool adds a CHECK constraint to table b (a metaData action in a new commit).
     let log = root.join("b/_delta_log");
@@ -226,19 +214,7 @@ fn a_rerun_never_adds_a_committed_round_again() {
     let bucket = s3.bucket("rerun");
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let config = s3.config(&bucket, json!({"endpoint_url": proxy.endpoint, "table_format": "delta", "max_retries": 0}));
-    let input = |n: u64| {
-        ["a", "b"]
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}\n{}\n",
-                    format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
-                    format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
-                )
-            })
-            .collect::<String>()
-            + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
-    };
+    let input = two_tables;
     assert_eq!(common::run(&config, &input(1)).code, 0);
     // b's next log entry cannot be written (held, then the connection drops): a commits
     // meanwhile, b does not.
@@ -300,4 +276,19 @@ fn the_default_pipeline_id_is_the_pipelines_own() {
     let default = json!({"local_path": dir.path().join("old"), "table_format": "delta"});
     let found = table_state(&default, dir.path());
     assert_eq!(found.stdout, [r#"{"n":3}"#], "{}", found.stderr);
+}
+
+/// One record with id `n` for each of streams a and b, then the STATE `{"n": n}`.
+fn two_tables(n: u64) -> String {
+    ["a", "b"]
+        .iter()
+        .map(|s| {
+            format!(
+                "{}\n{}\n",
+                format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
+                format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
+            )
+        })
+        .collect::<String>()
+        + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
 }

@@ -214,22 +214,8 @@ impl<'a> Builder<'a> {
     }
 
     /// A local `$ref`'s target: its pointer, text and value.
-    fn target(&self, reference: &str) -> Option<(String, &'a str, &'a Value)> {
-        let pointer = reference.strip_prefix('#')?;
-        if pointer.contains('%') {
-            return None;
-        }
-        let value = self.root.pointer(pointer)?;
-        let mut text = self.root_text;
-        for segment in pointer.split('/').skip(1) {
-            let segment = segment.replace("~1", "/").replace("~0", "~");
-            text = if text.trim_start().starts_with('[') {
-                let index: usize = segment.parse().ok()?;
-                serde_json::from_str::<Vec<&RawValue>>(text).ok()?.get(index)?.get()
-            } else {
-                crate::json::member(text, &segment)?.get()
-            };
-        }
+    fn target(&self, reference: &'a str) -> Option<(String, &'a str, &'a Value)> {
+        let (pointer, text, value) = crate::schema::typed::local_ref(self.root, self.root_text, reference)?;
         Some((pointer.to_string(), text, value))
     }
 

@@ -182,23 +182,35 @@ impl<'a> Ctx<'a> {
     /// The schema a local `$ref` (`#/definitions/x`, `#/$defs/x`, `#`) points to: its pointer,
     /// text and value. `None` for references into other documents and for pointers to nothing.
     fn target(&self, reference: &'a str) -> Option<(&'a str, &'a str, &'a Value)> {
-        let pointer = reference.strip_prefix('#')?;
-        if pointer.contains('%') {
-            return None; // percent-encoded pointers: rare enough to write as JSON text
-        }
-        let value = self.root.pointer(pointer)?;
-        let mut text = self.root_text;
-        for segment in pointer.split('/').skip(1) {
-            let segment = segment.replace("~1", "/").replace("~0", "~");
-            text = if text.trim_start().starts_with('[') {
-                let index: usize = segment.parse().ok()?;
-                serde_json::from_str::<Vec<&RawValue>>(text).ok()?.get(index)?.get()
-            } else {
-                crate::json::member(text, &segment)?.get()
-            };
-        }
-        Some((pointer, text, value))
+        local_ref(self.root, self.root_text, reference)
     }
+}
+
+/// The schema a local `$ref` (`#/definitions/x`, `#/$defs/x`, `#`) points to in `root`: its
+/// pointer, its text in `root_text` (which keeps the order of its properties) and its value.
+/// `None` for references into other documents, percent-encoded pointers (rare enough to treat
+/// as unresolvable) and pointers to nothing.
+pub(crate) fn local_ref<'a>(
+    root: &'a Value,
+    root_text: &'a str,
+    reference: &'a str,
+) -> Option<(&'a str, &'a str, &'a Value)> {
+    let pointer = reference.strip_prefix('#')?;
+    if pointer.contains('%') {
+        return None;
+    }
+    let value = root.pointer(pointer)?;
+    let mut text = root_text;
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        text = if text.trim_start().starts_with('[') {
+            let index: usize = segment.parse().ok()?;
+            serde_json::from_str::<Vec<&RawValue>>(text).ok()?.get(index)?.get()
+        } else {
+            crate::json::member(text, &segment)?.get()
+        };
+    }
+    Some((pointer, text, value))
 }
 
 /// The fields of an object schema, in the order of its `properties` text.
