@@ -93,6 +93,8 @@ fn rows(table: &Path) -> Vec<Value> {
                         json!(a.value(row))
                     } else if let Some(a) = column.as_any().downcast_ref::<arrow_array::StringArray>() {
                         json!(a.value(row))
+                    } else if let Some(a) = column.as_any().downcast_ref::<arrow_array::BooleanArray>() {
+                        json!(a.value(row))
                     } else {
                         json!("other")
                     };
@@ -922,4 +924,56 @@ fn incompatible_schemas_go_to_a_new_table_version() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains(r#"column "id" changed type"#), "{}", r.stderr);
     assert_eq!(log(&dir.path().join("users_v3")), before);
+}
+
+/// Two writers race for the next version of a table with shapes that cannot share it: the one
+/// that commits second finds `users_v2` made meanwhile in the other shape, and moves on to
+/// `users_v3` with its files (moved, not copied), rather than fail with advice to use the
+/// setting it already uses. Every record once, in a table that can read it; its STATE printed.
+#[test]
+fn the_loser_of_a_version_race_moves_on_to_the_next_version() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"incompatible_schema": "new_table"}));
+    let retyped =
+        |ty: &str| schema("users", None).replace(r#""id":{"type":"integer"}"#, &format!(r#""id":{{"type":"{ty}"}}"#));
+    let r = run(&cfg, &lines(&[schema("users", None), record("users", json!({"id": 1})), state(json!({"s": 1}))]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Writer B (text ids) weighs the table at its SCHEMA line: version 2 is free.
+    let mut b = common::spawn(&cfg, dir.path());
+    let (weighed, b_log) = common::watch_stderr(&mut b, "writing to a new table");
+    let mut stdin = b.stdin.take().unwrap();
+    let b_lines =
+        lines(&[retyped("string"), record("users", json!({"id": "b1"})), record("users", json!({"id": "b2"}))]);
+    stdin.write_all(b_lines.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    weighed.recv_timeout(Duration::from_secs(120)).expect("writer B chose a new table version");
+    // Writer A (boolean ids) takes version 2 first.
+    let a = run(&cfg, &lines(&[retyped("boolean"), record("users", json!({"id": true})), state(json!({"a": 1}))]));
+    assert_eq!((a.code, a.stdout.clone()), (0, vec![r#"{"a":1}"#.to_string()]), "{}", a.stderr);
+    stdin.write_all(lines(&[state(json!({"b": 1}))]).as_bytes()).unwrap();
+    drop(stdin);
+    let out = b.wait_with_output().unwrap();
+    let b_log = b_log.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{b_log}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "{\"b\":1}\n", "{b_log}");
+    assert!(b_log.contains("they move to the next version") && b_log.contains("users_v3"), "{b_log}");
+    let ids =
+        |table: &str| -> Vec<Value> { rows(&dir.path().join(table)).into_iter().map(|r| r["id"].clone()).collect() };
+    assert_eq!(ids("users"), vec![json!(1)]);
+    assert_eq!(ids("users_v2"), vec![json!(true)]);
+    let mut v3 = ids("users_v3");
+    v3.sort_by_key(|v| v.to_string());
+    assert_eq!(v3, vec![json!("b1"), json!("b2")]);
+    // B's data file was moved: users_v2 holds only files its log adds.
+    let parquet_in_v2: Vec<_> = common::files(&dir.path().join("users_v2"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "parquet") && !f.to_string_lossy().contains("_delta_log"))
+        .collect();
+    assert_eq!(parquet_in_v2.len(), added_files(&dir.path().join("users_v2")).len(), "{parquet_in_v2:?}");
+    // The lake's state: B's round is the newest.
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
+    assert_eq!(r.stdout, vec![r#"{"b":1}"#.to_string()], "{}", r.stderr);
 }

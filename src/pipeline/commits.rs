@@ -11,7 +11,10 @@ use super::router::Router;
 use super::{Error, FileId, InputErrorKind, Run};
 use crate::config::Config;
 use crate::config::settings::IncompatibleSchema;
-use crate::table::Tables;
+use crate::table::{CommitError, Tables};
+
+/// Table versions one commit round may move its streams on to before it gives up.
+const MAX_MOVES: usize = 16;
 
 /// The run's Delta state.
 pub(super) struct Delta {
@@ -138,8 +141,24 @@ impl Run<'_, '_> {
                 None => return Ok(()),
             }
         };
-        for id in tables.commit(state.as_deref(), &ids)? {
-            closed_at.remove(&id);
+        // A table another writer made meanwhile in a shape these files cannot join (a lost
+        // race for a table version): the stream moves on, its files with it, and the round is
+        // planned again. Each move takes a higher version, so this ends.
+        let mut moves = 0;
+        let committed = loop {
+            let tables = &mut self.delta.as_mut().expect("checked above").tables;
+            match tables.commit(state.as_deref(), &ids) {
+                Ok(committed) => break committed,
+                Err(CommitError::Unfit { stream, folder, error }) if moves < MAX_MOVES => {
+                    moves += 1;
+                    self.version_taken(&stream, &folder, error)?;
+                }
+                Err(e) => return Err(e.into_table_error().into()),
+            }
+        };
+        let delta = self.delta.as_mut().expect("checked above");
+        for id in committed {
+            delta.closed_at.remove(&id);
             self.ack.file_durable(id);
         }
         Ok(())

@@ -8,6 +8,7 @@
 use deltalake_core::kernel::StructType;
 
 use super::{Error, InputErrorKind, Run};
+use crate::error::TableError;
 
 /// Versions probed past the last one found before the lookup stops: a version that got no
 /// records was never created, so numbers can have small gaps.
@@ -112,5 +113,62 @@ impl Run<'_, '_> {
             }
         }
         Ok((version.number > 1).then(|| versioned_name(stream, version.number)))
+    }
+}
+
+impl Run<'_, '_> {
+    /// A commit round found the table in `folder`, where `stream`'s files wait, made (by another
+    /// writer, since the stream's SCHEMA was weighed) in a shape they cannot join: the loser of a
+    /// race for a table version. With `incompatible_schema: new_table` the stream moves on to the
+    /// next version that is free or that its columns can join, and its waiting files move there.
+    pub(super) fn version_taken(&mut self, stream: &str, folder: &str, why: TableError) -> Result<(), Error> {
+        let delta = self.delta.as_mut().expect("a table round");
+        let Some(version) = delta.versions.get_mut(stream) else { return Err(why.into()) };
+        let partitions: Vec<String> = delta.tables.partitions().iter().map(|p| p.column.clone()).collect();
+        let current = delta.tables.folder_of(&versioned_name(stream, version.number), &self.run);
+        if current == folder {
+            let columns = version.columns.clone();
+            let mut number = version.number;
+            let moved = loop {
+                number += 1;
+                if number > version.number + PROBE_MISSES * 4 {
+                    return Err(why.into());
+                }
+                let next = delta.tables.folder_of(&versioned_name(stream, number), &self.run);
+                let Some(info) = delta.tables.table_info(&next)? else { break (next, columns, false) };
+                if info.stream.as_deref() != Some(stream) {
+                    let message = format!(
+                        "{}, and the table of its next version, {next:?}, belongs to another stream: rename one of them, or set incompatible_schema to fail",
+                        why.message
+                    );
+                    return Err(self.input_error(Some(stream), InputErrorKind::SchemaNotTable(message)));
+                }
+                let fits = match &columns {
+                    _ if info.partition_columns != partitions => None,
+                    Some(ours) => {
+                        crate::table::evolve(&info.columns, ours).ok().map(|e| Some(e.unwrap_or(info.columns)))
+                    }
+                    None => Some(Some(info.columns)),
+                };
+                if let Some(columns) = fits {
+                    break (next, columns, true);
+                }
+            };
+            let (next, columns, exists) = moved;
+            tracing::warn!(stream, from = %folder, to = %next, reason = %why.message, "another writer made the stream's table version in a shape this run's files cannot join: they move to the next version");
+            crate::table::check_folder(&next, stream)
+                .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))?;
+            let delta = self.delta.as_mut().expect("a table round");
+            delta.tables.check_not_foreign(&next)?;
+            let version = delta.versions.get_mut(stream).expect("looked up above");
+            version.number = number;
+            version.columns = columns;
+            version.written = exists;
+            self.router.set_table(stream, (number > 1).then(|| versioned_name(stream, number)));
+        }
+        let delta = self.delta.as_mut().expect("a table round");
+        let to = delta.tables.folder_of(&versioned_name(stream, delta.versions[stream].number), &self.run);
+        delta.tables.relocate(folder, &to)?;
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@
 
 mod guard;
 mod partition;
+mod plan;
 mod schema;
 mod state;
 mod store;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::Schema;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake_core::kernel::{Action, Add, StructField, StructType, Transaction};
+use deltalake_core::kernel::{Action, Add, StructType, Transaction};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
@@ -34,6 +35,7 @@ use crate::error::TableError;
 use store::TableStore;
 
 pub use partition::check as check_partitions;
+pub use plan::CommitError;
 
 pub use schema::{evolve, to_delta};
 pub use state::table_state;
@@ -218,32 +220,48 @@ impl Tables {
     /// STATE printed once they are all in). Returns the files now in their tables. Every
     /// table's schema is worked out (and refused if it cannot take the files) before anything
     /// is written; the commits then run concurrently.
-    pub fn commit(&mut self, state: Option<&str>, ids: &[FileId]) -> Result<Vec<FileId>, TableError> {
+    pub fn commit(&mut self, state: Option<&str>, ids: &[FileId]) -> Result<Vec<FileId>, CommitError> {
         let now = chrono::Utc::now().timestamp_millis();
         let state: serde_json::Value = state.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let wanted: HashSet<FileId> = ids.iter().copied().collect();
         let Tables { runtime, store, options, run_id, tables, last_txn, .. } = self;
-        let mut round: Vec<(&String, &mut Table, Vec<Pending>)> = Vec::new();
+        // Every table planned before any file is taken from it: a refusal leaves them waiting.
+        let new_table = options.incompatible_schema == crate::config::settings::IncompatibleSchema::NewTable;
+        let mut plans = runtime.block_on(async {
+            let mut plans = HashMap::new();
+            for (folder, table) in tables.iter_mut() {
+                let files: Vec<&Pending> = table.files.iter().filter(|f| wanted.contains(&f.id)).collect();
+                if files.is_empty() {
+                    continue;
+                }
+                match plan::plan(store, folder, &mut table.delta, &files, &options.partitions).await {
+                    Ok(columns) => plans.insert(folder.clone(), columns),
+                    Err(plan::Refusal::Unfit(error)) if new_table => {
+                        let (stream, folder) = (table.stream.clone(), folder.clone());
+                        return Err(CommitError::Unfit { stream, folder, error });
+                    }
+                    Err(plan::Refusal::Unfit(e) | plan::Refusal::Other(e)) => return Err(e.into()),
+                };
+            }
+            Ok(plans)
+        })?;
+        let mut round: Vec<(&String, &mut Table, Vec<Pending>, StructType)> = Vec::new();
         for (folder, table) in tables.iter_mut() {
             let (now, later): (Vec<Pending>, Vec<Pending>) =
                 std::mem::take(&mut table.files).into_iter().partition(|f| wanted.contains(&f.id));
             table.files = later;
-            if !now.is_empty() {
-                round.push((folder, table, now));
+            if let Some(columns) = plans.remove(folder) {
+                round.push((folder, table, now, columns));
             }
         }
-        let folders: Vec<&str> = round.iter().map(|(f, _, _)| f.as_str()).collect();
+        let folders: Vec<&str> = round.iter().map(|(f, ..)| f.as_str()).collect();
         let result = runtime.block_on(async {
-            let mut plans = Vec::new();
-            for (folder, table, files) in round.iter_mut() {
-                plans.push(plan(store, folder, table, files, &options.partitions).await?);
-            }
             // Comparable across tables and runs of one pipeline (`--table-state` takes the
             // newest): above every version this pipeline committed to these tables, whatever
             // the clock says now.
             let mut txn = now.max(*last_txn + 1);
             let mut held = HashMap::new();
-            for (folder, table, _) in round.iter() {
+            for (folder, table, ..) in round.iter() {
                 if let Some(delta) = table.delta.as_ref().filter(|d| d.version().is_some()) {
                     let version = delta
                         .snapshot()
@@ -265,7 +283,7 @@ impl Tables {
                 "round": folders,
             });
             let (store, pipeline_id) = (&*store, options.pipeline_id.as_str());
-            let commits = round.iter_mut().zip(plans).map(|((folder, table, files), columns)| {
+            let commits = round.iter_mut().map(|(folder, table, files, columns)| {
                 let mut info = info.clone();
                 info["stream"] = serde_json::Value::from(table.stream.clone());
                 let job = Commit {
@@ -275,7 +293,7 @@ impl Tables {
                     partition_columns: options.partitions.iter().map(|p| p.column.clone()).collect(),
                     txn,
                     info,
-                    columns,
+                    columns: columns.clone(),
                     now,
                 };
                 // A table that already holds this round (a rerun of a round cut short) gets
@@ -298,7 +316,35 @@ impl Tables {
         });
         result?;
         self.last_commit = Instant::now();
-        Ok(round.into_iter().flat_map(|(_, _, files)| files.into_iter().map(|f| f.id)).collect())
+        Ok(round.into_iter().flat_map(|(_, _, files, _)| files.into_iter().map(|f| f.id)).collect())
+    }
+
+    /// Moves every file waiting for the table in `from` to the table in `to` (same paths inside
+    /// the table), for a stream that moved on to another table version. The files were never
+    /// committed, so no reader saw them where they were.
+    pub fn relocate(&mut self, from: &str, to: &str) -> Result<(), TableError> {
+        let Some(mut table) = self.tables.remove(from) else { return Ok(()) };
+        let files = std::mem::take(&mut table.files);
+        self.runtime.block_on(async {
+            for file in &files {
+                let (old, new) = (format!("{from}/{}", file.path), format!("{to}/{}", file.path));
+                self.store.rename(&old, &new).await.map_err(|e| TableError::new(to, format!("moving {old}: {e}")))?;
+            }
+            Ok::<_, TableError>(())
+        })?;
+        let target = self.tables.entry(to.to_string()).or_insert_with(|| Table {
+            stream: table.stream.clone(),
+            delta: None,
+            files: Vec::new(),
+        });
+        if target.stream != table.stream {
+            return Err(TableError::new(
+                to,
+                format!("streams {:?} and {:?} both map to this table; rename one", target.stream, table.stream),
+            ));
+        }
+        target.files.extend(files);
+        Ok(())
     }
 }
 
@@ -313,81 +359,6 @@ pub fn check_folder(folder: &str, stream: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A table's columns after a commit of `files`: its current schema (loaded, or `None` for a
-/// table that does not exist yet) evolved by each file's columns in the order they were
-/// written. Fails, before anything is written, when a file's columns cannot join the table.
-async fn plan(
-    store: &TableStore,
-    folder: &str,
-    table: &mut Table,
-    files: &[Pending],
-    partitions: &[crate::config::Partition],
-) -> Result<StructType, TableError> {
-    let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
-    if table.delta.is_none() {
-        table.delta = Some(store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?);
-    }
-    let delta = table.delta.as_mut().expect("set above");
-    let mut columns: Option<StructType> = None;
-    if delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
-        if delta.version().is_none() { delta.load().await } else { delta.update_state().await }
-            .map_err(|e| error(&e))?;
-        let snapshot = delta.snapshot().map_err(|e| error(&e))?;
-        guard::writable(folder, snapshot)?;
-        let partitioned_by = snapshot.metadata().partition_columns();
-        if !partitioned_by.iter().eq(partitions.iter().map(|p| &p.column)) {
-            return Err(TableError::new(
-                folder,
-                format!(
-                    "the table is partitioned by {partitioned_by:?}, but partition_by gives {:?}; a table's partition columns cannot change (point table_path at a new table)",
-                    partitions.iter().map(|p| p.column.as_str()).collect::<Vec<_>>()
-                ),
-            ));
-        }
-        columns = Some(snapshot.schema().as_ref().clone());
-    }
-    for file in files {
-        let next = schema::to_delta(&file.schema).map_err(|e| TableError::new(folder, e))?;
-        columns = Some(match columns {
-            None => next,
-            Some(current) => {
-                schema::evolve(&current, &next).map_err(|e| TableError::new(folder, e))?.unwrap_or(current)
-            }
-        });
-    }
-    let columns = columns.ok_or_else(|| TableError::new(folder, "no files to commit".into()))?;
-    // The partition columns cut to a granularity are in no file; a table that has a column of
-    // that name must have it with that type.
-    let mut derived = Vec::new();
-    for column in partition::derived_columns(partitions) {
-        match columns.field(column.name()) {
-            None => derived.push(column),
-            Some(have) if have.data_type() == column.data_type() => {}
-            Some(have) => {
-                return Err(TableError::new(
-                    folder,
-                    format!(
-                        "the table's column {:?} is {}, but partition_by makes it {}; a table keeps its columns' types (point table_path at a new table)",
-                        column.name(),
-                        have.data_type(),
-                        column.data_type()
-                    ),
-                ));
-            }
-        }
-    }
-    // Partition columns are nullable whatever the stream says: an empty value is null in a
-    // partition (Hive's and Delta's rule), and the table must be able to hold it.
-    let nullable = |f: &StructField| {
-        if partitions.iter().any(|p| &p.column == f.name()) && !f.is_nullable() {
-            StructField::new(f.name(), f.data_type().clone(), true)
-        } else {
-            f.clone()
-        }
-    };
-    StructType::try_new(columns.fields().map(nullable).chain(derived)).map_err(|e| error(&e))
 }
 
 /// One table's commit.

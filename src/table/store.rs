@@ -181,6 +181,12 @@ impl TableStore {
         Ok(found)
     }
 
+    /// Moves the object `from` to `to` (a rename in the local folder, copy and delete on S3).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), object_store::Error> {
+        use object_store::ObjectStoreExt;
+        self.root.rename(&self.path_of(from), &self.path_of(to)).await
+    }
+
     fn path_of(&self, key: &str) -> object_store::path::Path {
         object_store::path::Path::from_url_path(self.table_url(key).path()).unwrap_or_default()
     }

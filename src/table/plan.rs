@@ -1,0 +1,113 @@
+//! Planning a commit round: every table's columns after the round, worked out (and refused if
+//! its files cannot join it) before any table of the round commits. A table that another writer
+//! created or changed since the stream's SCHEMA was weighed, in a shape these files cannot join,
+//! is told apart from other refusals: under `incompatible_schema: new_table` the stream moves on
+//! to its next table version (the loser of a version race), rather than stop.
+
+use deltalake_core::DeltaTable;
+use deltalake_core::kernel::{StructField, StructType};
+
+use super::store::TableStore;
+use super::{Pending, guard, partition, schema};
+use crate::error::TableError;
+
+/// Why a round cannot commit as it is.
+pub enum CommitError {
+    /// The table in `folder` (made by another writer since the SCHEMA) has columns or partitions
+    /// the waiting files of `stream` cannot join. Nothing of the round was committed, and the
+    /// files still wait: moved to another table, they can be committed.
+    Unfit {
+        stream: String,
+        folder: String,
+        error: TableError,
+    },
+    Failed(TableError),
+}
+
+impl From<TableError> for CommitError {
+    fn from(e: TableError) -> CommitError {
+        CommitError::Failed(e)
+    }
+}
+
+impl CommitError {
+    pub fn into_table_error(self) -> TableError {
+        match self {
+            CommitError::Unfit { error, .. } | CommitError::Failed(error) => error,
+        }
+    }
+}
+
+/// A refusal while planning: `Unfit` when the files cannot join the table's shape.
+pub(super) enum Refusal {
+    Unfit(TableError),
+    Other(TableError),
+}
+
+/// A table's columns after a commit of `files`: its current schema (loaded, or `None` for a
+/// table that does not exist yet) evolved by each file's columns in the order they were
+/// written. Fails, before anything is written, when a file's columns cannot join the table.
+pub(super) async fn plan(
+    store: &TableStore,
+    folder: &str,
+    delta: &mut Option<DeltaTable>,
+    files: &[&Pending],
+    partitions: &[crate::config::Partition],
+) -> Result<StructType, Refusal> {
+    let other = |e: &dyn std::fmt::Display| Refusal::Other(TableError::new(folder, e.to_string()));
+    let unfit = |message: String| Refusal::Unfit(TableError::new(folder, message));
+    if delta.is_none() {
+        *delta = Some(store.builder(folder).and_then(|b| b.build()).map_err(|e| other(&e))?);
+    }
+    let delta = delta.as_mut().expect("set above");
+    let mut columns: Option<StructType> = None;
+    if delta.log_store().is_delta_table_location().await.map_err(|e| other(&e))? {
+        if delta.version().is_none() { delta.load().await } else { delta.update_state().await }
+            .map_err(|e| other(&e))?;
+        let snapshot = delta.snapshot().map_err(|e| other(&e))?;
+        guard::writable(folder, snapshot).map_err(Refusal::Other)?;
+        let partitioned_by = snapshot.metadata().partition_columns();
+        if !partitioned_by.iter().eq(partitions.iter().map(|p| &p.column)) {
+            return Err(unfit(format!(
+                "the table is partitioned by {partitioned_by:?}, but partition_by gives {:?}; a table's partition columns cannot change (point table_path at a new table)",
+                partitions.iter().map(|p| p.column.as_str()).collect::<Vec<_>>()
+            )));
+        }
+        columns = Some(snapshot.schema().as_ref().clone());
+    }
+    for file in files {
+        let next = schema::to_delta(&file.schema).map_err(|e| Refusal::Other(TableError::new(folder, e)))?;
+        columns = Some(match columns {
+            None => next,
+            Some(current) => schema::evolve(&current, &next).map_err(unfit)?.unwrap_or(current),
+        });
+    }
+    let columns = columns.ok_or_else(|| Refusal::Other(TableError::new(folder, "no files to commit".into())))?;
+    // The partition columns cut to a granularity are in no file; a table that has a column of
+    // that name must have it with that type.
+    let mut derived = Vec::new();
+    for column in partition::derived_columns(partitions) {
+        match columns.field(column.name()) {
+            None => derived.push(column),
+            Some(have) if have.data_type() == column.data_type() => {}
+            Some(have) => {
+                return Err(unfit(format!(
+                    "the table's column {:?} is {}, but partition_by makes it {}; a table keeps its columns' types (point table_path at a new table)",
+                    column.name(),
+                    have.data_type(),
+                    column.data_type()
+                )));
+            }
+        }
+    }
+    // Partition columns are nullable whatever the stream says: an empty value is null in a
+    // partition (Hive's and Delta's rule), and the table must be able to hold it.
+    let nullable = |f: &StructField| {
+        if partitions.iter().any(|p| &p.column == f.name()) && !f.is_nullable() {
+            StructField::new(f.name(), f.data_type().clone(), true)
+        } else {
+            f.clone()
+        }
+    };
+    StructType::try_new(columns.fields().map(nullable).chain(derived)).map_err(|e| other(&e))
+}
