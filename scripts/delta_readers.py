@@ -7,8 +7,10 @@ the guarantees that need many processes (part of the test command).
    folder and on the local S3 server; the Python `deltalake` package, polars (`read_delta`) and
    DuckDB (`delta_scan`, locally and through httpfs on S3) read every record back once, typed as
    documented. A second run adds a nullable column: the table's schema has it, older rows null.
-2. Four processes commit to one table on the local S3 server at once: every record of every
-   process, no commit lost.
+2. Concurrent writers, as a property (seeded; SEED=n repeats a run): 2 to 8 processes with
+   random sizes and settings commit to one table at once on the local folder, moto and SeaweedFS:
+   every record once, no commit lost, each pipeline's STATE printed and found by --table-state;
+   on a store that ignores conditional writes (a proxy dropping If-None-Match) all refuse.
 3. Kill loops: target-s3 is SIGKILLed at random moments while loading (commits every second),
    then resumed, KILLS times (20 in CI; more by hand: `KILLS=50 scripts/delta_readers.py`):
    one table in the local folder resumed from the last printed STATE, and three tables on the
@@ -318,50 +320,160 @@ def s3_tables(env):
     return s3, options
 
 
-def concurrent_writers(env, s3, options):
-    bucket = f"delta-many-{os.getpid()}"
-    s3.create_bucket(Bucket=bucket)
-    writers, per_writer = 4, 4000
+def no_conditional_writes_proxy(upstream):
+    """A store that ignores conditional writes, as some S3-compatible stores do: a forwarding
+    proxy in front of `upstream` that drops the If-None-Match header. Returns its endpoint."""
+    import http.client
+    import http.server
+    up = urllib.parse.urlparse(upstream)
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("if-none-match", "connection")}
+            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
+            conn.request(self.command, self.path, body=body, headers=headers)
+            answer = conn.getresponse()
+            data = answer.read()
+            self.send_response_only(answer.status, answer.reason)
+            for k, v in answer.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection") and (k.lower() != "content-length" or self.command == "HEAD"):
+                    self.send_header(k, v)
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def writer_lines(rng, w):
+    """One writer's input: its own ids, STATEs at random intervals, ending with a STATE."""
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "writer": {"type": "integer"}}}
-    procs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for w in range(writers):
-            lines = [json.dumps({"type": "SCHEMA", "stream": "events", "schema": schema, "key_properties": ["id"]})]
-            for i in range(per_writer):
-                lines.append(json.dumps({"type": "RECORD", "stream": "events", "record": {"id": w * per_writer + i, "writer": w}}))
-                if i % 500 == 499:
-                    lines.append(json.dumps({"type": "STATE", "value": {"writer": w, "i": i}}))
-            config = s3_config(env, bucket, pipeline_id=f"writer-{w}", commit_interval_seconds=1, max_records_per_file=500)
-            p = subprocess.Popen([BIN, "--config", write_config(tmp, config)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append((p, lines))
+    count, every = rng.randint(1, 3000), rng.randint(20, 1000)
+    lines = [json.dumps({"type": "SCHEMA", "stream": "events", "schema": schema, "key_properties": ["id"]})]
+    for i in range(count):
+        lines.append(json.dumps({"type": "RECORD", "stream": "events", "record": {"id": w * 10000 + i, "writer": w}}))
+        if i % every == every - 1 or i == count - 1:
+            lines.append(json.dumps({"type": "STATE", "value": {"writer": w, "i": i}}))
+    return lines, [w * 10000 + i for i in range(count)], {"writer": w, "i": count - 1}
 
-        def feed(p, lines):
-            for start in range(0, len(lines), 400):
-                p.stdin.write("\n".join(lines[start:start + 400]) + "\n")
+
+def run_writers(rng, tmp, base, writers):
+    """`writers` processes with random inputs and settings on the same table, fed in
+    interleaved slices; returns (exit code, stdout, stderr) each, the ids and final STATEs sent."""
+    procs, ids, finals = [], [], []
+    for w in range(writers):
+        lines, sent, final = writer_lines(rng, w)
+        ids += sent
+        finals.append(final)
+        config = dict(base, pipeline_id=f"writer-{w}", commit_interval_seconds=rng.choice([1, 2]),
+                      max_records_per_file=rng.randint(50, 2000), log_level="warn")
+        out, err = (open(os.path.join(tmp, f"writer-{w}.{kind}"), "w+") for kind in ("out", "err"))
+        p = subprocess.Popen([BIN, "--config", write_config(tmp, config)], stdin=subprocess.PIPE,
+                             stdout=out, stderr=err, text=True)
+        p.files = (out, err)
+        procs.append((p, lines, rng.randint(50, 400), rng.random() * 0.3))
+
+    def feed(p, lines, step, pause):
+        try:
+            for start in range(0, len(lines), step):
+                p.stdin.write("\n".join(lines[start:start + step]) + "\n")
                 p.stdin.flush()
-                time.sleep(0.05)
+                time.sleep(pause)
             p.stdin.close()
+        except BrokenPipeError:
+            pass  # it stopped (the refusing store): its exit code and message say why
 
-        threads = [threading.Thread(target=feed, args=pl_) for pl_ in procs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        codes = [(p.wait(timeout=300), p.stderr.read()) for p, _ in procs]
-    check(all(c == 0 for c, _ in codes), f"4 writers: every process succeeded {[e[-300:] for c, e in codes if c]}")
-    table = DeltaTable(f"s3://{bucket}/events", storage_options=options)
-    ids = sorted(table.to_pyarrow_table()["id"].to_pylist())
-    check(ids == list(range(writers * per_writer)), f"4 writers: every record once ({len(ids)}/{writers * per_writer}, {len(set(ids))} distinct)")
-    versions = [h["version"] for h in table.history()]
-    check(sorted(versions) == list(range(max(versions) + 1)), f"4 writers: {len(versions)} commits, none lost or skipped")
-    txns = {}
-    for h in table.history():
-        info = h.get("targetS3")
-        if info:
-            txns.setdefault(info["pipelineId"], 0)
-            txns[info["pipelineId"]] += 1
-    check(sorted(txns) == [f"writer-{w}" for w in range(writers)], f"4 writers: each writer's commits carry its txn {txns}")
+    threads = [threading.Thread(target=feed, args=args) for args in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = []
+    for p, *_ in procs:
+        p.wait(timeout=600)
+        texts = []
+        for f in p.files:
+            f.seek(0)
+            texts.append(f.read())
+            f.close()
+        results.append((p.returncode, *texts))
+    return results, ids, finals
+
+
+def concurrent_writers(env, s3, options):
+    """A property: 2 to 8 processes with random sizes, STATE intervals, file sizes and commit
+    intervals commit to one table at once, on the local folder, moto and SeaweedFS: every process
+    succeeds, every record is in the table once, no log version is lost, each pipeline's last
+    STATE is printed and found again by --table-state. On a store that ignores conditional writes
+    (moto behind a proxy that drops If-None-Match) every process refuses and nothing is written."""
+    seed = int(os.environ.get("SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    print(f"concurrent writers: seed {seed} (SEED={seed} repeats this run)", flush=True)
+    weed = servers.start_s3(int(os.environ.get("S3_TEST_WEED_PORT", "9340")), kind="seaweedfs")
+    weed_s3 = boto3.client("s3", endpoint_url=weed["S3_ENDPOINT"], region_name="us-east-1",
+                           aws_access_key_id=weed["S3_ACCESS_KEY"], aws_secret_access_key=weed["S3_SECRET_KEY"])
+    weed_options = dict(options, AWS_ENDPOINT_URL=weed["S3_ENDPOINT"], AWS_ACCESS_KEY_ID=weed["S3_ACCESS_KEY"],
+                        AWS_SECRET_ACCESS_KEY=weed["S3_SECRET_KEY"])
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = []
+        root = os.path.join(tmp, "many")
+        stores.append(("local folder", {"local_path": root, "table_format": "delta"}, os.path.join(root, "events"), None, None))
+        bucket = f"delta-many-{os.getpid()}"
+        s3.create_bucket(Bucket=bucket)
+        stores.append(("moto", s3_config(env, bucket), f"s3://{bucket}/events", options, None))
+        weed_s3.create_bucket(Bucket=bucket)
+        stores.append(("SeaweedFS", s3_config(weed, bucket), f"s3://{bucket}/events", weed_options, None))
+        plain = f"delta-plain-{os.getpid()}"
+        s3.create_bucket(Bucket=plain)
+        stores.append(("a store ignoring If-None-Match", s3_config(env, plain, endpoint_url=no_conditional_writes_proxy(env["S3_ENDPOINT"])),
+                       None, None, (s3, plain)))
+        # Each store twice (TRIALS), each time a new table and new random writers.
+        trials = [(t, *store) for t in range(int(os.environ.get("TRIALS", "2"))) for store in stores]
+        for trial, name, base, uri, storage, refused in trials:
+            if trial:
+                base = dict(base, table_path=f"t{trial}/{{stream}}")
+                uri = uri and uri.replace("/events", f"/t{trial}/events")
+            writers = rng.randint(2, 8)
+            began = time.monotonic()
+            results, ids, finals = run_writers(rng, tmp, base, writers)
+            what = f"{writers} writers on {name} ({len(ids)} records, {time.monotonic() - began:.0f} s)"
+            if refused:
+                client, bucket = refused
+                wrong = [(c, e.strip().splitlines()[-1:]) for c, out, e in results
+                         if c != 1 or out or "ignores conditional writes" not in e.strip().splitlines()[-1]]
+                check(not wrong, f"{what}: every process refuses, naming the cause, and prints no STATE {wrong}")
+                check(client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0, f"{what}: nothing written")
+                continue
+            check(all(code == 0 for code, _, _ in results), f"{what}: every process succeeded {[e[-300:] for c, _, e in results if c]}")
+            printed = [json.loads(out.strip().splitlines()[-1]) if out.strip() else None for _, out, _ in results]
+            check(printed == finals, f"{what}: each process printed its last STATE")
+            table = DeltaTable(uri, storage_options=storage)
+            got = sorted(table.to_pyarrow_table()["id"].to_pylist())
+            check(got == sorted(ids), f"{what}: every record once ({len(got)} rows, {len(set(got))} distinct, {len(ids)} sent)")
+            versions = sorted(h["version"] for h in table.history())
+            check(versions == list(range(len(versions))), f"{what}: {len(versions)} commits, no version lost")
+            for w in range(writers):
+                state = subprocess.run([BIN, "--config", write_config(tmp, dict(base, pipeline_id=f"writer-{w}")), "--table-state"],
+                                       capture_output=True, text=True)
+                if state.returncode != 0 or json.loads(state.stdout) != finals[w]:
+                    check(False, f"{what}: --table-state of writer {w} gives {state.stdout.strip()!r} {state.stderr[-300:]}")
+                    break
+            else:
+                check(True, f"{what}: --table-state finds each pipeline's last STATE")
 
 
 def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
@@ -473,13 +585,18 @@ def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
 
 
 def main():
+    # PARTS=writers,kills (by hand) runs only those parts; the S3 tables are always written.
+    parts = set((os.environ.get("PARTS") or "local,writers,kills").split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        local_tables(tmp)
+        if "local" in parts:
+            local_tables(tmp)
         env = s3_env()
         s3, options = s3_tables(env)
-        concurrent_writers(env, s3, options)
-        kill_loop(tmp, KILLS)
-        kill_loop(tmp, max(KILLS // 2, 1), streams=3, s3=(env, s3, options), resume="table")
+        if "writers" in parts:
+            concurrent_writers(env, s3, options)
+        if "kills" in parts:
+            kill_loop(tmp, KILLS)
+            kill_loop(tmp, max(KILLS // 2, 1), streams=3, s3=(env, s3, options), resume="table")
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)
 

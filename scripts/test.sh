@@ -13,8 +13,9 @@
 #      httpfs, polars, PySpark; from PyPI into target/readersenv once) read Hive-partitioned
 #      Parquet, CSV and JSONL back, locally and from the local S3 server: every record once.
 #   5. Delta Lake tables (scripts/delta_readers.py): the Python deltalake package, polars and
-#      DuckDB's delta_scan read the tables locally and from the local S3 server; 4 processes
-#      commit to one table at once; 20 SIGKILLs while loading, each resumed from the printed
+#      DuckDB's delta_scan read the tables locally and from the local S3 server; 2 to 8 processes
+#      (random, seeded) commit to one table at once on the local folder, moto and SeaweedFS, and
+#      refuse on a store that ignores If-None-Match; 20 SIGKILLs while loading, each resumed from the printed
 #      STATE: nothing lost, no duplicate (KILLS=50 by hand).
 #   6. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
 #      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per

@@ -28,8 +28,9 @@ pub enum Error {
 }
 
 /// A Delta table could not be read, created or committed to (`table_format: delta`).
+/// A store-wide check (no table yet) names no table.
 #[derive(Debug, thiserror::Error)]
-#[error("Delta table `{table}`: {message}")]
+#[error("{}{message}", if table.is_empty() { "Delta tables: ".to_string() } else { format!("Delta table `{table}`: ") })]
 pub struct TableError {
     /// The table's folder (its key without a file name).
     pub table: String,
