@@ -89,10 +89,13 @@ pub(super) fn writable(
 
 /// The tables of a round that already hold it: a rerun of a round that was cut short after some
 /// of its tables committed (a failed request, a kill between commits) carries the same STATE
-/// over the same tables, and the tap resent the same records. A table whose newest round of
-/// this pipeline has this STATE and these tables, in a round some table of which does not hold,
-/// is such a table: committing its files again would add every record twice. `held`: each
-/// existing table's newest txn of the pipeline.
+/// over the same tables, and the tap resent the same records. The newest round record of this
+/// pipeline, kept beside any table of the round, with this STATE and these tables names that
+/// round's txn; a table whose log holds that txn as its newest (its own record may be missing:
+/// a commit whose answer was lost, a run stopped before it wrote the record) holds the round,
+/// and committing its files again would add every record twice. A round every table holds is
+/// complete: a new round that happens to carry the same STATE. `held`: each existing table's
+/// newest txn of the pipeline.
 pub(super) async fn repeated_round<'f>(
     store: &TableStore,
     pipeline_id: &str,
@@ -100,33 +103,24 @@ pub(super) async fn repeated_round<'f>(
     state: &serde_json::Value,
     held: &HashMap<&str, i64>,
 ) -> Result<HashSet<&'f str>, TableError> {
-    let mut repeated = HashSet::new();
     if state.is_null() || held.is_empty() {
-        return Ok(repeated);
+        return Ok(HashSet::new());
     }
     let round: HashSet<&str> = folders.iter().copied().collect();
-    // Each table's round records up to what its log holds.
-    let mut records: HashMap<&str, Vec<(i64, serde_json::Value)>> = HashMap::new();
+    let mut newest: Option<i64> = None;
     for folder in folders {
         let Some(holds) = held.get(folder) else { continue };
-        let mut found = store.states(folder, pipeline_id).await.map_err(|e| TableError::new(folder, e.to_string()))?;
-        found.retain(|(txn, _)| txn <= holds);
-        records.insert(folder, found);
-    }
-    for folder in folders {
-        let Some((txn, newest)) = records.get(folder).and_then(|r| r.iter().max_by_key(|(txn, _)| *txn)) else {
-            continue;
-        };
-        let same_tables = newest["round"]
-            .as_array()
-            .is_some_and(|r| r.len() == round.len() && r.iter().all(|t| t.as_str().is_some_and(|t| round.contains(t))));
-        if newest["state"] != *state || !same_tables {
-            continue;
-        }
-        let complete = folders.iter().all(|other| records.get(other).is_some_and(|r| r.iter().any(|(t, _)| t == txn)));
-        if !complete {
-            repeated.insert(*folder);
+        let found = store.states(folder, pipeline_id).await.map_err(|e| TableError::new(folder, e.to_string()))?;
+        for (txn, record) in found {
+            let same_tables = record["round"].as_array().is_some_and(|r| {
+                r.len() == round.len() && r.iter().all(|t| t.as_str().is_some_and(|t| round.contains(t)))
+            });
+            if txn <= *holds && record["state"] == *state && same_tables {
+                newest = newest.max(Some(txn));
+            }
         }
     }
-    Ok(repeated)
+    let Some(txn) = newest else { return Ok(HashSet::new()) };
+    let holding: HashSet<&'f str> = folders.iter().copied().filter(|f| held.get(f) == Some(&txn)).collect();
+    Ok(if holding.len() == folders.len() { HashSet::new() } else { holding })
 }

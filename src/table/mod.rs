@@ -40,9 +40,10 @@ pub use plan::CommitError;
 pub use schema::{evolve, to_delta};
 pub use state::table_state;
 
-/// Commit attempts of one table when another writer keeps winning the race for its versions
-/// with a change delta-rs cannot rebase over (a schema change); plain appends never conflict.
-const COMMIT_ATTEMPTS: usize = 5;
+/// Commit attempts of one table while other writers keep winning the race for its next log
+/// version. Each attempt first checks whether the table already holds this commit (a write
+/// whose answer was lost), so delta-rs's own retries, which cannot know, are off.
+const COMMIT_ATTEMPTS: usize = 100;
 
 /// The key under which every commit's `commitInfo` carries target-s3's part.
 const COMMIT_INFO_KEY: &str = "targetS3";
@@ -312,7 +313,18 @@ impl Tables {
                     Ok::<_, TableError>(())
                 }
             });
-            futures::future::try_join_all(commits).await
+            // Every commit runs to its end (one that failed does not cut the others off between
+            // their commit and their round record), then the first failure is the run's.
+            let results = futures::future::join_all(commits).await;
+            let committed = results.iter().filter(|r| r.is_ok()).count();
+            match results.into_iter().find_map(Result::err) {
+                Some(mut e) if committed > 0 => {
+                    e.message += &format!("; {committed} other table(s) of this commit round committed, so no STATE is printed: a rerun of the same input completes the round without adding their records again");
+                    Err(e)
+                }
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         });
         result?;
         self.last_commit = Instant::now();
@@ -380,6 +392,7 @@ impl Commit<'_> {
             .with_metadata([(COMMIT_INFO_KEY.to_string(), self.info.clone())])
             .with_application_transaction(Transaction::new(self.pipeline_id, self.txn))
             .with_create_checkpoint(true)
+            .with_max_retries(0)
     }
 
     fn adds(&self, files: &[Pending]) -> Vec<Action> {
@@ -443,6 +456,13 @@ impl Commit<'_> {
             let result = async {
                 delta.update_state().await?;
                 let snapshot = delta.snapshot()?;
+                // An earlier attempt whose answer was lost may be in: committing again would
+                // add every file twice.
+                if snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await? >= Some(self.txn)
+                {
+                    tracing::warn!(table = %self.folder, "the table already holds this commit (an answer lost on the way back)");
+                    return Ok(snapshot.version() as i64);
+                }
                 let current = snapshot.schema();
                 let evolved = schema::evolve(&current, &self.columns).map_err(DeltaTableError::Generic)?;
                 let mut actions = Vec::new();
@@ -469,10 +489,29 @@ impl Commit<'_> {
                 Err(DeltaTableError::Transaction {
                     source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_),
                 }) if attempt < COMMIT_ATTEMPTS => {
-                    tracing::warn!(table = %self.folder, attempt, "commit conflict with another writer; retrying");
+                    tracing::debug!(table = %self.folder, attempt, "another writer committed first; retrying");
+                    // Spread the retries of writers racing for the same versions.
+                    let jitter = u64::from(uuid::Uuid::new_v4().as_fields().0 % 20);
+                    tokio::time::sleep(Duration::from_millis(jitter + 5 * attempt.min(40) as u64)).await;
                 }
-                Err(e) => return Err(self.error(e)),
+                Err(e) => {
+                    // A failure whose outcome is unknown (an answer lost with no retry left, a
+                    // checkpoint that failed after the commit): the log says whether it is in.
+                    if let Some(version) = self.landed(delta).await {
+                        tracing::warn!(table = %self.folder, error = %e, "the commit is in the table despite the error (its answer was lost)");
+                        return Ok(version);
+                    }
+                    return Err(self.error(e));
+                }
             }
         }
+    }
+
+    /// The table's version if it holds this commit's txn.
+    async fn landed(&self, delta: &mut DeltaTable) -> Option<i64> {
+        delta.update_state().await.ok()?;
+        let snapshot = delta.snapshot().ok()?;
+        let held = snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await.ok()?;
+        (held >= Some(self.txn)).then(|| snapshot.version() as i64)
     }
 }

@@ -401,6 +401,11 @@ impl S3Server {
         }
     }
 
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let body = aws_sdk_s3::primitives::ByteStream::from(body.to_vec());
+        runtime().block_on(self.client.put_object().bucket(bucket).key(key).body(body).send()).unwrap();
+    }
+
     pub fn multipart_uploads(&self, bucket: &str) -> usize {
         let out = runtime().block_on(self.client.list_multipart_uploads().bucket(bucket).send()).unwrap();
         out.uploads().len()

@@ -18,6 +18,8 @@ pub enum Fault {
     SlowDown,
     /// 500 InternalError.
     InternalError,
+    /// 403 AccessDenied (a write the credentials may not do).
+    AccessDenied,
     /// Close the connection after half of the request body, without an answer.
     ResetMidBody,
     /// Forward the request, then wait this long before answering.
@@ -91,6 +93,12 @@ impl Proxy {
     /// store behind the proxy then behaves as one that ignores conditional writes).
     pub fn strip_header(&self, name: &str) {
         *self.state.strip.lock().unwrap() = Some(name.to_ascii_lowercase());
+    }
+
+    /// Drops the faults not used yet.
+    pub fn clear(&self) {
+        self.state.faults.lock().unwrap().clear();
+        *self.state.only.lock().unwrap() = None;
     }
 
     pub fn fail_always(&self, fault: Option<Fault>) {
@@ -212,6 +220,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) -> std::io::Resul
         Some(Fault::InternalError) => {
             read_body(&mut client, &mut body)?;
             return client.write_all(&error_response("500 Internal Server Error", "InternalError"));
+        }
+        Some(Fault::AccessDenied) => {
+            read_body(&mut client, &mut body)?;
+            return client.write_all(&error_response("403 Forbidden", "AccessDenied"));
         }
         Some(Fault::Hang(d)) => {
             std::thread::sleep(d);
