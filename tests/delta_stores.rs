@@ -373,7 +373,7 @@ fn failures_in_any_table_of_a_round_never_count_a_round_twice() {
                     let version = log_entries(table).len();
                     let entry = format!("{table}/_delta_log/{version:020}.json");
                     match failure {
-                        Failure::Constraint => add_constraint(&s3, &bucket, table, version, true),
+                        Failure::Constraint => add_constraint(s3, &bucket, table, version, true),
                         Failure::Denied => proxy.inject(&[Fault::AccessDenied; 8], Some(&entry)),
                         Failure::Dropped => proxy.inject(&[Fault::ResetMidBody; 8], Some(&entry)),
                         Failure::AnswerLost => proxy.inject(&[Fault::LoseResponse], Some(&entry)),
@@ -391,7 +391,7 @@ fn failures_in_any_table_of_a_round_never_count_a_round_twice() {
                     assert!(failed.stdout.is_empty(), "{what}: no STATE printed: {:?}", failed.stdout);
                     proxy.clear();
                     if matches!(failure, Failure::Constraint) {
-                        add_constraint(&s3, &bucket, table, version + 1, false);
+                        add_constraint(s3, &bucket, table, version + 1, false);
                     }
                 }
             }
