@@ -455,3 +455,31 @@ fn parquet_ids(bytes: &[u8]) -> Vec<i64> {
     }
     ids
 }
+
+/// `--table-state` after another pipeline committed 1,100 times to the same table (more than
+/// the commits whose history it reads): this pipeline's round is still found.
+#[test]
+fn table_state_is_found_after_a_thousand_foreign_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let config =
+        json!({"local_path": root, "table_format": "delta", "pipeline_id": "ours", "checkpoint_interval": 100000});
+    assert_eq!(common::run(&config, &input(1)).code, 0);
+    let log = root.join("orders/_delta_log");
+    for version in 1..=1100u64 {
+        std::fs::write(
+            log.join(format!("{version:020}.json")),
+            format!(
+                "{}\n{}\n",
+                json!({"commitInfo": {"timestamp": version, "operation": "WRITE", "other": {"state": {"n": 99}}}}),
+                json!({"txn": {"appId": "theirs", "version": version}})
+            ),
+        )
+        .unwrap();
+    }
+    let found = table_state(&config, dir.path());
+    assert_eq!((found.code, found.stdout.clone()), (0, vec![r#"{"n":1}"#.to_string()]), "{}", found.stderr);
+    let theirs = json!({"local_path": root, "table_format": "delta", "pipeline_id": "theirs"});
+    let none = table_state(&theirs, dir.path());
+    assert_eq!(none.code, 1, "their commits carry no STATE of ours: {:?} {}", none.stdout, none.stderr);
+}
