@@ -155,7 +155,14 @@ const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Validation",
-        &["validate_records", "validate_formats", "invalid_records", "dead_letter_key_template", "max_line_bytes"],
+        &[
+            "validate_records",
+            "validate_formats",
+            "invalid_records",
+            "dead_letter_key_template",
+            "max_line_bytes",
+            "workers",
+        ],
     ),
     (
         "Tables",

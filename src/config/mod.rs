@@ -356,6 +356,8 @@ pub struct Config {
     pub max_open_bytes: u64,
     /// Longest input line (`max_line_bytes`).
     pub max_line_bytes: usize,
+    /// Threads checking records ahead of the decode thread (`workers`, resolved).
+    pub workers: usize,
     /// Key of the run's manifest, when one is written.
     pub manifest_key: Option<KeyTemplate>,
     pub write_success_marker: bool,

@@ -35,6 +35,7 @@ pub struct RawConfig {
     pub template_variables: Option<BTreeMap<String, String>>,
     pub partition_date_field: Option<String>,
     pub max_line_bytes: u64,
+    pub workers: Option<u64>,
     pub max_open_files: u64,
     pub max_open_bytes: u64,
     pub write_manifest: bool,

@@ -251,6 +251,9 @@ impl RawConfig {
         if self.max_line_bytes < 1024 {
             return Err(invalid("max_line_bytes", format!("must be at least 1024, got {}", self.max_line_bytes)));
         }
+        if self.workers.is_some_and(|w| !(1..=256).contains(&w)) {
+            return Err(invalid("workers", format!("must be 1 to 256, got {}", self.workers.unwrap_or_default())));
+        }
         if self.max_open_files == 0 {
             return Err(invalid("max_open_files", "must be at least 1".into()));
         }
@@ -318,6 +321,10 @@ impl RawConfig {
             max_open_files: usize::try_from(self.max_open_files).unwrap_or(usize::MAX),
             max_open_bytes: self.max_open_bytes,
             max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
+            workers: self.workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                |w| w as usize,
+            ),
             manifest_key,
             write_success_marker: self.write_success_marker,
             variables,

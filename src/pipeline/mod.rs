@@ -19,6 +19,7 @@ mod rejects;
 mod router;
 #[cfg(feature = "delta")]
 mod versions;
+mod workers;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub fn run(
     let (block_tx, block_rx) = bounded(2);
     let (block_recycle_tx, block_recycle_rx) = bounded(2);
     let reader = singer::spawn_reader(input, block_tx, block_recycle_rx, config.max_line_bytes);
+    let schemas = workers::Schemas::default();
+    let mut blocks = workers::spawn(block_rx, config.workers, &schemas);
 
     let (command_tx, command_rx) = bounded(8);
     let (event_tx, event_rx) = unbounded();
@@ -89,9 +92,11 @@ pub fn run(
         closing: 0,
         stopped_by_signal: false,
         batch_at: None,
+        schemas,
+        verdict: None,
         state_out,
     };
-    let result = match run.consume(&block_rx, &block_recycle_tx) {
+    let result = match run.consume(&mut blocks, &block_recycle_tx) {
         Ok(()) => run.finish(),
         Err(e @ Error::Input(_)) => {
             // Bad input stops the run, but every record before it is good: keep them as if the
@@ -143,6 +148,10 @@ struct Run<'a, 'o> {
     stopped_by_signal: bool,
     /// While a BATCH message's files are read: the file and line of the record at hand.
     batch_at: Option<crate::error::BatchPlace>,
+    /// What the workers check records against, republished at every SCHEMA.
+    schemas: workers::Schemas,
+    /// A worker's verdict on the record of the line at hand.
+    verdict: Option<workers::Verdict>,
     state_out: &'o mut dyn Write,
 }
 
@@ -154,11 +163,7 @@ enum Flow {
 
 impl Run<'_, '_> {
     /// Reads until end of input, reacting to durable files and file age on the way.
-    fn consume(
-        &mut self,
-        blocks: &Receiver<std::io::Result<singer::Block>>,
-        recycle: &Sender<Vec<u8>>,
-    ) -> Result<(), Error> {
+    fn consume(&mut self, blocks: &mut workers::Ordered, recycle: &Sender<Vec<u8>>) -> Result<(), Error> {
         #[cfg(feature = "delta")]
         let commit_interval = self.delta.as_ref().map(|d| d.tables.interval());
         #[cfg(not(feature = "delta"))]
@@ -170,18 +175,21 @@ impl Run<'_, '_> {
         let events = self.events.clone();
         let signals = self.signals.clone();
         loop {
+            let next = blocks.next_channel().clone();
             select! {
-                recv(blocks) -> block => match block {
-                    Ok(Ok(block)) => {
+                recv(next) -> block => match block {
+                    Ok(Ok(mut checked)) => {
+                        blocks.advance();
                         if self.config.add_record_metadata {
                             self.received_at = chrono::Utc::now().to_rfc3339();
                         }
-                        for line in block.lines() {
+                        for (i, line) in checked.block.lines().enumerate() {
+                            self.verdict = checked.verdicts.get_mut(i).and_then(Option::take);
                             if let Flow::Stop = self.line(line)? {
                                 return Ok(());
                             }
                         }
-                        let _ = recycle.try_send(block.into_bytes());
+                        let _ = recycle.try_send(checked.block.into_bytes());
                         while let Ok(event) = events.try_recv() {
                             self.event(event)?;
                         }
@@ -374,6 +382,7 @@ impl Run<'_, '_> {
                     .router
                     .schema(&stream, schema, key_properties, bookmark_properties)
                     .map_err(|kind| self.input_error(Some(&stream), kind))?;
+                self.schemas.publish(self.router.published());
                 #[cfg(feature = "delta")]
                 self.check_table_schema(&stream)?;
                 if close {
@@ -410,7 +419,7 @@ impl Run<'_, '_> {
         time_extracted: Option<&RawValue>,
         version: Option<&RawValue>,
     ) -> Result<(), Error> {
-        let route = match self.router.route(name, record, version) {
+        let route = match self.router.route(name, record, version, self.verdict.take()) {
             Ok(route) => route,
             Err(kind @ (InputErrorKind::Invalid(_) | InputErrorKind::MissingKeyProperty(_)))
                 if self.config.dead_letter.is_some() =>

@@ -263,6 +263,12 @@ impl<'a> Router<'a> {
         }
     }
 
+    /// Each stream's schema, and whether its parsed records are needed (a cursor field), for
+    /// the workers that check records ahead.
+    pub fn published(&self) -> super::workers::Published {
+        self.streams.iter().map(|(name, s)| (name.clone(), (s.schema.clone(), s.cursor_field.is_some()))).collect()
+    }
+
     /// The current schema of `name`.
     #[cfg(feature = "delta")]
     pub fn schema_of(&self, name: &str) -> Option<&StreamSchema> {
@@ -276,13 +282,19 @@ impl<'a> Router<'a> {
         name: &str,
         record: &RawValue,
         version: Option<&RawValue>,
+        verdict: Option<super::workers::Verdict>,
     ) -> Result<Route<'_, 'a>, InputErrorKind> {
         let Some(spec) = self.streams.get(name) else {
             return Err(InputErrorKind::RecordBeforeSchema);
         };
+        // A worker's verdict if it was reached with the stream's schema as it is now.
+        let checked = match verdict.and_then(|v| v.for_schema(&spec.schema)) {
+            Some(checked) => checked,
+            None => spec.schema.check(record),
+        };
         // The parsed record is kept only when the file's cursor range needs it: a big record's
         // value tree is freed before its bytes are encoded.
-        let value = spec.schema.check(record)?.filter(|_| spec.cursor_field.is_some());
+        let value = checked?.filter(|_| spec.cursor_field.is_some());
         let partition = &mut self.partition;
         partition.clear();
         if spec.partitioned {

@@ -52,7 +52,7 @@ fn write(config: &Config, records: &[&str]) -> (Vec<String>, usize) {
     let mut closed = 0;
     for (line, record) in records.iter().enumerate() {
         let record = raw(record);
-        let route = router.route("s", &record, None).unwrap();
+        let route = router.route("s", &record, None, None).unwrap();
         let context = RecordContext { line: line as u64 + 2, time_extracted: None, version: None, received_at: "" };
         files.write(route.spec, route.partition, &record, route.value.as_ref(), &context, &mut ack).unwrap();
         closed += files.take_closed().count();
@@ -116,7 +116,7 @@ fn the_manifest_lists_durable_files_and_never_deleted_ones() {
     let mut ack = AckTracker::default();
     for line in [2, 3] {
         let record = raw(r#"{"id":1}"#);
-        let route = router.route("s", &record, None).unwrap();
+        let route = router.route("s", &record, None, None).unwrap();
         let context = RecordContext { line, time_extracted: None, version: None, received_at: "" };
         files.write(route.spec, route.partition, &record, route.value.as_ref(), &context, &mut ack).unwrap();
     }

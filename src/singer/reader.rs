@@ -22,6 +22,7 @@ pub fn spawn_reader(
     std::thread::Builder::new()
         .name("read-input".into())
         .spawn(move || {
+            let read_size = read_size();
             let mut buf: Vec<u8> = Vec::with_capacity(BLOCK_SIZE);
             // Lines handed over so far, to name a line that is too long.
             let mut lines: u64 = 0;
@@ -32,7 +33,7 @@ pub fn spawn_reader(
                 let start = buf.len();
                 // One read block at a time: zeroing the whole capacity would touch every page of
                 // a buffer grown for a long line.
-                buf.resize(buf.capacity().min(start + BLOCK_SIZE), 0);
+                buf.resize(buf.capacity().min(start + read_size), 0);
                 let n = match input.read(&mut buf[start..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
@@ -74,6 +75,16 @@ pub fn spawn_reader(
             }
         })
         .expect("spawning the input thread")
+}
+
+/// Bytes read at a time (at most a block). Debug builds read `TARGET_S3_DEBUG_BLOCK_BYTES` if
+/// set, for the tests: small inputs then cross many block boundaries.
+fn read_size() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("TARGET_S3_DEBUG_BLOCK_BYTES").ok().and_then(|v| v.parse::<usize>().ok()) {
+        return n.clamp(1, BLOCK_SIZE);
+    }
+    BLOCK_SIZE
 }
 
 /// Whole lines of input. UTF-8 is checked here, on the reader thread, once per block; a block

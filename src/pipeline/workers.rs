@@ -1,0 +1,149 @@
+//! `workers`: records are parsed and validated on worker threads, a block of lines at a time,
+//! ahead of the decode thread. Validation (a value tree per record, the JSON Schema check, the
+//! exact number checks) is the largest share of the decode thread's work and depends on nothing
+//! but the record and its stream's schema, so it can run anywhere; everything that depends on
+//! order (which file a record goes to, rolls, keys, STATE) stays on the decode thread, which
+//! takes the blocks back in input order. Output is therefore the same for any number of
+//! workers.
+//!
+//! A worker checks a record against the stream's schema as the decode thread last published it
+//! (once per block, not per record). A verdict names the compiled schema it was reached with;
+//! the decode thread uses it only if that is still the stream's schema when it reaches the
+//! record, and checks the record itself otherwise (a SCHEMA line between, the first blocks
+//! before the first SCHEMA was read).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use serde_json::Value;
+
+use crate::error::InputErrorKind;
+use crate::schema::StreamSchema;
+use crate::singer::{self, Block, Message};
+
+/// A worker's verdict on one record.
+pub struct Verdict {
+    /// The address of the compiled schema it was checked against (kept alive by the block's
+    /// snapshot, so no other schema can be at that address meanwhile): compared, never read,
+    /// and no reference count touched per record.
+    schema: usize,
+    /// What [`StreamSchema::check`] said (the parsed record only when the stream needs it).
+    result: Result<Option<Value>, InputErrorKind>,
+}
+
+impl Verdict {
+    /// The verdict, if it was reached with `schema` (the stream's schema now).
+    pub fn for_schema(self, schema: &Arc<StreamSchema>) -> Option<Result<Option<Value>, InputErrorKind>> {
+        (self.schema == Arc::as_ptr(schema) as usize).then_some(self.result)
+    }
+}
+
+/// A block with the verdicts on its lines (`None`: not checked, for any reason).
+pub struct Checked {
+    pub block: Block,
+    pub verdicts: Vec<Option<Verdict>>,
+    /// The schemas the verdicts were reached with, alive as long as they are.
+    _schemas: Arc<Published>,
+}
+
+/// Per stream, its compiled schema and whether its records' parsed values are needed later (a
+/// cursor field).
+pub type Published = HashMap<String, (Arc<StreamSchema>, bool)>;
+
+/// The streams' schemas as the decode thread last published them.
+#[derive(Clone, Default)]
+pub struct Schemas(Arc<RwLock<Arc<Published>>>);
+
+impl Schemas {
+    /// Replaces what workers check against (after a SCHEMA line; the map is small).
+    pub fn publish(&self, streams: Published) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(streams);
+    }
+
+    fn snapshot(&self) -> Arc<Published> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Blocks in the order they were read, checked by `workers` threads (at least one). Block `i`
+/// goes to worker `i % workers` and comes back through its channel, so reading the channels
+/// in turn restores the input order with no reordering buffer; each channel holds one block,
+/// so the memory in flight is bounded by the number of workers.
+pub struct Ordered {
+    outputs: Vec<Receiver<std::io::Result<Checked>>>,
+    next: usize,
+}
+
+impl Ordered {
+    /// The channel the next block in input order comes from.
+    pub fn next_channel(&self) -> &Receiver<std::io::Result<Checked>> {
+        &self.outputs[self.next]
+    }
+
+    /// A block was taken from [`Ordered::next_channel`].
+    pub fn advance(&mut self) {
+        self.next = (self.next + 1) % self.outputs.len();
+    }
+}
+
+/// Starts `workers` checking threads and the thread that deals the reader's blocks out to them.
+/// One worker checks nothing: the decode thread checks every record itself, as a run did before
+/// there were workers (the reference the tests compare more workers with).
+pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: &Schemas) -> Ordered {
+    let check = workers > 1;
+    let workers = workers.max(1);
+    let mut inputs: Vec<Sender<std::io::Result<Block>>> = Vec::with_capacity(workers);
+    let mut outputs = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let (in_tx, in_rx) = bounded::<std::io::Result<Block>>(1);
+        let (out_tx, out_rx) = bounded(1);
+        let schemas = schemas.clone();
+        std::thread::Builder::new()
+            .name(format!("check-{n}"))
+            .spawn(move || {
+                for block in in_rx {
+                    let checked = block.map(|block| {
+                        let streams = if check { schemas.snapshot() } else { Arc::default() };
+                        check_block(block, streams)
+                    });
+                    if out_tx.send(checked).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning a worker thread");
+        inputs.push(in_tx);
+        outputs.push(out_rx);
+    }
+    std::thread::Builder::new()
+        .name("deal-blocks".into())
+        .spawn(move || {
+            for (i, block) in blocks.into_iter().enumerate() {
+                if inputs[i % inputs.len()].send(block).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("spawning the dealing thread");
+    Ordered { outputs, next: 0 }
+}
+
+/// The verdicts on a block's records whose stream has a published schema.
+fn check_block(block: Block, streams: Arc<Published>) -> Checked {
+    let mut verdicts = Vec::new();
+    if !streams.is_empty() {
+        for line in block.lines() {
+            let verdict = line.ok().and_then(|line| match singer::decode(line) {
+                Ok(Message::Record { stream, record, .. }) => {
+                    let (schema, keep) = streams.get(stream.as_ref())?;
+                    let result = schema.check(record).map(|value| value.filter(|_| *keep));
+                    Some(Verdict { schema: Arc::as_ptr(schema) as usize, result })
+                }
+                _ => None,
+            });
+            verdicts.push(verdict);
+        }
+    }
+    Checked { block, verdicts, _schemas: streams }
+}

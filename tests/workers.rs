@@ -1,0 +1,141 @@
+//! `workers`: records checked on worker threads, ahead of the decode thread, change nothing a
+//! user can see. Generated inputs (streams whose SCHEMA changes mid-input so that earlier
+//! verdicts no longer hold, records that break their schema, STATEs, dead-letter or not, a
+//! malformed line), read in small blocks (debug builds' `TARGET_S3_DEBUG_BLOCK_BYTES`) so they
+//! cross many block boundaries, with 2 to 8 workers: the bytes of every file, the STATE lines,
+//! the exit code and the error line are those of a run with one worker.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use proptest::prelude::*;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+enum Line {
+    /// A record of stream 0..3 with this value for `v` (an integer; text breaks schema 0).
+    Record(u8, bool),
+    /// Stream n's SCHEMA flips between `v` integer (0) and `v` string (1).
+    Schema(u8),
+    State,
+    /// Not JSON: stops the run.
+    Malformed,
+}
+
+fn line() -> impl Strategy<Value = Line> {
+    prop_oneof![
+        200 => (0u8..3, proptest::bool::weighted(0.05)).prop_map(|(s, t)| Line::Record(s, t)),
+        10 => (0u8..3).prop_map(Line::Schema),
+        30 => Just(Line::State),
+    ]
+}
+
+fn schema(stream: u8, text: bool) -> String {
+    let v = if text { "string" } else { "integer" };
+    json!({"type": "SCHEMA", "stream": format!("s{stream}"), "key_properties": ["id"], "bookmark_properties": ["id"],
+           "schema": {"type": "object", "properties": {"id": {"type": "integer"}, "v": {"type": v}, "pad": {"type": "string"}}}})
+    .to_string()
+}
+
+fn input(lines: &[Line]) -> String {
+    let mut text: String = (0..3).map(|s| schema(s, false) + "\n").collect();
+    let mut as_text = [false; 3];
+    for (n, line) in lines.iter().enumerate() {
+        let one = match line {
+            Line::Record(s, t) => {
+                let v = if *t { json!(format!("t{n}")) } else { json!(n) };
+                json!({"type": "RECORD", "stream": format!("s{s}"), "record": {"id": n, "v": v, "pad": "x".repeat(n % 90)}})
+                    .to_string()
+            }
+            Line::Schema(s) => {
+                as_text[*s as usize] = !as_text[*s as usize];
+                schema(*s, as_text[*s as usize])
+            }
+            Line::State => json!({"type": "STATE", "value": {"at": n}}).to_string(),
+            Line::Malformed => r#"{"type":"RECORD","stream":"s0","record":{"id":"#.to_string(),
+        };
+        text.push_str(&one);
+        text.push('\n');
+    }
+    text
+}
+
+/// What a user sees of one run: exit code, STATE lines, last stderr line, every file's bytes.
+type Seen = (i32, Vec<String>, String, BTreeMap<String, Vec<u8>>);
+
+fn run(config: &serde_json::Value, input: &str, workers: usize, block: usize, dir: &Path) -> Seen {
+    let root = dir.join(format!("out-{workers}"));
+    let mut config = config.clone();
+    config["local_path"] = json!(root);
+    config["workers"] = json!(workers);
+    let path = dir.join(format!("config-{workers}.json"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let input_path = dir.join("input.singer");
+    std::fs::write(&input_path, input).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_target-s3"))
+        .args(["--config", path.to_str().unwrap(), "--input", input_path.to_str().unwrap()])
+        .env("TARGET_S3_DEBUG_BLOCK_BYTES", block.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let files =
+        common::files(&root).into_iter().map(|f| (f.display().to_string(), std::fs::read(root.join(&f)).unwrap()));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect(),
+        stderr.lines().last().unwrap_or_default().to_string(),
+        files.collect(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_number_of_workers_writes_what_one_does(
+        mut lines in proptest::collection::vec(line(), 1..1500),
+        malformed in proptest::option::weighted(0.2, 0usize..1500),
+        workers in 2usize..=8,
+        block in 64usize..4096,
+        format in prop_oneof![Just("jsonl"), Just("csv"), Just("parquet")],
+        dead_letter in any::<bool>(),
+        max_records in 1u64..200,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = json!({
+            "format": format,
+            "run_id": "fixed",
+            "key_template": "{stream}/{run_id}-{part}.{extension}",
+            "max_records_per_file": max_records,
+            "log_level": "error",
+        });
+        if dead_letter {
+            config["invalid_records"] = json!("dead_letter");
+            config["dead_letter_key_template"] = json!("_rejected/{stream}/{run_id}-{part}.{extension}");
+        }
+        if let Some(at) = malformed {
+            lines.insert(at.min(lines.len()), Line::Malformed);
+        }
+        let input = input(&lines);
+        let one = run(&config, &input, 1, block, dir.path());
+        let many = run(&config, &input, workers, block, dir.path());
+        prop_assert!(one.0 == 0 || one.2.contains("input line"), "the reference run read the input: {}", one.2);
+        prop_assert_eq!(&one.0, &many.0, "exit code");
+        // Which STATEs are printed on the way depends on when files become durable (the
+        // writer's timing, with one worker too); the last one, and their order, do not.
+        prop_assert_eq!(one.1.last(), many.1.last(), "the last STATE line");
+        let states: Vec<String> = input.lines().filter(|l| l.contains(r#""type": "STATE""#) || l.contains(r#""type":"STATE""#))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["value"].to_string()).collect();
+        let mut rest = states.iter();
+        prop_assert!(many.1.iter().all(|s| rest.any(|x| x == s)), "STATE lines in input order, each once: {:?}", many.1);
+        prop_assert_eq!(&one.2, &many.2, "last stderr line");
+        prop_assert_eq!(one.3.keys().collect::<Vec<_>>(), many.3.keys().collect::<Vec<_>>(), "file names");
+        for (name, bytes) in &one.3 {
+            prop_assert!(bytes == &many.3[name], "file {} differs", name);
+        }
+    }
+}
