@@ -131,11 +131,13 @@ fn tables_hold_every_record_once_and_carry_the_state_they_cover() {
     for (table, ids) in [("users", vec![1, 2]), ("orders", vec![10])] {
         let path = dir.path().join(table);
         let versions = log(&path);
-        assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [0], "{table}: one commit");
-        let ours = commit_info(&versions[&0]);
+        // Created (empty) before any table of the round commits data, then one data commit.
+        assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [0, 1], "{table}: created, then one commit");
+        assert!(versions[&0].iter().all(|a| a.get("add").is_none()), "{table}: created empty");
+        let ours = commit_info(&versions[&1]);
         assert_eq!(ours["state"], json!({"bookmarks": {"users": 2, "orders": 10}}), "{table}: the STATE printed");
         assert_eq!(ours["pipelineId"], "pipe-1");
-        let txn = versions[&0].iter().find_map(|a| a.get("txn")).expect("a txn action");
+        let txn = versions[&1].iter().find_map(|a| a.get("txn")).expect("a txn action");
         assert_eq!(txn["appId"], "pipe-1");
         assert_eq!(txn["version"], ours["txnVersion"]);
         let got: Vec<i64> = rows(&path).iter().map(|r| r["id"].as_i64().unwrap()).collect();
@@ -152,8 +154,8 @@ fn tables_hold_every_record_once_and_carry_the_state_they_cover() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let users = dir.path().join("users");
     let versions = log(&users);
-    assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [0, 1]);
-    let metadata = versions[&1].iter().find_map(|a| a.get("metaData")).expect("the schema evolved in commit 1");
+    assert_eq!(versions.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+    let metadata = versions[&2].iter().find_map(|a| a.get("metaData")).expect("the schema evolved in commit 2");
     let schema: Value = serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
     let names: Vec<&str> = schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     // Schema order (json! sorts the properties), new columns last.
@@ -243,13 +245,13 @@ fn states_are_committed_every_interval_while_input_flows() {
     let line = stdout.recv_timeout(Duration::from_secs(20)).expect("the STATE comes within the interval");
     assert_eq!(line, r#"{"s":1}"#);
     let users = dir.path().join("users");
-    assert_eq!(log(&users).len(), 1, "committed before the STATE was printed");
+    assert_eq!(log(&users).len(), 2, "created and committed before the STATE was printed");
     assert_eq!(rows(&users).len(), 1);
     stdin.write_all(lines(&[record("users", json!({"id": 2})), state(json!({"s": 2}))]).as_bytes()).unwrap();
     drop(stdin);
     assert_eq!(stdout.recv_timeout(Duration::from_secs(20)).unwrap(), r#"{"s":2}"#);
     assert!(child.wait().unwrap().success());
-    assert_eq!(log(&users).len(), 2);
+    assert_eq!(log(&users).len(), 3);
     assert_eq!(rows(&users).len(), 2);
 }
 
@@ -426,9 +428,10 @@ fn a_round_commits_every_table_or_none() {
         record("b", json!({"id": 2, "x": 2})),
         state(json!({"s": 2})),
     ]);
+    let a_before = log(&dir.path().join("a"));
     let r = run(&cfg, &second);
     assert_eq!(r.code, 1);
-    assert_eq!(log(&dir.path().join("a")).len(), 1, "table a unchanged");
+    assert_eq!(log(&dir.path().join("a")), a_before, "table a unchanged");
     let path = dir.path().join("c.json");
     std::fs::write(&path, cfg.to_string()).unwrap();
     let state_now = || run_args(&["--config", path.to_str().unwrap(), "--table-state"], "").stdout;
@@ -445,7 +448,7 @@ fn a_round_commits_every_table_or_none() {
     ]);
     assert_eq!(run(&cfg, &third).code, 0);
     assert_eq!(state_now(), [r#"{"s":3}"#]);
-    std::fs::remove_file(dir.path().join("b/_delta_log/00000000000000000001.json")).unwrap();
+    std::fs::remove_file(dir.path().join("b/_delta_log/00000000000000000002.json")).unwrap();
     assert_eq!(state_now(), [r#"{"s":1}"#], "the newest complete round");
 }
 

@@ -218,7 +218,7 @@ fn a_rerun_never_adds_a_committed_round_again() {
     assert_eq!(common::run(&config, &input(1)).code, 0);
     // b's next log entry cannot be written (held, then the connection drops): a commits
     // meanwhile, b does not.
-    proxy.inject(&[Fault::Hang(std::time::Duration::from_secs(3)); 4], Some("b/_delta_log/00000000000000000001.json"));
+    proxy.inject(&[Fault::Hang(std::time::Duration::from_secs(3)); 4], Some("b/_delta_log/00000000000000000002.json"));
     let failed = common::run(&config, &input(2));
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     assert!(failed.stdout.is_empty());
@@ -228,15 +228,16 @@ fn a_rerun_never_adds_a_committed_round_again() {
             .filter(|(k, _)| k.starts_with(&format!("{table}/_delta_log/")) && k.ends_with(".json"))
             .count()
     };
-    assert_eq!((log_entries("a"), log_entries("b")), (2, 1), "the round was cut short");
+    // Each table: its creation (0) and round 1; a also round 2.
+    assert_eq!((log_entries("a"), log_entries("b")), (3, 2), "the round was cut short");
     let proxy_clean = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let config = s3.config(&bucket, json!({"endpoint_url": proxy_clean.endpoint, "table_format": "delta"}));
     let rerun = common::run(&config, &input(2));
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
     assert_eq!(rerun.stdout, [r#"{"n":2}"#]);
     assert!(rerun.stderr.contains("already holds this round"), "{}", rerun.stderr);
-    // a: commits 0, 1 (round 2) and 2 (only the rerun's txn); b: 0 and 1.
-    assert_eq!((log_entries("a"), log_entries("b")), (3, 2));
+    // a: round 2 and then only the rerun's txn; b: round 2.
+    assert_eq!((log_entries("a"), log_entries("b")), (4, 3));
     let adds = |table: &str| -> usize {
         (0..log_entries(table))
             .map(|v| String::from_utf8(s3.get(&bucket, &format!("{table}/_delta_log/{v:020}.json"))).unwrap())
@@ -259,7 +260,7 @@ fn the_default_pipeline_id_is_the_pipelines_own() {
     let there = json!({"local_path": root, "table_format": "delta", "table_path": "crm/{stream}"});
     assert_eq!(common::run(&here, &input(1)).code, 0);
     assert_eq!(common::run(&there, &input(7)).code, 0);
-    let log = std::fs::read_to_string(root.join("sales/orders/_delta_log/00000000000000000000.json")).unwrap();
+    let log = std::fs::read_to_string(root.join("sales/orders/_delta_log/00000000000000000001.json")).unwrap();
     let app = log
         .lines()
         .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["txn"]["appId"].as_str().map(str::to_string));
@@ -269,7 +270,7 @@ fn the_default_pipeline_id_is_the_pipelines_own() {
     // A lake written by an earlier version (appId "target-s3"): still found.
     let old = json!({"local_path": dir.path().join("old"), "table_format": "delta", "pipeline_id": "target-s3-legacy"});
     assert_eq!(common::run(&old, &input(3)).code, 0);
-    let old_log = dir.path().join("old/orders/_delta_log/00000000000000000000.json");
+    let old_log = dir.path().join("old/orders/_delta_log/00000000000000000001.json");
     let text = std::fs::read_to_string(&old_log).unwrap().replace("target-s3-legacy", "target-s3");
     std::fs::write(&old_log, text).unwrap();
     std::fs::remove_dir_all(dir.path().join("old/orders/_target_s3_state")).unwrap();
@@ -466,7 +467,7 @@ fn table_state_is_found_after_a_thousand_foreign_commits() {
         json!({"local_path": root, "table_format": "delta", "pipeline_id": "ours", "checkpoint_interval": 100000});
     assert_eq!(common::run(&config, &input(1)).code, 0);
     let log = root.join("orders/_delta_log");
-    for version in 1..=1100u64 {
+    for version in 2..=1101u64 {
         std::fs::write(
             log.join(format!("{version:020}.json")),
             format!(
@@ -482,4 +483,118 @@ fn table_state_is_found_after_a_thousand_foreign_commits() {
     let theirs = json!({"local_path": root, "table_format": "delta", "pipeline_id": "theirs"});
     let none = table_state(&theirs, dir.path());
     assert_eq!(none.code, 1, "their commits carry no STATE of ours: {:?} {}", none.stdout, none.stderr);
+}
+
+/// Writers that race to create the next version of a table, on moto, with shapes that cannot
+/// share it, in rounds that also commit a second table and partition by values that need
+/// escaping: every writer succeeds, the losers move on, every record is in exactly one table
+/// once (the second table too: no round is cut short by the race).
+#[test]
+fn writers_racing_to_create_a_table_version_all_succeed() {
+    use std::io::Write;
+    let s3 = common::s3();
+    let bucket = s3.bucket("version-race");
+    let dir = tempfile::tempdir().unwrap();
+    let schema = |stream: &str, id: &str| {
+        json!({"type": "SCHEMA", "stream": stream, "key_properties": [],
+               "schema": {"properties": {"id": {"type": id}, "country": {"type": "string"}}}})
+        .to_string()
+    };
+    let record = |stream: &str, id: serde_json::Value| {
+        json!({"type": "RECORD", "stream": stream, "record": {"id": id, "country": "a/b c"}}).to_string()
+    };
+    for attempt in 0..4 {
+        let config = s3.config(
+            &bucket,
+            json!({"table_format": "delta", "incompatible_schema": "new_table", "prefix": format!("r{attempt}"),
+                   "partition_by": ["country"], "log_level": "warn"}),
+        );
+        let seed = [schema("t", "integer"), record("t", json!(0)), r#"{"type":"STATE","value":{"w":"seed"}}"#.into()];
+        assert_eq!(common::run(&config, &(seed.join("\n") + "\n")).code, 0);
+        let shapes = [("boolean", json!(true)), ("string", json!("s")), ("number", json!(1.5))];
+        let mut writers: Vec<_> = shapes
+            .iter()
+            .enumerate()
+            .map(|(w, (ty, value))| {
+                let mut config = config.clone();
+                config["pipeline_id"] = json!(format!("w{w}"));
+                let mut child = common::spawn(&config, &dir.path().join(format!("{attempt}-{w}")).tap_mkdir());
+                let mut stdin = child.stdin.take().unwrap();
+                let lines =
+                    [schema("t", ty), record("t", value.clone()), schema("u", "integer"), record("u", json!(w))];
+                stdin.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
+                (child, stdin, w)
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        for (_, stdin, w) in writers.iter_mut() {
+            stdin.write_all(format!("{{\"type\":\"STATE\",\"value\":{{\"w\":{w}}}}}\n").as_bytes()).unwrap();
+        }
+        let outputs: Vec<_> = writers
+            .into_iter()
+            .map(|(child, stdin, w)| {
+                drop(stdin);
+                (w, child.wait_with_output().unwrap())
+            })
+            .collect();
+        for (w, out) in &outputs {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "attempt {attempt} writer {w}: {stderr}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{{\"w\":{w}}}\n"));
+            assert!(!stderr.contains("ERROR"), "{stderr}");
+        }
+        // Each table version holds one shape; together they hold every record once.
+        let mut records = 0;
+        let mut tables: Vec<String> = s3
+            .list_all(&bucket)
+            .into_iter()
+            .filter_map(|(k, _)| {
+                k.strip_prefix(&format!("r{attempt}/"))?.split_once("/_delta_log/").map(|(t, _)| t.to_string())
+            })
+            .collect();
+        tables.sort();
+        tables.dedup();
+        for table in &tables {
+            let mut n = 0;
+            for (key, _) in s3
+                .list_all(&bucket)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(&format!("r{attempt}/{table}/_delta_log/")) && k.ends_with(".json"))
+            {
+                let text = String::from_utf8(s3.get(&bucket, &key)).unwrap();
+                for line in text.lines().filter(|l| l.starts_with(r#"{"add""#)) {
+                    let add: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(add["add"]["partitionValues"]["country"], "a/b c");
+                    let path = add["add"]["path"].as_str().unwrap().replace("%25", "%");
+                    let bytes = s3.get(&bucket, &format!("r{attempt}/{table}/{path}"));
+                    n += parquet_ids_any(&bytes);
+                }
+            }
+            if table == "u" {
+                assert_eq!(n, 3, "attempt {attempt}: table u holds each writer's record once (and the seed's none)");
+            } else {
+                records += n;
+            }
+        }
+        assert_eq!(records, 4, "attempt {attempt}: t and its versions {tables:?} hold the 4 records of t once");
+        assert!(tables.len() >= 4, "attempt {attempt}: {tables:?}");
+    }
+}
+
+/// Rows of a Parquet file.
+fn parquet_ids_any(bytes: &[u8]) -> usize {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.to_vec())).unwrap().build().unwrap();
+    reader.map(|b| b.unwrap().num_rows()).sum()
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+
+impl TapMkdir for std::path::PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
 }

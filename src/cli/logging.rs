@@ -17,7 +17,9 @@ aws_sigv4=info,aws_runtime=info,aws_credential_types=info,hyper=info,hyper_util=
 
 /// Crates whose `info` is their own bookkeeping (delta-rs logs every snapshot it builds): quiet
 /// unless `RUST_LOG` asks for them.
-const QUIET_DEPENDENCIES: &str = "deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn,object_store=warn";
+/// delta-rs's transaction module logs an ERROR for every lost race for a log version, which
+/// target-s3 retries itself (a successful run must not print ERROR lines).
+const QUIET_DEPENDENCIES: &str = "deltalake_core::kernel::transaction=off,deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn,object_store=warn";
 
 /// Set once logging is JSON (`log_format: json`), so the final error line is JSON too.
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);

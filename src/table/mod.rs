@@ -25,9 +25,8 @@ use std::time::{Duration, Instant};
 use arrow_schema::Schema;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake_core::kernel::{Action, Add, StructType, Transaction};
-use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
+use deltalake_core::{DeltaTable, DeltaTableError};
 
 use crate::ack::FileId;
 use crate::config::{Config, TableOptions};
@@ -229,22 +228,35 @@ impl Tables {
         // Every table planned before any file is taken from it: a refusal leaves them waiting.
         let new_table = options.incompatible_schema == crate::config::settings::IncompatibleSchema::NewTable;
         let mut plans = runtime.block_on(async {
+            let unfit = |table: &Table, folder: &str, refusal: plan::Refusal| match refusal {
+                plan::Refusal::Unfit(error) if new_table => {
+                    CommitError::Unfit { stream: table.stream.clone(), folder: folder.to_string(), error }
+                }
+                plan::Refusal::Unfit(e) | plan::Refusal::Other(e) => e.into(),
+            };
             let mut plans = HashMap::new();
             for (folder, table) in tables.iter_mut() {
                 let files: Vec<&Pending> = table.files.iter().filter(|f| wanted.contains(&f.id)).collect();
-                if files.is_empty() {
+                if !files.is_empty() {
+                    let planned = plan::plan(store, folder, &mut table.delta, &files, &options.partitions).await;
+                    plans.insert(folder.clone(), planned.map_err(|r| unfit(table, folder, r))?);
+                }
+            }
+            // The tables this round creates are created now, empty, before any table of the
+            // round commits data: if another writer created one meanwhile in a shape these
+            // files cannot join (a race for a table version), nothing is committed yet.
+            for (folder, table) in tables.iter_mut() {
+                let Some(columns) = plans.get(folder) else { continue };
+                if table.delta.as_ref().is_some_and(|d| d.version().is_some()) {
                     continue;
                 }
-                match plan::plan(store, folder, &mut table.delta, &files, &options.partitions).await {
-                    Ok(columns) => plans.insert(folder.clone(), columns),
-                    Err(plan::Refusal::Unfit(error)) if new_table => {
-                        let (stream, folder) = (table.stream.clone(), folder.clone());
-                        return Err(CommitError::Unfit { stream, folder, error });
-                    }
-                    Err(plan::Refusal::Unfit(e) | plan::Refusal::Other(e)) => return Err(e.into()),
-                };
+                if !plan::create(&mut table.delta, folder, &table.stream, columns, options).await? {
+                    let files: Vec<&Pending> = table.files.iter().filter(|f| wanted.contains(&f.id)).collect();
+                    let planned = plan::plan(store, folder, &mut table.delta, &files, &options.partitions).await;
+                    plans.insert(folder.clone(), planned.map_err(|r| unfit(table, folder, r))?);
+                }
             }
-            Ok(plans)
+            Ok::<_, CommitError>(plans)
         })?;
         let mut round: Vec<(&String, &mut Table, Vec<Pending>, StructType)> = Vec::new();
         for (folder, table) in tables.iter_mut() {
@@ -290,7 +302,6 @@ impl Tables {
                 let job = Commit {
                     folder,
                     pipeline_id: &options.pipeline_id,
-                    checkpoint_interval: options.checkpoint_interval,
                     partition_columns: options.partitions.iter().map(|p| p.column.clone()).collect(),
                     txn,
                     info,
@@ -377,7 +388,6 @@ pub fn check_folder(folder: &str, stream: &str) -> Result<(), String> {
 struct Commit<'a> {
     folder: &'a str,
     pipeline_id: &'a str,
-    checkpoint_interval: u64,
     partition_columns: Vec<String>,
     txn: i64,
     info: serde_json::Value,
@@ -420,36 +430,7 @@ impl Commit<'_> {
     /// Creates the table with the files, or appends them (evolving the schema in the same
     /// commit when the files brought new nullable columns). Returns the table version written.
     async fn run(&self, table: &mut Table, files: &[Pending]) -> Result<i64, TableError> {
-        let delta = table.delta.as_mut().expect("planned");
-        if delta.version().is_none() {
-            let created = CreateBuilder::new()
-                .with_log_store(delta.log_store())
-                .with_columns(self.columns.fields().cloned())
-                .with_partition_columns(self.partition_columns.clone())
-                .with_raise_if_key_not_exists(false)
-                .with_configuration([(STREAM_PROPERTY, Some(table.stream.clone()))])
-                .with_configuration_property(
-                    TableProperty::CheckpointInterval,
-                    Some(self.checkpoint_interval.to_string()),
-                )
-                .with_save_mode(SaveMode::ErrorIfExists)
-                .with_actions(self.adds(files))
-                .with_commit_properties(self.properties())
-                .await;
-            match created {
-                Ok(t) => {
-                    let version = t.version().unwrap_or_default() as i64;
-                    *delta = t;
-                    return Ok(version);
-                }
-                // Another writer created it first: append to theirs.
-                Err(e) if delta.log_store().is_delta_table_location().await.unwrap_or(false) => {
-                    tracing::debug!(table = %self.folder, error = %e, "the table was created meanwhile");
-                    delta.load().await.map_err(|e| self.error(e))?;
-                }
-                Err(e) => return Err(self.error(e)),
-            }
-        }
+        let delta = table.delta.as_mut().expect("planned and created");
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -4,8 +4,10 @@
 //! is told apart from other refusals: under `incompatible_schema: new_table` the stream moves on
 //! to its next table version (the loser of a version race), rather than stop.
 
-use deltalake_core::DeltaTable;
 use deltalake_core::kernel::{StructField, StructType};
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::SaveMode;
+use deltalake_core::{DeltaTable, TableProperty};
 
 use super::store::TableStore;
 use super::{Pending, guard, partition, schema};
@@ -110,4 +112,37 @@ pub(super) async fn plan(
         }
     };
     StructType::try_new(columns.fields().map(nullable).chain(derived)).map_err(|e| other(&e))
+}
+
+/// Creates the table in `folder`, empty, with the round's `columns`: true, or false when
+/// another writer created it first (then it is loaded, to be planned again).
+pub(super) async fn create(
+    delta: &mut Option<DeltaTable>,
+    folder: &str,
+    stream: &str,
+    columns: &StructType,
+    options: &crate::config::TableOptions,
+) -> Result<bool, TableError> {
+    let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
+    let table = delta.as_mut().expect("planned");
+    let created = CreateBuilder::new()
+        .with_log_store(table.log_store())
+        .with_columns(columns.fields().cloned())
+        .with_partition_columns(options.partitions.iter().map(|p| p.column.clone()))
+        .with_raise_if_key_not_exists(false)
+        .with_configuration([(super::STREAM_PROPERTY, Some(stream.to_string()))])
+        .with_configuration_property(TableProperty::CheckpointInterval, Some(options.checkpoint_interval.to_string()))
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await;
+    match created {
+        Ok(t) => {
+            *table = t;
+            Ok(true)
+        }
+        Err(e) if table.log_store().is_delta_table_location().await.unwrap_or(false) => {
+            tracing::debug!(table = %folder, error = %e, "the table was created meanwhile");
+            Ok(false)
+        }
+        Err(e) => Err(error(&e)),
+    }
 }

@@ -187,8 +187,14 @@ impl TableStore {
         self.root.rename(&self.path_of(from), &self.path_of(to)).await
     }
 
+    /// The store's path of the object `key`: the base's own path (a local folder's), then the
+    /// key's segments as they are, since a key's `%` escapes (partition values) are part of its
+    /// object's name, as delta-rs reads a data file's path from the log.
     fn path_of(&self, key: &str) -> object_store::path::Path {
-        object_store::path::Path::from_url_path(self.table_url(key).path()).unwrap_or_default()
+        let base = object_store::path::Path::from_url_path(self.base.path()).unwrap_or_default();
+        let key = key.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
+        let joined = if base.as_ref().is_empty() { key } else { format!("{}/{key}", base.as_ref()) };
+        object_store::path::Path::parse(&joined).unwrap_or_else(|_| object_store::path::Path::from(joined.as_str()))
     }
 }
 
