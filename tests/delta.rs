@@ -914,19 +914,16 @@ fn incompatible_schemas_go_to_a_new_table_version() {
     assert!(!dir.path().join("gaps_v3").exists());
 
     // The default policy refuses the same change and leaves every table as it was.
-    let before = log(&dir.path().join("users_v3"));
-    let r = run(
-        &config(dir.path(), json!({})),
-        &lines(&[schema("users", None).replace("users", "users_v3"), state(json!({"s": 4}))]),
-    );
+    let before = log(&dir.path().join("users"));
+    let r = run(&config(dir.path(), json!({})), &lines(&[schema("users", None), state(json!({"s": 4}))]));
     assert_eq!(r.code, 0, "an unchanged schema is fine: {}", r.stderr);
     let r = run(
         &config(dir.path(), json!({})),
-        &lines(&[as_text(schema("users_v3", None)), record("users_v3", json!({"id": "x"})), state(json!({"s": 5}))]),
+        &lines(&[as_text(schema("users", None)), record("users", json!({"id": "x"})), state(json!({"s": 5}))]),
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains(r#"column "id" changed type"#), "{}", r.stderr);
-    assert_eq!(log(&dir.path().join("users_v3")), before);
+    assert_eq!(log(&dir.path().join("users")), before);
 }
 
 /// Two writers race for the next version of a table with shapes that cannot share it: the one
@@ -979,4 +976,42 @@ fn the_loser_of_a_version_race_moves_on_to_the_next_version() {
     std::fs::write(&path, cfg.to_string()).unwrap();
     let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
     assert_eq!(r.stdout, vec![r#"{"b":1}"#.to_string()], "{}", r.stderr);
+}
+
+/// A real stream named like a version of another stream's table (`users_v2`, made by
+/// `incompatible_schema: new_table` for `users`) is refused in a later run, not written into
+/// that table.
+#[test]
+fn a_stream_never_writes_into_another_streams_table_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"incompatible_schema": "new_table"}));
+    let as_text = |s: String| s.replace(r#""id":{"type":"integer"}"#, r#""id":{"type":"string"}"#);
+    let r = run(
+        &cfg,
+        &lines(&[
+            schema("users", None),
+            record("users", json!({"id": 1})),
+            as_text(schema("users", None)),
+            record("users", json!({"id": "a"})),
+            state(json!({"s": 1})),
+        ]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = log(&dir.path().join("users_v2"));
+    for policy in ["new_table", "fail"] {
+        let cfg = config(dir.path(), json!({"incompatible_schema": policy}));
+        let r = run(
+            &cfg,
+            &lines(&[
+                as_text(schema("users_v2", None)),
+                record("users_v2", json!({"id": "x"})),
+                state(json!({"s": 2})),
+            ]),
+        );
+        assert_eq!(r.code, 1, "{policy}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+        let last = r.stderr.lines().last().unwrap();
+        assert!(last.contains(r#"created for stream "users""#) && last.contains("stream_maps"), "{last}");
+        assert_eq!(log(&dir.path().join("users_v2")), before, "{policy}: users_v2 unchanged");
+    }
 }

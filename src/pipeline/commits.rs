@@ -109,7 +109,9 @@ impl Run<'_, '_> {
         let folder = delta.tables.folder_of(table.as_deref().unwrap_or(stream), &self.run);
         crate::table::check_folder(&folder, stream)
             .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))?;
-        self.delta.as_mut().expect("checked above").tables.check_not_foreign(&folder)?;
+        let tables = &mut self.delta.as_mut().expect("checked above").tables;
+        tables.check_not_foreign(&folder)?;
+        tables.check_owner(&folder, stream)?;
         self.router.set_table(stream, table);
         Ok(())
     }

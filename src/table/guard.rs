@@ -32,6 +32,25 @@ impl Tables {
         }
     }
 
+    /// Refuses a table that target-s3 created for another stream (its `targetS3.stream`
+    /// property): a real stream named `orders_v2` must not write into the second version of
+    /// `orders`' table. Once per folder and run; tables without the property (other tools',
+    /// earlier versions') are not refused.
+    pub fn check_owner(&mut self, folder: &str, stream: &str) -> Result<(), TableError> {
+        if !self.owners.insert(folder.to_string()) {
+            return Ok(());
+        }
+        match self.table_info(folder)?.and_then(|info| info.stream) {
+            Some(owner) if owner != stream => Err(TableError::new(
+                folder,
+                format!(
+                    "stream {stream:?} maps to this table, which target-s3 created for stream {owner:?} (a version of its table under incompatible_schema: new_table): rename the stream (e.g. with the tap's stream_maps), or point table_path elsewhere"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses a table folder that is no Delta table yet but holds other objects (as Spark
     /// refuses to create a table in a non-empty folder): once per folder and run.
     pub fn check_not_foreign(&mut self, folder: &str) -> Result<(), TableError> {

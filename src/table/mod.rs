@@ -72,6 +72,8 @@ pub struct Tables {
     last_txn: i64,
     /// Table folders found to be a table or to hold only target-s3's data files.
     clean: std::collections::HashSet<String>,
+    /// Table folders whose owning stream was checked.
+    owners: HashSet<String>,
 }
 
 struct Table {
@@ -111,6 +113,7 @@ impl Tables {
             last_commit: Instant::now(),
             last_txn: 0,
             clean: Default::default(),
+            owners: HashSet::new(),
         })
     }
 
