@@ -113,23 +113,29 @@ pub(super) fn writable(
 /// round's txn; a table whose log holds that txn as its newest (its own record may be missing:
 /// a commit whose answer was lost, a run stopped before it wrote the record) holds the round,
 /// and committing its files again would add every record twice. A round every table holds is
-/// complete: a new round that happens to carry the same STATE. `held`: each existing table's
-/// newest txn of the pipeline.
+/// complete: a new round that happens to carry the same STATE. A table whose record of that
+/// round counts other records than it has waiting now was sent other records (a tap whose
+/// STATE does not move, and whose source grew): its files are committed, as duplicates are
+/// better than a loss. `held`: each existing table's newest txn of the pipeline; `records`: the
+/// records waiting for each table.
 pub(super) async fn repeated_round<'f>(
     store: &TableStore,
     pipeline_id: &str,
     folders: &[&'f str],
     state: &serde_json::Value,
     held: &HashMap<&str, i64>,
+    records: &HashMap<&str, u64>,
 ) -> Result<HashSet<&'f str>, TableError> {
     if state.is_null() || held.is_empty() {
         return Ok(HashSet::new());
     }
     let round: HashSet<&str> = folders.iter().copied().collect();
     let mut newest: Option<i64> = None;
+    let mut found_by_folder = HashMap::new();
     for folder in folders {
         let Some(holds) = held.get(folder) else { continue };
         let found = store.states(folder, pipeline_id).await.map_err(|e| TableError::new(folder, e.to_string()))?;
+        found_by_folder.insert(*folder, found.clone());
         for (txn, record) in found {
             let same_tables = record["round"].as_array().is_some_and(|r| {
                 r.len() == round.len() && r.iter().all(|t| t.as_str().is_some_and(|t| round.contains(t)))
@@ -141,5 +147,13 @@ pub(super) async fn repeated_round<'f>(
     }
     let Some(txn) = newest else { return Ok(HashSet::new()) };
     let holding: HashSet<&'f str> = folders.iter().copied().filter(|f| held.get(f) == Some(&txn)).collect();
-    Ok(if holding.len() == folders.len() { HashSet::new() } else { holding })
+    if holding.len() == folders.len() {
+        return Ok(HashSet::new());
+    }
+    // Its own record of the round, where there is one, must count what waits now.
+    let same_records = |folder: &&str| {
+        let own = found_by_folder.get(folder).and_then(|f| f.iter().find(|(t, _)| *t == txn));
+        own.and_then(|(_, r)| r["records"].as_u64()).is_none_or(|n| Some(&n) == records.get(folder))
+    };
+    Ok(holding.into_iter().filter(same_records).collect())
 }

@@ -290,7 +290,10 @@ impl Tables {
                 }
             }
             *last_txn = txn;
-            let repeated = guard::repeated_round(store, &options.pipeline_id, &folders, &state, &held).await?;
+            let records: HashMap<&str, u64> =
+                round.iter().map(|(f, _, files, _)| (f.as_str(), files.iter().map(|p| p.records).sum())).collect();
+            let repeated =
+                guard::repeated_round(store, &options.pipeline_id, &folders, &state, &held, &records).await?;
             let info = serde_json::json!({
                 "pipelineId": options.pipeline_id,
                 "txnVersion": txn,
@@ -302,6 +305,7 @@ impl Tables {
             let commits = round.iter_mut().map(|(folder, table, files, columns)| {
                 let mut info = info.clone();
                 info["stream"] = serde_json::Value::from(table.stream.clone());
+                info["records"] = serde_json::Value::from(files.iter().map(|f| f.records).sum::<u64>());
                 let job = Commit {
                     folder,
                     pipeline_id: &options.pipeline_id,
