@@ -89,7 +89,9 @@ pub(super) fn writable(
     deltalake_core::kernel::transaction::PROTOCOL.can_write_to(snapshot).map_err(|e| {
         TableError::new(
             folder,
-            format!("target-s3 cannot append to this table: {e}; nothing in this round was committed"),
+            format!(
+                "target-s3 cannot append to this table: {e} (its protocol requires them of every writer, whether the table uses them or not: tables at writer version 3 or later, e.g. after a CHECK constraint was added or change data feed enabled; delta-rs as built into target-s3 cannot enforce them); nothing in this round was committed: point table_path at a new table, or rewrite the table at writer version 2"
+            ),
         )
     })?;
     let constraints: Vec<&String> =
