@@ -66,7 +66,7 @@ mod tests {
         }
         let mut all: Vec<(&str, usize)> = p.iter().map(|(k, v)| (k, *v)).collect();
         all.sort();
-        assert_eq!(all, [("", 10), ("a", 11), ("\u{0}1", 12)]);
+        assert_eq!(all, [("", 10), ("\u{0}1", 12), ("a", 11)]);
         assert_eq!(p.values().count(), 3);
         assert_eq!(p.remove(""), Some(10));
         assert_eq!((p.remove(""), p.remove("a"), p.remove("b")), (None, Some(11), None));
