@@ -6,7 +6,8 @@ Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...] [--bi
 Builds `target-s3` (with the `delta` feature, for the `delta-parquet` case) and the
 `gen_singer` example in release mode (`--no-build`: use what is there), generates N records once
 (target/bench/input-N.singer), then runs each case R times with `--input`, through
-`/usr/bin/time -v`, and prints the medians: records/s, input MB/s, CPU seconds, peak RSS and
+`/usr/bin/time -v`, and prints the medians: records/s, input MB/s, CPU seconds (also per million
+records: the figure to compare on a shared machine, where wall time is noisy), peak RSS and
 objects written. `--s3` adds cases writing to a local S3 server on $BENCH_S3_PORT (9320) started
 with scripts/servers.py, moto or the kind S3_SERVER names (S3_SERVER=seaweedfs is the realistic
 one; moto is slow); `python3 scripts/servers.py stop 9320` stops it.
@@ -115,8 +116,8 @@ def main():
     size_mb = os.path.getsize(data) / 1e6
     print(f"input: {a.records} records, {size_mb:.0f} MB, {os.cpu_count()} cores, {a.runs} runs per case (medians)\n")
     label = (lambda b: f" [{os.path.basename(b)}]") if len(bins) > 1 else (lambda b: "")
-    print("| case | records/s | input MB/s | CPU s | peak RSS MiB | objects |")
-    print("|---|---|---|---|---|---|")
+    print("| case | records/s | input MB/s | CPU s | CPU s per M records | peak RSS MiB | objects |")
+    print("|---|---|---|---|---|---|---|")
     cases = [(c, CASES[c], None) for c in a.cases.split(",") if c]
     env = None
     if a.s3:
@@ -158,7 +159,7 @@ def main():
             cpu = statistics.median(r[1] for r in rs)
             rss = statistics.median(r[2] for r in rs)
             n = a.records // 5 if settings.get("input") == "partitions" else a.records
-            print(f"| {name}{label(bin_path)} | {n / wall:,.0f} | {os.path.getsize(source) / 1e6 / wall:,.0f} | {cpu:.2f} | {rss:.0f} | {objects[bin_path]} |",
+            print(f"| {name}{label(bin_path)} | {n / wall:,.0f} | {os.path.getsize(source) / 1e6 / wall:,.0f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | {objects[bin_path]} |",
                   flush=True)
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ pyarrow.dataset (hive partitioning), DuckDB (read_parquet/read_csv/read_json wit
 hive_partitioning; on S3 through the httpfs extension), polars and PySpark (basePath and Hive
 partition discovery), and checks that every record comes back exactly once, typed as
 documented, with nulls as nulls. The output is counted with the manifest and with a listing.
+gzip files are written as a series of members (src/writer/gzip.rs): a CSV and a JSONL file of
+several members are read back whole by Python's gzip, zcat, pyarrow, DuckDB, polars and PySpark.
 Readers are installed from PyPI into target/readersenv once (PySpark needs a Java runtime; it
 is skipped with a note when there is none).
 
@@ -101,10 +103,10 @@ def expected(stream):
     return {r["id"]: utc_day(r.get("created_at")) for r in records(STREAMS.index(stream))}
 
 
-def run(config):
+def run(config, text=None):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(config, f)
-    p = subprocess.run([BIN, "--config", f.name], input=singer_input(), capture_output=True, text=True, timeout=300)
+    p = subprocess.run([BIN, "--config", f.name], input=text or singer_input(), capture_output=True, text=True, timeout=300)
     os.unlink(f.name)
     if p.returncode != 0:
         sys.exit(f"target-s3 failed: {p.stderr[-2000:]}")
@@ -165,7 +167,65 @@ def read_local(root, fmt, ext):
         check(len(files) > 0, f"{fmt} {stream!r}: files found")
 
 
-def read_spark(root_by_format):
+MULTI = 12000  # records of the multi-member files: ~1.7 MB of JSONL, 4 members of <= 512 KiB
+
+
+def gzip_members(path):
+    """The members of a gzip file, each decoded on its own."""
+    import zlib
+    data, n = open(path, "rb").read(), 0
+    while data:
+        d = zlib.decompressobj(31)
+        d.decompress(data)
+        data, n = d.unused_data, n + 1
+    return n
+
+
+def multi_member_files(tmp):
+    """One CSV and one JSONL file of several gzip members: {fmt: path}."""
+    lines = [json.dumps({"type": "SCHEMA", "stream": "big", "schema": SCHEMA, "key_properties": ["id"]})]
+    lines += [json.dumps({"type": "RECORD", "stream": "big", "record": {
+        "id": i, "name": f'n{i}, "q" ü\nline {"x" * (i % 50)}', "amount": i * 0.5, "ok": i % 2 == 0,
+        "created_at": DAYS[i % 3]}}) for i in range(MULTI)]
+    files = {}
+    for fmt in ("csv", "jsonl"):
+        root = os.path.join(tmp, f"multi-{fmt}")
+        run({"local_path": root, "format": fmt, "compression": "gzip", "key_template": "{stream}/{run_id}-{part}.{extension}",
+             "log_level": "warn"}, "\n".join(lines) + "\n")
+        [path] = glob.glob(os.path.join(root, "big", f"*.{fmt}.gz"))
+        check(gzip_members(path) > 1, f"{fmt}.gz of {MULTI} records has several members ({gzip_members(path)})")
+        files[fmt] = path
+    return files
+
+
+def read_multi_member(files):
+    import gzip
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    want = list(range(MULTI))
+    for fmt, path in files.items():
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            text = f.read()
+        if fmt == "csv":
+            import csv
+            ids = [int(r["id"]) for r in csv.DictReader(text.splitlines(keepends=True))]
+        else:
+            ids = [json.loads(line)["id"] for line in text.splitlines()]
+        check(ids == want, f"python gzip {fmt}: every member read ({len(ids)}/{MULTI})")
+        z = subprocess.run(["zcat", path], capture_output=True, check=True).stdout
+        check(z == text.encode("utf-8"), f"zcat {fmt}: the same bytes as Python's gzip")
+        table = (pacsv.read_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True)) if fmt == "csv"
+                 else pajson.read_json(path))
+        check(sorted(table["id"].to_pylist()) == want, f"pyarrow {fmt}.gz: every member read ({table.num_rows})")
+        q = (f"SELECT id FROM read_csv('{path}', header = true, quote = '\"', escape = '\"')" if fmt == "csv"
+             else f"SELECT id FROM read_json('{path}', format = 'newline_delimited')")
+        ids = sorted(r[0] for r in duckdb.connect().execute(q).fetchall())
+        check(ids == want, f"duckdb {fmt}.gz: every member read ({len(ids)})")
+        frame = pl.read_csv(path) if fmt == "csv" else pl.read_ndjson(path)
+        check(sorted(frame["id"].to_list()) == want, f"polars {fmt}.gz: every member read ({frame.height})")
+
+
+def read_spark(root_by_format, multi=None):
     if shutil.which("java") is None:
         print("note PySpark skipped: no Java runtime on this machine")
         return
@@ -191,6 +251,12 @@ def read_spark(root_by_format):
                     frame = reader.json(folder)
                 rows = [(r["id"], r["dt"]) for r in frame.select("id", "dt").collect()]
                 compare("spark", fmt, stream, rows)
+        for fmt, path in (multi or {}).items():
+            reader = spark.read
+            frame = (reader.option("header", True).option("multiLine", True).option("escape", '"').csv(path)
+                     if fmt == "csv" else reader.json(path))
+            ids = sorted(int(r["id"]) for r in frame.select("id").collect())
+            check(ids == list(range(MULTI)), f"spark {fmt}.gz: every member read ({len(ids)})")
     finally:
         spark.stop()
 
@@ -250,7 +316,9 @@ def main():
                  "max_records_per_file": 7, "log_level": "warn"})
             read_local(root, fmt, ext)
             roots[fmt] = root
-        read_spark(roots)
+        multi = multi_member_files(tmp)
+        read_multi_member(multi)
+        read_spark(roots, multi)
         read_s3()
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)

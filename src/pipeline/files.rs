@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 
 use super::cursor::{Cursor, CursorRange};
 use super::finish::{Deletion, ManifestEntry};
+use super::partitions::Partitions;
 use super::router::StreamSpec;
 use crate::ack::{AckTracker, FileId};
 use crate::config::{Compression, Config, Limits};
@@ -134,7 +135,7 @@ pub struct FileSet<'a> {
     run: RunContext,
     chunk_size: usize,
     /// Open files by stream, then partition: lookups by `&str`, no key built per record.
-    open: HashMap<String, HashMap<String, OpenFile<'a>>>,
+    open: HashMap<String, Partitions<OpenFile<'a>>>,
     count: usize,
     keys: KeyRegistry,
     next_id: FileId,
@@ -403,7 +404,7 @@ impl<'a> FileSet<'a> {
                 files
                     .iter()
                     .filter(|(_, f)| pred(stream, &OpenFileView { opened_at: f.opened_at, last_write: f.last_write }))
-                    .map(|(partition, _)| (stream.clone(), partition.clone()))
+                    .map(|(partition, _)| (stream.clone(), partition.to_string()))
             })
             .collect();
         for (stream, partition) in chosen {

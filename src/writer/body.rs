@@ -1,11 +1,10 @@
 //! A file's body on the writer thread: how encoded bytes become stored bytes. Compression (gzip
-//! on zlib-rs, zstd) or none for the text formats; a typed format's [`PageWriter`] for Parquet.
+//! members on libdeflate, see [`super::gzip`]; zstd) or none for the text formats; a typed format's [`PageWriter`] for Parquet.
 //! One trait, so the writer thread never asks which it has.
 
 use std::io::Write;
 
-use flate2::write::GzEncoder;
-
+use super::gzip::GzipMembers;
 use crate::config::Compression;
 use crate::formats::{PageWriter, RowBatch};
 
@@ -41,8 +40,7 @@ pub fn new(compression: Compression, pages: Option<Box<dyn PageWriter>>, name: &
         Compression::None => Box::new(Plain),
         Compression::Gzip { level } => {
             let inner = name.strip_suffix(".gz").unwrap_or(name);
-            let gz = flate2::GzBuilder::new().filename(inner.as_bytes()).write(buf(), flate2::Compression::new(level));
-            Box::new(Gzip(gz))
+            Box::new(Gzip(GzipMembers::new(level, inner)))
         }
         Compression::Zstd { level } => Box::new(Zstd(zstd::stream::write::Encoder::new(buf(), level)?)),
     })
@@ -62,14 +60,14 @@ impl Body for Plain {
     }
 }
 
-struct Gzip(GzEncoder<Vec<u8>>);
+struct Gzip(GzipMembers);
 
 impl Body for Gzip {
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(data)
+        self.0.write(data)
     }
     fn take_output(&mut self, spare: Vec<u8>) -> Option<Vec<u8>> {
-        Some(std::mem::replace(self.0.get_mut(), spare))
+        Some(std::mem::replace(&mut self.0.out, spare))
     }
     fn finish(self: Box<Self>) -> std::io::Result<Vec<u8>> {
         self.0.finish()
@@ -138,11 +136,13 @@ mod tests {
         let plain = stored(new(Compression::None, None, "x.jsonl").unwrap(), &CHUNKS);
         assert_eq!(plain, CHUNKS.concat());
         let gz = stored(new(Compression::Gzip { level: 6 }, None, "a-00000.csv.gz").unwrap(), &CHUNKS);
+        // One member per chunk (see `gzip.rs`): read as one stream, as every reader does.
         let mut back = Vec::new();
-        let mut decoder = flate2::read::GzDecoder::new(&gz[..]);
-        decoder.read_to_end(&mut back).unwrap();
+        flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, CHUNKS.concat());
-        assert_eq!(decoder.header().and_then(|h| h.filename()), Some(&b"a-00000.csv"[..]), "FNAME without .gz");
+        let mut first = flate2::read::GzDecoder::new(&gz[..]);
+        std::io::copy(&mut first, &mut std::io::sink()).unwrap();
+        assert_eq!(first.header().and_then(|h| h.filename()), Some(&b"a-00000.csv"[..]), "FNAME without .gz");
         let zst = stored(new(Compression::Zstd { level: 3 }, None, "x.jsonl.zst").unwrap(), &CHUNKS);
         assert_eq!(zstd::decode_all(&zst[..]).unwrap(), CHUNKS.concat());
     }

@@ -6,6 +6,7 @@
 //! and so does the reading of the input.
 
 mod body;
+mod gzip;
 
 use std::collections::HashMap;
 use std::sync::Arc;
