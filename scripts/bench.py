@@ -11,6 +11,8 @@ records: the figure to compare on a shared machine, where wall time is noisy), p
 objects written. `--s3` adds cases writing to a local S3 server on $BENCH_S3_PORT (9320) started
 with scripts/servers.py, moto or the kind S3_SERVER names (S3_SERVER=seaweedfs is the realistic
 one; moto is slow); `python3 scripts/servers.py stop 9320` stops it.
+`--one-core` also runs each binary pinned to one core (`taskset -c 0`, alternating with the
+unpinned runs) and prints the scaling ratio: records/s on all cores over records/s on one.
 `--bin A --bin B` compares binaries (e.g. a saved build of an earlier commit against the
 current one): their runs alternate (A, B, A, B, ...) so both see the same machine load, and
 each case prints one row per binary. This is a benchmark, not a test: nothing here asserts a
@@ -102,8 +104,13 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--bin", action="append", help="binary to run (repeat to compare; default: the release build)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    ap.add_argument("--one-core", action="store_true", help="also run pinned to one core; print the scaling ratio")
     a = ap.parse_args()
-    bins = a.bin or [BIN]
+    # (binary, command prefix, label) for every variant run, alternating.
+    variants = [(b, [], os.path.basename(b)) for b in (a.bin or [BIN])]
+    if a.one_core:
+        variants += [(b, ["taskset", "-c", "0"], f"{label}, 1 core") for b, _, label in variants]
+    bins = list(range(len(variants)))
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "--features", "delta", "--bin", "target-s3", "--example", "gen_singer"],
                        cwd=ROOT, check=True)
@@ -115,7 +122,7 @@ def main():
         os.rename(data + ".tmp", data)
     size_mb = os.path.getsize(data) / 1e6
     print(f"input: {a.records} records, {size_mb:.0f} MB, {os.cpu_count()} cores, {a.runs} runs per case (medians)\n")
-    label = (lambda b: f" [{os.path.basename(b)}]") if len(bins) > 1 else (lambda b: "")
+    label = (lambda v: f" [{variants[v][2]}]") if len(bins) > 1 else (lambda v: "")
     print("| case | records/s | input MB/s | CPU s | CPU s per M records | peak RSS MiB | objects |")
     print("|---|---|---|---|---|---|---|")
     cases = [(c, CASES[c], None) for c in a.cases.split(",") if c]
@@ -148,19 +155,27 @@ def main():
                     path = os.path.join(tmp, "config.json")
                     with open(path, "w") as f:
                         json.dump(cfg, f)
-                    results[bin_path].append(time_run([bin_path, "--config", path, "--input", source]))
+                    binary, prefix, _ = variants[bin_path]
+                    results[bin_path].append(time_run([*prefix, binary, "--config", path, "--input", source]))
                     if s3:
                         objects[bin_path] = s3_objects(s3, cfg["bucket"])
                     else:
                         objects[bin_path] = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
+        speeds = {}
         for bin_path in bins:
             rs = results[bin_path]
             wall = statistics.median(r[0] for r in rs)
             cpu = statistics.median(r[1] for r in rs)
             rss = statistics.median(r[2] for r in rs)
             n = a.records // 5 if settings.get("input") == "partitions" else a.records
+            speeds[bin_path] = n / wall
             print(f"| {name}{label(bin_path)} | {n / wall:,.0f} | {os.path.getsize(source) / 1e6 / wall:,.0f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | {objects[bin_path]} |",
                   flush=True)
+        if a.one_core:
+            half = len(variants) // 2
+            for v in range(half):
+                print(f"|   scaling [{variants[v][2]}]: all cores / 1 core = {speeds[v] / speeds[v + half]:.2f}x | | | | | | |", flush=True)
+
 
 if __name__ == "__main__":
     main()
