@@ -217,9 +217,9 @@ impl<'a> FileSet<'a> {
         file.last_write = sequence;
         match (value, &spec.cursor_field) {
             (Some(value), Some(field)) => file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k))),
-            // Without validation there is no parsed record; the cursor is read only when the
-            // key needs it.
-            (None, Some(field)) if file.first_record.is_some() => {
+            // No parsed record: validation is off (the cursor is read only when the key needs
+            // it), or a worker validated it (the manifest's cursor range needs it).
+            (None, Some(field)) if file.first_record.is_some() || spec.schema.validator.is_some() => {
                 let cursor = crate::json::find_field(record.get(), field)
                     .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
                 file.cursor.update(cursor.as_ref());

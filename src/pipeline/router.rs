@@ -263,10 +263,9 @@ impl<'a> Router<'a> {
         }
     }
 
-    /// Each stream's schema, and whether its parsed records are needed (a cursor field), for
-    /// the workers that check records ahead.
+    /// Each stream's schema, for the workers that check records ahead.
     pub fn published(&self) -> super::workers::Published {
-        self.streams.iter().map(|(name, s)| (name.clone(), (s.schema.clone(), s.cursor_field.is_some()))).collect()
+        self.streams.iter().map(|(name, s)| (name.clone(), s.schema.clone())).collect()
     }
 
     /// The current schema of `name`.
