@@ -823,6 +823,28 @@ fn partition_columns_hold_what_every_reader_can_read() {
     assert!(r.stderr.contains(r#"partition column "n": "abc" is not an integer value"#), "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert!(!dir.path().join("d/s/_delta_log").exists(), "nothing committed");
+
+    // Integers in exponent form partition as the integers they are; one no 64-bit integer holds
+    // is null in its column (`unparseable_values: null`) and in its partition: the run goes on.
+    let cfg = config(&dir.path().join("x"), json!({"partition_by": ["n"], "unparseable_values": "null"}));
+    let big = [r#"{"id":2,"n":12345678901234567890}"#, r#"{"id":3,"n":12345678901234567e0}"#, r#"{"id":4,"n":1e16}"#];
+    let mut text = lines(&[
+        sch(json!({"id": {"type": "integer"}, "n": {"type": ["null", "integer"]}}), json!(["id"])),
+        record("s", json!({"id": 1, "n": 1})),
+    ]);
+    for r in big {
+        text += &format!("{{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{r}}}\n");
+    }
+    text += &lines(&[state(json!({"s": 2}))]);
+    let r = run(&cfg, &text);
+    assert_eq!((r.code, r.stdout.clone()), (0, vec![r#"{"s":2}"#.to_string()]), "{}", r.stderr);
+    let mut values: Vec<Value> = log(&dir.path().join("x/s"))
+        .values()
+        .flatten()
+        .filter_map(|a| a.get("add").map(|add| add["partitionValues"]["n"].clone()))
+        .collect();
+    values.sort_by_key(|v| v.to_string());
+    assert_eq!(values, [json!("1"), json!("10000000000000000"), json!("12345678901234567"), Value::Null]);
 }
 
 /// `incompatible_schema: new_table`: a SCHEMA the table cannot take sends the stream to the

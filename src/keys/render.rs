@@ -307,14 +307,13 @@ fn render_record_macro(
     }
 }
 
-/// A JSON number that is an integer, as an `i64`.
+/// A JSON number that is an integer, as an `i64`, read exactly in any notation (`1.0`, `1e16`,
+/// `12345678901234567e0`), as the typed files write it.
 fn canonical_integer(raw: &str) -> Option<i64> {
     if raw.starts_with('"') {
         return None;
     }
-    raw.parse::<i64>()
-        .ok()
-        .or_else(|| raw.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+    crate::json::int(raw)
 }
 
 /// Writes a record value into a key: strings unquoted, dates through `format` (whose `/` make
@@ -339,11 +338,15 @@ fn push_value(out: &mut String, raw: &str, format: Option<&str>, escaping: Value
     };
     match format {
         // A Delta partition folder holds the value as the log writes it: an integer written
-        // `1.0`, `1e3` or `-0` (integers to JSON Schema) as `1`, `1000`, `0`.
+        // `1.0`, `1e3` or `-0` (integers to JSON Schema) as `1`, `1000`, `0`. A number no
+        // 64-bit integer holds is in no integer column (`unparseable_values: null` writes it
+        // as null, `fail` refuses the record): its folder is the null partition, never one the
+        // log could not name.
         None if escaping == ValueEscaping::HiveAscii => match canonical_integer(raw) {
             Some(n) => {
                 let _ = write!(out, "{n}");
             }
+            None if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => push_null(out),
             None => escape(out, &text),
         },
         None => escape(out, &text),
