@@ -13,6 +13,9 @@ with scripts/servers.py, moto or the kind S3_SERVER names (S3_SERVER=seaweedfs i
 one; moto is slow); `python3 scripts/servers.py stop 9320` stops it.
 `--one-core` also runs each binary pinned to one core (`taskset -c 0`, alternating with the
 unpinned runs) and prints the scaling ratio: records/s on all cores over records/s on one.
+`--peer` runs the fastest Python peer, `target-s3-jsonl` 2.0.1 from PyPI (installed into
+target/bench/peer once), and target-s3 on the same first 200,000 records into the same local S3
+server (jsonl, gzip), each `--runs` times alternating, and prints both and their ratio.
 `--bin A --bin B` compares binaries (e.g. a saved build of an earlier commit against the
 current one): their runs alternate (A, B, A, B, ...) so both see the same machine load, and
 each case prints one row per binary. This is a benchmark, not a test: nothing here asserts a
@@ -105,6 +108,7 @@ def main():
     ap.add_argument("--bin", action="append", help="binary to run (repeat to compare; default: the release build)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     ap.add_argument("--one-core", action="store_true", help="also run pinned to one core; print the scaling ratio")
+    ap.add_argument("--peer", action="store_true", help="compare with target-s3-jsonl (PyPI) into the local S3 server")
     a = ap.parse_args()
     # (binary, command prefix, label) for every variant run, alternating.
     variants = [(b, [], os.path.basename(b)) for b in (a.bin or [BIN])]
@@ -175,6 +179,61 @@ def main():
             half = len(variants) // 2
             for v in range(half):
                 print(f"|   scaling [{variants[v][2]}]: all cores / 1 core = {speeds[v] / speeds[v + half]:.2f}x | | | | | | |", flush=True)
+    if a.peer:
+        peer(variants[0][0], data, a.runs)
+
+
+PEER = "target-s3-jsonl==2.0.1"
+
+
+def peer(bin_path, data, runs):
+    """target-s3-jsonl and target-s3 on the same 200,000 records into one local S3 server."""
+    venv = os.path.join(ROOT, "target", "bench", "peer")
+    exe = os.path.join(venv, "bin", "target-s3-jsonl")
+    if not os.path.exists(exe):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", PEER], check=True)
+    n = 200_000
+    source = os.path.join(ROOT, "target", "bench", f"peer-{n}.singer")
+    if not os.path.exists(source):
+        with open(data) as f, open(source + ".tmp", "w") as out:
+            records = 0
+            for line in f:
+                out.write(line)
+                records += '"RECORD"' in line
+                if records >= n:
+                    break
+        os.rename(source + ".tmp", source)
+    env = s3_env()
+    make = ("import boto3,sys;boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
+            "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])")
+    times = {"target-s3": [], PEER: []}
+    for run in range(runs):
+        for who in times:
+            bucket = f"peer-{os.getpid()}-{run}-{'ours' if who == 'target-s3' else 'peer'}"
+            subprocess.run([sys.executable, "-c", make, env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], bucket],
+                           check=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                if who == "target-s3":
+                    cfg = {"bucket": bucket, "endpoint_url": env["S3_ENDPOINT"], "force_path_style": True, "region": "us-east-1",
+                           "aws_access_key_id": env["S3_ACCESS_KEY"], "aws_secret_access_key": env["S3_SECRET_KEY"],
+                           "log_level": "warn"}
+                    cmd = [bin_path, "--config", os.path.join(tmp, "c.json"), "--input", source]
+                else:
+                    cfg = {"s3_bucket": bucket, "aws_endpoint_url": env["S3_ENDPOINT"], "aws_access_key_id": env["S3_ACCESS_KEY"],
+                           "aws_secret_access_key": env["S3_SECRET_KEY"], "compression": "gzip", "temp_dir": tmp}
+                    cmd = ["sh", "-c", f"{exe} --config {os.path.join(tmp, 'c.json')} < {source} > /dev/null"]
+                with open(os.path.join(tmp, "c.json"), "w") as f:
+                    json.dump(cfg, f)
+                times[who].append(time_run(cmd))
+    print(f"\npeer: {n:,} records into the local S3 server ({env['S3_SERVER_KIND']}), jsonl gzip, medians of {runs}\n")
+    print("| loader | records/s | CPU s | peak RSS MiB |\n|---|---|---|---|")
+    speed = {}
+    for who, rs in times.items():
+        wall = statistics.median(r[0] for r in rs)
+        speed[who] = n / wall
+        print(f"| {who} | {n / wall:,.0f} | {statistics.median(r[1] for r in rs):.2f} | {statistics.median(r[2] for r in rs):.0f} |")
+    print(f"\ntarget-s3 / {PEER}: {speed['target-s3'] / speed[PEER]:.1f}x", flush=True)
 
 
 if __name__ == "__main__":
