@@ -104,6 +104,9 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
         std::thread::Builder::new()
             .name(format!("check-{n}"))
             .spawn(move || {
+                // A panic here must not pass for the end of input (a closed channel): where no
+                // panic hook ends the process (the library), the decode thread gets an error.
+                let _alarm = Alarm(out_tx.clone());
                 for block in in_rx {
                     let checked = block.map(|block| {
                         let streams = if check { schemas.snapshot() } else { Arc::default() };
@@ -129,6 +132,18 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
         })
         .expect("spawning the dealing thread");
     Ordered { outputs, next: 0 }
+}
+
+/// Sends an error in place of the next block if its thread unwinds.
+struct Alarm(Sender<std::io::Result<Checked>>);
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ =
+                self.0.send(Err(std::io::Error::other("a thread checking records failed (a bug; please report it)")));
+        }
+    }
 }
 
 /// The verdicts on a block's records whose stream has a published schema.
