@@ -993,6 +993,14 @@ fn the_loser_of_a_version_race_moves_on_to_the_next_version() {
         .filter(|f| f.extension().is_some_and(|e| e == "parquet") && !f.to_string_lossy().contains("_delta_log"))
         .collect();
     assert_eq!(parquet_in_v2.len(), added_files(&dir.path().join("users_v2")).len(), "{parquet_in_v2:?}");
+    // Every run's manifest lists its objects where they are (B's data file where it moved).
+    for manifest in std::fs::read_dir(dir.path().join("_manifests")).unwrap() {
+        let manifest: Value = serde_json::from_slice(&std::fs::read(manifest.unwrap().path()).unwrap()).unwrap();
+        for object in manifest["objects"].as_array().unwrap() {
+            let key = object["key"].as_str().unwrap();
+            assert!(dir.path().join(key).exists(), "{key} in {manifest}");
+        }
+    }
     // The lake's state: B's round is the newest.
     let path = dir.path().join("c.json");
     std::fs::write(&path, cfg.to_string()).unwrap();

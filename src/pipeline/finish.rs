@@ -214,6 +214,16 @@ impl<'a> Finisher<'a> {
         self.written.retain(|e| !keys.contains(&e.key));
     }
 
+    /// A durable file moved from `old` to `new` (a Delta table version taken by another
+    /// writer): the manifest lists it where it is.
+    pub fn moved(&mut self, old: &str, new: &str) {
+        for entry in self.written.iter_mut().filter(|e| e.key.as_str() == old) {
+            if let Ok(key) = ObjectKey::new(new.to_string()) {
+                entry.key = key;
+            }
+        }
+    }
+
     /// `_SUCCESS` keys for every folder that received files.
     pub fn markers(&self) -> Vec<String> {
         let mut folders: Vec<String> = self

@@ -168,7 +168,9 @@ impl Run<'_, '_> {
         }
         let delta = self.delta.as_mut().expect("a table round");
         let to = delta.tables.folder_of(&versioned_name(stream, delta.versions[stream].number), &self.run);
-        delta.tables.relocate(folder, &to)?;
+        for (old, new) in delta.tables.relocate(folder, &to)? {
+            self.finisher.moved(&old, &new);
+        }
         Ok(())
     }
 }

@@ -352,13 +352,16 @@ impl Tables {
     /// Moves every file waiting for the table in `from` to the table in `to` (same paths inside
     /// the table), for a stream that moved on to another table version. The files were never
     /// committed, so no reader saw them where they were.
-    pub fn relocate(&mut self, from: &str, to: &str) -> Result<(), TableError> {
-        let Some(mut table) = self.tables.remove(from) else { return Ok(()) };
+    /// Returns each moved file's old and new key.
+    pub fn relocate(&mut self, from: &str, to: &str) -> Result<Vec<(String, String)>, TableError> {
+        let Some(mut table) = self.tables.remove(from) else { return Ok(Vec::new()) };
         let files = std::mem::take(&mut table.files);
+        let mut moved = Vec::with_capacity(files.len());
         self.runtime.block_on(async {
             for file in &files {
                 let (old, new) = (format!("{from}/{}", file.path), format!("{to}/{}", file.path));
                 self.store.rename(&old, &new).await.map_err(|e| TableError::new(to, format!("moving {old}: {e}")))?;
+                moved.push((old, new));
             }
             Ok::<_, TableError>(())
         })?;
@@ -374,7 +377,7 @@ impl Tables {
             ));
         }
         target.files.extend(files);
-        Ok(())
+        Ok(moved)
     }
 }
 
