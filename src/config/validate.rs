@@ -321,8 +321,10 @@ impl RawConfig {
             max_open_files: usize::try_from(self.max_open_files).unwrap_or(usize::MAX),
             max_open_bytes: self.max_open_bytes,
             max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
+            // The workers only validate: past ~4 the decode thread is the limit, and each worker
+            // costs memory (docs/performance.md).
             workers: self.workers.map_or_else(
-                || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(4),
                 |w| w as usize,
             ),
             manifest_key,
