@@ -85,13 +85,54 @@ fn table_state(config: &serde_json::Value, dir: &std::path::Path) -> common::Run
     common::run_args(&["--config", path.to_str().unwrap(), "--table-state"], "")
 }
 
+/// Stream `orders`: the record with id `n`, then the STATE `{"n": n}`.
 fn input(n: u64) -> String {
-    format!(
-        "{}\n{}\n{}\n",
-        r#"{"type":"SCHEMA","stream":"orders","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}"#,
-        format_args!(r#"{{"type":"RECORD","stream":"orders","record":{{"id":{n}}}}}"#),
-        format_args!(r#"{{"type":"STATE","value":{{"n":{n}}}}}"#),
-    )
+    tables_input(&["orders"], &[n], &json!({"n": n}))
+}
+
+/// For each stream (integer `id`), its SCHEMA and the records with `ids`, then one STATE.
+fn tables_input<S: AsRef<str>>(streams: &[S], ids: &[u64], state: &serde_json::Value) -> String {
+    let mut text = String::new();
+    for stream in streams {
+        let stream = stream.as_ref();
+        text += &json!({"type": "SCHEMA", "stream": stream, "key_properties": ["id"],
+                        "schema": {"properties": {"id": {"type": "integer"}}}})
+        .to_string();
+        text.push('\n');
+        for id in ids {
+            text += &json!({"type": "RECORD", "stream": stream, "record": {"id": id}}).to_string();
+            text.push('\n');
+        }
+    }
+    text + &json!({"type": "STATE", "value": state}).to_string() + "\n"
+}
+
+/// The keys of a table's log entries on S3, in version order.
+fn log_keys(s3: &common::S3Server, bucket: &str, table: &str) -> Vec<String> {
+    let mut keys: Vec<String> = s3
+        .list_all(bucket)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(&format!("{table}/_delta_log/")) && k.ends_with(".json"))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The data files a table on S3 holds, as a reader sees it: each `add` of its log (no commit
+/// here removes any, none is in a checkpoint only) with the file's bytes.
+fn committed(s3: &common::S3Server, bucket: &str, table: &str) -> Vec<(serde_json::Value, Vec<u8>)> {
+    let mut files = Vec::new();
+    for key in log_keys(s3, bucket, table) {
+        let text = String::from_utf8(s3.get(bucket, &key)).unwrap();
+        for line in text.lines().filter(|l| l.starts_with(r#"{"add""#)) {
+            let add: serde_json::Value = serde_json::from_str::<serde_json::Value>(line).unwrap()["add"].clone();
+            // The protocol's path is a URI reference: percent-decoded once, it is the file's key.
+            let path = common::unescape(add["path"].as_str().unwrap());
+            files.push((add, s3.get(bucket, &format!("{table}/{path}"))));
+        }
+    }
+    files
 }
 
 /// `--table-state` finds the newest round after Delta's log cleanup removed the commit files
@@ -222,12 +263,7 @@ fn a_rerun_never_adds_a_committed_round_again() {
     let failed = common::run(&config, &input(2));
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     assert!(failed.stdout.is_empty());
-    let log_entries = |table: &str| {
-        s3.list_all(&bucket)
-            .iter()
-            .filter(|(k, _)| k.starts_with(&format!("{table}/_delta_log/")) && k.ends_with(".json"))
-            .count()
-    };
+    let log_entries = |table: &str| log_keys(s3, &bucket, table).len();
     // Each table: its creation (0) and round 1; a also round 2.
     assert_eq!((log_entries("a"), log_entries("b")), (3, 2), "the round was cut short");
     let proxy_clean = Proxy::start(s3.endpoint.trim_start_matches("http://"));
@@ -238,12 +274,7 @@ fn a_rerun_never_adds_a_committed_round_again() {
     assert!(rerun.stderr.contains("already holds this round"), "{}", rerun.stderr);
     // a: round 2 and then only the rerun's txn; b: round 2.
     assert_eq!((log_entries("a"), log_entries("b")), (4, 3));
-    let adds = |table: &str| -> usize {
-        (0..log_entries(table))
-            .map(|v| String::from_utf8(s3.get(&bucket, &format!("{table}/_delta_log/{v:020}.json"))).unwrap())
-            .map(|t| t.lines().filter(|l| l.starts_with(r#"{"add""#)).count())
-            .sum()
-    };
+    let adds = |table: &str| committed(s3, &bucket, table).len();
     assert_eq!((adds("a"), adds("b")), (2, 2), "each record once in each table");
     let path = tempfile::tempdir().unwrap();
     assert_eq!(table_state(&config, path.path()).stdout, [r#"{"n":2}"#]);
@@ -281,17 +312,7 @@ fn the_default_pipeline_id_is_the_pipelines_own() {
 
 /// One record with id `n` for each of streams a and b, then the STATE `{"n": n}`.
 fn two_tables(n: u64) -> String {
-    ["a", "b"]
-        .iter()
-        .map(|s| {
-            format!(
-                "{}\n{}\n",
-                format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
-                format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
-            )
-        })
-        .collect::<String>()
-        + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
+    tables_input(&["a", "b"], &[n], &json!({"n": n}))
 }
 
 /// How one table of a round fails.
@@ -336,29 +357,7 @@ fn failures_in_any_table_of_a_round_never_count_a_round_twice() {
             &bucket,
             json!({"endpoint_url": proxy.endpoint, "table_format": "delta", "max_retries": retries, "log_level": "warn"}),
         );
-        let input = |n: u64| -> String {
-            streams
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}\n{}\n",
-                        format_args!(r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#),
-                        format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{n}}}}}"#)
-                    )
-                })
-                .collect::<String>()
-                + &format!("{{\"type\":\"STATE\",\"value\":{{\"n\":{n}}}}}\n")
-        };
-        let log_entries = |table: &str| -> Vec<String> {
-            let mut keys: Vec<String> = s3
-                .list_all(&bucket)
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| k.starts_with(&format!("{table}/_delta_log/")) && k.ends_with(".json"))
-                .collect();
-            keys.sort();
-            keys
-        };
+        let input = |n: u64| tables_input(&streams, &[n], &json!({"n": n}));
         let rounds = 2 + next(2);
         for n in 1..=rounds {
             let table = &streams[next(streams.len() as u64) as usize];
@@ -371,7 +370,7 @@ fn failures_in_any_table_of_a_round_never_count_a_round_twice() {
             let mut completed = false;
             if n > 1 {
                 for _ in 0..times {
-                    let version = log_entries(table).len();
+                    let version = log_keys(s3, &bucket, table).len();
                     let entry = format!("{table}/_delta_log/{version:020}.json");
                     match failure {
                         Failure::Constraint => add_constraint(s3, &bucket, table, version, true),
@@ -404,15 +403,8 @@ fn failures_in_any_table_of_a_round_never_count_a_round_twice() {
                 assert_eq!(done.stdout, [format!("{{\"n\":{n}}}")], "{what}");
             }
             for stream in &streams {
-                let mut ids = Vec::new();
-                for key in log_entries(stream) {
-                    let text = String::from_utf8(s3.get(&bucket, &key)).unwrap();
-                    for line in text.lines().filter(|l| l.starts_with(r#"{"add""#)) {
-                        let add: serde_json::Value = serde_json::from_str(line).unwrap();
-                        let file = format!("{stream}/{}", add["add"]["path"].as_str().unwrap());
-                        ids.extend(parquet_ids(&s3.get(&bucket, &file)));
-                    }
-                }
+                let mut ids: Vec<i64> =
+                    committed(s3, &bucket, stream).iter().flat_map(|(_, bytes)| parquet_ids(bytes)).collect();
                 ids.sort();
                 assert_eq!(
                     ids,
@@ -518,7 +510,9 @@ fn writers_racing_to_create_a_table_version_all_succeed() {
             .map(|(w, (ty, value))| {
                 let mut config = config.clone();
                 config["pipeline_id"] = json!(format!("w{w}"));
-                let mut child = common::spawn(&config, &dir.path().join(format!("{attempt}-{w}")).tap_mkdir());
+                let home = dir.path().join(format!("{attempt}-{w}"));
+                std::fs::create_dir_all(&home).unwrap();
+                let mut child = common::spawn(&config, &home);
                 let mut stdin = child.stdin.take().unwrap();
                 let lines =
                     [schema("t", ty), record("t", value.clone()), schema("u", "integer"), record("u", json!(w))];
@@ -543,8 +537,8 @@ fn writers_racing_to_create_a_table_version_all_succeed() {
             assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{{\"w\":{w}}}\n"));
             assert!(!stderr.contains("ERROR"), "{stderr}");
         }
-        // Each table version holds one shape; together they hold every record once.
-        let mut records = 0;
+        // Each writer's `t` record has an `id` of its own type: every type once across the
+        // versions of `t` (the seed's integer too), each version of one type; `u` holds 0, 1, 2.
         let mut tables: Vec<String> = s3
             .list_all(&bucket)
             .into_iter()
@@ -554,49 +548,42 @@ fn writers_racing_to_create_a_table_version_all_succeed() {
             .collect();
         tables.sort();
         tables.dedup();
+        let mut types = Vec::new();
         for table in &tables {
-            let mut n = 0;
-            for (key, _) in s3
-                .list_all(&bucket)
-                .into_iter()
-                .filter(|(k, _)| k.starts_with(&format!("r{attempt}/{table}/_delta_log/")) && k.ends_with(".json"))
-            {
-                let text = String::from_utf8(s3.get(&bucket, &key)).unwrap();
-                for line in text.lines().filter(|l| l.starts_with(r#"{"add""#)) {
-                    let add: serde_json::Value = serde_json::from_str(line).unwrap();
-                    assert_eq!(add["add"]["partitionValues"]["country"], "a/b c");
-                    let path = add["add"]["path"].as_str().unwrap().replace("%25", "%");
-                    let bytes = s3.get(&bucket, &format!("r{attempt}/{table}/{path}"));
-                    n += parquet_ids_any(&bytes);
-                }
-            }
+            let files = committed(s3, &bucket, &format!("r{attempt}/{table}"));
+            assert!(files.iter().all(|(add, _)| add["partitionValues"]["country"] == "a/b c"), "{table}");
             if table == "u" {
-                assert_eq!(n, 3, "attempt {attempt}: table u holds each writer's record once (and the seed's none)");
-            } else {
-                records += n;
+                let mut ids: Vec<i64> = files.iter().flat_map(|(_, bytes)| parquet_ids(bytes)).collect();
+                ids.sort();
+                assert_eq!(ids, [0, 1, 2], "attempt {attempt}: table u holds each writer's record once");
+                continue;
             }
+            let mut here: Vec<String> = files.iter().flat_map(|(_, bytes)| id_types(bytes)).collect();
+            here.dedup();
+            assert!(here.len() <= 1, "attempt {attempt}: table {table} holds one shape: {here:?}");
+            types.extend(files.iter().flat_map(|(_, bytes)| id_types(bytes)));
         }
-        assert_eq!(records, 4, "attempt {attempt}: t and its versions {tables:?} hold the 4 records of t once");
+        types.sort();
+        assert_eq!(
+            types,
+            ["Boolean", "Float64", "Int64", "Utf8"],
+            "attempt {attempt}: each record of t once in {tables:?}"
+        );
         assert!(tables.len() >= 4, "attempt {attempt}: {tables:?}");
     }
 }
 
-/// Rows of a Parquet file.
-fn parquet_ids_any(bytes: &[u8]) -> usize {
+/// The type of the `id` column of a Parquet file, once per row.
+fn id_types(bytes: &[u8]) -> Vec<String> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.to_vec())).unwrap().build().unwrap();
-    reader.map(|b| b.unwrap().num_rows()).sum()
-}
-
-trait TapMkdir {
-    fn tap_mkdir(self) -> Self;
-}
-
-impl TapMkdir for std::path::PathBuf {
-    fn tap_mkdir(self) -> Self {
-        std::fs::create_dir_all(&self).unwrap();
-        self
+    let mut types = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = batch.column_by_name("id").unwrap();
+        types.extend(std::iter::repeat_n(column.data_type().to_string(), batch.num_rows()));
     }
+    types
 }
 
 /// A round cut short, then rerun with the same STATE but more records (a tap whose STATE does
@@ -609,43 +596,25 @@ fn a_rerun_with_more_records_loses_none() {
     let bucket = s3.bucket("rerun-more");
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let config = s3.config(&bucket, json!({"endpoint_url": proxy.endpoint, "table_format": "delta", "max_retries": 0}));
-    let input = |ids: &[u64]| -> String {
-        let mut text = String::new();
-        for s in ["a", "b"] {
-            text += &format!(
-                "{}\n",
-                format_args!(
-                    r#"{{"type":"SCHEMA","stream":"{s}","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}"#
-                )
-            );
-            for id in ids {
-                text += &format!("{}\n", format_args!(r#"{{"type":"RECORD","stream":"{s}","record":{{"id":{id}}}}}"#));
-            }
-        }
-        text + "{\"type\":\"STATE\",\"value\":{\"full\":true}}\n"
-    };
+    // A full-table tap: the same STATE every run.
+    let input = |ids: &[u64]| tables_input(&["a", "b"], ids, &json!({"full": true}));
     assert_eq!(common::run(&config, &input(&[1])).code, 0);
     proxy.inject(&[Fault::AccessDenied; 4], Some("b/_delta_log/00000000000000000002.json"));
     let failed = common::run(&config, &input(&[1, 2]));
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     proxy.clear();
     let rerun = common::run(&config, &input(&[1, 2, 3]));
-    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
-    for table in ["a", "b"] {
-        let mut ids = Vec::new();
-        for (key, _) in s3
-            .list_all(&bucket)
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(&format!("{table}/_delta_log/")) && k.ends_with(".json"))
-        {
-            let text = String::from_utf8(s3.get(&bucket, &key)).unwrap();
-            for line in text.lines().filter(|l| l.starts_with(r#"{"add""#)) {
-                let add: serde_json::Value = serde_json::from_str(line).unwrap();
-                ids.extend(parquet_ids(&s3.get(&bucket, &format!("{table}/{}", add["add"]["path"].as_str().unwrap()))));
-            }
-        }
+    assert_eq!((rerun.code, rerun.stdout.clone()), (0, vec![r#"{"full":true}"#.to_string()]), "{}", rerun.stderr);
+    let ids = |table: &str| -> Vec<i64> {
+        let mut ids: Vec<i64> =
+            committed(s3, &bucket, table).iter().flat_map(|(_, bytes)| parquet_ids(bytes)).collect();
         ids.sort();
-        ids.dedup();
-        assert_eq!(ids, [1, 2, 3], "table {table}: no record lost");
-    }
+        ids
+    };
+    // b holds round 1 and the rerun (a full-table tap sends every row each time); a also holds
+    // the cut round: some records come twice, none is lost.
+    assert_eq!(ids("b"), [1, 1, 2, 3]);
+    let mut a = ids("a");
+    a.dedup();
+    assert_eq!(a, [1, 2, 3], "table a: no record lost");
 }
