@@ -45,6 +45,18 @@ fn config(root: &Path, extra: Value) -> Value {
     c
 }
 
+/// `--table-state` with `config` (written into `dir`).
+fn table_state(config: &Value, dir: &Path) -> common::Run {
+    let path = dir.join("table-state.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    run_args(&["--config", path.to_str().unwrap(), "--table-state"], "")
+}
+
+/// A SCHEMA line of [`schema`] with `id` as text instead of an integer.
+fn text_ids(schema: String) -> String {
+    schema.replace(r#""id":{"type":"integer"}"#, r#""id":{"type":"string"}"#)
+}
+
 /// One table's log, version by version: each commit's actions.
 fn log(table: &Path) -> BTreeMap<u64, Vec<Value>> {
     let mut versions = BTreeMap::new();
@@ -165,15 +177,12 @@ fn tables_hold_every_record_once_and_carry_the_state_they_cover() {
     assert_eq!(rows[2]["email"], "c@x");
 
     // The lake knows where to resume: the newest STATE committed by this pipeline.
-    let cfg_path = dir.path().join("c.json");
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let r = run_args(&["--config", cfg_path.to_str().unwrap(), "--table-state"], "");
+    let r = table_state(&cfg, dir.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, [json!({"bookmarks": {"users": 3, "orders": 10}}).to_string()]);
     // Another pipeline id committed nothing here.
     let other = config(dir.path(), json!({"pipeline_id": "someone-else"}));
-    std::fs::write(&cfg_path, other.to_string()).unwrap();
-    let r = run_args(&["--config", cfg_path.to_str().unwrap(), "--table-state"], "");
+    let r = table_state(&other, dir.path());
     assert_eq!(r.stdout, ["{}"]);
 }
 
@@ -304,9 +313,7 @@ fn streams_that_name_one_table_and_settings_a_table_cannot_honour_are_refused() 
     let tables = std::fs::read_dir(dir.path().join("t")).unwrap().count();
     assert_eq!(tables, 2, "two streams, two tables");
     let plain = json!({"local_path": dir.path()});
-    let path = dir.path().join("plain.json");
-    std::fs::write(&path, plain.to_string()).unwrap();
-    let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
+    let r = table_state(&plain, dir.path());
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("table_format"), "{}", r.stderr);
 }
@@ -432,9 +439,7 @@ fn a_round_commits_every_table_or_none() {
     let r = run(&cfg, &second);
     assert_eq!(r.code, 1);
     assert_eq!(log(&dir.path().join("a")), a_before, "table a unchanged");
-    let path = dir.path().join("c.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let state_now = || run_args(&["--config", path.to_str().unwrap(), "--table-state"], "").stdout;
+    let state_now = || table_state(&cfg, dir.path()).stdout;
     assert_eq!(state_now(), [r#"{"s":1}"#]);
 
     // A round cut short (here: b's commit of a third run removed, as a kill between the two
@@ -458,9 +463,7 @@ fn table_state_finds_tables_under_date_folders_and_odd_schemas_fail_at_their_lin
     let cfg = config(dir.path(), json!({"table_path": "lake/{stream}/{now:%Y/%m}"}));
     let input = lines(&[schema("users", None), record("users", json!({"id": 1})), state(json!({"s": 1}))]);
     assert_eq!(run(&cfg, &input).code, 0);
-    let path = dir.path().join("c.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    assert_eq!(run_args(&["--config", path.to_str().unwrap(), "--table-state"], "").stdout, [r#"{"s":1}"#]);
+    assert_eq!(table_state(&cfg, dir.path()).stdout, [r#"{"s":1}"#]);
 
     // Column names alike but for case cannot be a Delta schema: refused at the SCHEMA line.
     let twins = json!({"type": "SCHEMA", "stream": "t", "key_properties": [], "schema": {
@@ -854,7 +857,7 @@ fn partition_columns_hold_what_every_reader_can_read() {
 fn incompatible_schemas_go_to_a_new_table_version() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), json!({"incompatible_schema": "new_table"}));
-    let as_text = |s: String| s.replace(r#""id":{"type":"integer"}"#, r#""id":{"type":"string"}"#);
+    let as_text = text_ids;
     // Within one run: integer ids, then text ids.
     let r = run(
         &cfg,
@@ -893,9 +896,7 @@ fn incompatible_schemas_go_to_a_new_table_version() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!((ids("users"), ids("users_v3")), (vec![json!(1)], vec![json!(3)]));
     // The lake's state is the newest round's, wherever its tables are.
-    let path = dir.path().join("c.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
+    let r = table_state(&cfg, dir.path());
     assert_eq!(r.stdout, vec![r#"{"s":3}"#.to_string()], "{}", r.stderr);
 
     // A real stream named like a version is not one: its table is its own, and `users` does
@@ -1002,9 +1003,7 @@ fn the_loser_of_a_version_race_moves_on_to_the_next_version() {
         }
     }
     // The lake's state: B's round is the newest.
-    let path = dir.path().join("c.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let r = run_args(&["--config", path.to_str().unwrap(), "--table-state"], "");
+    let r = table_state(&cfg, dir.path());
     assert_eq!(r.stdout, vec![r#"{"b":1}"#.to_string()], "{}", r.stderr);
 }
 
@@ -1015,7 +1014,7 @@ fn the_loser_of_a_version_race_moves_on_to_the_next_version() {
 fn a_stream_never_writes_into_another_streams_table_version() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), json!({"incompatible_schema": "new_table"}));
-    let as_text = |s: String| s.replace(r#""id":{"type":"integer"}"#, r#""id":{"type":"string"}"#);
+    let as_text = text_ids;
     let r = run(
         &cfg,
         &lines(&[
