@@ -19,9 +19,10 @@ const MAX_MOVES: usize = 16;
 /// The run's Delta state.
 pub(super) struct Delta {
     pub tables: Tables,
-    /// Where each data file was closed (input line) and the columns it was written with,
+    /// Where each data file was closed (input line), the columns it was written with and its
+    /// records' digest,
     /// until it is committed.
-    pub closed_at: HashMap<FileId, (u64, Arc<arrow_schema::Schema>)>,
+    pub closed_at: HashMap<FileId, (u64, Arc<arrow_schema::Schema>, u64)>,
     /// The commit interval passed while records followed the last STATE: close the files at
     /// the next STATE, so they hold nothing from after the STATE they are committed with.
     pub flush_at_state: bool,
@@ -71,7 +72,7 @@ impl Commit {
 pub(super) fn file_closed(delta: &mut Option<Delta>, router: &Router<'_>, line: u64, closed: &Closed) {
     if let Some(delta) = delta.as_mut() {
         let schema = Arc::new(router.arrow_schema(&closed.schema));
-        delta.closed_at.insert(closed.id, (line, schema));
+        delta.closed_at.insert(closed.id, (line, schema, closed.digest));
     }
 }
 
@@ -86,8 +87,9 @@ impl Run<'_, '_> {
     ) -> Result<bool, Error> {
         let Some(delta) = self.delta.as_mut() else { return Ok(false) };
         let Some(entry) = self.finisher.in_flight(id).filter(|e| !e.rejected) else { return Ok(false) };
-        let Some((_, schema)) = delta.closed_at.get(&id) else { return Ok(false) };
-        delta.tables.add(id, key.as_str(), bytes, entry.records, &entry.stream, schema.clone())?;
+        let Some((_, schema, digest)) = delta.closed_at.get(&id) else { return Ok(false) };
+        let counted = (entry.records, *digest);
+        delta.tables.add(id, key.as_str(), bytes, counted, &entry.stream, schema.clone())?;
         Ok(true)
     }
 
@@ -137,7 +139,7 @@ impl Run<'_, '_> {
             (state, pending)
         } else {
             let durable =
-                pending.iter().map(|id| (*id, closed_at.get(id).map_or(u64::MAX, |(line, _)| *line))).collect();
+                pending.iter().map(|id| (*id, closed_at.get(id).map_or(u64::MAX, |(line, ..)| *line))).collect();
             match self.ack.commit_point(&durable) {
                 Some((state, ids)) => (Some(state), ids),
                 None => return Ok(()),

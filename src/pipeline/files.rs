@@ -78,6 +78,8 @@ struct OpenFile<'a> {
     /// The `version` of the file's records (text), for `{table_version}`.
     table_version: Option<String>,
     records: u64,
+    /// Delta tables: the sum of its records' hashes ([`Closed::digest`]).
+    digest: u64,
     opened_at: Instant,
     opened_line: u64,
     /// Uncompressed bytes handed to the writer so far.
@@ -128,7 +130,11 @@ pub struct Closed {
     /// The schema its records were written with (a Delta commit declares each file's columns).
     #[cfg_attr(not(feature = "delta"), allow(dead_code))]
     pub schema: Arc<crate::schema::StreamSchema>,
+    /// Delta: the sum of its records' hashes (seed fixed for every run), for `repeated_round`.
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
+    pub digest: u64,
 }
+const RECORD_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7461_7267_6574_7333);
 
 pub struct FileSet<'a> {
     config: &'a Config,
@@ -234,13 +240,15 @@ impl<'a> FileSet<'a> {
             table_version: context.version.map(RawValue::get),
         });
         if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
-            // The encoder may hold part of the failed record: the file can never be complete.
-            // It is dropped (its upload, if started, is aborted when the writer hangs up), so
-            // no STATE after its first record is ever printed.
+            // The encoder may hold part of the failed record: the file is dropped (its upload
+            // aborted when the writer hangs up), so no STATE after its first record is printed.
             self.discard(&spec.group, partition);
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
         }
         file.records += 1;
+        if self.config.table.is_some() {
+            file.digest = file.digest.wrapping_add(std::hash::BuildHasher::hash_one(&RECORD_HASH, record.get()));
+        }
         if spec.output.format == crate::config::Format::Parquet {
             // Rows wait in Arrow builders until a batch is full (Avro's blocks are `pending`).
             file.unbatched += record.get().len() as u64;
@@ -317,6 +325,7 @@ impl<'a> FileSet<'a> {
             encoder,
             table_version,
             records: 0,
+            digest: 0,
             opened_at: Instant::now(),
             opened_line: context.line,
             sent: 0,
@@ -375,6 +384,7 @@ impl<'a> FileSet<'a> {
             id: file.id,
             opened_line: file.opened_line,
             schema: spec.schema.clone(),
+            digest: file.digest,
             entry: ManifestEntry {
                 key: file.key,
                 stream: stream.to_string(),

@@ -216,6 +216,7 @@ impl<'a> Finisher<'a> {
 
     /// A durable file moved from `old` to `new` (a Delta table version taken by another
     /// writer): the manifest lists it where it is.
+    #[cfg(feature = "delta")]
     pub fn moved(&mut self, old: &str, new: &str) {
         for entry in self.written.iter_mut().filter(|e| e.key.as_str() == old) {
             if let Ok(key) = ObjectKey::new(new.to_string()) {

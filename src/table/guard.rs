@@ -116,17 +116,17 @@ pub(super) fn writable(
 /// a commit whose answer was lost, a run stopped before it wrote the record) holds the round,
 /// and committing its files again would add every record twice. A round every table holds is
 /// complete: a new round that happens to carry the same STATE. A table whose record of that
-/// round counts other records than it has waiting now was sent other records (a tap whose
-/// STATE does not move, and whose source grew): its files are committed, as duplicates are
-/// better than a loss. `held`: each existing table's newest txn of the pipeline; `records`: the
-/// records waiting for each table.
+/// round counts other records than it has waiting now, or whose records' digest differs, was
+/// sent other records (a tap whose STATE does not move, and whose source changed): its files
+/// are committed, as duplicates are better than a loss. `held`: each existing table's newest txn
+/// of the pipeline; `records`: the number and digest of the records waiting for each table.
 pub(super) async fn repeated_round<'f>(
     store: &TableStore,
     pipeline_id: &str,
     folders: &[&'f str],
     state: &serde_json::Value,
     held: &HashMap<&str, i64>,
-    records: &HashMap<&str, u64>,
+    records: &HashMap<&str, (u64, u64)>,
 ) -> Result<HashSet<&'f str>, TableError> {
     if state.is_null() || held.is_empty() {
         return Ok(HashSet::new());
@@ -137,25 +137,29 @@ pub(super) async fn repeated_round<'f>(
     for folder in folders {
         let Some(holds) = held.get(folder) else { continue };
         let found = store.states(folder, pipeline_id).await.map_err(|e| TableError::new(folder, e.to_string()))?;
-        found_by_folder.insert(*folder, found.clone());
-        for (txn, record) in found {
+        for (txn, record) in &found {
             let same_tables = record["round"].as_array().is_some_and(|r| {
                 r.len() == round.len() && r.iter().all(|t| t.as_str().is_some_and(|t| round.contains(t)))
             });
-            if txn <= *holds && record["state"] == *state && same_tables {
-                newest = newest.max(Some(txn));
+            if txn <= holds && record["state"] == *state && same_tables {
+                newest = newest.max(Some(*txn));
             }
         }
+        found_by_folder.insert(*folder, found);
     }
     let Some(txn) = newest else { return Ok(HashSet::new()) };
     let holding: HashSet<&'f str> = folders.iter().copied().filter(|f| held.get(f) == Some(&txn)).collect();
     if holding.len() == folders.len() {
         return Ok(HashSet::new());
     }
-    // Its own record of the round, where there is one, must count what waits now.
+    // Its own record of the round, where there is one, must count what waits now (records
+    // from before digests were recorded: their number).
     let same_records = |folder: &&str| {
-        let own = found_by_folder.get(folder).and_then(|f| f.iter().find(|(t, _)| *t == txn));
-        own.and_then(|(_, r)| r["records"].as_u64()).is_none_or(|n| Some(&n) == records.get(folder))
+        let Some((_, own)) = found_by_folder.get(folder).and_then(|f| f.iter().find(|(t, _)| *t == txn)) else {
+            return true;
+        };
+        let (count, digest) = records.get(folder).copied().unwrap_or_default();
+        own["records"].as_u64().is_none_or(|n| n == count) && own["digest"].as_u64().is_none_or(|d| d == digest)
     };
     Ok(holding.into_iter().filter(same_records).collect())
 }

@@ -90,6 +90,8 @@ struct Pending {
     partition_values: HashMap<String, Option<String>>,
     bytes: u64,
     records: u64,
+    /// The sum of its records' hashes: a rerun's records told from a cut round's.
+    digest: u64,
     /// The columns its records were written with.
     schema: Arc<Schema>,
 }
@@ -123,7 +125,7 @@ impl Tables {
         id: FileId,
         key: &str,
         bytes: u64,
-        records: u64,
+        (records, digest): (u64, u64),
         stream: &str,
         schema: Arc<Schema>,
     ) -> Result<(), TableError> {
@@ -153,6 +155,7 @@ impl Tables {
             partition_values: located.values,
             bytes,
             records,
+            digest,
             schema,
         });
         Ok(())
@@ -290,8 +293,11 @@ impl Tables {
                 }
             }
             *last_txn = txn;
-            let records: HashMap<&str, u64> =
-                round.iter().map(|(f, _, files, _)| (f.as_str(), files.iter().map(|p| p.records).sum())).collect();
+            let counted = |files: &[Pending]| {
+                files.iter().fold((0u64, 0u64), |(n, d), f| (n + f.records, d.wrapping_add(f.digest)))
+            };
+            let records: HashMap<&str, (u64, u64)> =
+                round.iter().map(|(f, _, files, _)| (f.as_str(), counted(files))).collect();
             let repeated =
                 guard::repeated_round(store, &options.pipeline_id, &folders, &state, &held, &records).await?;
             let info = serde_json::json!({
@@ -305,7 +311,9 @@ impl Tables {
             let commits = round.iter_mut().map(|(folder, table, files, columns)| {
                 let mut info = info.clone();
                 info["stream"] = serde_json::Value::from(table.stream.clone());
-                info["records"] = serde_json::Value::from(files.iter().map(|f| f.records).sum::<u64>());
+                let (records, digest) = counted(files);
+                info["records"] = serde_json::Value::from(records);
+                info["digest"] = serde_json::Value::from(digest);
                 let job = Commit {
                     folder,
                     pipeline_id: &options.pipeline_id,
