@@ -20,6 +20,7 @@ the guarantees that need many processes (part of the test command).
 
 Usage: scripts/delta_readers.py [path/to/target-s3]   (a build with the `delta` feature)
 """
+import collections
 import datetime as dt
 import decimal
 import json
@@ -519,7 +520,7 @@ def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
         return ids
 
     rng = random.Random(int(os.environ.get("KILL_SEED", "7")) + streams)
-    pos, kills, windows, runs, possible_duplicates, ahead_before = 0, 0, 0, 0, 0, set()
+    pos, kills, windows, runs, possible_duplicates, ahead_before = 0, 0, 0, 0, 0, collections.Counter()
     while True:
         runs += 1
         if runs > 10 * kills_wanted + 20:
@@ -563,16 +564,18 @@ def kill_loop(tmp, kills_wanted, streams=1, s3=None, resume="printed"):
             pos = json.loads(out).get("pos", 0) if out else 0
         elif last is not None:
             pos = last
-        # Records committed by this run beyond the resume point: the run was killed during a
-        # commit round (after a commit, before its STATE line), and they will come again.
-        ahead = {i for i in table_ids() if i >= pos}
+        # Copies committed by this run beyond the resume point: the run was killed during a
+        # commit round (after a commit, before its STATE line), and they will come again. Counted
+        # as copies, not ids: two runs killed in turn with the same resume point may each commit
+        # the same records once more.
+        ahead = collections.Counter(i for i in table_ids() if i >= pos)
         new = ahead - ahead_before
         ahead_before = ahead
         if os.environ.get("KILL_DEBUG"):
-            print("kill", kills, "printed", last, "resume", pos, "newly ahead", len(new), flush=True)
+            print("kill", kills, "printed", last, "resume", pos, "newly ahead", sum(new.values()), flush=True)
         if new:
             windows += 1
-            possible_duplicates += len(new)
+            possible_duplicates += sum(new.values())
     ids = table_ids()
     lost = total - len(set(ids))
     duplicates = len(ids) - len(set(ids))
