@@ -8,6 +8,7 @@ mod exact;
 mod members;
 mod scalars;
 mod strict;
+mod tape;
 
 pub use depth::{MAX_DEPTH, too_deep};
 pub use exact::{Exact, survives_f64};
@@ -16,3 +17,4 @@ pub use scalars::{
     boolean, date, decimal, float, float_exact, int, numeric, parse_date_time, text, timestamp, zero_date,
 };
 pub use strict::parse_strict;
+pub use tape::{Field, Tape, TapeJson};

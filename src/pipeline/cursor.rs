@@ -23,6 +23,34 @@ impl Cursor {
     }
 }
 
+/// A cursor value as a record holds it.
+#[derive(Clone, Copy)]
+pub enum CursorRef<'r> {
+    Text(&'r str),
+    Number(&'r serde_json::Number),
+}
+
+impl<'r> CursorRef<'r> {
+    /// A string or number value; other values have no place in a range.
+    pub fn of(value: &'r serde_json::Value) -> Option<CursorRef<'r>> {
+        match value {
+            serde_json::Value::String(s) => Some(CursorRef::Text(s)),
+            serde_json::Value::Number(n) => Some(CursorRef::Number(n)),
+            _ => None,
+        }
+    }
+}
+
+impl crate::json::Field {
+    /// The value, reading a string from `record` (the line it was found in).
+    pub fn as_cursor<'r>(&'r self, record: &'r str) -> Option<CursorRef<'r>> {
+        match self.number() {
+            Some(n) => Some(CursorRef::Number(n)),
+            None => self.text(record).map(CursorRef::Text),
+        }
+    }
+}
+
 /// Smallest and largest cursor value seen in one file.
 #[derive(Default)]
 pub struct CursorRange {
@@ -31,26 +59,31 @@ pub struct CursorRange {
 }
 
 impl CursorRange {
+    /// Reads the value at `field` from a record's text.
+    pub fn update_from_text(&mut self, record: &str, field: &[String]) {
+        let value = crate::json::find_field(record, field).and_then(|raw| serde_json::from_str(raw.get()).ok());
+        self.update(value.as_ref().and_then(CursorRef::of));
+    }
+
     /// Per record: reuses its strings, so it allocates only when a value grows longer.
-    pub fn update(&mut self, value: Option<&serde_json::Value>) {
+    pub fn update(&mut self, value: Option<CursorRef<'_>>) {
         use std::cmp::Ordering::{Greater, Less};
-        let ordering = |slot: &Option<Cursor>, v: &serde_json::Value| -> Option<std::cmp::Ordering> {
+        let ordering = |slot: &Option<Cursor>, v: CursorRef<'_>| -> Option<std::cmp::Ordering> {
             match (slot, v) {
                 (None, _) => None,
-                (Some(Cursor::Text(s)), serde_json::Value::String(t)) => Some(t.as_str().cmp(s.as_str())),
-                (Some(Cursor::Number(f, _)), serde_json::Value::Number(n)) => n.as_f64()?.partial_cmp(f),
+                (Some(Cursor::Text(s)), CursorRef::Text(t)) => Some(t.cmp(s.as_str())),
+                (Some(Cursor::Number(f, _)), CursorRef::Number(n)) => n.as_f64()?.partial_cmp(f),
                 _ => Some(std::cmp::Ordering::Equal), // mixed types: keep the first
             }
         };
         let Some(v) = value else { return };
         let set = |slot: &mut Option<Cursor>| match (slot.as_mut(), v) {
-            (Some(Cursor::Text(s)), serde_json::Value::String(t)) => {
+            (Some(Cursor::Text(s)), CursorRef::Text(t)) => {
                 s.clear();
                 s.push_str(t);
             }
-            (_, serde_json::Value::String(t)) => *slot = Some(Cursor::Text(t.clone())),
-            (_, serde_json::Value::Number(n)) => *slot = n.as_f64().map(|f| Cursor::Number(f, n.clone())),
-            _ => {}
+            (_, CursorRef::Text(t)) => *slot = Some(Cursor::Text(t.to_string())),
+            (_, CursorRef::Number(n)) => *slot = n.as_f64().map(|f| Cursor::Number(f, n.clone())),
         };
         match ordering(&self.min, v) {
             None | Some(Less) => set(&mut self.min),
@@ -71,7 +104,7 @@ mod tests {
     fn strings_compare_as_text_and_numbers_as_numbers() {
         let mut r = CursorRange::default();
         for v in [r#""2026-01-02""#, r#""2026-01-10""#, r#""2025-12-31""#] {
-            r.update(Some(&serde_json::from_str(v).unwrap()));
+            r.update(CursorRef::of(&serde_json::from_str(v).unwrap()));
         }
         assert_eq!(
             (r.min.unwrap().to_json(), r.max.unwrap().to_json()),
@@ -79,7 +112,7 @@ mod tests {
         );
         let mut r = CursorRange::default();
         for v in ["9", "10", "-1.5"] {
-            r.update(Some(&serde_json::from_str(v).unwrap()));
+            r.update(CursorRef::of(&serde_json::from_str(v).unwrap()));
         }
         assert_eq!((r.min.unwrap().to_json(), r.max.unwrap().to_json()), ("-1.5".into(), "10".into()));
     }

@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::cursor::{Cursor, CursorRange};
@@ -27,6 +26,7 @@ use crate::config::{Compression, Config, Limits};
 use crate::destination::ObjectMeta;
 use crate::error::{Error, InputErrorKind, StorageError};
 use crate::formats::{Encoder, RecordMetadata};
+use crate::json::Field;
 use crate::keys::{KeyRegistry, ObjectKey, RunContext};
 use crate::writer::{Command, Progress};
 
@@ -206,7 +206,7 @@ impl<'a> FileSet<'a> {
         spec: &Arc<StreamSpec<'a>>,
         partition: &str,
         record: &RawValue,
-        value: Option<&Value>,
+        cursor: Option<&Field>,
         context: &RecordContext<'_>,
         ack: &mut AckTracker,
     ) -> Result<(), Fault> {
@@ -221,15 +221,12 @@ impl<'a> FileSet<'a> {
         let sequence = self.sequence;
         let file = self.open.get_mut(spec.group.as_str()).and_then(|f| f.get_mut(partition)).expect("opened above");
         file.last_write = sequence;
-        match (value, &spec.cursor_field) {
-            (Some(value), Some(field)) => file.cursor.update(field.iter().try_fold(value, |v, k| v.get(k))),
-            // No parsed record: validation is off (the cursor is read only when the key needs
-            // it), or a worker validated it (the manifest's cursor range needs it).
-            (None, Some(field)) if file.first_record.is_some() || spec.schema.validator.is_some() => {
-                let cursor = crate::json::find_field(record.get(), field)
-                    .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
-                file.cursor.update(cursor.as_ref());
+        match &spec.cursor_field {
+            // Validation read it (for the manifest's cursor range); off, it is read for keys only.
+            Some(_) if spec.schema.validator.is_some() => {
+                file.cursor.update(cursor.and_then(|c| c.as_cursor(record.get())))
             }
+            Some(field) if file.first_record.is_some() => file.cursor.update_from_text(record.get(), field),
             _ => {}
         }
         let meta = self.config.add_record_metadata.then(|| RecordMetadata {

@@ -435,7 +435,7 @@ impl Run<'_, '_> {
         }
         let context = RecordContext { line: self.line, time_extracted, version, received_at: &self.received_at };
         let written =
-            self.files.write(route.spec, route.partition, record, route.value.as_ref(), &context, &mut self.ack);
+            self.files.write(route.spec, route.partition, record, route.cursor.as_ref(), &context, &mut self.ack);
         self.finisher.totals.records += 1;
         self.drain_closed(written)
     }

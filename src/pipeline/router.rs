@@ -6,7 +6,6 @@
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::config::{Config, Output};
@@ -71,8 +70,8 @@ pub struct Route<'r, 'a> {
     pub spec: &'r Arc<StreamSpec<'a>>,
     /// The record-dependent part of its file's key ("" when keys do not depend on records).
     pub partition: &'r str,
-    /// The record parsed for validation, when it was (later steps reuse it).
-    pub value: Option<Value>,
+    /// Its cursor value, when validation read it.
+    pub cursor: Option<crate::json::Field>,
 }
 
 pub struct Router<'a> {
@@ -148,6 +147,7 @@ impl<'a> Router<'a> {
         }
         let mut compiled = StreamSchema::compile(schema.get(), key_properties, self.options)?;
         compiled.stream = name.into();
+        compiled.cursor = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect());
         if let Some(overrides) =
             self.config.schema_overrides.get(name).or_else(|| self.config.schema_overrides.get("*"))
         {
@@ -168,7 +168,7 @@ impl<'a> Router<'a> {
         crate::formats::Encoder::check_schema(output.format, name, &compiled, self.config)
             .map_err(InputErrorKind::SchemaUnwritable)?;
         let columns_changed = previous.is_some_and(|s| self.columns_change(output, &s.schema, &compiled));
-        let bookmark = bookmark_properties.first().map(|b| b.split('.').map(str::to_string).collect::<FieldPath>());
+        let bookmark = compiled.cursor.clone();
         let spec = StreamSpec {
             name: name.to_string(),
             group: name.to_string(),
@@ -287,13 +287,10 @@ impl<'a> Router<'a> {
             return Err(InputErrorKind::RecordBeforeSchema);
         };
         // A worker's verdict if it was reached with the stream's schema as it is now.
-        let checked = match verdict.and_then(|v| v.for_schema(&spec.schema)) {
+        let cursor = match verdict.and_then(|v| v.for_schema(&spec.schema)) {
             Some(checked) => checked,
             None => spec.schema.check(record),
-        };
-        // The parsed record is kept only when the file's cursor range needs it: a big record's
-        // value tree is freed before its bytes are encoded.
-        let value = checked?.filter(|_| spec.cursor_field.is_some());
+        }?;
         let partition = &mut self.partition;
         partition.clear();
         if spec.partitioned {
@@ -324,6 +321,6 @@ impl<'a> Router<'a> {
             partition.push('\u{0}');
             partition.push_str(version.map_or("", RawValue::get));
         }
-        Ok(Route { spec, partition, value })
+        Ok(Route { spec, partition, cursor })
     }
 }

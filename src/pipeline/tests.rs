@@ -54,7 +54,7 @@ fn write(config: &Config, records: &[&str]) -> (Vec<String>, usize) {
         let record = raw(record);
         let route = router.route("s", &record, None, None).unwrap();
         let context = RecordContext { line: line as u64 + 2, time_extracted: None, version: None, received_at: "" };
-        files.write(route.spec, route.partition, &record, route.value.as_ref(), &context, &mut ack).unwrap();
+        files.write(route.spec, route.partition, &record, route.cursor.as_ref(), &context, &mut ack).unwrap();
         closed += files.take_closed().count();
     }
     files.close_all().unwrap();
@@ -118,7 +118,7 @@ fn the_manifest_lists_durable_files_and_never_deleted_ones() {
         let record = raw(r#"{"id":1}"#);
         let route = router.route("s", &record, None, None).unwrap();
         let context = RecordContext { line, time_extracted: None, version: None, received_at: "" };
-        files.write(route.spec, route.partition, &record, route.value.as_ref(), &context, &mut ack).unwrap();
+        files.write(route.spec, route.partition, &record, route.cursor.as_ref(), &context, &mut ack).unwrap();
     }
     files.close_all().unwrap();
     let closed: Vec<_> = files.take_closed().collect();

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use serde_json::Value;
 
 use crate::error::InputErrorKind;
+use crate::json::Field;
 use crate::schema::StreamSchema;
 use crate::singer::{self, Block, Message};
 
@@ -32,13 +32,13 @@ pub struct Verdict {
     /// that built it: handing value trees to the decode thread cost more than the check saved
     /// (cache misses and cross-thread frees, measured); the decode thread reads a cursor field
     /// from the record's text instead.
-    result: Result<(), InputErrorKind>,
+    result: Result<Option<Field>, InputErrorKind>,
 }
 
 impl Verdict {
     /// The verdict, if it was reached with `schema` (the stream's schema now).
-    pub fn for_schema(self, schema: &Arc<StreamSchema>) -> Option<Result<Option<Value>, InputErrorKind>> {
-        (self.schema == Arc::as_ptr(schema) as usize).then(|| self.result.map(|()| None))
+    pub fn for_schema(self, schema: &Arc<StreamSchema>) -> Option<Result<Option<Field>, InputErrorKind>> {
+        (self.schema == Arc::as_ptr(schema) as usize).then_some(self.result)
     }
 }
 
@@ -154,7 +154,7 @@ fn check_block(block: Block, streams: Arc<Published>) -> Checked {
             let verdict = line.ok().and_then(|line| match singer::decode(line) {
                 Ok(Message::Record { stream, record, .. }) => {
                     let schema = streams.get(stream.as_ref())?;
-                    let result = schema.check(record).map(|_| ());
+                    let result = schema.check(record);
                     Some(Verdict { schema: Arc::as_ptr(schema) as usize, result })
                 }
                 _ => None,

@@ -16,8 +16,16 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::InputErrorKind;
+use crate::json::{Field, Tape, TapeJson};
 pub use columns::{ColumnPlan, Slot};
 use draft::{draft_of, schema_error, truncate};
+use jsonschema::json::Node as _;
+
+thread_local! {
+    /// Each thread that checks records (the decode thread, each worker) parses them into its
+    /// own buffers, reused from record to record.
+    static TAPE: std::cell::RefCell<Tape> = std::cell::RefCell::default();
+}
 
 /// The Singer SDK's `_sdc_*` columns, added to every record when `add_record_metadata` is on.
 pub const METADATA_COLUMNS: [&str; 6] = [
@@ -41,12 +49,15 @@ pub struct StreamSchema {
     /// The SCHEMA message's schema text, to recognise a resent identical SCHEMA.
     pub text: Box<str>,
     pub key_properties: Vec<String>,
-    pub validator: Option<jsonschema::Validator>,
+    pub validator: Option<jsonschema::Validator<TapeJson>>,
     /// Bounds compared on exact decimal values and null array elements counted ([`exact`]);
     /// with the validator only.
     pub exact: Option<exact::ExactChecks>,
     /// The stream's name, for warnings (set by the router).
     pub stream: Box<str>,
+    /// The stream's first bookmark property (set by the router): checking a record reads it
+    /// on the way, for the file's cursor range.
+    pub cursor: Option<crate::keys::FieldPath>,
     /// The loader's `schema_overrides` for this stream's columns (set by the router).
     pub overrides: Vec<(String, typed::Override)>,
     pub columns: Arc<ColumnPlan>,
@@ -67,7 +78,7 @@ impl StreamSchema {
             let draft = draft_of(&mut schema);
             draft::json_columns_admit_scalars(&mut schema);
             let build = |schema: &Value| {
-                jsonschema::options()
+                jsonschema::options_for::<TapeJson>()
                     .with_draft(draft)
                     .should_validate_formats(opts.validate_formats)
                     .build(schema)
@@ -91,6 +102,7 @@ impl StreamSchema {
             validator,
             exact,
             stream: "".into(),
+            cursor: None,
             overrides: Vec::new(),
             columns,
         })
@@ -105,30 +117,15 @@ impl StreamSchema {
     }
 
     /// Checks one record when `validate_records` is on: JSON Schema validation and key
-    /// properties present. Off, only that the record is an object. Returns the parsed record
-    /// when it had to be parsed, so later steps need not parse it again.
-    pub fn check(&self, record: &RawValue) -> Result<Option<Value>, InputErrorKind> {
+    /// properties present; returns the record's cursor value, if it has one. Off, only that the
+    /// record is an object.
+    pub fn check(&self, record: &RawValue) -> Result<Option<Field>, InputErrorKind> {
         match &self.validator {
-            Some(validator) => {
-                // A member named twice would be validated on its last value but written raw
-                // with both: refused, naming it.
-                let value = crate::json::parse_strict(record.get())
-                    .map_err(|e| InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")))?;
-                if let Err(e) = validator.validate(&value) {
-                    let path = e.instance_path().to_string();
-                    let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };
-                    return Err(InputErrorKind::Invalid(format!("{at}: {}", truncate(&e.to_string(), 300))));
-                }
-                if let Some(exact) = &self.exact {
-                    exact.check(record.get(), &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?;
-                }
-                let object =
-                    value.as_object().ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
-                if let Some(missing) = self.key_properties.iter().find(|k| !object.contains_key(k.as_str())) {
-                    return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
-                }
-                Ok(Some(value))
-            }
+            Some(validator) => TAPE.with_borrow_mut(|tape| {
+                let verdict = self.validate(validator, tape, record);
+                tape.trim();
+                verdict
+            }),
             // Raw pass-through: the envelope parse already proved the record is well-formed JSON;
             // one light scan holds it to the nesting limit a parse would enforce (key
             // properties are part of validation).
@@ -140,5 +137,34 @@ impl StreamSchema {
             }
             None => Err(InputErrorKind::Invalid("record is not a JSON object".into())),
         }
+    }
+    fn validate(
+        &self,
+        validator: &jsonschema::Validator<TapeJson>,
+        tape: &mut Tape,
+        record: &RawValue,
+    ) -> Result<Option<Field>, InputErrorKind> {
+        // A member named twice would be validated on its last value but written raw with both:
+        // refused, naming it.
+        let doc = tape
+            .parse(record.get())
+            .map_err(|e| InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")))?;
+        let root = doc.root();
+        // The fast verdict first; the error (its path and message) only for a record that fails.
+        if !validator.is_valid(root)
+            && let Err(e) = validator.validate(root)
+        {
+            let path = e.instance_path().to_string();
+            let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };
+            return Err(InputErrorKind::Invalid(format!("{at}: {}", truncate(&e.to_string(), 300))));
+        }
+        if let Some(exact) = &self.exact {
+            exact.check(record.get(), &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?;
+        }
+        let object = root.as_object().ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
+        if let Some(missing) = self.key_properties.iter().find(|k| !object.has_member(k)) {
+            return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
+        }
+        Ok(self.cursor.as_deref().and_then(|path| doc.field(path)))
     }
 }

@@ -1,0 +1,219 @@
+//! A record parsed into one flat list of nodes, reused from record to record, whose strings are
+//! read from the line itself: what the JSON Schema validator walks (through jsonschema's `Json`
+//! traits) instead of a `serde_json::Value` tree, which cost an allocation per string, member and
+//! array, and as much again to free (about half of validation's time, measured).
+//!
+//! Everything a value tree decided is decided the same way: the same parser (serde_json, with its
+//! errors and nesting limit), the same numbers (`serde_json::Number`), and a member named twice
+//! refused at the same point with the same message as [`super::parse_strict`], so verdicts and
+//! error messages do not change (a property test compares the two on generated records).
+
+mod fill;
+mod node;
+
+use std::collections::HashSet;
+
+use serde::de::{DeserializeSeed, Error as _};
+use serde_json::{Number, Value};
+
+use fill::{Fill, NoHash};
+pub use node::{TapeJson, TapeNode};
+
+/// Where a string is: in the line (no escapes) or in the tape's arena (unescaped there).
+#[derive(Clone, Copy)]
+struct Span {
+    at: u32,
+    len: u32,
+    in_arena: bool,
+}
+
+#[derive(Clone)]
+enum Slot {
+    Null,
+    Bool(bool),
+    Number(Number),
+    Text(Span),
+    /// A member name; its value is the next slot.
+    Key(Span),
+    /// Its elements follow; `end` is the slot after the last one.
+    Array {
+        len: u32,
+        end: u32,
+    },
+    /// Its members follow, each a key and its value; `end` is the slot after the last one.
+    Object {
+        len: u32,
+        end: u32,
+    },
+}
+
+/// Objects with more members than this find a repeated name through a set of name hashes
+/// instead of comparing each name with every earlier one.
+const PAIRWISE_MEMBERS: u32 = 16;
+
+/// The reusable buffers one thread parses records into.
+#[derive(Default)]
+pub struct Tape {
+    slots: Vec<Slot>,
+    arena: String,
+    /// Per nesting depth, the name hashes of a wide object's members.
+    names: Vec<HashSet<u64, NoHash>>,
+}
+
+/// A parsed record: the tape's nodes and the line they read from.
+pub struct Doc<'a> {
+    slots: &'a [Slot],
+    arena: &'a str,
+    text: &'a str,
+}
+
+impl Tape {
+    /// Parses `text` (one JSON value) into the tape, refusing a member named twice in an object.
+    pub fn parse<'a>(&'a mut self, text: &'a str) -> Result<Doc<'a>, serde_json::Error> {
+        self.slots.clear();
+        self.arena.clear();
+        if text.len() > u32::MAX as usize {
+            return Err(serde_json::Error::custom("a record over 4 GiB"));
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        Fill { tape: self, text, depth: 0 }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(Doc { slots: &self.slots, arena: &self.arena, text })
+    }
+
+    /// Gives back what one huge record grew the buffers to, so a thread does not hold it for
+    /// the rest of the run.
+    pub fn trim(&mut self) {
+        const KEEP_SLOTS: usize = 1 << 16;
+        if self.slots.capacity() > KEEP_SLOTS {
+            self.slots = Vec::with_capacity(KEEP_SLOTS);
+        }
+        if self.arena.capacity() > KEEP_SLOTS * 16 {
+            self.arena = String::new();
+        }
+    }
+}
+
+impl<'a> Doc<'a> {
+    /// The document's root value.
+    pub fn root(&'a self) -> TapeNode<'a> {
+        TapeNode { doc: self, at: 0 }
+    }
+
+    /// The string or number at `path` (member names from the root), if there is one.
+    pub fn field(&self, path: &[String]) -> Option<Field> {
+        let mut at = 0;
+        for name in path {
+            if !matches!(self.slots[at as usize], Slot::Object { .. }) {
+                return None;
+            }
+            let mut members = Members { doc: self, next: at + 1, end: self.after(at) };
+            at = members.find(|(member, _)| member == name)?.1.at;
+        }
+        match &self.slots[at as usize] {
+            Slot::Text(span) if span.in_arena => Some(Field::Escaped(self.str(*span).into())),
+            Slot::Text(span) => Some(Field::Text { at: span.at, len: span.len }),
+            Slot::Number(n) => Some(Field::Number(n.clone())),
+            _ => None,
+        }
+    }
+
+    fn str(&self, span: Span) -> &'a str {
+        let (at, len) = (span.at as usize, span.len as usize);
+        if span.in_arena { &self.arena[at..at + len] } else { &self.text[at..at + len] }
+    }
+
+    /// The slot after the value at `at` (and after everything inside it).
+    fn after(&self, at: u32) -> u32 {
+        match self.slots[at as usize] {
+            Slot::Array { end, .. } | Slot::Object { end, .. } => end,
+            _ => at + 1,
+        }
+    }
+
+    fn value(&self, at: u32) -> Value {
+        match &self.slots[at as usize] {
+            Slot::Null => Value::Null,
+            Slot::Bool(b) => Value::Bool(*b),
+            Slot::Number(n) => Value::Number(n.clone()),
+            Slot::Text(span) | Slot::Key(span) => Value::String(self.str(*span).to_owned()),
+            Slot::Array { .. } => Value::Array(
+                Elements { doc: self, next: at + 1, end: self.after(at) }.map(|n| n.doc.value(n.at)).collect(),
+            ),
+            Slot::Object { .. } => Value::Object(
+                Members { doc: self, next: at + 1, end: self.after(at) }
+                    .map(|(name, node)| (name.to_owned(), self.value(node.at)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A string or number member of a parsed record, kept past the tape's next record: where a
+/// string lies in the line (or the string itself, when it had escapes), or the number.
+#[derive(Debug)]
+pub enum Field {
+    Text { at: u32, len: u32 },
+    Escaped(Box<str>),
+    Number(Number),
+}
+
+impl Field {
+    /// The string, read from `record` (the line it was found in).
+    pub fn text<'r>(&'r self, record: &'r str) -> Option<&'r str> {
+        match self {
+            Field::Text { at, len } => record.get(*at as usize..(*at + *len) as usize),
+            Field::Escaped(text) => Some(text),
+            Field::Number(_) => None,
+        }
+    }
+
+    pub fn number(&self) -> Option<&Number> {
+        match self {
+            Field::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// An object's members in document order.
+pub struct Members<'a> {
+    doc: &'a Doc<'a>,
+    next: u32,
+    end: u32,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, TapeNode<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let Slot::Key(span) = self.doc.slots[self.next as usize] else { unreachable!("a member starts with its name") };
+        let value = self.next + 1;
+        self.next = self.doc.after(value);
+        Some((self.doc.str(span), TapeNode { doc: self.doc, at: value }))
+    }
+}
+
+/// An array's elements in order.
+pub struct Elements<'a> {
+    doc: &'a Doc<'a>,
+    next: u32,
+    end: u32,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = TapeNode<'a>;
+    fn next(&mut self) -> Option<TapeNode<'a>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let at = self.next;
+        self.next = self.doc.after(at);
+        Some(TapeNode { doc: self.doc, at })
+    }
+}
+
+#[cfg(test)]
+mod tests;
