@@ -17,4 +17,4 @@ pub use scalars::{
     boolean, date, decimal, float, float_exact, int, numeric, parse_date_time, text, timestamp, zero_date,
 };
 pub use strict::parse_strict;
-pub use tape::{Field, Tape, TapeJson};
+pub use tape::{Field, Tape, TapeJson, TapeNode};

@@ -158,8 +158,12 @@ impl StreamSchema {
             let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };
             return Err(InputErrorKind::Invalid(format!("{at}: {}", truncate(&e.to_string(), 300))));
         }
-        if let Some(exact) = &self.exact {
-            exact.check(record.get(), &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?;
+        match &self.exact {
+            Some(exact) if exact.has_bounds() => {
+                exact.check(record.get(), &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?
+            }
+            Some(exact) => exact.count_null_items(root, &self.stream),
+            None => {}
         }
         let object = root.as_object().ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
         if let Some(missing) = self.key_properties.iter().find(|k| !object.has_member(k)) {

@@ -262,6 +262,52 @@ fn bounds_are_exact_and_null_items_load() {
     assert!(s.check(&raw(r#"{"nums":["x"]}"#)).is_err());
 }
 
+/// Null array elements are counted on the parsed record when no bound needs the text, and on
+/// the text when one does: the same counts either way, at any depth and through `$ref`/`allOf`.
+mod null_items_on_either_path {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const WITHOUT_BOUNDS: &str = r##"{"definitions":{"ints":{"type":"array","items":{"type":"integer"}}},"properties":{
+        "a":{"type":"array","items":{"type":"string"}},
+        "o":{"type":["object","null"],"properties":{"b":{"$ref":"#/definitions/ints"},"deep":{"type":"array","items":{"type":"array","items":{"type":"number"}}}}},
+        "c":{"allOf":[{"type":["array","null"],"items":{"type":"boolean"}}]}}}"##;
+
+    /// An array of `value`s and nulls.
+    fn list(value: &'static str) -> impl Strategy<Value = String> {
+        prop::collection::vec(any::<bool>(), 0..5).prop_map(move |nulls| {
+            let elements: Vec<&str> = nulls.iter().map(|null| if *null { "null" } else { value }).collect();
+            format!("[{}]", elements.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn counts_agree(a in list("\"s\""), b in list("1"), deep in prop::collection::vec(list("1.5"), 0..3), c in list("true"), o_null in any::<bool>()) {
+            let o = if o_null { "null".to_string() } else { format!(r#"{{"b":{b},"deep":[{}]}}"#, deep.join(",")) };
+            let record = format!(r#"{{"a":{a},"o":{o},"c":{c}}}"#);
+            let on_tape = StreamSchema::compile(WITHOUT_BOUNDS, vec![], opts()).unwrap();
+            prop_assert!(!on_tape.exact.as_ref().unwrap().has_bounds());
+            on_tape.check(&raw(&record)).unwrap();
+            // The same schema with a bound the records never reach: counted on the text.
+            let with_bound = WITHOUT_BOUNDS.replace(r#""items":{"type":"boolean"}"#, r#""items":{"type":"boolean"}},{"maxItems":99,"items":{"minimum":-1e9}"#);
+            let on_text = StreamSchema::compile(&with_bound, vec![], opts()).unwrap();
+            prop_assert!(on_text.exact.as_ref().unwrap().has_bounds());
+            on_text.check(&raw(&record)).unwrap();
+            let counts = |s: &StreamSchema| {
+                let mut c: Vec<(String, u64)> = s.exact.as_ref().unwrap().null_items().map(|(f, n)| (f.to_string(), n)).collect();
+                c.sort();
+                c
+            };
+            prop_assert_eq!(counts(&on_tape), counts(&on_text), "{}", record);
+            let nulls = record.matches("null").count() - usize::from(o_null);
+            prop_assert_eq!(counts(&on_tape).iter().map(|(_, n)| *n as usize).sum::<usize>(), nulls, "{}", record);
+        }
+    }
+}
+
 mod exact_bounds {
     use std::str::FromStr;
 

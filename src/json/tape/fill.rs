@@ -56,9 +56,17 @@ impl Fill<'_, '_> {
                 return None;
             }
         }
+        // Pairwise, reading a name only when its length matches.
         let doc = Doc { slots: &tape.slots, arena: &tape.arena, text };
-        let repeated = Members { doc: &doc, next: object + 1, end: key }.any(|(other, _)| other == name);
-        repeated.then(|| name.to_owned())
+        let mut at = object + 1;
+        while at < key {
+            let Slot::Key(other) = tape.slots[at as usize] else { unreachable!("a member starts with its name") };
+            if other.len == new.len && doc.str(other) == name {
+                return Some(name.to_owned());
+            }
+            at = doc.after(at + 1);
+        }
+        None
     }
 }
 

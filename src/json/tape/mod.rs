@@ -118,12 +118,14 @@ impl<'a> Doc<'a> {
         }
     }
 
+    #[inline]
     fn str(&self, span: Span) -> &'a str {
         let (at, len) = (span.at as usize, span.len as usize);
         if span.in_arena { &self.arena[at..at + len] } else { &self.text[at..at + len] }
     }
 
     /// The slot after the value at `at` (and after everything inside it).
+    #[inline]
     fn after(&self, at: u32) -> u32 {
         match self.slots[at as usize] {
             Slot::Array { end, .. } | Slot::Object { end, .. } => end,
@@ -185,6 +187,7 @@ pub struct Members<'a> {
 
 impl<'a> Iterator for Members<'a> {
     type Item = (&'a str, TapeNode<'a>);
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.next >= self.end {
             return None;
@@ -205,6 +208,7 @@ pub struct Elements<'a> {
 
 impl<'a> Iterator for Elements<'a> {
     type Item = TapeNode<'a>;
+    #[inline]
     fn next(&mut self) -> Option<TapeNode<'a>> {
         if self.next >= self.end {
             return None;

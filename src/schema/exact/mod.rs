@@ -32,6 +32,9 @@ const KEYWORDS: [&str; 5] = ["minimum", "maximum", "exclusiveMinimum", "exclusiv
 pub struct ExactChecks {
     nodes: Vec<Node>,
     root: usize,
+    /// Whether any node compares numbers (which needs the record's text); without, only null
+    /// elements are counted, on the parsed record.
+    bounds: bool,
 }
 
 #[derive(Debug, Default)]
@@ -96,7 +99,8 @@ pub fn take(schema: &mut Value, text: &str) -> Option<ExactChecks> {
             allow_null(items);
         }
     }
-    Some(ExactChecks { nodes, root })
+    let bounds = nodes.iter().any(|n| n.min.is_some() || n.max.is_some() || n.step.is_some());
+    Some(ExactChecks { nodes, root, bounds })
 }
 
 /// Makes a schema admit null as well.

@@ -9,7 +9,8 @@ use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, V
 use serde_json::value::RawValue;
 
 use super::{ExactChecks, Node, escape};
-use crate::json::{Exact, Key};
+use crate::json::{Exact, Key, TapeNode};
+use jsonschema::json::{Array as _, Node as _, Object as _};
 
 /// A place in a record, for messages: its parent and its own segment, on the stack.
 struct At<'p> {
@@ -48,6 +49,47 @@ impl At<'_> {
 }
 
 impl ExactChecks {
+    /// Whether [`ExactChecks::check`] must read the record's text (numbers compared exactly);
+    /// else [`ExactChecks::count_null_items`] on the parsed record does all there is.
+    pub fn has_bounds(&self) -> bool {
+        self.bounds
+    }
+
+    /// Counts the null elements of arrays whose schema refuses them, on a parsed record (for
+    /// checks without bounds; [`ExactChecks::check`] counts them on its walk).
+    pub fn count_null_items(&self, record: TapeNode<'_>, stream: &str) {
+        self.count(self.root, record, stream, 0);
+    }
+
+    fn count(&self, i: usize, value: TapeNode<'_>, stream: &str, depth: usize) {
+        if depth > 256 {
+            return;
+        }
+        let node = &self.nodes[i];
+        if let Some(object) = value.as_object()
+            && !node.properties.is_empty()
+        {
+            for (name, member) in object.members() {
+                if let Some((_, child)) = node.properties.iter().find(|(p, _)| p == name) {
+                    self.count(*child, member, stream, depth + 1);
+                }
+            }
+        } else if let Some(array) = value.as_array()
+            && (node.items.is_some() || node.counts_null_items)
+        {
+            for element in array.elements() {
+                if element.is_null() {
+                    node.null_item(stream);
+                } else if let Some(items) = node.items {
+                    self.count(items, element, stream, depth + 1);
+                }
+            }
+        }
+        for also in &node.also {
+            self.count(*also, value, stream, depth + 1);
+        }
+    }
+
     /// Checks a record the validator accepted. The error names the place (`at /amount`), the
     /// number as the tap sent it and the bound as the schema wrote it.
     pub fn check(&self, record: &str, stream: &str) -> Result<(), String> {
@@ -111,6 +153,18 @@ impl ExactChecks {
 }
 
 impl Node {
+    /// A null element of this array: counted, and warned the first time.
+    fn null_item(&self, stream: &str) {
+        if self.counts_null_items && self.null_items.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                stream,
+                field = self.field.as_str(),
+                "an array element is null though the schema's `items` do not allow null (database arrays \
+                 allow NULL elements): loaded as null and counted as null_items"
+            );
+        }
+    }
+
     /// Why the number `raw` breaks this node's bounds, if it does.
     fn number(&self, raw: &str) -> Option<String> {
         let value = Exact::parse(raw)?;
@@ -204,14 +258,7 @@ impl<'de> Visitor<'de> for Array<'_, '_> {
         while let Some(value) = seq.next_element::<&'de RawValue>()? {
             let text = value.get();
             if text == "null" {
-                if self.node.counts_null_items && self.node.null_items.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(
-                        stream = self.stream,
-                        field = self.node.field.as_str(),
-                        "an array element is null though the schema's `items` do not allow null (database arrays \
-                         allow NULL elements): loaded as null and counted as null_items"
-                    );
-                }
+                self.node.null_item(self.stream);
             } else if let Some(items) = self.node.items {
                 let at = At { parent: Some(self.at), segment: Segment::Index(index) };
                 if self.checks.visit(items, text, &at, self.stream, self.failure, self.depth + 1).is_err() {
