@@ -47,8 +47,18 @@ fn input(lines: &[Line]) -> String {
         let one = match line {
             Line::Record(s, t) => {
                 let v = if *t { json!(format!("t{n}")) } else { json!(n) };
-                json!({"type": "RECORD", "stream": format!("s{s}"), "record": {"id": n, "v": v, "pad": "x".repeat(n % 90)}})
-                    .to_string()
+                let mut record = json!({"type": "RECORD", "stream": format!("s{s}"), "record": {"id": n, "v": v, "pad": "x".repeat(n % 90)}});
+                if n % 3 == 0 {
+                    record["time_extracted"] = json!(format!("2026-01-01T00:00:0{}Z", n % 10));
+                    record["version"] = json!(n % 5);
+                }
+                // A stream name with an escape: decoded into a name of its own, not a slice.
+                let text = record.to_string();
+                if n % 7 == 0 {
+                    text.replacen(&format!(r#""stream":"s{s}""#), &format!(r#""stream":"s\u003{s}""#), 1)
+                } else {
+                    text
+                }
             }
             Line::Schema(s) => {
                 as_text[*s as usize] = !as_text[*s as usize];
@@ -119,6 +129,7 @@ proptest! {
         format in prop_oneof![Just("jsonl"), Just("csv"), Just("parquet")],
         dead_letter in any::<bool>(),
         max_records in 1u64..200,
+        versioned in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = json!({
@@ -129,6 +140,10 @@ proptest! {
             "log_level": "error",
             "write_manifest": true,
         });
+        if versioned {
+            // Records' `version`s (read back from where a worker found them) name their files.
+            config["key_template"] = json!("{stream}/v{table_version}/{run_id}-{part}.{extension}");
+        }
         if dead_letter {
             config["invalid_records"] = json!("dead_letter");
             config["dead_letter_key_template"] = json!("_rejected/{stream}/{run_id}-{part}.{extension}");

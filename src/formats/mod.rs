@@ -14,8 +14,6 @@ pub mod parquet;
 
 use std::any::Any;
 
-use serde_json::value::RawValue;
-
 use crate::config::{Config, Format};
 use crate::json::Dropped;
 use crate::schema::StreamSchema;
@@ -137,23 +135,23 @@ impl Encoder {
 
     /// Appends one record (with its `_sdc_*` metadata when given). An error names what could
     /// not be written.
-    pub fn encode(&mut self, record: &RawValue, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
+    pub fn encode(&mut self, record: &str, meta: Option<&RecordMetadata<'_>>) -> Result<(), String> {
         match self {
             Encoder::Jsonl { buf, flat } => {
-                push_json(buf, flat, record.get(), meta)?;
+                push_json(buf, flat, record, meta)?;
                 buf.push(b'\n');
                 Ok(())
             }
             Encoder::Json { buf, empty, flat } => {
                 buf.extend_from_slice(if *empty { b"[\n" } else { b",\n" });
                 *empty = false;
-                push_json(buf, flat, record.get(), meta)
+                push_json(buf, flat, record, meta)
             }
-            Encoder::Csv(csv) => csv.encode(record.get(), meta),
+            Encoder::Csv(csv) => csv.encode(record, meta),
             #[cfg(feature = "parquet")]
-            Encoder::Parquet(p) => p.encode(record.get(), meta.map(RecordMetadata::json_values).as_ref()),
+            Encoder::Parquet(p) => p.encode(record, meta.map(RecordMetadata::json_values).as_ref()),
             #[cfg(feature = "avro")]
-            Encoder::Avro(a) => a.encode(record.get(), meta.map(RecordMetadata::json_values).as_ref()),
+            Encoder::Avro(a) => a.encode(record, meta.map(RecordMetadata::json_values).as_ref()),
         }
     }
 
@@ -276,7 +274,7 @@ mod tests {
         .unwrap();
         let mut enc = Encoder::Csv(Box::new(CsvEncoder::new(s.columns.clone(), &opts, 1024, false)));
         for r in records {
-            enc.encode(&serde_json::from_str::<Box<RawValue>>(r).unwrap(), None).unwrap();
+            enc.encode(serde_json::from_str::<&serde_json::value::RawValue>(r).unwrap().get(), None).unwrap();
         }
         String::from_utf8(enc.take(Vec::new())).unwrap()
     }
@@ -328,7 +326,8 @@ mod tests {
             table_version: Some("3"),
         };
         for record in [r#"{"id":1,"_sdc_deleted_at":"2026-11-22T04:00:00Z","_sdc_sequence":99}"#, r#"{"id":2}"#] {
-            enc.encode(&serde_json::from_str::<Box<RawValue>>(record).unwrap(), Some(&meta)).unwrap();
+            enc.encode(serde_json::from_str::<&serde_json::value::RawValue>(record).unwrap().get(), Some(&meta))
+                .unwrap();
         }
         assert_eq!(enc.dropped().count, 0, "`_sdc_deleted_at` has its column");
         let out = String::from_utf8(enc.take(Vec::new())).unwrap();
@@ -344,7 +343,7 @@ mod tests {
     fn json_array_holds_the_same_bytes() {
         let mut enc = Encoder::Json { buf: Vec::new(), empty: true, flat: None };
         for rec in [r#"{"a":1.50}"#, r#"{"b":"x"}"#] {
-            enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
+            enc.encode(serde_json::from_str::<&serde_json::value::RawValue>(rec).unwrap().get(), None).unwrap();
         }
         enc.finish().unwrap();
         let out = String::from_utf8(enc.take(Vec::new())).unwrap();
@@ -378,7 +377,7 @@ mod tests {
     fn jsonl_is_byte_identical() {
         let mut enc = Encoder::Jsonl { buf: Vec::new(), flat: None };
         let rec = r#"{"b":1.50,"a":"2020-01-01T00:00:00","u":"\u00e9"}"#;
-        enc.encode(&serde_json::from_str::<Box<RawValue>>(rec).unwrap(), None).unwrap();
+        enc.encode(serde_json::from_str::<&serde_json::value::RawValue>(rec).unwrap().get(), None).unwrap();
         assert_eq!(enc.take(Vec::new()), format!("{rec}\n").into_bytes());
     }
 }

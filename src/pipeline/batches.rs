@@ -36,7 +36,7 @@ impl Run<'_, '_> {
                                 self.input_error(Some(stream), InputErrorKind::Batch(at(format!("malformed JSON: {e}"))))
                             })?;
                             self.batch_at = Some(crate::error::BatchPlace { url: block.url.clone(), line: block.first_line + n as u64 });
-                            let loaded = self.record(stream, record, None, None);
+                            let loaded = self.record(stream, record.get(), None, None, None);
                             self.batch_at = None;
                             loaded?;
                         }

@@ -205,7 +205,7 @@ impl<'a> FileSet<'a> {
         &mut self,
         spec: &Arc<StreamSpec<'a>>,
         partition: &str,
-        record: &RawValue,
+        record: &str,
         cursor: Option<&Field>,
         context: &RecordContext<'_>,
         ack: &mut AckTracker,
@@ -223,10 +223,8 @@ impl<'a> FileSet<'a> {
         file.last_write = sequence;
         match &spec.cursor_field {
             // Validation read it (for the manifest's cursor range); off, it is read for keys only.
-            Some(_) if spec.schema.validator.is_some() => {
-                file.cursor.update(cursor.and_then(|c| c.as_cursor(record.get())))
-            }
-            Some(field) if file.first_record.is_some() => file.cursor.update_from_text(record.get(), field),
+            Some(_) if spec.schema.validator.is_some() => file.cursor.update(cursor.and_then(|c| c.as_cursor(record))),
+            Some(field) if file.first_record.is_some() => file.cursor.update_from_text(record, field),
             _ => {}
         }
         let meta = self.config.add_record_metadata.then(|| RecordMetadata {
@@ -244,11 +242,11 @@ impl<'a> FileSet<'a> {
         }
         file.records += 1;
         if self.config.table.is_some() {
-            file.digest = file.digest.wrapping_add(std::hash::BuildHasher::hash_one(&RECORD_HASH, record.get()));
+            file.digest = file.digest.wrapping_add(std::hash::BuildHasher::hash_one(&RECORD_HASH, record));
         }
         if spec.output.format == crate::config::Format::Parquet {
             // Rows wait in Arrow builders until a batch is full (Avro's blocks are `pending`).
-            file.unbatched += record.get().len() as u64;
+            file.unbatched += record.len() as u64;
         }
         if let Some(rows) = file.encoder.take_rows() {
             start(&self.commands, file)?;
@@ -279,7 +277,7 @@ impl<'a> FileSet<'a> {
         &mut self,
         spec: &Arc<StreamSpec<'a>>,
         partition: &str,
-        record: &RawValue,
+        record: &str,
         context: &RecordContext<'_>,
         ack: &mut AckTracker,
     ) -> Result<(), Fault> {
@@ -287,8 +285,7 @@ impl<'a> FileSet<'a> {
         self.next_id += 1;
         let output = spec.output;
         let table_version = context.version.map(|v| crate::schema::typed::text(v.get()).into_owned());
-        let rendered =
-            output.key.render(&self.run, &spec.file_context(Some(record.get()), None, table_version.as_deref()));
+        let rendered = output.key.render(&self.run, &spec.file_context(Some(record), None, table_version.as_deref()));
         let key_at_close = output.key.uses_cursor();
         // A key decided at close is claimed then; until then the store only needs a name for
         // its temporary file.
@@ -315,7 +312,7 @@ impl<'a> FileSet<'a> {
             id,
             spec: spec.clone(),
             key,
-            first_record: key_at_close.then(|| record.get().to_string()),
+            first_record: key_at_close.then(|| record.to_string()),
             batched_at,
             cursor: CursorRange::default(),
             last_write: 0,

@@ -373,10 +373,16 @@ impl Run<'_, '_> {
         if std::env::var_os("TARGET_S3_DEBUG_PANIC").is_some_and(|v| v == "decode") {
             panic!("injected by TARGET_S3_DEBUG_PANIC"); // debug builds only, for the tests
         }
-        let message = singer::decode(line).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?;
+        // A worker decoded a RECORD line already: its message is taken back, not parsed again.
+        let mut verdict = self.verdict.take();
+        let located = verdict.as_mut().and_then(|v| v.located.take());
+        let message = match located.as_ref().and_then(|l| l.message(line)) {
+            Some(message) => message,
+            None => singer::decode(line).map_err(|e| self.input_error(e.stream.as_deref(), e.kind))?,
+        };
         match message {
             Message::Record { stream, record, time_extracted, version } => {
-                self.record(&stream, record, time_extracted, version)?;
+                self.record(&stream, record, time_extracted, version, verdict)?;
             }
             Message::Schema { stream, schema, key_properties, bookmark_properties } => {
                 let close = self
@@ -416,11 +422,12 @@ impl Run<'_, '_> {
     fn record(
         &mut self,
         name: &str,
-        record: &RawValue,
+        record: &str,
         time_extracted: Option<&RawValue>,
         version: Option<&RawValue>,
+        verdict: Option<workers::Verdict>,
     ) -> Result<(), Error> {
-        let route = match self.router.route(name, record, version, self.verdict.take()) {
+        let route = match self.router.route(name, record, version, verdict) {
             Ok(route) => route,
             Err(kind @ (InputErrorKind::Invalid(_) | InputErrorKind::MissingKeyProperty(_)))
                 if self.config.dead_letter.is_some() =>

@@ -279,7 +279,7 @@ impl<'a> Router<'a> {
     pub fn route(
         &mut self,
         name: &str,
-        record: &RawValue,
+        record: &str,
         version: Option<&RawValue>,
         verdict: Option<super::workers::Verdict>,
     ) -> Result<Route<'_, 'a>, InputErrorKind> {
@@ -294,7 +294,7 @@ impl<'a> Router<'a> {
         let partition = &mut self.partition;
         partition.clear();
         if spec.partitioned {
-            spec.output.key.partition(record.get(), spec.partition_date_field.as_ref(), &self.run, partition);
+            spec.output.key.partition(record, spec.partition_date_field.as_ref(), &self.run, partition);
             // A Delta partition value is its folder's name, read back into the log: one too
             // long for a folder name (cut to a hash) could not be. Refused here, as a record
             // (`invalid_records: dead_letter` sets it aside), never after its file is written,

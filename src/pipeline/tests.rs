@@ -52,9 +52,9 @@ fn write(config: &Config, records: &[&str]) -> (Vec<String>, usize) {
     let mut closed = 0;
     for (line, record) in records.iter().enumerate() {
         let record = raw(record);
-        let route = router.route("s", &record, None, None).unwrap();
+        let route = router.route("s", record.get(), None, None).unwrap();
         let context = RecordContext { line: line as u64 + 2, time_extracted: None, version: None, received_at: "" };
-        files.write(route.spec, route.partition, &record, route.cursor.as_ref(), &context, &mut ack).unwrap();
+        files.write(route.spec, route.partition, record.get(), route.cursor.as_ref(), &context, &mut ack).unwrap();
         closed += files.take_closed().count();
     }
     files.close_all().unwrap();
@@ -116,9 +116,9 @@ fn the_manifest_lists_durable_files_and_never_deleted_ones() {
     let mut ack = AckTracker::default();
     for line in [2, 3] {
         let record = raw(r#"{"id":1}"#);
-        let route = router.route("s", &record, None, None).unwrap();
+        let route = router.route("s", record.get(), None, None).unwrap();
         let context = RecordContext { line, time_extracted: None, version: None, received_at: "" };
-        files.write(route.spec, route.partition, &record, route.cursor.as_ref(), &context, &mut ack).unwrap();
+        files.write(route.spec, route.partition, record.get(), route.cursor.as_ref(), &context, &mut ack).unwrap();
     }
     files.close_all().unwrap();
     let closed: Vec<_> = files.take_closed().collect();

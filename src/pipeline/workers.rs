@@ -20,13 +20,16 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::error::InputErrorKind;
 use crate::json::Field;
 use crate::schema::StreamSchema;
-use crate::singer::{self, Block, Message};
+use crate::singer::{self, Block, Located, Message};
 
-/// A worker's verdict on one record.
+/// A worker's work on one RECORD line: where its parts lie, and its verdict.
 pub struct Verdict {
+    /// The line decoded: the decode thread takes the message from here instead of parsing the
+    /// line again.
+    pub located: Option<Located>,
     /// The address of the compiled schema it was checked against (kept alive by the block's
     /// snapshot, so no other schema can be at that address meanwhile): compared, never read,
-    /// and no reference count touched per record.
+    /// and no reference count touched per record; 0 when the stream had none published.
     schema: usize,
     /// What [`StreamSchema::check`] said. The parsed record is dropped here, on the thread
     /// that built it: handing value trees to the decode thread cost more than the check saved
@@ -108,9 +111,9 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
                 // panic hook ends the process (the library), the decode thread gets an error.
                 let _alarm = Alarm(out_tx.clone());
                 for block in in_rx {
-                    let checked = block.map(|block| {
-                        let streams = if check { schemas.snapshot() } else { Arc::default() };
-                        check_block(block, streams)
+                    let checked = block.map(|block| match check {
+                        true => check_block(block, schemas.snapshot()),
+                        false => Checked { block, verdicts: Vec::new(), _schemas: Arc::default() },
                     });
                     if out_tx.send(checked).is_err() {
                         return;
@@ -146,21 +149,21 @@ impl Drop for Alarm {
     }
 }
 
-/// The verdicts on a block's records whose stream has a published schema.
+/// Each RECORD line decoded, and checked when its stream has a published schema.
 fn check_block(block: Block, streams: Arc<Published>) -> Checked {
     let mut verdicts = Vec::new();
-    if !streams.is_empty() {
-        for line in block.lines() {
-            let verdict = line.ok().and_then(|line| match singer::decode(line) {
-                Ok(Message::Record { stream, record, .. }) => {
-                    let schema = streams.get(stream.as_ref())?;
-                    let result = schema.check(record);
-                    Some(Verdict { schema: Arc::as_ptr(schema) as usize, result })
-                }
-                _ => None,
-            });
-            verdicts.push(verdict);
-        }
+    for line in block.lines() {
+        let verdict = line.ok().and_then(|line| {
+            let message = singer::decode(line).ok()?;
+            let located = Located::of(line, &message)?;
+            let Message::Record { stream, record, .. } = message else { return None };
+            let (schema, result) = match streams.get(stream.as_ref()) {
+                Some(schema) => (Arc::as_ptr(schema) as usize, schema.check(record)),
+                None => (0, Ok(None)),
+            };
+            Some(Verdict { located: Some(located), schema, result })
+        });
+        verdicts.push(verdict);
     }
     Checked { block, verdicts, _schemas: streams }
 }

@@ -13,7 +13,6 @@ pub mod typed;
 use std::sync::Arc;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::error::InputErrorKind;
 use crate::json::{Field, Tape, TapeJson};
@@ -119,7 +118,7 @@ impl StreamSchema {
     /// Checks one record when `validate_records` is on: JSON Schema validation and key
     /// properties present; returns the record's cursor value, if it has one. Off, only that the
     /// record is an object.
-    pub fn check(&self, record: &RawValue) -> Result<Option<Field>, InputErrorKind> {
+    pub fn check(&self, record: &str) -> Result<Option<Field>, InputErrorKind> {
         match &self.validator {
             Some(validator) => TAPE.with_borrow_mut(|tape| {
                 let verdict = self.validate(validator, tape, record);
@@ -129,8 +128,8 @@ impl StreamSchema {
             // Raw pass-through: the envelope parse already proved the record is well-formed JSON;
             // one light scan holds it to the nesting limit a parse would enforce (key
             // properties are part of validation).
-            None if record.get().starts_with('{') => {
-                if crate::json::too_deep(record.get()) {
+            None if record.starts_with('{') => {
+                if crate::json::too_deep(record) {
                     return Err(InputErrorKind::TooDeep("record"));
                 }
                 Ok(None)
@@ -142,12 +141,12 @@ impl StreamSchema {
         &self,
         validator: &jsonschema::Validator<TapeJson>,
         tape: &mut Tape,
-        record: &RawValue,
+        record: &str,
     ) -> Result<Option<Field>, InputErrorKind> {
         // A member named twice would be validated on its last value but written raw with both:
         // refused, naming it.
         let doc = tape
-            .parse(record.get())
+            .parse(record)
             .map_err(|e| InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")))?;
         let root = doc.root();
         // The fast verdict first; the error (its path and message) only for a record that fails.
@@ -160,7 +159,7 @@ impl StreamSchema {
         }
         match &self.exact {
             Some(exact) if exact.has_bounds() => {
-                exact.check(record.get(), &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?
+                exact.check(record, &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?
             }
             Some(exact) => exact.count_null_items(root, &self.stream),
             None => {}

@@ -56,7 +56,8 @@ pub enum Message<'a> {
     },
     Record {
         stream: Cow<'a, str>,
-        record: &'a RawValue,
+        /// The record's JSON text, as the tap wrote it.
+        record: &'a str,
         time_extracted: Option<&'a RawValue>,
         version: Option<&'a RawValue>,
     },
@@ -95,7 +96,12 @@ pub fn decode(line: &str) -> Result<Message<'_>, DecodeError> {
             let stream = stream_of("RECORD", env.stream)?;
             let record =
                 env.record.ok_or_else(|| with_stream(&stream, InputErrorKind::MissingField("RECORD", "record")))?;
-            Ok(Message::Record { stream, record, time_extracted: env.time_extracted, version: env.version })
+            Ok(Message::Record {
+                stream,
+                record: record.get(),
+                time_extracted: env.time_extracted,
+                version: env.version,
+            })
         }
         "SCHEMA" => {
             let stream = stream_of("SCHEMA", env.stream)?;
@@ -130,6 +136,68 @@ pub fn decode(line: &str) -> Result<Message<'_>, DecodeError> {
     }
 }
 
+/// A RECORD line as a worker decoded it: where its parts lie in the line, so the decode thread
+/// takes the message back without parsing the line again (a parse reads the whole record to
+/// find where it ends).
+pub struct Located {
+    /// The line's length, so a line changed since (a byte-order mark cut) is decoded anew.
+    line: usize,
+    stream: Place,
+    record: (u32, u32),
+    time_extracted: Option<(u32, u32)>,
+    version: Option<(u32, u32)>,
+}
+
+enum Place {
+    At(u32, u32),
+    /// A name with escapes, unescaped.
+    Owned(Box<str>),
+}
+
+impl Located {
+    /// Where the parts of `message`, decoded from `line`, lie; `None` for other messages.
+    pub fn of(line: &str, message: &Message<'_>) -> Option<Located> {
+        let Message::Record { stream, record, time_extracted, version } = message else { return None };
+        let u32_len = u32::try_from(line.len()).ok()?;
+        let at = |part: &str| {
+            let start = part.as_ptr() as usize - line.as_ptr() as usize;
+            debug_assert!(start + part.len() <= u32_len as usize);
+            (start as u32, (start + part.len()) as u32)
+        };
+        let stream = match stream {
+            Cow::Borrowed(name) => Place::At(at(name).0, at(name).1),
+            Cow::Owned(name) => Place::Owned(name.as_str().into()),
+        };
+        Some(Located {
+            line: line.len(),
+            stream,
+            record: at(record),
+            time_extracted: time_extracted.map(|v| at(v.get())),
+            version: version.map(|v| at(v.get())),
+        })
+    }
+
+    /// The message again, from the same `line`; `None` if the line is not the one decoded.
+    pub fn message<'a>(&'a self, line: &'a str) -> Option<Message<'a>> {
+        if line.len() != self.line {
+            return None;
+        }
+        let slice = |(start, end): (u32, u32)| &line[start as usize..end as usize];
+        // Short values (a time, a version): read again, which costs little.
+        let raw = |place: Option<(u32, u32)>| place.map(|p| serde_json::from_str::<&RawValue>(slice(p))).transpose();
+        let stream = match &self.stream {
+            Place::At(start, end) => Cow::Borrowed(slice((*start, *end))),
+            Place::Owned(name) => Cow::Borrowed(&**name),
+        };
+        Some(Message::Record {
+            stream,
+            record: slice(self.record),
+            time_extracted: raw(self.time_extracted).ok()?,
+            version: raw(self.version).ok()?,
+        })
+    }
+}
+
 fn stream_of<'a>(message: &'static str, stream: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, DecodeError> {
     stream.ok_or(DecodeError { stream: None, kind: InputErrorKind::MissingField(message, "stream") })
 }
@@ -144,10 +212,29 @@ mod tests {
         match decode(line).ok().unwrap() {
             Message::Record { stream, record, .. } => {
                 assert_eq!(stream, "s");
-                assert_eq!(record.get(), r#"{"b":1.50,"a":"x"}"#);
+                assert_eq!(record, r#"{"b":1.50,"a":"x"}"#);
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// What a worker located is what decoding the line gives, part for part.
+    #[test]
+    fn a_located_record_is_the_decoded_one() {
+        for line in [
+            r#"{"type":"RECORD","stream":"s","record":{"b":1.50,"a":"x"},"time_extracted":"t","version":7}"#,
+            r#"{"version":"v1", "record" : [1, {"a":null}] ,"stream":"s\u0031","type":"RECORD"}"#,
+            r#"  {"type":"RECORD","stream":"a\"b","record":"text"}  "#,
+        ] {
+            let message = decode(line).ok().unwrap();
+            let located = Located::of(line, &message).unwrap();
+            let again = located.message(line).unwrap();
+            assert_eq!(format!("{again:?}"), format!("{message:?}"), "{line}");
+            // Another line (a byte-order mark cut from the first) is decoded anew, not misread.
+            assert!(located.message(&line[1..]).is_none());
+        }
+        let state = r#"{"type":"STATE","value":{}}"#;
+        assert!(Located::of(state, &decode(state).ok().unwrap()).is_none());
     }
 
     #[test]

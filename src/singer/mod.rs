@@ -6,7 +6,7 @@ pub mod batch;
 mod message;
 mod reader;
 
-pub use message::{BatchEncoding, DecodeError, Message, decode};
+pub use message::{BatchEncoding, DecodeError, Located, Message, decode};
 pub use reader::{Block, spawn_reader};
 
 /// Makes room for `additional` more bytes in a line buffer without ever holding much more than
