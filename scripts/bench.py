@@ -2,6 +2,7 @@
 """Benchmark: replays generated Singer input through the release binary.
 
 Usage: scripts/bench.py [--records N] [--runs R] [--s3] [--cases NAME,...] [--bin PATH ...] [--no-build]
+                       [--one-core] [--limit] [--peer]
 
 Builds `target-s3` (with the `delta` feature, for the `delta-parquet` case) and the
 `gen_singer` example in release mode (`--no-build`: use what is there), generates N records once
@@ -18,7 +19,15 @@ target/bench/peer once), and target-s3 on the same first 200,000 records into th
 server (jsonl, gzip), each `--runs` times alternating, and prints both and their ratio.
 `--bin A --bin B` compares binaries (e.g. a saved build of an earlier commit against the
 current one): their runs alternate (A, B, A, B, ...) so both see the same machine load, and
-each case prints one row per binary. This is a benchmark, not a test: nothing here asserts a
+each case prints one row per binary.
+`--limit` also runs `target/release/examples/parts` (examples/parts.rs, built with the rest) once
+per case on the same input: the parts of a run timed alone on one thread, in thread CPU time
+(the envelope decode, the record check, the case's compressor; Parquet and Avro: the first two
+only, a lower bound), and prints a second table: their sum turned into records/s on one core
+(the limit), ours on one core (records/s of the `--one-core` runs if given) and per CPU-second
+(records over the CPU seconds of those runs, or of the unpinned runs without `--one-core`), and
+the ratios limit / ours: how far the target is from the sum of its parts. The parts are this
+checkout's code, whatever `--bin` runs. This is a benchmark, not a test: nothing here asserts a
 speed.
 """
 import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile
@@ -26,6 +35,7 @@ import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "target-s3")
 GEN = os.path.join(ROOT, "target", "release", "examples", "gen_singer")
+PARTS = os.path.join(ROOT, "target", "release", "examples", "parts")
 
 CASES = {
     "jsonl-gzip6": {"format": "jsonl", "compression": "gzip"},
@@ -109,6 +119,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     ap.add_argument("--one-core", action="store_true", help="also run pinned to one core; print the scaling ratio")
     ap.add_argument("--peer", action="store_true", help="compare with target-s3-jsonl (PyPI) into the local S3 server")
+    ap.add_argument("--limit", action="store_true", help="time the parts alone (examples/parts.rs); print our ratio to their sum")
     a = ap.parse_args()
     # (binary, command prefix, label) for every variant run, alternating.
     variants = [(b, [], os.path.basename(b)) for b in (a.bin or [BIN])]
@@ -116,8 +127,10 @@ def main():
         variants += [(b, ["taskset", "-c", "0"], f"{label}, 1 core") for b, _, label in variants]
     bins = list(range(len(variants)))
     if not a.no_build:
-        subprocess.run(["cargo", "build", "--release", "--features", "delta", "--bin", "target-s3", "--example", "gen_singer"],
-                       cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "--features", "delta", "--bin", "target-s3", "--example", "gen_singer",
+                        *(["--example", "parts"] if a.limit else [])], cwd=ROOT, check=True)
+    if a.limit and not os.path.exists(PARTS):
+        sys.exit(f"--limit needs {PARTS}: cargo build --release --example parts")
     os.makedirs(os.path.join(ROOT, "target", "bench"), exist_ok=True)
     data = os.path.join(ROOT, "target", "bench", f"input-{a.records}.singer")
     if not os.path.exists(data):
@@ -134,18 +147,20 @@ def main():
     if a.s3:
         env = s3_env()
         cases += [(f"s3-{c}", CASES[c], env) for c in ("jsonl-gzip6", "jsonl-none")]
+    limits = []  # (case, parts' JSON, {variant: (records, wall, cpu)}) with --limit
     for name, settings, s3 in cases:
         results = {b: [] for b in bins}
         objects = {b: "?" for b in bins}
+        source = data
+        if settings.get("input") == "partitions":
+            source = os.path.join(ROOT, "target", "bench", f"partitions-{a.records // 5}.singer")
+            if not os.path.exists(source):
+                partitions_input(source, a.records // 5)
         for run in range(a.runs):
             for bin_path in bins:
                 with tempfile.TemporaryDirectory() as tmp:
                     cfg = {"log_level": "warn", **settings}
-                    source = data
-                    if cfg.pop("input", None) == "partitions":
-                        source = os.path.join(ROOT, "target", "bench", f"partitions-{a.records // 5}.singer")
-                        if not os.path.exists(source):
-                            partitions_input(source, a.records // 5)
+                    cfg.pop("input", None)
                     if s3:
                         bucket = f"bench-{os.getpid()}-{name}-{run}-{bins.index(bin_path)}".replace("_", "-")[:63]
                         subprocess.run([sys.executable, "-c",
@@ -165,7 +180,7 @@ def main():
                         objects[bin_path] = s3_objects(s3, cfg["bucket"])
                     else:
                         objects[bin_path] = sum(len(fs) for _, _, fs in os.walk(cfg["local_path"]))
-        speeds = {}
+        speeds, medians = {}, {}
         for bin_path in bins:
             rs = results[bin_path]
             wall = statistics.median(r[0] for r in rs)
@@ -173,14 +188,49 @@ def main():
             rss = statistics.median(r[2] for r in rs)
             n = a.records // 5 if settings.get("input") == "partitions" else a.records
             speeds[bin_path] = n / wall
+            medians[bin_path] = (n, wall, cpu)
             print(f"| {name}{label(bin_path)} | {n / wall:,.0f} | {os.path.getsize(source) / 1e6 / wall:,.0f} | {cpu:.2f} | {cpu / n * 1e6:.2f} | {rss:.0f} | {objects[bin_path]} |",
                   flush=True)
         if a.one_core:
             half = len(variants) // 2
             for v in range(half):
                 print(f"|   scaling [{variants[v][2]}]: all cores / 1 core = {speeds[v] / speeds[v + half]:.2f}x | | | | | | |", flush=True)
+        if a.limit:
+            limits.append((name, parts(settings, source), medians))
+    if a.limit:
+        print_limits(limits, variants, a.one_core)
     if a.peer:
         peer(variants[0][0], data, a.runs)
+
+
+def parts(settings, source):
+    """examples/parts.rs on the case's input and settings: nanoseconds per record of each part."""
+    # The limit of a Delta table's data files is Parquet's (and `parts` may be built without delta).
+    cfg = {k: v for k, v in settings.items() if k not in ("input", "table_format")}
+    p = subprocess.run([PARTS, "--input", source, "--config", json.dumps(cfg)], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"failed: {PARTS} on {source}\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout)
+
+
+def print_limits(limits, variants, one_core):
+    """The parts' sum on one core against ours, per case and binary."""
+    half = len(variants) // 2 if one_core else len(variants)
+    ours = "the `--one-core` runs" if one_core else "the unpinned runs (no `--one-core`)"
+    print(f"\nlimit: the parts alone on one thread (examples/parts.rs, best of 3, thread CPU time) against {ours}\n")
+    print("| case | envelope ns | validate ns | compress ns | limit rec/s (1 core) | ours rec/s, 1 core | ours rec per CPU s "
+          "| limit / ours (1 core) | limit / ours (CPU s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, p, medians in limits:
+        compress = "n/a (typed)" if p["compress_ns"] is None else f"{p['compress_ns']:,.0f}" + (" (approx)" if p["compress_approx"] else "")
+        limit = p["limit_records_per_s"]
+        for v in range(half):
+            n, wall, cpu = medians[v + half] if one_core else medians[v]
+            pinned = f"{n / wall:,.0f}" if one_core else ""
+            ratio_wall = f"{limit / (n / wall):.2f}x" if one_core else ""
+            label = f" [{variants[v][2]}]" if half > 1 else ""
+            print(f"| {name}{label} | {p['envelope_ns']:,.0f} | {p['validate_ns']:,.0f} | {compress} | {limit:,.0f} | {pinned} "
+                  f"| {n / cpu:,.0f} | {ratio_wall} | {limit / (n / cpu):.2f}x |", flush=True)
 
 
 PEER = "target-s3-jsonl==2.0.1"
