@@ -26,7 +26,6 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use clap::Parser;
-use serde_json::value::RawValue;
 use target_s3::config::{Compression, Format, RawConfig};
 use target_s3::schema::{SchemaOptions, StreamSchema};
 use target_s3::singer::{Message, decode};
@@ -43,7 +42,7 @@ const PASSES: usize = 3;
 struct Record<'a> {
     stream: usize,
     schema: usize,
-    text: &'a RawValue,
+    text: &'a str,
 }
 
 #[derive(Parser)]
@@ -193,7 +192,7 @@ fn chunks(records: &[Record], streams: usize) -> Vec<Vec<Vec<u8>>> {
     for record in records {
         let file = &mut files[record.stream];
         let chunk = file.last_mut().expect("one chunk at least");
-        chunk.extend_from_slice(record.text.get().as_bytes());
+        chunk.extend_from_slice(record.text.as_bytes());
         chunk.push(b'\n');
         if chunk.len() >= CHUNK {
             file.push(Vec::new());
