@@ -190,6 +190,7 @@ impl Run<'_, '_> {
                                 return Ok(());
                             }
                         }
+                        blocks.recycle(std::mem::take(&mut checked.verdicts));
                         let _ = recycle.try_send(checked.block.into_bytes());
                         while let Ok(event) = events.try_recv() {
                             self.event(event)?;

@@ -78,6 +78,9 @@ impl Schemas {
 pub struct Ordered {
     outputs: Vec<Receiver<std::io::Result<Checked>>>,
     next: usize,
+    /// Verdict lists going back to the workers, emptied: a list grown afresh per block (and
+    /// freed on another thread) cost fresh pages per block and held memory in the allocator.
+    recycle: Sender<Vec<Option<Verdict>>>,
 }
 
 impl Ordered {
@@ -90,6 +93,14 @@ impl Ordered {
     pub fn advance(&mut self) {
         self.next = (self.next + 1) % self.outputs.len();
     }
+
+    /// Hands a block's verdict list back for reuse.
+    pub fn recycle(&self, mut verdicts: Vec<Option<Verdict>>) {
+        if verdicts.capacity() > 0 {
+            verdicts.clear();
+            let _ = self.recycle.try_send(verdicts);
+        }
+    }
 }
 
 /// Starts `workers` checking threads and the thread that deals the reader's blocks out to them.
@@ -100,7 +111,9 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
     let workers = workers.max(1);
     let mut inputs: Vec<Sender<std::io::Result<Block>>> = Vec::with_capacity(workers);
     let mut outputs = Vec::with_capacity(workers);
+    let (recycle, reused) = bounded::<Vec<Option<Verdict>>>(2 * workers);
     for n in 0..workers {
+        let reused = reused.clone();
         let (in_tx, in_rx) = bounded::<std::io::Result<Block>>(1);
         let (out_tx, out_rx) = bounded(1);
         let schemas = schemas.clone();
@@ -112,7 +125,7 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
                 let _alarm = Alarm(out_tx.clone());
                 for block in in_rx {
                     let checked = block.map(|block| match check {
-                        true => check_block(block, schemas.snapshot()),
+                        true => check_block(block, schemas.snapshot(), reused.try_recv().unwrap_or_default()),
                         false => Checked { block, verdicts: Vec::new(), _schemas: Arc::default() },
                     });
                     if out_tx.send(checked).is_err() {
@@ -134,7 +147,7 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
             }
         })
         .expect("spawning the dealing thread");
-    Ordered { outputs, next: 0 }
+    Ordered { outputs, next: 0, recycle }
 }
 
 /// Sends an error in place of the next block if its thread unwinds.
@@ -150,8 +163,7 @@ impl Drop for Alarm {
 }
 
 /// Each RECORD line decoded, and checked when its stream has a published schema.
-fn check_block(block: Block, streams: Arc<Published>) -> Checked {
-    let mut verdicts = Vec::new();
+fn check_block(block: Block, streams: Arc<Published>, mut verdicts: Vec<Option<Verdict>>) -> Checked {
     for line in block.lines() {
         let verdict = line.ok().and_then(|line| {
             let message = singer::decode(line).ok()?;
