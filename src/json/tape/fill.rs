@@ -87,16 +87,16 @@ impl<'de> Visitor<'de> for Fill<'_, 'de> {
         Ok(())
     }
     fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
-        self.push(Slot::Number(v.into()));
+        self.push(Slot::of(v.into()));
         Ok(())
     }
     fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
-        self.push(Slot::Number(v.into()));
+        self.push(Slot::of(v.into()));
         Ok(())
     }
     fn visit_f64<E>(mut self, v: f64) -> Result<(), E> {
         // As a value tree holds it (serde_json never hands a non-finite number here).
-        self.push(Number::from_f64(v).map_or(Slot::Null, Slot::Number));
+        self.push(Number::from_f64(v).map_or(Slot::Null, Slot::of));
         Ok(())
     }
     fn visit_borrowed_str<E>(mut self, v: &'de str) -> Result<(), E> {

@@ -31,7 +31,10 @@ struct Span {
 enum Slot {
     Null,
     Bool(bool),
-    Number(Number),
+    /// Numbers as `serde_json::Number` holds them, in 8 bytes (a slot is 16).
+    PosInt(u64),
+    NegInt(i64),
+    Float(f64),
     Text(Span),
     /// A member name; its value is the next slot.
     Key(Span),
@@ -45,6 +48,31 @@ enum Slot {
         len: u32,
         end: u32,
     },
+}
+
+// Tape memory is slots: a record of many small values costs 16 bytes per value.
+const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+
+impl Slot {
+    /// A number slot's value.
+    #[inline]
+    fn number(&self) -> Option<Number> {
+        match *self {
+            Slot::PosInt(n) => Some(n.into()),
+            Slot::NegInt(n) => Some(n.into()),
+            Slot::Float(n) => Number::from_f64(n),
+            _ => None,
+        }
+    }
+
+    fn of(n: Number) -> Slot {
+        match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Slot::PosInt(u),
+            (None, Some(i), _) => Slot::NegInt(i),
+            (None, None, Some(f)) => Slot::Float(f),
+            (None, None, None) => Slot::Null,
+        }
+    }
 }
 
 /// Objects with more members than this find a repeated name through a set of name hashes
@@ -113,7 +141,7 @@ impl<'a> Doc<'a> {
         match &self.slots[at as usize] {
             Slot::Text(span) if span.in_arena => Some(Field::Escaped(self.str(*span).into())),
             Slot::Text(span) => Some(Field::Text { at: span.at, len: span.len }),
-            Slot::Number(n) => Some(Field::Number(n.clone())),
+            Slot::PosInt(_) | Slot::NegInt(_) | Slot::Float(_) => self.slots[at as usize].number().map(Field::Number),
             _ => None,
         }
     }
@@ -137,7 +165,9 @@ impl<'a> Doc<'a> {
         match &self.slots[at as usize] {
             Slot::Null => Value::Null,
             Slot::Bool(b) => Value::Bool(*b),
-            Slot::Number(n) => Value::Number(n.clone()),
+            Slot::PosInt(_) | Slot::NegInt(_) | Slot::Float(_) => {
+                self.slots[at as usize].number().map_or(Value::Null, Value::Number)
+            }
             Slot::Text(span) | Slot::Key(span) => Value::String(self.str(*span).to_owned()),
             Slot::Array { .. } => Value::Array(
                 Elements { doc: self, next: at + 1, end: self.after(at) }.map(|n| n.doc.value(n.at)).collect(),

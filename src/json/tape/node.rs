@@ -57,7 +57,7 @@ impl Json for TapeJson {
 impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
     type Object = Container<'a>;
     type Array = Container<'a>;
-    type Number = &'a Number;
+    type Number = Number;
 
     fn as_object(&self) -> Option<Container<'a>> {
         matches!(self.doc.slots[self.at as usize], Slot::Object { .. })
@@ -76,11 +76,12 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
         }
     }
 
-    fn as_number(&self) -> Option<&'a Number> {
-        match &self.doc.slots[self.at as usize] {
-            Slot::Number(n) => Some(n),
-            _ => None,
-        }
+    fn as_number(&self) -> Option<Number> {
+        self.doc.slots[self.at as usize].number()
+    }
+
+    fn is_number(&self) -> bool {
+        matches!(self.doc.slots[self.at as usize], Slot::PosInt(_) | Slot::NegInt(_) | Slot::Float(_))
     }
 
     fn as_boolean(&self) -> Option<bool> {
@@ -98,7 +99,7 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
         match self.doc.slots[self.at as usize] {
             Slot::Null => JsonType::Null,
             Slot::Bool(_) => JsonType::Boolean,
-            Slot::Number(_) => JsonType::Number,
+            Slot::PosInt(_) | Slot::NegInt(_) | Slot::Float(_) => JsonType::Number,
             Slot::Text(_) | Slot::Key(_) => JsonType::String,
             Slot::Array { .. } => JsonType::Array,
             Slot::Object { .. } => JsonType::Object,
