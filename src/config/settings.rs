@@ -227,7 +227,7 @@ pub static SETTINGS: &[Setting] = &[
     s("max_line_bytes", Integer, Some("268435456"),
       "Longest input line (one Singer message, or one line of a BATCH file) in bytes; a longer one stops the run with an error naming it, before it can take the machine's memory (a line costs about 4 times its size while it is processed). Default 256 MiB."),
     s("workers", Integer, None,
-      "Threads that parse and validate records ahead of the one that routes and encodes them, a block of input (1 MiB) at a time; output is the same for any number. 1: that one thread validates too. Unset: the cores available to the process (its CPU affinity and cgroup quota), at most 4 (past that the routing thread is the limit, and each worker holds ~17 MiB)."),
+      "Threads that parse and validate records ahead of the one that routes and encodes them, a block of input (1 MiB) at a time; output is the same for any number. 1: that one thread validates too. Unset: the cores available to the process (its CPU affinity and cgroup quota), at most 4 (past that the routing thread is the limit; each worker adds ~5-10 MiB of peak memory)."),
     s("max_open_files", Integer, Some("1000"),
       "Most files open at once across all streams and partitions (a stream with many partitions, in unsorted data, keeps them all open); past it the least recently written one is closed. An open file costs only the records it holds until it has a chunk (512 KiB) to compress; on the local destination a started file also holds a file descriptor (checked against `ulimit -n` at start-up)."),
     s("max_open_bytes", Integer, Some("134217728"),
