@@ -36,7 +36,9 @@ fn line() -> impl Strategy<Value = Line> {
 fn schema(stream: u8, text: bool) -> String {
     let v = if text { "string" } else { "integer" };
     json!({"type": "SCHEMA", "stream": format!("s{stream}"), "key_properties": ["id"], "bookmark_properties": ["id"],
-           "schema": {"type": "object", "properties": {"id": {"type": "integer"}, "v": {"type": v}, "pad": {"type": "string"}}}})
+           "schema": {"type": "object", "properties": {"id": {"type": "integer"}, "v": {"type": v}, "pad": {"type": "string"},
+               // Null elements load and are counted (the manifest's `null_items`).
+               "tags": {"type": "array", "items": {"type": "integer"}}}}})
     .to_string()
 }
 
@@ -47,7 +49,8 @@ fn input(lines: &[Line]) -> String {
         let one = match line {
             Line::Record(s, t) => {
                 let v = if *t { json!(format!("t{n}")) } else { json!(n) };
-                let mut record = json!({"type": "RECORD", "stream": format!("s{s}"), "record": {"id": n, "v": v, "pad": "x".repeat(n % 90)}});
+                let tags = if n % 4 == 0 { json!([1, null]) } else { json!([n]) };
+                let mut record = json!({"type": "RECORD", "stream": format!("s{s}"), "record": {"id": n, "v": v, "pad": "x".repeat(n % 90), "tags": tags}});
                 if n % 3 == 0 {
                     record["time_extracted"] = json!(format!("2026-01-01T00:00:0{}Z", n % 10));
                     record["version"] = json!(n % 5);

@@ -286,11 +286,16 @@ impl<'a> Router<'a> {
         let Some(spec) = self.streams.get(name) else {
             return Err(InputErrorKind::RecordBeforeSchema);
         };
-        // A worker's verdict if it was reached with the stream's schema as it is now.
+        // A worker's verdict if it was reached with the stream's schema as it is now; its null
+        // elements count only then.
         let cursor = match verdict.and_then(|v| v.for_schema(&spec.schema)) {
-            Some(checked) => checked,
-            None => spec.schema.check(record),
-        }?;
+            Some(checked) => {
+                let checked = checked?;
+                spec.schema.count(&checked.nulls);
+                checked.cursor
+            }
+            None => spec.schema.check(record)?,
+        };
         let partition = &mut self.partition;
         partition.clear();
         if spec.partitioned {

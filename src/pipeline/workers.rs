@@ -18,8 +18,7 @@ use std::sync::{Arc, RwLock};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::error::InputErrorKind;
-use crate::json::Field;
-use crate::schema::StreamSchema;
+use crate::schema::{Found, StreamSchema};
 use crate::singer::{self, Block, Located, Message};
 
 /// A worker's work on one RECORD line: where its parts lie, and its verdict.
@@ -35,12 +34,12 @@ pub struct Verdict {
     /// that built it: handing value trees to the decode thread cost more than the check saved
     /// (cache misses and cross-thread frees, measured); the decode thread reads a cursor field
     /// from the record's text instead.
-    result: Result<Option<Field>, InputErrorKind>,
+    result: Result<Found, InputErrorKind>,
 }
 
 impl Verdict {
     /// The verdict, if it was reached with `schema` (the stream's schema now).
-    pub fn for_schema(self, schema: &Arc<StreamSchema>) -> Option<Result<Option<Field>, InputErrorKind>> {
+    pub fn for_schema(self, schema: &Arc<StreamSchema>) -> Option<Result<Found, InputErrorKind>> {
         (self.schema == Arc::as_ptr(schema) as usize).then_some(self.result)
     }
 }
@@ -170,8 +169,8 @@ fn check_block(block: Block, streams: Arc<Published>, mut verdicts: Vec<Option<V
             let located = Located::of(line, &message)?;
             let Message::Record { stream, record, .. } = message else { return None };
             let (schema, result) = match streams.get(stream.as_ref()) {
-                Some(schema) => (Arc::as_ptr(schema) as usize, schema.check(record)),
-                None => (0, Ok(None)),
+                Some(schema) => (Arc::as_ptr(schema) as usize, schema.check_deferred(record)),
+                None => (0, Ok(Found::default())),
             };
             Some(Verdict { located: Some(located), schema, result })
         });

@@ -20,6 +20,13 @@ pub use columns::{ColumnPlan, Slot};
 use draft::{draft_of, schema_error, truncate};
 use jsonschema::json::Node as _;
 
+/// What checking a record found: its cursor value and its null array elements (not yet counted).
+#[derive(Debug, Default)]
+pub struct Found {
+    pub cursor: Option<Field>,
+    pub nulls: exact::Nulls,
+}
+
 thread_local! {
     /// Each thread that checks records (the decode thread, each worker) parses them into its
     /// own buffers, reused from record to record.
@@ -116,9 +123,25 @@ impl StreamSchema {
     }
 
     /// Checks one record when `validate_records` is on: JSON Schema validation and key
-    /// properties present; returns the record's cursor value, if it has one. Off, only that the
-    /// record is an object.
+    /// properties present; returns the record's cursor value, if it has one, and counts its
+    /// null array elements. Off, only that the record is an object.
     pub fn check(&self, record: &str) -> Result<Option<Field>, InputErrorKind> {
+        let checked = self.check_deferred(record)?;
+        self.count(&checked.nulls);
+        Ok(checked.cursor)
+    }
+
+    /// Adds a record's null array elements (from [`StreamSchema::check_deferred`]) to the
+    /// stream's counts.
+    pub fn count(&self, nulls: &[(u32, u32)]) {
+        if let (Some(exact), false) = (&self.exact, nulls.is_empty()) {
+            exact.add(nulls, &self.stream);
+        }
+    }
+
+    /// [`StreamSchema::check`] without counting: a worker's verdict counts only if the decode
+    /// thread uses it (it is not used when the stream's schema changed since).
+    pub fn check_deferred(&self, record: &str) -> Result<Found, InputErrorKind> {
         match &self.validator {
             Some(validator) => TAPE.with_borrow_mut(|tape| {
                 let verdict = self.validate(validator, tape, record);
@@ -132,7 +155,7 @@ impl StreamSchema {
                 if crate::json::too_deep(record) {
                     return Err(InputErrorKind::TooDeep("record"));
                 }
-                Ok(None)
+                Ok(Found::default())
             }
             None => Err(InputErrorKind::Invalid("record is not a JSON object".into())),
         }
@@ -142,7 +165,7 @@ impl StreamSchema {
         validator: &jsonschema::Validator<TapeJson>,
         tape: &mut Tape,
         record: &str,
-    ) -> Result<Option<Field>, InputErrorKind> {
+    ) -> Result<Found, InputErrorKind> {
         // A member named twice would be validated on its last value but written raw with both:
         // refused, naming it.
         let doc = tape
@@ -157,17 +180,18 @@ impl StreamSchema {
             let at = if path.is_empty() { "at the top level".to_string() } else { format!("at {path}") };
             return Err(InputErrorKind::Invalid(format!("{at}: {}", truncate(&e.to_string(), 300))));
         }
+        let mut nulls = exact::Nulls::new();
         match &self.exact {
             Some(exact) if exact.has_bounds() => {
-                exact.check(record, &self.stream).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?
+                exact.check(record, &mut nulls).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?
             }
-            Some(exact) => exact.count_null_items(root, &self.stream),
+            Some(exact) => exact.count_null_items(root, &mut nulls),
             None => {}
         }
         let object = root.as_object().ok_or_else(|| InputErrorKind::Invalid("record is not a JSON object".into()))?;
         if let Some(missing) = self.key_properties.iter().find(|k| !object.has_member(k)) {
             return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
         }
-        Ok(self.cursor.as_deref().and_then(|path| doc.field(path)))
+        Ok(Found { cursor: self.cursor.as_deref().and_then(|path| doc.field(path)), nulls })
     }
 }

@@ -27,6 +27,10 @@ mod walk;
 
 const KEYWORDS: [&str; 5] = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
 
+/// A record's null array elements, per node `(index, count)`: added to the stream's counts only
+/// when the record loads (empty, so no allocation, for a record without any).
+pub type Nulls = Vec<(u32, u32)>;
+
 /// The exact checks of one stream's schema; `None` from [`take`] when it has none.
 #[derive(Debug, Default)]
 pub struct ExactChecks {

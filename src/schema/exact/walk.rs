@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ExactChecks, Node, escape};
+use super::{ExactChecks, Node, Nulls, escape};
 use crate::json::{Exact, Key, TapeNode};
 use jsonschema::json::{Array as _, Node as _, Object as _};
 
@@ -57,11 +57,27 @@ impl ExactChecks {
 
     /// Counts the null elements of arrays whose schema refuses them, on a parsed record (for
     /// checks without bounds; [`ExactChecks::check`] counts them on its walk).
-    pub fn count_null_items(&self, record: TapeNode<'_>, stream: &str) {
-        self.count(self.root, record, stream, 0);
+    pub fn count_null_items(&self, record: TapeNode<'_>, nulls: &mut Nulls) {
+        self.count(self.root, record, nulls, 0);
     }
 
-    fn count(&self, i: usize, value: TapeNode<'_>, stream: &str, depth: usize) {
+    /// Adds a record's null elements to the counts (warning once per field): only for a record
+    /// that loads, once (a worker's count is added when its verdict is used).
+    pub fn add(&self, nulls: &[(u32, u32)], stream: &str) {
+        for &(i, n) in nulls {
+            let node = &self.nodes[i as usize];
+            if node.null_items.fetch_add(u64::from(n), Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    stream,
+                    field = node.field.as_str(),
+                    "an array element is null though the schema's `items` do not allow null (database arrays \
+                     allow NULL elements): loaded as null and counted as null_items"
+                );
+            }
+        }
+    }
+
+    fn count(&self, i: usize, value: TapeNode<'_>, nulls: &mut Nulls, depth: usize) {
         if depth > 256 {
             return;
         }
@@ -71,7 +87,7 @@ impl ExactChecks {
         {
             for (name, member) in object.members() {
                 if let Some((_, child)) = node.properties.iter().find(|(p, _)| p == name) {
-                    self.count(*child, member, stream, depth + 1);
+                    self.count(*child, member, nulls, depth + 1);
                 }
             }
         } else if let Some(array) = value.as_array()
@@ -79,23 +95,23 @@ impl ExactChecks {
         {
             for element in array.elements() {
                 if element.is_null() {
-                    node.null_item(stream);
+                    node.null_item(i, nulls);
                 } else if let Some(items) = node.items {
-                    self.count(items, element, stream, depth + 1);
+                    self.count(items, element, nulls, depth + 1);
                 }
             }
         }
         for also in &node.also {
-            self.count(*also, value, stream, depth + 1);
+            self.count(*also, value, nulls, depth + 1);
         }
     }
 
     /// Checks a record the validator accepted. The error names the place (`at /amount`), the
     /// number as the tap sent it and the bound as the schema wrote it.
-    pub fn check(&self, record: &str, stream: &str) -> Result<(), String> {
+    pub fn check(&self, record: &str, nulls: &mut Nulls) -> Result<(), String> {
         let mut failure = None;
         let root = At { parent: None, segment: Segment::Root };
-        let _ = self.visit(self.root, record, &root, stream, &mut failure, 0);
+        let _ = self.visit(self.root, record, &root, nulls, &mut failure, 0);
         match failure {
             Some(f) => Err(f),
             None => Ok(()),
@@ -117,7 +133,7 @@ impl ExactChecks {
         i: usize,
         raw: &str,
         at: &At<'_>,
-        stream: &str,
+        nulls: &mut Nulls,
         failure: &mut Option<String>,
         depth: usize,
     ) -> Result<(), ()> {
@@ -134,34 +150,32 @@ impl ExactChecks {
             }
         } else if first == b'{' && !node.properties.is_empty() {
             let mut de = serde_json::Deserializer::from_str(raw);
-            let seed = Object { checks: self, node, at, stream, failure, depth };
+            let seed = Object { checks: self, node, at, nulls, failure, depth };
             if serde::Deserializer::deserialize_map(&mut de, seed).is_err() {
                 return Err(());
             }
         } else if first == b'[' && (node.items.is_some() || node.counts_null_items) {
             let mut de = serde_json::Deserializer::from_str(raw);
-            let seed = Array { checks: self, node, at, stream, failure, depth };
+            let seed = Array { checks: self, node, index: i, at, nulls, failure, depth };
             if serde::Deserializer::deserialize_seq(&mut de, seed).is_err() {
                 return Err(());
             }
         }
         for also in &node.also {
-            self.visit(*also, raw, at, stream, failure, depth + 1)?;
+            self.visit(*also, raw, at, nulls, failure, depth + 1)?;
         }
         Ok(())
     }
 }
 
 impl Node {
-    /// A null element of this array: counted, and warned the first time.
-    fn null_item(&self, stream: &str) {
-        if self.counts_null_items && self.null_items.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!(
-                stream,
-                field = self.field.as_str(),
-                "an array element is null though the schema's `items` do not allow null (database arrays \
-                 allow NULL elements): loaded as null and counted as null_items"
-            );
+    /// A null element of this array (node `i`), for [`ExactChecks::add`].
+    fn null_item(&self, i: usize, nulls: &mut Nulls) {
+        if self.counts_null_items {
+            match nulls.last_mut() {
+                Some((last, n)) if *last as usize == i => *n += 1,
+                _ => nulls.push((i as u32, 1)),
+            }
         }
     }
 
@@ -196,7 +210,7 @@ struct Object<'c, 'p> {
     checks: &'c ExactChecks,
     node: &'c Node,
     at: &'p At<'p>,
-    stream: &'c str,
+    nulls: &'c mut Nulls,
     failure: &'c mut Option<String>,
     depth: usize,
 }
@@ -219,7 +233,7 @@ impl<'de> Visitor<'de> for Object<'_, '_> {
                 Some((_, child)) => {
                     let value: &'de RawValue = map.next_value()?;
                     let at = At { parent: Some(self.at), segment: Segment::Key(&key.0) };
-                    if self.checks.visit(*child, value.get(), &at, self.stream, self.failure, self.depth + 1).is_err() {
+                    if self.checks.visit(*child, value.get(), &at, self.nulls, self.failure, self.depth + 1).is_err() {
                         return Err(A::Error::custom("exact check failed"));
                     }
                 }
@@ -235,8 +249,9 @@ impl<'de> Visitor<'de> for Object<'_, '_> {
 struct Array<'c, 'p> {
     checks: &'c ExactChecks,
     node: &'c Node,
+    index: usize,
     at: &'p At<'p>,
-    stream: &'c str,
+    nulls: &'c mut Nulls,
     failure: &'c mut Option<String>,
     depth: usize,
 }
@@ -258,10 +273,10 @@ impl<'de> Visitor<'de> for Array<'_, '_> {
         while let Some(value) = seq.next_element::<&'de RawValue>()? {
             let text = value.get();
             if text == "null" {
-                self.node.null_item(self.stream);
+                self.node.null_item(self.index, self.nulls);
             } else if let Some(items) = self.node.items {
                 let at = At { parent: Some(self.at), segment: Segment::Index(index) };
-                if self.checks.visit(items, text, &at, self.stream, self.failure, self.depth + 1).is_err() {
+                if self.checks.visit(items, text, &at, self.nulls, self.failure, self.depth + 1).is_err() {
                     return Err(A::Error::custom("exact check failed"));
                 }
             }
