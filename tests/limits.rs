@@ -164,6 +164,11 @@ proptest! {
                 prop_assert_eq!(run.code, 1, "{:?} {}: {}", case, format, run.stderr);
                 let last = run.stderr.lines().last().unwrap_or_default();
                 prop_assert!(last.starts_with("target-s3: error: input line "), "{}", last);
+                // The nesting limit is named as such, validation on or off (never a schema
+                // violation that dead letters would take).
+                if case.record_depth > 127 {
+                    prop_assert!(last.contains("deeper than 127 levels"), "{}", last);
+                }
                 outcomes.push(None);
                 continue;
             }

@@ -104,10 +104,6 @@ fn run(config: &serde_json::Value, input: &str, workers: usize, block: usize, di
             for time in ["started_at", "finished_at"] {
                 manifest.as_object_mut().unwrap().remove(time);
             }
-            // Listed as they became durable (the writer's timing): compared by key.
-            if let Some(objects) = manifest["objects"].as_array_mut() {
-                objects.sort_by_key(|o| o["key"].to_string());
-            }
             return ("manifest".to_string(), manifest.to_string().into_bytes());
         }
         (f.display().to_string(), bytes)

@@ -15,6 +15,15 @@ pub fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
+/// The error for a member named twice; a long name is cut (a 100 KB name made a 100 KB line).
+pub(crate) fn repeated(name: &str) -> String {
+    const SHOWN: usize = 200;
+    match name.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("member {:?}... ({} bytes) appears twice in one object", &name[..cut], name.len()),
+        None => format!("member {name:?} appears twice in one object"),
+    }
+}
+
 struct Strict;
 
 impl<'de> DeserializeSeed<'de> for Strict {
@@ -69,7 +78,7 @@ impl<'de> Visitor<'de> for Strict {
                     slot.insert(value);
                 }
                 serde_json::map::Entry::Occupied(first) => {
-                    return Err(A::Error::custom(format!("member {:?} appears twice in one object", first.key())));
+                    return Err(A::Error::custom(repeated(first.key())));
                 }
             }
         }
@@ -89,6 +98,9 @@ mod tests {
         let e = parse_strict(r#"{"k":"a","x":{"k":1},"k":"b"}"#).unwrap_err().to_string();
         assert!(e.contains("\"k\" appears twice"), "{e}");
         assert!(parse_strict(r#"{"o":{"a":1,"a":2}}"#).is_err(), "nested too");
+        let long = "n".repeat(100_000);
+        let e = parse_strict(&format!(r#"{{"{long}":1,"{long}":2}}"#)).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("(100000 bytes) appears twice"), "{e}");
         assert!(parse_strict(r#"{"a":1} x"#).is_err(), "trailing text");
     }
 }

@@ -256,6 +256,10 @@ impl<'a> Finisher<'a> {
             cursor: None,
             table_version: None,
         };
+        // In key order: objects become durable in the writer's timing, so a list in that order
+        // would differ between two runs of the same input.
+        let mut objects: Vec<&ManifestEntry> = self.written.iter().collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
         let manifest = serde_json::json!({
             "run_id": run.run_id,
             "started_at": run.now.to_rfc3339(),
@@ -268,7 +272,7 @@ impl<'a> Finisher<'a> {
             "early_closes": self.totals.early_closes,
             "table_versions": self.versions,
             "null_items": null_items,
-            "objects": self.written,
+            "objects": objects,
         });
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         Some((template.render(run, &file), body))

@@ -168,9 +168,11 @@ impl StreamSchema {
     ) -> Result<Found, InputErrorKind> {
         // A member named twice would be validated on its last value but written raw with both:
         // refused, naming it.
-        let doc = tape
-            .parse(record)
-            .map_err(|e| InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")))?;
+        let doc = tape.parse(record).map_err(|e| match crate::json::too_deep(record) {
+            // The nesting limit, named as with validation off (a run stops; no dead letter).
+            true => InputErrorKind::TooDeep("record"),
+            false => InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")),
+        })?;
         let root = doc.root();
         // The fast verdict first; the error (its path and message) only for a record that fails.
         if !validator.is_valid(root)

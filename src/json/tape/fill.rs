@@ -137,7 +137,7 @@ impl<'de> Visitor<'de> for Fill<'_, 'de> {
             map.next_value_seed(Fill { tape: &mut *self.tape, text: self.text, depth: self.depth + 1 })?;
             // Where a value tree refuses it: after the repeated member's value.
             if let Some(name) = self.repeated(at, key, len) {
-                return Err(A::Error::custom(format!("member {name:?} appears twice in one object")));
+                return Err(A::Error::custom(crate::json::strict::repeated(&name)));
             }
             len += 1;
         }
