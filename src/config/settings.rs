@@ -225,7 +225,7 @@ pub static SETTINGS: &[Setting] = &[
     s("partition_date_field", String, None,
       "Record field (dotted path) whose date fills `{yyyy}`/`{mm}`/`{dd}`. Unset: the stream's first bookmark property."),
     s("max_line_bytes", Integer, Some("268435456"),
-      "Longest input line (one Singer message, or one line of a BATCH file) in bytes; a longer one stops the run with an error naming it, before it can take the machine's memory (a line costs about 4 times its size while it is processed). Default 256 MiB."),
+      "Longest input line (one Singer message, or one line of a BATCH file) in bytes; a longer one stops the run with an error naming it, before it can take the machine's memory (a line costs about 4 times its size while it is processed; with validation, up to about 8 times for a line of tiny values such as `[[],[],...]`). Default 256 MiB."),
     s("workers", Integer, None,
       "Threads that parse and validate records ahead of the one that routes and encodes them, a block of input (1 MiB) at a time; output is the same for any number. 1: that one thread validates too. Unset: the cores available to the process (its CPU affinity and cgroup quota), at most 4 (past that the routing thread is the limit; each worker adds ~5-10 MiB of peak memory)."),
     s("max_open_files", Integer, Some("1000"),
