@@ -63,7 +63,15 @@ impl Tables {
             if delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
                 return Ok(None);
             }
-            self.store.foreign_object(folder).await.map_err(|e| error(&e))
+            let found = self.store.foreign_object(folder).await.map_err(|e| error(&e))?;
+            // Another writer may have created the table between the two looks (8 writers on
+            // SeaweedFS did): its first commit is then what the listing found.
+            if found.as_deref().is_some_and(|o| o.contains("/_delta_log/"))
+                && delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))?
+            {
+                return Ok(None);
+            }
+            Ok(found)
         })?;
         if let Some(object) = foreign {
             return Err(TableError::new(
