@@ -50,9 +50,9 @@ impl Fill<'_, '_> {
                 // The object just grew wide: its names so far (each once, checked pairwise).
                 let doc = Doc { slots: &tape.slots, arena: &tape.arena, text };
                 set.clear();
-                set.extend(Members { doc: &doc, next: object + 1, end: key }.map(|(other, _)| NoHash::hash(other)));
+                set.extend(Members { doc: &doc, next: object + 1, end: key }.map(|(other, _)| NameHash::hash(other)));
             }
-            if set.insert(NoHash::hash(name)) {
+            if set.insert(NameHash::hash(name)) {
                 return None;
             }
         }
@@ -176,17 +176,18 @@ impl<'de> Visitor<'de> for Name<'_, '_, 'de> {
     }
 }
 
-/// A set of name hashes, already hashed.
+/// Member names hashed once (fixed seed); a set of those hashes uses each as its own hash
+/// instead of hashing it again.
 #[derive(Clone, Copy, Default)]
-pub struct NoHash;
+pub struct NameHash;
 
-impl NoHash {
+impl NameHash {
     fn hash(name: &str) -> u64 {
         foldhash::fast::FixedState::with_seed(0x7a9e).hash_one(name)
     }
 }
 
-impl BuildHasher for NoHash {
+impl BuildHasher for NameHash {
     type Hasher = Passed;
     fn build_hasher(&self) -> Passed {
         Passed(0)

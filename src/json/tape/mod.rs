@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde::de::{DeserializeSeed, Error as _};
 use serde_json::{Number, Value};
 
-use fill::{Fill, NoHash};
+use fill::{Fill, NameHash};
 pub use node::{TapeJson, TapeNode};
 
 /// Where a string is: in the line (no escapes) or in the tape's arena (unescaped there).
@@ -88,7 +88,7 @@ pub struct Tape {
     slots: Vec<Slot>,
     arena: String,
     /// Per nesting depth, the name hashes of a wide object's members.
-    names: Vec<HashSet<u64, NoHash>>,
+    names: Vec<HashSet<u64, NameHash>>,
 }
 
 /// A parsed record: the tape's nodes and the line they read from.
