@@ -134,7 +134,7 @@ impl StreamSchema {
     /// Adds a record's null array elements (from [`StreamSchema::check_deferred`]) to the
     /// stream's counts.
     pub fn count(&self, nulls: &[(u32, u32)]) {
-        if let (Some(exact), false) = (&self.exact, nulls.is_empty()) {
+        if let Some(exact) = self.exact.as_ref().filter(|_| !nulls.is_empty()) {
             exact.add(nulls, &self.stream);
         }
     }
@@ -160,6 +160,8 @@ impl StreamSchema {
             None => Err(InputErrorKind::Invalid("record is not a JSON object".into())),
         }
     }
+
+    /// JSON Schema, exact checks and key properties on the record parsed into `tape`.
     fn validate(
         &self,
         validator: &jsonschema::Validator<TapeJson>,

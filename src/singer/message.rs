@@ -149,7 +149,7 @@ pub struct Located {
 }
 
 enum Place {
-    At(u32, u32),
+    At((u32, u32)),
     /// A name with escapes, unescaped.
     Owned(Box<str>),
 }
@@ -165,7 +165,7 @@ impl Located {
             (start as u32, (start + part.len()) as u32)
         };
         let stream = match stream {
-            Cow::Borrowed(name) => Place::At(at(name).0, at(name).1),
+            Cow::Borrowed(name) => Place::At(at(name)),
             Cow::Owned(name) => Place::Owned(name.as_str().into()),
         };
         Some(Located {
@@ -186,7 +186,7 @@ impl Located {
         // Short values (a time, a version): read again, which costs little.
         let raw = |place: Option<(u32, u32)>| place.map(|p| serde_json::from_str::<&RawValue>(slice(p))).transpose();
         let stream = match &self.stream {
-            Place::At(start, end) => Cow::Borrowed(slice((*start, *end))),
+            Place::At(place) => Cow::Borrowed(slice(*place)),
             Place::Owned(name) => Cow::Borrowed(&**name),
         };
         Some(Message::Record {

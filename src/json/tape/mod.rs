@@ -110,9 +110,11 @@ impl Tape {
             // Room for every value at once: growing by doubling would copy the list and, for a
             // moment, hold it twice (a 100 MB record of 40 million small values peaked at 1.5 GB).
             // Each value follows one of these bytes (or starts the text), so their count bounds
-            // the values; capacity never written to costs no memory.
-            let bound = 1 + text.bytes().filter(|b| matches!(b, b',' | b':' | b'[' | b'{')).count();
-            self.slots.reserve_exact(bound);
+            // the values, and so does half the text (a value and its separator take two bytes at
+            // least: strings full of commas reserve no more); capacity never written to costs no
+            // memory.
+            let separators = text.bytes().filter(|b| matches!(b, b',' | b':' | b'[' | b'{')).count();
+            self.slots.reserve_exact(1 + separators.min(text.len() / 2));
         }
         let mut de = serde_json::Deserializer::from_str(text);
         Fill { tape: self, text, depth: 0 }.deserialize(&mut de)?;
@@ -146,8 +148,7 @@ impl<'a> Doc<'a> {
             if !matches!(self.slots[at as usize], Slot::Object { .. }) {
                 return None;
             }
-            let mut members = Members { doc: self, next: at + 1, end: self.after(at) };
-            at = members.find(|(member, _)| member == name)?.1.at;
+            at = self.members(at).find(|(member, _)| member == name)?.1.at;
         }
         match &self.slots[at as usize] {
             Slot::Text(span) if span.in_arena => Some(Field::Escaped(self.str(*span).into())),
@@ -161,6 +162,16 @@ impl<'a> Doc<'a> {
     fn str(&self, span: Span) -> &'a str {
         let (at, len) = (span.at as usize, span.len as usize);
         if span.in_arena { &self.arena[at..at + len] } else { &self.text[at..at + len] }
+    }
+
+    /// The members of the object at `at`.
+    fn members(&'a self, at: u32) -> Members<'a> {
+        Members { doc: self, next: at + 1, end: self.after(at) }
+    }
+
+    /// The elements of the array at `at`.
+    fn elements(&'a self, at: u32) -> Elements<'a> {
+        Elements { doc: self, next: at + 1, end: self.after(at) }
     }
 
     /// The slot after the value at `at` (and after everything inside it).
@@ -180,14 +191,10 @@ impl<'a> Doc<'a> {
                 self.slots[at as usize].number().map_or(Value::Null, Value::Number)
             }
             Slot::Text(span) | Slot::Key(span) => Value::String(self.str(*span).to_owned()),
-            Slot::Array { .. } => Value::Array(
-                Elements { doc: self, next: at + 1, end: self.after(at) }.map(|n| n.doc.value(n.at)).collect(),
-            ),
-            Slot::Object { .. } => Value::Object(
-                Members { doc: self, next: at + 1, end: self.after(at) }
-                    .map(|(name, node)| (name.to_owned(), self.value(node.at)))
-                    .collect(),
-            ),
+            Slot::Array { .. } => Value::Array(self.elements(at).map(|n| self.value(n.at)).collect()),
+            Slot::Object { .. } => {
+                Value::Object(self.members(at).map(|(name, node)| (name.to_owned(), self.value(node.at))).collect())
+            }
         }
     }
 }

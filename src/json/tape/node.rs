@@ -143,7 +143,7 @@ impl<'a> Object<'a, TapeJson> for Container<'a> {
     }
 
     fn members(&self) -> Members<'a> {
-        Members { doc: self.doc, next: self.at + 1, end: self.doc.after(self.at) }
+        self.doc.members(self.at)
     }
 }
 
@@ -156,6 +156,6 @@ impl<'a> Array<'a, TapeJson> for Container<'a> {
     }
 
     fn elements(&self) -> Elements<'a> {
-        Elements { doc: self.doc, next: self.at + 1, end: self.doc.after(self.at) }
+        self.doc.elements(self.at)
     }
 }
