@@ -66,10 +66,11 @@ choice! {
 }
 
 choice! {
-    /// `table_format`: plain files, or every stream a Delta Lake table.
+    /// `table_format`: plain files, or every stream a Delta Lake or Apache Iceberg table.
     pub enum TableFormat {
         None = "none",
         Delta = "delta",
+        Iceberg = "iceberg",
     }
 }
 
@@ -319,6 +320,12 @@ pub static SETTINGS: &[Setting] = &[
       "`table_format: delta`: commit at most this often while STATE messages arrive (the open files are closed and committed, then the STATE they cover is printed); always at the end of input."),
     s("checkpoint_interval", Integer, Some("100"),
       "`table_format: delta`: write a Delta checkpoint every this many commits of a table (the table property `delta.checkpointInterval`, set when target-s3 creates the table), so readers stay fast."),
+    s("iceberg_catalog_uri", String, None,
+      "`table_format: iceberg`: the SQL catalog the tables are registered in, a SQLite file: `sqlite:////abs/path/catalog.db` or a file path (the catalog pyiceberg's `SqlCatalog` and Iceberg's JDBC catalog read). Unset: `iceberg_catalog.db` in `local_path` for the local folder; with S3 it must be set (a file on the machine or a shared volume)."),
+    s("iceberg_catalog_name", String, Some("\"default\""),
+      "`table_format: iceberg`: the catalog's name in the catalog file (pyiceberg: the name given to `SqlCatalog(name, ...)`)."),
+    s("iceberg_namespace", String, Some("\"default\""),
+      "`table_format: iceberg`: the namespace of the tables. A table's name is the last folder name of its `table_path`, lowercased, with every character outside `[a-z0-9_]` as `_` (stream `public-orders` -> `public_orders`)."),
     s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
         .secret().s3(),
     s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret().s3(),

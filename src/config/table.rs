@@ -26,6 +26,17 @@ pub struct TableOptions {
     pub single_writer: bool,
     /// Where the conditional-write probe object goes (under `prefix`).
     pub probe_key: String,
+    /// `table_format: iceberg`: the catalog; `None` for Delta.
+    pub iceberg: Option<IcebergOptions>,
+}
+
+/// `table_format: iceberg`: where the tables are registered.
+#[derive(Clone, Debug)]
+pub struct IcebergOptions {
+    /// The SQLite catalog file.
+    pub catalog: std::path::PathBuf,
+    pub catalog_name: String,
+    pub namespace: String,
 }
 
 /// One entry of `partition_by`: a Delta partition column and the record field it comes from.
@@ -127,6 +138,13 @@ impl RawConfig {
         options: &ParseOptions<'_>,
         version_folders: bool,
     ) -> Result<TableOptions, ConfigError> {
+        let iceberg = self.table_format == settings::TableFormat::Iceberg;
+        if iceberg && !cfg!(feature = "iceberg") {
+            return Err(invalid(
+                "table_format",
+                "this build of target-s3 has no Apache Iceberg support (built without the `iceberg` feature); install the release wheel or binary (`pip install target-s3-rs`), or build with `cargo build --release --features iceberg`".into(),
+            ));
+        }
         if !cfg!(feature = "delta") {
             return Err(invalid(
                 "table_format",
@@ -208,11 +226,59 @@ impl RawConfig {
             commit_interval: Duration::from_secs(self.commit_interval_seconds),
             checkpoint_interval: self.checkpoint_interval,
             single_writer: self.single_writer,
+            iceberg: if iceberg { Some(self.iceberg_options()?) } else { None },
             probe_key: {
                 let prefix = self.prefix.trim_matches('/');
                 let name = format!("_target_s3_probe-{}", uuid::Uuid::new_v4().simple());
                 if prefix.is_empty() { name } else { format!("{prefix}/{name}") }
             },
+        })
+    }
+}
+
+impl RawConfig {
+    fn iceberg_options(&self) -> Result<IcebergOptions, ConfigError> {
+        if !self.partition_by.is_empty() {
+            return Err(invalid(
+                "partition_by",
+                "is not supported with table_format iceberg yet (Iceberg tables are written unpartitioned); leave it empty, or use table_format delta".into(),
+            ));
+        }
+        let catalog = match (&self.iceberg_catalog_uri, &self.bucket) {
+            (Some(uri), _) => {
+                let path = uri
+                    .strip_prefix("sqlite:///")
+                    .map(|p| format!("/{}", p.trim_start_matches('/')))
+                    .unwrap_or_else(|| uri.clone());
+                if uri.contains("://") && !uri.starts_with("sqlite:///") {
+                    return Err(invalid(
+                        "iceberg_catalog_uri",
+                        format!(
+                            "is {uri:?}; target-s3 writes to a SQLite catalog file: `sqlite:////abs/path/catalog.db` or a file path (REST, Postgres, Glue and S3 Tables catalogs are not supported yet)"
+                        ),
+                    ));
+                }
+                std::path::PathBuf::from(path)
+            }
+            (None, None) => std::path::Path::new(&self.local_path).join("iceberg_catalog.db"),
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "iceberg_catalog_uri",
+                    "must be set for table_format iceberg on S3: the SQLite catalog file the tables are registered in (a path on this machine or a shared volume)".into(),
+                ));
+            }
+        };
+        let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !name_ok(&self.iceberg_namespace) {
+            return Err(invalid("iceberg_namespace", "must be letters, digits and `_` (`.` between levels)".into()));
+        }
+        if self.iceberg_catalog_name.trim().is_empty() {
+            return Err(invalid("iceberg_catalog_name", "must not be empty".into()));
+        }
+        Ok(IcebergOptions {
+            catalog,
+            catalog_name: self.iceberg_catalog_name.clone(),
+            namespace: self.iceberg_namespace.clone(),
         })
     }
 }

@@ -90,7 +90,7 @@ impl RawConfig {
         }
         let table = match self.table_format {
             TableFormat::None => None,
-            TableFormat::Delta => Some(self.table_options(&options, version_folders)?),
+            TableFormat::Delta | TableFormat::Iceberg => Some(self.table_options(&options, version_folders)?),
         };
         let table_files;
         let (key_template, format) = if let Some(table) = &table {

@@ -12,6 +12,10 @@ impl Tables {
     /// Refuses a store on which concurrent commits could replace each other (see
     /// `single_writer`), before anything is written to a table. Once per run.
     pub fn check_store(&self) -> Result<(), TableError> {
+        // An Iceberg commit is the catalog's compare-and-swap; its files all have new names.
+        if self.options.iceberg.is_some() {
+            return Ok(());
+        }
         let probe = &self.options.probe_key;
         let honoured = self.runtime.block_on(self.store.honours_conditional_writes(probe)).map_err(|e| {
             TableError::new(
@@ -59,15 +63,16 @@ impl Tables {
         }
         let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
         let foreign = self.runtime.block_on(async {
-            let delta = self.store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?;
-            if delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
+            let log = self.format.open(&self.store, folder)?;
+            if log.exists().await.map_err(|e| error(&e))? {
                 return Ok(None);
             }
-            let found = self.store.foreign_object(folder).await.map_err(|e| error(&e))?;
+            let inner = self.format.written_before_table();
+            let found = self.store.foreign_object(folder, inner).await.map_err(|e| error(&e))?;
             // Another writer may have created the table between the two looks (8 writers on
             // SeaweedFS did): its first commit is then what the listing found.
             if found.as_deref().is_some_and(|o| o.contains("/_delta_log/"))
-                && delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))?
+                && log.exists().await.map_err(|e| error(&e))?
             {
                 return Ok(None);
             }
@@ -77,7 +82,7 @@ impl Tables {
             return Err(TableError::new(
                 folder,
                 format!(
-                    "the folder is not a Delta table but holds {object}, which target-s3 did not write there; a table created around it would hide it from readers and VACUUM would delete it: point table_path (or prefix) at an empty folder, or move those objects"
+                    "the folder is not a table yet but holds {object}, which target-s3 did not write there; a table created around it would hide it from readers and VACUUM would delete it: point table_path (or prefix) at an empty folder, or move those objects"
                 ),
             ));
         }

@@ -1,17 +1,23 @@
-//! `table_format: delta`: every stream one Delta Lake table.
+//! `table_format: delta` and `iceberg`: every stream one Delta Lake or Apache Iceberg table.
 //!
 //! The pipeline writes a table's data files exactly as `format: parquet` files, into the table's
-//! folder, where they are invisible to every Delta reader until the log names them. Here the
+//! folder, where they are invisible to every reader until the table's log (Delta) or metadata
+//! (Iceberg) names them. Here the
 //! durable ones wait; [`Tables::commit`] adds them to their tables in one commit round (one
 //! commit per table, all carrying the Singer STATE the round covers, an application transaction
 //! `txn` and the list of the round's tables), and only then does the pipeline acknowledge them,
 //! so a STATE is printed only once the tables hold every record before it. A round checks every
 //! table's schema before it writes anything, then commits the tables concurrently; a round cut
 //! short (a kill, a failed request) is not complete, and `--table-state` only trusts complete
-//! rounds. The Delta protocol itself (log, conflict checks and retries, checkpoints) is
-//! delta-rs's: this module decides what goes into a commit and when.
+//! rounds. This module decides what goes into a commit and when, for both formats (`log.rs`
+//! is what a round asks of a table); `delta.rs` (delta-rs doing the Delta protocol) and
+//! `iceberg/` (metadata, manifests and catalog written here) each commit in their own way.
 
+mod delta;
 mod guard;
+#[cfg(feature = "iceberg")]
+pub mod iceberg;
+mod log;
 mod partition;
 mod plan;
 mod schema;
@@ -23,14 +29,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_schema::Schema;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake_core::kernel::{Action, Add, StructType, Transaction};
-use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::{DeltaTable, DeltaTableError};
+use deltalake_core::kernel::StructType;
 
 use crate::ack::FileId;
 use crate::config::{Config, TableOptions};
 use crate::error::TableError;
+use log::{Format, Log};
 use store::TableStore;
 
 pub use partition::check as check_partitions;
@@ -65,6 +69,7 @@ pub struct Tables {
     runtime: tokio::runtime::Runtime,
     store: TableStore,
     options: TableOptions,
+    format: Format,
     run_id: String,
     /// By table folder (the key of its files without the file name).
     tables: BTreeMap<String, Table>,
@@ -78,7 +83,7 @@ pub struct Tables {
 
 struct Table {
     stream: String,
-    delta: Option<DeltaTable>,
+    log: Option<Log>,
     files: Vec<Pending>,
 }
 
@@ -106,10 +111,23 @@ impl Tables {
             .build()
             .map_err(|e| TableError::new("", format!("cannot start the I/O runtime: {e}")))?;
         let store = TableStore::open(&config.destination, &runtime)?;
+        let format = match &options.iceberg {
+            None => Format::Delta,
+            #[cfg(feature = "iceberg")]
+            Some(i) => Format::Iceberg {
+                catalog: Arc::new(
+                    iceberg::Catalog::open(&i.catalog, &i.catalog_name).map_err(|e| TableError::new("", e))?,
+                ),
+                namespace: i.namespace.clone(),
+            },
+            #[cfg(not(feature = "iceberg"))]
+            Some(_) => unreachable!("refused at start-up without the iceberg feature"),
+        };
         Ok(Tables {
             runtime,
             store,
             options,
+            format,
             run_id: config.run_id.clone(),
             tables: BTreeMap::new(),
             last_commit: Instant::now(),
@@ -137,7 +155,7 @@ impl Tables {
         check_folder(folder, stream).map_err(|e| TableError::new(folder, e))?;
         let table = self.tables.entry(folder.to_string()).or_insert_with(|| Table {
             stream: stream.to_string(),
-            delta: None,
+            log: None,
             files: Vec::new(),
         });
         if table.stream != stream {
@@ -174,17 +192,15 @@ impl Tables {
     pub fn table_info(&self, folder: &str) -> Result<Option<TableInfo>, TableError> {
         let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
         self.runtime.block_on(async {
-            let mut delta = self.store.builder(folder).and_then(|b| b.build()).map_err(|e| error(&e))?;
-            if !delta.log_store().is_delta_table_location().await.map_err(|e| error(&e))? {
+            let mut log = self.format.open(&self.store, folder)?;
+            if !log.exists().await.map_err(|e| error(&e))? {
                 return Ok(None);
             }
-            delta.load().await.map_err(|e| error(&e))?;
-            let snapshot = delta.snapshot().map_err(|e| error(&e))?;
-            let metadata = snapshot.metadata();
+            log.load(&self.store).await.map_err(|e| error(&e))?;
             Ok(Some(TableInfo {
-                columns: snapshot.schema().as_ref().clone(),
-                partition_columns: metadata.partition_columns().to_vec(),
-                stream: metadata.configuration().get(STREAM_PROPERTY).cloned(),
+                columns: log.columns().map_err(|e| error(&e))?,
+                partition_columns: log.partition_columns(),
+                stream: log.stream(),
             }))
         })
     }
@@ -230,7 +246,7 @@ impl Tables {
         let now = chrono::Utc::now().timestamp_millis();
         let state: serde_json::Value = state.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let wanted: HashSet<FileId> = ids.iter().copied().collect();
-        let Tables { runtime, store, options, run_id, tables, last_txn, .. } = self;
+        let Tables { runtime, store, options, format, run_id, tables, last_txn, .. } = self;
         // Every table planned before any file is taken from it: a refusal leaves them waiting.
         let new_table = options.incompatible_schema == crate::config::settings::IncompatibleSchema::NewTable;
         let mut plans = runtime.block_on(async {
@@ -244,7 +260,7 @@ impl Tables {
             for (folder, table) in tables.iter_mut() {
                 let files: Vec<&Pending> = table.files.iter().filter(|f| wanted.contains(&f.id)).collect();
                 if !files.is_empty() {
-                    let planned = plan::plan(store, folder, &mut table.delta, &files, &options.partitions).await;
+                    let planned = plan::plan(store, format, folder, &mut table.log, &files, &options.partitions).await;
                     plans.insert(folder.clone(), planned.map_err(|r| unfit(table, folder, r))?);
                 }
             }
@@ -253,12 +269,12 @@ impl Tables {
             // files cannot join (a race for a table version), nothing is committed yet.
             for (folder, table) in tables.iter_mut() {
                 let Some(columns) = plans.get(folder) else { continue };
-                if table.delta.as_ref().is_some_and(|d| d.version().is_some()) {
+                if table.log.as_ref().is_some_and(Log::is_loaded) {
                     continue;
                 }
-                if !plan::create(&mut table.delta, folder, &table.stream, columns, options).await? {
+                if !plan::create(store, &mut table.log, folder, &table.stream, columns, options).await? {
                     let files: Vec<&Pending> = table.files.iter().filter(|f| wanted.contains(&f.id)).collect();
-                    let planned = plan::plan(store, folder, &mut table.delta, &files, &options.partitions).await;
+                    let planned = plan::plan(store, format, folder, &mut table.log, &files, &options.partitions).await;
                     plans.insert(folder.clone(), planned.map_err(|r| unfit(table, folder, r))?);
                 }
             }
@@ -281,13 +297,9 @@ impl Tables {
             let mut txn = now.max(*last_txn + 1);
             let mut held = HashMap::new();
             for (folder, table, ..) in round.iter() {
-                if let Some(delta) = table.delta.as_ref().filter(|d| d.version().is_some()) {
-                    let version = delta
-                        .snapshot()
-                        .map_err(|e| TableError::new(folder, e.to_string()))?
-                        .transaction_version(delta.log_store().as_ref(), &options.pipeline_id)
-                        .await
-                        .map_err(|e| TableError::new(folder, e.to_string()))?;
+                if let Some(log) = table.log.as_ref().filter(|l| l.is_loaded()) {
+                    let version =
+                        log.held(&options.pipeline_id).await.map_err(|e| TableError::new(folder, e.to_string()))?;
                     txn = txn.max(version.unwrap_or(0) + 1);
                     held.insert(folder.as_str(), version.unwrap_or(0));
                 }
@@ -314,7 +326,7 @@ impl Tables {
                 let (records, digest) = counted(files);
                 info["records"] = serde_json::Value::from(records);
                 info["digest"] = serde_json::Value::from(digest);
-                let job = Commit {
+                let job = delta::Commit {
                     folder,
                     pipeline_id: &options.pipeline_id,
                     partition_columns: options.partitions.iter().map(|p| p.column.clone()).collect(),
@@ -331,7 +343,19 @@ impl Tables {
                     if again {
                         tracing::warn!(table = %folder, files = files.len(), "the table already holds this round's records (a rerun of a round cut short): committing only the round's txn, not the records again (their files stay unreferenced; VACUUM removes them)");
                     }
-                    let version = job.run(table, added).await?;
+                    let version = match table.log.as_mut().expect("planned and created") {
+                        Log::Delta(d) => job.run_delta(d, added).await?,
+                        #[cfg(feature = "iceberg")]
+                        Log::Iceberg(t) => {
+                            let files: Vec<iceberg::DataFile> = added
+                                .iter()
+                                .map(|f| iceberg::DataFile { path: t.file_uri(&f.path), records: f.records, bytes: f.bytes })
+                                .collect();
+                            t.append(store, &files, &job.columns, (pipeline_id, job.txn), &job.info)
+                                .await
+                                .map_err(|e| job.error(e))?
+                        }
+                    };
                     // The round's STATE where log cleanup cannot remove it (see state.rs).
                     store.put_state(folder, pipeline_id, &job.info).await.map_err(|e| job.error(e))?;
                     let records: u64 = files.iter().map(|f| f.records).sum();
@@ -375,7 +399,7 @@ impl Tables {
         })?;
         let target = self.tables.entry(to.to_string()).or_insert_with(|| Table {
             stream: table.stream.clone(),
-            delta: None,
+            log: None,
             files: Vec::new(),
         });
         if target.stream != table.stream {
@@ -400,117 +424,4 @@ pub fn check_folder(folder: &str, stream: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// One table's commit.
-struct Commit<'a> {
-    folder: &'a str,
-    pipeline_id: &'a str,
-    partition_columns: Vec<String>,
-    txn: i64,
-    info: serde_json::Value,
-    /// The table's columns after this commit.
-    columns: StructType,
-    now: i64,
-}
-
-impl Commit<'_> {
-    fn properties(&self) -> CommitProperties {
-        CommitProperties::default()
-            .with_metadata([(COMMIT_INFO_KEY.to_string(), self.info.clone())])
-            .with_application_transaction(Transaction::new(self.pipeline_id, self.txn))
-            .with_create_checkpoint(true)
-            .with_max_retries(0)
-    }
-
-    fn adds(&self, files: &[Pending]) -> Vec<Action> {
-        files
-            .iter()
-            .map(|f| {
-                Action::Add(Add {
-                    // Written URI-encoded by delta-rs (`%` as `%25`), as the protocol asks.
-                    path: f.path.clone(),
-                    partition_values: f.partition_values.clone(),
-                    size: f.bytes as i64,
-                    modification_time: self.now,
-                    data_change: true,
-                    stats: Some(serde_json::json!({ "numRecords": f.records }).to_string()),
-                    ..Default::default()
-                })
-            })
-            .collect()
-    }
-
-    fn error(&self, e: impl std::fmt::Display) -> TableError {
-        TableError::new(self.folder, e.to_string())
-    }
-
-    /// Creates the table with the files, or appends them (evolving the schema in the same
-    /// commit when the files brought new nullable columns). Returns the table version written.
-    async fn run(&self, table: &mut Table, files: &[Pending]) -> Result<i64, TableError> {
-        let delta = table.delta.as_mut().expect("planned and created");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = async {
-                delta.update_state().await?;
-                let snapshot = delta.snapshot()?;
-                // An earlier attempt whose answer was lost may be in: committing again would
-                // add every file twice.
-                if snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await? >= Some(self.txn)
-                {
-                    tracing::warn!(table = %self.folder, "the table already holds this commit (an answer lost on the way back)");
-                    return Ok(snapshot.version() as i64);
-                }
-                let current = snapshot.schema();
-                let evolved = schema::evolve(&current, &self.columns).map_err(DeltaTableError::Generic)?;
-                let mut actions = Vec::new();
-                if let Some(evolved) = evolved {
-                    use deltalake_core::kernel::MetadataExt;
-                    tracing::info!(table = %self.folder, "schema evolved: new nullable columns");
-                    actions.push(Action::Metadata(snapshot.metadata().clone().with_schema(&evolved)?));
-                }
-                actions.extend(self.adds(files));
-                let operation = DeltaOperation::Write {
-                    mode: SaveMode::Append,
-                    partition_by: Some(self.partition_columns.clone()).filter(|c| !c.is_empty()),
-                    predicate: None,
-                };
-                let done = CommitBuilder::from(self.properties())
-                    .with_actions(actions)
-                    .build(Some(snapshot), delta.log_store(), operation)
-                    .await?;
-                Ok::<_, DeltaTableError>(done.version() as i64)
-            }
-            .await;
-            match result {
-                Ok(version) => return Ok(version),
-                Err(DeltaTableError::Transaction {
-                    source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_),
-                }) if attempt < COMMIT_ATTEMPTS => {
-                    tracing::debug!(table = %self.folder, attempt, "another writer committed first; retrying");
-                    // Spread the retries of writers racing for the same versions.
-                    let jitter = u64::from(uuid::Uuid::new_v4().as_fields().0 % 20);
-                    tokio::time::sleep(Duration::from_millis(jitter + 5 * attempt.min(40) as u64)).await;
-                }
-                Err(e) => {
-                    // A failure whose outcome is unknown (an answer lost with no retry left, a
-                    // checkpoint that failed after the commit): the log says whether it is in.
-                    if let Some(version) = self.landed(delta).await {
-                        tracing::warn!(table = %self.folder, error = %e, "the commit is in the table despite the error (its answer was lost)");
-                        return Ok(version);
-                    }
-                    return Err(self.error(e));
-                }
-            }
-        }
-    }
-
-    /// The table's version if it holds this commit's txn.
-    async fn landed(&self, delta: &mut DeltaTable) -> Option<i64> {
-        delta.update_state().await.ok()?;
-        let snapshot = delta.snapshot().ok()?;
-        let held = snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await.ok()?;
-        (held >= Some(self.txn)).then(|| snapshot.version() as i64)
-    }
 }

@@ -4,13 +4,14 @@
 //! is told apart from other refusals: under `incompatible_schema: new_table` the stream moves on
 //! to its next table version (the loser of a version race), rather than stop.
 
+use deltalake_core::TableProperty;
 use deltalake_core::kernel::{StructField, StructType};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::SaveMode;
-use deltalake_core::{DeltaTable, TableProperty};
 
+use super::log::{Format, Log};
 use super::store::TableStore;
-use super::{Pending, guard, partition, schema};
+use super::{Pending, partition, schema};
 use crate::error::TableError;
 
 /// Why a round cannot commit as it is.
@@ -51,31 +52,30 @@ pub(super) enum Refusal {
 /// written. Fails, before anything is written, when a file's columns cannot join the table.
 pub(super) async fn plan(
     store: &TableStore,
+    format: &Format,
     folder: &str,
-    delta: &mut Option<DeltaTable>,
+    log: &mut Option<Log>,
     files: &[&Pending],
     partitions: &[crate::config::Partition],
 ) -> Result<StructType, Refusal> {
     let other = |e: &dyn std::fmt::Display| Refusal::Other(TableError::new(folder, e.to_string()));
     let unfit = |message: String| Refusal::Unfit(TableError::new(folder, message));
-    if delta.is_none() {
-        *delta = Some(store.builder(folder).and_then(|b| b.build()).map_err(|e| other(&e))?);
+    if log.is_none() {
+        *log = Some(format.open(store, folder).map_err(Refusal::Other)?);
     }
-    let delta = delta.as_mut().expect("set above");
+    let log = log.as_mut().expect("set above");
     let mut columns: Option<StructType> = None;
-    if delta.log_store().is_delta_table_location().await.map_err(|e| other(&e))? {
-        if delta.version().is_none() { delta.load().await } else { delta.update_state().await }
-            .map_err(|e| other(&e))?;
-        let snapshot = delta.snapshot().map_err(|e| other(&e))?;
-        guard::writable(folder, snapshot).map_err(Refusal::Other)?;
-        let partitioned_by = snapshot.metadata().partition_columns();
+    if log.exists().await.map_err(|e| other(&e))? {
+        log.load(store).await.map_err(|e| other(&e))?;
+        log.writable(folder).map_err(Refusal::Other)?;
+        let partitioned_by = log.partition_columns();
         if !partitioned_by.iter().eq(partitions.iter().map(|p| &p.column)) {
             return Err(unfit(format!(
                 "the table is partitioned by {partitioned_by:?}, but partition_by gives {:?}; a table's partition columns cannot change (point table_path at a new table)",
                 partitions.iter().map(|p| p.column.as_str()).collect::<Vec<_>>()
             )));
         }
-        columns = Some(snapshot.schema().as_ref().clone());
+        columns = Some(log.columns().map_err(|e| other(&e))?);
     }
     for file in files {
         let next = schema::to_delta(&file.schema).map_err(|e| Refusal::Other(TableError::new(folder, e)))?;
@@ -117,14 +117,22 @@ pub(super) async fn plan(
 /// Creates the table in `folder`, empty, with the round's `columns`: true, or false when
 /// another writer created it first (then it is loaded, to be planned again).
 pub(super) async fn create(
-    delta: &mut Option<DeltaTable>,
+    store: &TableStore,
+    log: &mut Option<Log>,
     folder: &str,
     stream: &str,
     columns: &StructType,
     options: &crate::config::TableOptions,
 ) -> Result<bool, TableError> {
     let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
-    let table = delta.as_mut().expect("planned");
+    #[cfg_attr(not(feature = "iceberg"), allow(clippy::infallible_destructuring_match))]
+    let table = match log.as_mut().expect("planned") {
+        Log::Delta(d) => d,
+        #[cfg(feature = "iceberg")]
+        Log::Iceberg(t) => return t.create(store, stream, columns).await.map_err(|e| error(&e)),
+    };
+    #[cfg(not(feature = "iceberg"))]
+    let _ = store;
     let created = CreateBuilder::new()
         .with_log_store(table.log_store())
         .with_columns(columns.fields().cloned())
@@ -136,7 +144,7 @@ pub(super) async fn create(
         .await;
     match created {
         Ok(t) => {
-            *table = t;
+            **table = t;
             Ok(true)
         }
         Err(e) if table.log_store().is_delta_table_location().await.unwrap_or(false) => {

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use futures::StreamExt;
-
-use super::{COMMIT_INFO_KEY, HISTORY_DEPTH, Tables};
+use super::Tables;
 use crate::config::Config;
 use crate::error::TableError;
 
@@ -40,7 +38,8 @@ fn find(tables: &Tables, pipeline_id: &str) -> Result<Option<String>, TableError
             let mut next = Vec::new();
             for folder in &folders {
                 let list = tables.store.folders(folder).await.map_err(|e| TableError::new(folder, e.to_string()))?;
-                next.extend(list.into_iter().filter(|f| !f.ends_with("_delta_log")));
+                let inner = tables.format.inner_folders();
+                next.extend(list.into_iter().filter(|f| !inner.iter().any(|i| f.rsplit('/').next() == Some(*i))));
             }
             folders = next;
         }
@@ -61,37 +60,24 @@ fn find(tables: &Tables, pipeline_id: &str) -> Result<Option<String>, TableError
             entry.2.insert(folder.to_string());
         };
         for folder in folders {
-            let Ok(mut delta) = tables.store.builder(&folder).and_then(|b| b.build()) else { continue };
-            if !delta.log_store().is_delta_table_location().await.unwrap_or(false) {
+            let Ok(mut log) = tables.format.open(&tables.store, &folder) else { continue };
+            if !log.exists().await.unwrap_or(false) {
                 continue;
             }
             let error = |e: &dyn std::fmt::Display| TableError::new(&folder, e.to_string());
-            delta.load().await.map_err(|e| error(&e))?;
-            let held = delta
-                .snapshot()
-                .map_err(|e| error(&e))?
-                .transaction_version(delta.log_store().as_ref(), pipeline_id)
-                .await
-                .map_err(|e| error(&e))?;
-            let Some(held) = held else { continue };
+            log.load(&tables.store).await.map_err(|e| error(&e))?;
+            let Some(held) = log.held(pipeline_id).await.map_err(|e| error(&e))? else { continue };
             committed.push((folder.clone(), held));
-            // The round records kept beside the log (written once a commit is in), then the
-            // commits' own `commitInfo` (rounds from before those records, or whose record
-            // was not written).
+            // The round records kept beside the table (written once a commit is in), then the
+            // table's own history (rounds from before those records, or whose record was not
+            // written).
             for (txn, ours) in tables.store.states(&folder, pipeline_id).await.map_err(|e| error(&e))? {
                 if txn <= held && ours["pipelineId"] == pipeline_id {
                     note(&mut rounds, &folder, txn, &ours);
                 }
             }
-            let mut history = delta.history(Some(HISTORY_DEPTH));
-            while let Some(commit) = history.next().await {
-                let commit = commit.map_err(|e| error(&e))?;
-                let Some(ours) = commit.info.get(COMMIT_INFO_KEY) else { continue };
-                let Some(txn) = ours["txnVersion"].as_i64().filter(|_| ours["pipelineId"] == pipeline_id)
-                else {
-                    continue;
-                };
-                note(&mut rounds, &folder, txn, ours);
+            for (txn, ours) in log.rounds(pipeline_id).await.map_err(|e| error(&e))? {
+                note(&mut rounds, &folder, txn, &ours);
             }
         }
         // A round without a STATE (input that ended after the tap's last STATE, or had none)

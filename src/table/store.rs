@@ -103,7 +103,9 @@ impl TableStore {
     /// target-s3 writes into one (`part-*.parquet`, or a temporary file, left by a run that
     /// failed or was killed before its first commit): a table created around it would hide it,
     /// and a VACUUM would delete it.
-    pub async fn foreign_object(&self, key: &str) -> Result<Option<String>, object_store::Error> {
+    /// `tolerated`: folders inside the table folder the format writes before its table exists
+    /// (an Iceberg table's first metadata, written before the catalog names it).
+    pub async fn foreign_object(&self, key: &str, tolerated: &[&str]) -> Result<Option<String>, object_store::Error> {
         use futures::StreamExt;
         let prefix = self.path_of(key);
         let mut listing = self.root.list(Some(&prefix));
@@ -116,9 +118,10 @@ impl TableStore {
                 Err(e) => return Err(e),
             };
             // Its data files, and the temporary files a killed run left (`.t3-*.tmp`).
+            let inside = meta.location.as_ref().strip_prefix(prefix.as_ref()).unwrap_or_default();
             let ours = meta.location.filename().is_some_and(|f| {
                 (f.starts_with("part-") && f.ends_with(".parquet")) || (f.starts_with(".t3-") && f.ends_with(".tmp"))
-            });
+            }) || tolerated.iter().any(|t| inside.trim_start_matches('/').starts_with(&format!("{t}/")));
             if !ours {
                 return Ok(Some(meta.location.to_string()));
             }
@@ -179,6 +182,30 @@ impl TableStore {
             }
         }
         Ok(found)
+    }
+
+    /// The object `key`'s bytes.
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    pub async fn get(&self, key: &str) -> Result<bytes::Bytes, object_store::Error> {
+        use object_store::ObjectStoreExt;
+        self.root.get(&self.path_of(key)).await?.bytes().await
+    }
+
+    /// Writes the object `key` (Iceberg metadata and manifests: each name new, never replaced).
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), object_store::Error> {
+        use object_store::ObjectStoreExt;
+        self.root.put(&self.path_of(key), body.into()).await.map(|_| ())
+    }
+
+    /// The key of the object at the absolute `uri` (a table's metadata file), `None` when it is
+    /// not in this store.
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    pub fn key_of(&self, uri: &str) -> Option<String> {
+        let url = Url::parse(uri).ok()?;
+        let rest = url.path().strip_prefix(self.base.path())?;
+        (url.scheme() == self.base.scheme() && url.host_str() == self.base.host_str())
+            .then(|| rest.split('/').map(|s| s.replace("%25", "%")).collect::<Vec<_>>().join("/"))
     }
 
     /// Moves the object `from` to `to` (a rename in the local folder, copy and delete on S3).

@@ -1,0 +1,395 @@
+//! `table_format: iceberg`: a stream's table as an Apache Iceberg v2 table, written here on the
+//! table layer's round logic (which files a round takes, the STATE it carries, reruns of cut
+//! rounds, `--table-state`): the table metadata JSON, the Avro manifests (`manifest.rs`) and
+//! the catalog row that makes a new metadata file current (`catalog.rs`). One commit is one
+//! `append` snapshot; its summary and a table property carry target-s3's record of the round
+//! (the property survives snapshot expiry and other engines' rewrites). The metadata is kept
+//! as JSON and changed in place, so fields of other writers (statistics, sort orders, refs)
+//! pass through untouched.
+
+pub mod catalog;
+mod manifest;
+pub mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deltalake_core::kernel::StructType;
+use serde_json::{Value, json};
+
+use super::store::TableStore;
+pub use catalog::Catalog;
+pub use manifest::DataFile;
+
+/// The snapshot summary key and table property prefix of target-s3's round record.
+const RECORD_KEY: &str = "target-s3";
+/// The table property naming the stream a table was created for.
+const STREAM_PROPERTY: &str = "target-s3.stream";
+/// Catalog swaps tried while other writers keep committing first.
+const COMMIT_ATTEMPTS: usize = 100;
+
+/// Where a stream's table is in the catalog and in the store.
+pub struct IcebergTable {
+    catalog: Arc<Catalog>,
+    pub namespace: String,
+    pub name: String,
+    /// The table's folder (key in the store) and its URI.
+    folder: String,
+    location: String,
+    /// The current metadata file's URI and content, once loaded.
+    current: Option<(String, Value)>,
+}
+
+/// A commit's outcome: the table's new sequence number.
+pub type Version = i64;
+
+impl IcebergTable {
+    pub fn new(catalog: Arc<Catalog>, namespace: &str, store: &TableStore, folder: &str) -> IcebergTable {
+        IcebergTable {
+            catalog,
+            namespace: namespace.to_string(),
+            name: table_name(folder),
+            folder: folder.to_string(),
+            location: store.table_url(folder).as_str().trim_end_matches('/').to_string(),
+            current: None,
+        }
+    }
+
+    /// The URI of the data file at `path` inside the table's folder (a key's `%` escapes kept
+    /// as text, as the folder's own).
+    pub fn file_uri(&self, path: &str) -> String {
+        format!("{}/{}", self.location, path.replace('%', "%25"))
+    }
+
+    /// `namespace.name`, as readers name it.
+    pub fn identifier(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
+    }
+
+    pub fn exists(&self) -> Result<bool, String> {
+        Ok(self.catalog.load(&self.namespace, &self.name)?.is_some())
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Reads the table's current metadata (false when the catalog has no such table). A table
+    /// of that name elsewhere (another `table_path` giving the same name) is refused.
+    pub async fn load(&mut self, store: &TableStore) -> Result<bool, String> {
+        let Some(uri) = self.catalog.load(&self.namespace, &self.name)? else {
+            self.current = None;
+            return Ok(false);
+        };
+        let key = store.key_of(&uri).ok_or_else(|| {
+            format!("the catalog's table {} has its metadata at {uri}, outside the destination", self.identifier())
+        })?;
+        let bytes = store.get(&key).await.map_err(|e| format!("reading {uri}: {e}"))?;
+        let metadata: Value = serde_json::from_slice(&bytes).map_err(|e| format!("reading {uri}: {e}"))?;
+        let location = metadata["location"].as_str().unwrap_or_default().trim_end_matches('/');
+        if location != self.location {
+            return Err(format!(
+                "the catalog's table {} is at {location}, but table_path gives {} for this stream: two table folders map to one table name (the folder's last name, lowercased); rename one, or set iceberg_namespace per pipeline",
+                self.identifier(),
+                self.location
+            ));
+        }
+        self.current = Some((uri, metadata));
+        Ok(true)
+    }
+
+    fn metadata(&self) -> &Value {
+        &self.current.as_ref().expect("loaded").1
+    }
+
+    fn current_schema(&self) -> &Value {
+        let metadata = self.metadata();
+        let id = &metadata["current-schema-id"];
+        metadata["schemas"].as_array().and_then(|s| s.iter().find(|s| &s["schema-id"] == id)).unwrap_or(&Value::Null)
+    }
+
+    fn fields(&self) -> &[Value] {
+        self.current_schema()["fields"].as_array().map_or(&[], |f| f)
+    }
+
+    /// The table's columns (loaded).
+    pub fn columns(&self) -> Result<StructType, String> {
+        schema::to_columns(self.fields())
+    }
+
+    /// The source columns of the default partition spec (loaded).
+    pub fn partition_columns(&self) -> Vec<String> {
+        let metadata = self.metadata();
+        let id = &metadata["default-spec-id"];
+        let spec = metadata["partition-specs"].as_array().and_then(|s| s.iter().find(|s| &s["spec-id"] == id));
+        spec.and_then(|s| s["fields"].as_array())
+            .map(|f| f.iter().map(|f| f["name"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The stream target-s3 created the table for.
+    pub fn stream(&self) -> Option<String> {
+        self.metadata()["properties"][STREAM_PROPERTY].as_str().map(str::to_string)
+    }
+
+    /// Whether target-s3 can append to the table (loaded): format version 2, no partition spec
+    /// target-s3 would have to fill.
+    pub fn writable(&self) -> Result<(), String> {
+        let version = self.metadata()["format-version"].as_i64().unwrap_or(0);
+        if version != 2 {
+            return Err(format!(
+                "the table {} is Iceberg format version {version}; target-s3 appends to format version 2 tables only: nothing in this round was committed; point table_path at a new table",
+                self.identifier()
+            ));
+        }
+        if !self.partition_columns().is_empty() {
+            return Err(format!(
+                "the table {} is partitioned ({}); target-s3 does not write partitioned Iceberg tables yet: nothing in this round was committed; point table_path at a new table",
+                self.identifier(),
+                self.partition_columns().join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The newest txn of `pipeline_id` the table holds (loaded).
+    pub fn held(&self, pipeline_id: &str) -> Option<i64> {
+        let record = self.metadata()["properties"][format!("{RECORD_KEY}.{pipeline_id}")].as_str()?;
+        serde_json::from_str::<Value>(record).ok()?["txnVersion"].as_i64()
+    }
+
+    /// Every round record of `pipeline_id` the table holds: its snapshots' and its property's.
+    pub fn rounds(&self, pipeline_id: &str) -> Vec<(i64, Value)> {
+        let metadata = self.metadata();
+        let summaries = metadata["snapshots"].as_array().into_iter().flatten().map(|s| &s["summary"][RECORD_KEY]);
+        let property = std::iter::once(&metadata["properties"][format!("{RECORD_KEY}.{pipeline_id}")]);
+        summaries
+            .chain(property)
+            .filter_map(|text| serde_json::from_str::<Value>(text.as_str()?).ok())
+            .filter(|r| r["pipelineId"] == pipeline_id)
+            .filter_map(|r| Some((r["txnVersion"].as_i64()?, r)))
+            .collect()
+    }
+
+    /// Creates the table, empty, with `columns`: true, or false when another writer registered
+    /// it first (it is then loaded).
+    pub async fn create(&mut self, store: &TableStore, stream: &str, columns: &StructType) -> Result<bool, String> {
+        let mut ids = schema::Ids { last: 0 };
+        let fields = schema::new_fields(columns, &mut ids)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let metadata = json!({
+            "format-version": 2,
+            "table-uuid": uuid::Uuid::new_v4().to_string(),
+            "location": self.location,
+            "last-sequence-number": 0,
+            "last-updated-ms": now,
+            "last-column-id": ids.last,
+            "current-schema-id": 0,
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": fields}],
+            "default-spec-id": 0,
+            "partition-specs": [{"spec-id": 0, "fields": []}],
+            "last-partition-id": 999,
+            "default-sort-order-id": 0,
+            "sort-orders": [{"order-id": 0, "fields": []}],
+            "properties": {
+                STREAM_PROPERTY: stream,
+                "write.format.default": "parquet",
+                "schema.name-mapping.default": schema::name_mapping(&fields).to_string(),
+            },
+            "current-snapshot-id": -1,
+            "refs": {},
+            "snapshots": [],
+            "snapshot-log": [],
+            "metadata-log": [],
+        });
+        let uri = self.write_metadata(store, 0, &metadata).await?;
+        if self.catalog.create(&self.namespace, &self.name, &uri)? {
+            self.current = Some((uri, metadata));
+            return Ok(true);
+        }
+        self.load(store).await?;
+        Ok(false)
+    }
+
+    async fn write_metadata(&self, store: &TableStore, version: u64, metadata: &Value) -> Result<String, String> {
+        let name = format!("metadata/{version:05}-{}.metadata.json", uuid::Uuid::new_v4());
+        self.put(store, &name, serde_json::to_vec_pretty(metadata).expect("JSON serializes")).await
+    }
+
+    /// Writes `name` (inside the table's folder); returns its URI.
+    async fn put(&self, store: &TableStore, name: &str, body: Vec<u8>) -> Result<String, String> {
+        let key = format!("{}/{name}", self.folder);
+        store.put(&key, body).await.map_err(|e| format!("writing {key}: {e}"))?;
+        Ok(format!("{}/{name}", self.location))
+    }
+
+    /// Appends `files` in one snapshot whose summary (and the table property of the pipeline)
+    /// carries `record`, evolving the schema to `columns` first when they add columns. Another
+    /// writer's commit in between: reloaded and tried again; a table that already holds `txn`
+    /// (an earlier attempt whose answer was lost) is not committed to again.
+    pub async fn append(
+        &mut self,
+        store: &TableStore,
+        files: &[DataFile],
+        columns: &StructType,
+        (pipeline_id, txn): (&str, i64),
+        record: &Value,
+    ) -> Result<Version, String> {
+        let snapshot_id =
+            i64::from_ne_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) & i64::MAX;
+        let mut manifest: Option<manifest::Added> = None;
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            if !self.load(store).await? {
+                return Err(format!("the table {} is no longer in the catalog", self.identifier()));
+            }
+            if self.held(pipeline_id) >= Some(txn) {
+                tracing::warn!(table = %self.identifier(), "the table already holds this commit (an answer lost on the way back)");
+                return Ok(self.metadata()["last-sequence-number"].as_i64().unwrap_or(0));
+            }
+            let (old_uri, mut metadata) = self.current.clone().expect("loaded");
+            let mut ids = schema::Ids {
+                last: metadata["last-column-id"].as_i64().unwrap_or(0).max(schema::max_id(self.fields())),
+            };
+            if let Some(fields) = schema::evolve(self.fields(), columns, &mut ids)? {
+                tracing::info!(table = %self.identifier(), "schema evolved: new optional columns");
+                let schema_id = metadata["schemas"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["schema-id"].as_i64())
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                metadata["properties"]["schema.name-mapping.default"] =
+                    Value::from(schema::name_mapping(&fields).to_string());
+                push(&mut metadata["schemas"], json!({"type": "struct", "schema-id": schema_id, "fields": fields}));
+                metadata["current-schema-id"] = Value::from(schema_id);
+                metadata["last-column-id"] = Value::from(ids.last);
+            }
+            let schema_id = metadata["current-schema-id"].as_i64().unwrap_or(0);
+            let added = match &manifest {
+                Some(added) => added,
+                None => {
+                    let schema = self.schema_of(&metadata).to_string();
+                    let body = manifest::manifest(files, snapshot_id, &schema, schema_id)?;
+                    let length = body.len() as u64;
+                    let path = self.put(store, &format!("metadata/{}-m0.avro", uuid::Uuid::new_v4()), body).await?;
+                    let records = files.iter().map(|f| f.records).sum();
+                    manifest.insert(manifest::Added { path, length, files: files.len() as u64, records })
+                }
+            };
+            let parent = metadata["current-snapshot-id"].as_i64().filter(|id| *id >= 0);
+            let parent_snapshot = parent.and_then(|id| {
+                metadata["snapshots"].as_array().and_then(|s| s.iter().find(|s| s["snapshot-id"] == id)).cloned()
+            });
+            let parent_list = match parent_snapshot.as_ref().and_then(|s| s["manifest-list"].as_str()) {
+                Some(uri) => {
+                    let key = store
+                        .key_of(uri)
+                        .ok_or_else(|| format!("the manifest list {uri} is outside the destination"))?;
+                    Some(store.get(&key).await.map_err(|e| format!("reading {uri}: {e}"))?)
+                }
+                None => None,
+            };
+            let sequence = metadata["last-sequence-number"].as_i64().unwrap_or(0) + 1;
+            let list = manifest::manifest_list(parent_list.as_deref(), added, snapshot_id, parent, sequence)?;
+            let list_uri = self
+                .put(store, &format!("metadata/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::new_v4()), list)
+                .await?;
+            let now = chrono::Utc::now().timestamp_millis().max(metadata["last-updated-ms"].as_i64().unwrap_or(0) + 1);
+            let summary = summary(parent_snapshot.as_ref(), files, record);
+            let mut snapshot = json!({
+                "snapshot-id": snapshot_id,
+                "sequence-number": sequence,
+                "timestamp-ms": now,
+                "manifest-list": list_uri,
+                "summary": summary,
+                "schema-id": schema_id,
+            });
+            if let Some(parent) = parent {
+                snapshot["parent-snapshot-id"] = Value::from(parent);
+            }
+            push(&mut metadata["snapshots"], snapshot);
+            push(&mut metadata["snapshot-log"], json!({"snapshot-id": snapshot_id, "timestamp-ms": now}));
+            let previous_ms = metadata["last-updated-ms"].clone();
+            push(&mut metadata["metadata-log"], json!({"metadata-file": old_uri, "timestamp-ms": previous_ms}));
+            metadata["refs"]["main"] = json!({"snapshot-id": snapshot_id, "type": "branch"});
+            metadata["current-snapshot-id"] = Value::from(snapshot_id);
+            metadata["last-sequence-number"] = Value::from(sequence);
+            metadata["last-updated-ms"] = Value::from(now);
+            metadata["properties"][format!("{RECORD_KEY}.{pipeline_id}")] = Value::from(record.to_string());
+            let version = metadata["metadata-log"].as_array().map_or(0, |l| l.len() as u64);
+            let new_uri = self.write_metadata(store, version, &metadata).await?;
+            if self.catalog.swap(&self.namespace, &self.name, &old_uri, &new_uri)? {
+                self.current = Some((new_uri, metadata));
+                return Ok(sequence);
+            }
+            tracing::debug!(table = %self.identifier(), attempt, "another writer committed first; retrying");
+            let jitter = u64::from(uuid::Uuid::new_v4().as_fields().0 % 20);
+            tokio::time::sleep(Duration::from_millis(jitter + 5 * attempt.min(40) as u64)).await;
+        }
+        Err(format!("{COMMIT_ATTEMPTS} attempts lost the race for the table's next metadata to other writers"))
+    }
+
+    fn schema_of<'m>(&self, metadata: &'m Value) -> &'m Value {
+        let id = &metadata["current-schema-id"];
+        metadata["schemas"].as_array().and_then(|s| s.iter().find(|s| &s["schema-id"] == id)).unwrap_or(&Value::Null)
+    }
+}
+
+fn push(list: &mut Value, item: Value) {
+    match list.as_array_mut() {
+        Some(items) => items.push(item),
+        None => *list = Value::Array(vec![item]),
+    }
+}
+
+/// An append snapshot's summary: what it added, the table's totals where the parent kept them,
+/// and target-s3's round record.
+fn summary(parent: Option<&Value>, files: &[DataFile], record: &Value) -> Value {
+    let (records, bytes): (u64, u64) = files.iter().fold((0, 0), |(r, b), f| (r + f.records, b + f.bytes));
+    let mut summary = json!({
+        "operation": "append",
+        "added-data-files": files.len().to_string(),
+        "added-records": records.to_string(),
+        "added-files-size": bytes.to_string(),
+        RECORD_KEY: record.to_string(),
+    });
+    for (total, added) in
+        [("total-data-files", files.len() as u64), ("total-records", records), ("total-files-size", bytes)]
+    {
+        let before = match parent {
+            None => Some(0),
+            Some(p) => p["summary"][total].as_str().and_then(|t| t.parse::<u64>().ok()),
+        };
+        if let Some(before) = before {
+            summary[total] = Value::from((before + added).to_string());
+        }
+    }
+    if parent.is_none() {
+        for total in ["total-delete-files", "total-position-deletes", "total-equality-deletes"] {
+            summary[total] = Value::from("0");
+        }
+    }
+    summary
+}
+
+/// The catalog's name for the table in `folder`: its last folder name, lowercased, every
+/// character outside `[a-z0-9_]` as `_` (the names every catalog and engine accepts unquoted).
+pub fn table_name(folder: &str) -> String {
+    let last = folder.trim_end_matches('/').rsplit('/').next().unwrap_or(folder);
+    let name: String = last
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    if name.is_empty() { "_".to_string() } else { name }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_names_are_the_folders_last_name_in_lowercase() {
+        assert_eq!(super::table_name("lake/tables/Orders-2024"), "orders_2024");
+        assert_eq!(super::table_name("orders"), "orders");
+    }
+}

@@ -1,0 +1,256 @@
+//! An Iceberg schema (the table metadata's JSON, field ids and all) as the column model the
+//! table layer shares with Delta, and back: the round logic plans and evolves columns once, in
+//! one model, and only this file knows Iceberg's type names and ids. A table's existing fields
+//! are never rewritten from the model (their ids, docs and other engines' attributes stay as
+//! they are): new columns are added with new ids, and a required column the files leave empty
+//! is made optional, the two changes the Iceberg spec allows without rewriting data.
+
+use deltalake_core::kernel::{ArrayType, DataType, MapType, PrimitiveType, StructField, StructType};
+use serde_json::{Value, json};
+
+/// The column model of an Iceberg schema's `fields`. Types target-s3 never writes (time, uuid,
+/// fixed, variant, ...) become `binary`, which no stream column has: a stream column of that
+/// name is refused as a changed type rather than taken as the same.
+pub fn to_columns(fields: &[Value]) -> Result<StructType, String> {
+    let fields: Result<Vec<StructField>, String> = fields
+        .iter()
+        .map(|f| {
+            let name = f["name"].as_str().ok_or("a schema field has no name")?;
+            let required = f["required"].as_bool().unwrap_or(false);
+            Ok(StructField::new(name, to_type(&f["type"])?, !required))
+        })
+        .collect();
+    StructType::try_new(fields?).map_err(|e| e.to_string())
+}
+
+fn to_type(ty: &Value) -> Result<DataType, String> {
+    if let Some(name) = ty.as_str() {
+        return Ok(match name {
+            "boolean" => DataType::BOOLEAN,
+            "int" => DataType::INTEGER,
+            "long" => DataType::LONG,
+            "float" => DataType::FLOAT,
+            "double" => DataType::DOUBLE,
+            "date" => DataType::DATE,
+            "timestamptz" => DataType::TIMESTAMP,
+            "timestamp" => DataType::TIMESTAMP_NTZ,
+            "string" => DataType::STRING,
+            _ => match decimal(name) {
+                Some((p, s)) => DataType::decimal(p, s).map_err(|e| e.to_string())?,
+                None => DataType::BINARY,
+            },
+        });
+    }
+    match ty["type"].as_str() {
+        Some("struct") => Ok(DataType::Struct(Box::new(to_columns(ty["fields"].as_array().map_or(&[][..], |f| f))?))),
+        Some("list") => {
+            let required = ty["element-required"].as_bool().unwrap_or(false);
+            Ok(DataType::Array(Box::new(ArrayType::new(to_type(&ty["element"])?, !required))))
+        }
+        Some("map") => {
+            let required = ty["value-required"].as_bool().unwrap_or(false);
+            Ok(DataType::Map(Box::new(MapType::new(to_type(&ty["key"])?, to_type(&ty["value"])?, !required))))
+        }
+        _ => Err(format!("unknown type {ty}")),
+    }
+}
+
+/// `decimal(P, S)`'s precision and scale.
+fn decimal(name: &str) -> Option<(u8, u8)> {
+    let inner = name.strip_prefix("decimal(")?.strip_suffix(')')?;
+    let (p, s) = inner.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
+/// Hands out new field ids above the table's `last-column-id`.
+pub struct Ids {
+    pub last: i64,
+}
+
+impl Ids {
+    fn next(&mut self) -> i64 {
+        self.last += 1;
+        self.last
+    }
+}
+
+/// The Iceberg type of a column-model type, nested fields with new ids. Every field optional:
+/// a stream's later records may leave any column out.
+fn from_type(ty: &DataType, ids: &mut Ids) -> Result<Value, String> {
+    Ok(match ty {
+        DataType::Primitive(p) => Value::from(match p {
+            PrimitiveType::Boolean => "boolean".to_string(),
+            PrimitiveType::Integer | PrimitiveType::Short | PrimitiveType::Byte => "int".to_string(),
+            PrimitiveType::Long => "long".to_string(),
+            PrimitiveType::Float => "float".to_string(),
+            PrimitiveType::Double => "double".to_string(),
+            PrimitiveType::Date => "date".to_string(),
+            PrimitiveType::Timestamp => "timestamptz".to_string(),
+            PrimitiveType::TimestampNtz => "timestamp".to_string(),
+            PrimitiveType::String => "string".to_string(),
+            PrimitiveType::Binary => "binary".to_string(),
+            PrimitiveType::Decimal(d) => format!("decimal({}, {})", d.precision(), d.scale()),
+            other => return Err(format!("the type {other} has no Iceberg type")),
+        }),
+        DataType::Struct(s) => json!({"type": "struct", "fields": new_fields(s, ids)?}),
+        DataType::Array(a) => {
+            let id = ids.next();
+            json!({"type": "list", "element-id": id, "element": from_type(a.element_type(), ids)?, "element-required": false})
+        }
+        DataType::Map(m) => {
+            let (key_id, value_id) = (ids.next(), ids.next());
+            json!({
+                "type": "map",
+                "key-id": key_id,
+                "key": from_type(m.key_type(), ids)?,
+                "value-id": value_id,
+                "value": from_type(m.value_type(), ids)?,
+                "value-required": false,
+            })
+        }
+        other => return Err(format!("the type {other} has no Iceberg type")),
+    })
+}
+
+/// `columns` as new Iceberg fields: ids for a level first, then for what each field holds (the
+/// order Iceberg's own writers assign them in).
+pub fn new_fields(columns: &StructType, ids: &mut Ids) -> Result<Vec<Value>, String> {
+    let own: Vec<i64> = columns.fields().map(|_| ids.next()).collect();
+    columns
+        .fields()
+        .zip(own)
+        .map(|(f, id)| {
+            Ok(json!({"id": id, "name": f.name(), "required": false, "type": from_type(f.data_type(), ids)?}))
+        })
+        .collect()
+}
+
+/// The table's `fields` holding `columns` (the planned columns after the round, a superset of
+/// the table's): new top-level columns appended with new ids; a required field the columns
+/// make nullable made optional. `None` when nothing changes.
+pub fn evolve(fields: &[Value], columns: &StructType, ids: &mut Ids) -> Result<Option<Vec<Value>>, String> {
+    let mut out = fields.to_vec();
+    let mut changed = relax(&mut out, columns);
+    let added: Vec<StructField> =
+        columns.fields().filter(|c| !fields.iter().any(|f| f["name"] == c.name().as_str())).cloned().collect();
+    if !added.is_empty() {
+        let added = StructType::try_new(added).map_err(|e| e.to_string())?;
+        out.extend(new_fields(&added, ids)?);
+        changed = true;
+    }
+    Ok(changed.then_some(out))
+}
+
+/// Makes optional every field (at any depth) the columns make nullable. True when one changed.
+fn relax(fields: &mut [Value], columns: &StructType) -> bool {
+    let mut changed = false;
+    for field in fields.iter_mut() {
+        let Some(column) = field["name"].as_str().and_then(|n| columns.field(n)) else { continue };
+        if column.is_nullable() && field["required"] == true {
+            field["required"] = Value::from(false);
+            changed = true;
+        }
+        changed |= relax_type(&mut field["type"], column.data_type());
+    }
+    changed
+}
+
+fn relax_type(ty: &mut Value, column: &DataType) -> bool {
+    match column {
+        DataType::Struct(s) => ty["fields"].as_array_mut().is_some_and(|f| relax(f, s)),
+        DataType::Array(a) => {
+            let mut changed = false;
+            if a.contains_null() && ty["element-required"] == true {
+                ty["element-required"] = Value::from(false);
+                changed = true;
+            }
+            changed | relax_type(&mut ty["element"], a.element_type())
+        }
+        DataType::Map(m) => {
+            let mut changed = false;
+            if m.value_contains_null() && ty["value-required"] == true {
+                ty["value-required"] = Value::from(false);
+                changed = true;
+            }
+            changed | relax_type(&mut ty["value"], m.value_type())
+        }
+        _ => false,
+    }
+}
+
+/// The table property `schema.name-mapping.default`: which field id a column of a data file
+/// without ids is (the Parquet files target-s3 writes name their columns, Iceberg readers
+/// resolve them through this mapping). List elements are named as Arrow and Parquet name them.
+pub fn name_mapping(fields: &[Value]) -> Value {
+    Value::Array(fields.iter().map(|f| mapped(&f["id"], vec![f["name"].clone()], &f["type"])).collect())
+}
+
+fn mapped(id: &Value, names: Vec<Value>, ty: &Value) -> Value {
+    let mut entry = json!({"field-id": id, "names": names});
+    let nested: Vec<Value> = match ty["type"].as_str() {
+        Some("struct") => ty["fields"]
+            .as_array()
+            .map_or(&[][..], |f| f)
+            .iter()
+            .map(|f| mapped(&f["id"], vec![f["name"].clone()], &f["type"]))
+            .collect(),
+        Some("list") => vec![mapped(&ty["element-id"], vec!["element".into(), "item".into()], &ty["element"])],
+        Some("map") => vec![
+            mapped(&ty["key-id"], vec!["key".into()], &ty["key"]),
+            mapped(&ty["value-id"], vec!["value".into()], &ty["value"]),
+        ],
+        _ => Vec::new(),
+    };
+    if !nested.is_empty() {
+        entry["fields"] = Value::Array(nested);
+    }
+    entry
+}
+
+/// The highest field id in `fields` (a table whose `last-column-id` is lower than its own ids
+/// is not trusted with new ones).
+pub fn max_id(fields: &[Value]) -> i64 {
+    fn of_type(ty: &Value) -> i64 {
+        match ty["type"].as_str() {
+            Some("struct") => max_id(ty["fields"].as_array().map_or(&[][..], |f| f)),
+            Some("list") => ty["element-id"].as_i64().unwrap_or(0).max(of_type(&ty["element"])),
+            Some("map") => ty["key-id"]
+                .as_i64()
+                .unwrap_or(0)
+                .max(ty["value-id"].as_i64().unwrap_or(0))
+                .max(of_type(&ty["key"]))
+                .max(of_type(&ty["value"])),
+            _ => 0,
+        }
+    }
+    fields.iter().map(|f| f["id"].as_i64().unwrap_or(0).max(of_type(&f["type"]))).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_columns_get_new_ids_and_old_ones_keep_theirs() {
+        let table = json!([
+            {"id": 1, "name": "id", "required": true, "type": "long"},
+            {"id": 2, "name": "tags", "required": false, "type": {"type": "list", "element-id": 3, "element": "string", "element-required": false}},
+        ]);
+        let fields = table.as_array().unwrap();
+        let columns = StructType::try_new([
+            StructField::new("id", DataType::LONG, true),
+            StructField::new("tags", DataType::Array(Box::new(ArrayType::new(DataType::STRING, true))), true),
+            StructField::new("amount", DataType::decimal(38, 2).unwrap(), true),
+        ])
+        .unwrap();
+        assert_eq!(to_columns(fields).unwrap().fields().count(), 2);
+        let mut ids = Ids { last: max_id(fields) };
+        let evolved = evolve(fields, &columns, &mut ids).unwrap().unwrap();
+        assert_eq!(evolved[0], json!({"id": 1, "name": "id", "required": false, "type": "long"}));
+        assert_eq!(evolved[2], json!({"id": 4, "name": "amount", "required": false, "type": "decimal(38, 2)"}));
+        assert_eq!(evolve(&evolved, &columns, &mut ids).unwrap(), None);
+        let mapping = name_mapping(&evolved);
+        assert_eq!(mapping[1]["fields"][0]["field-id"], 3);
+        assert_eq!(to_columns(&evolved).unwrap(), columns);
+    }
+}
