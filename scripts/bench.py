@@ -52,6 +52,9 @@ CASES = {
     # Delta Lake tables (needs a build with `--features delta`): the Parquet files above plus the
     # commits; the input's STATEs make a commit at most every commit_interval_seconds (60).
     "delta-parquet": {"format": "parquet", "table_format": "delta"},
+    # Iceberg tables (a build with `--features iceberg`): the same Parquet files, committed to
+    # tables in the SQLite catalog of the output folder.
+    "iceberg-parquet": {"format": "parquet", "table_format": "iceberg"},
     # Unsorted data: records of 270 daily partitions in random order (its own input, a fifth of
     # --records): every partition stays open, one file each, bounded by max_open_bytes.
     "jsonl-gzip6-270-partitions": {"format": "jsonl", "compression": "gzip", "input": "partitions",
@@ -127,7 +130,7 @@ def main():
         variants += [(b, ["taskset", "-c", "0"], f"{label}, 1 core") for b, _, label in variants]
     bins = list(range(len(variants)))
     if not a.no_build:
-        subprocess.run(["cargo", "build", "--release", "--features", "delta", "--bin", "target-s3", "--example", "gen_singer",
+        subprocess.run(["cargo", "build", "--release", "--features", "iceberg", "--bin", "target-s3", "--example", "gen_singer",
                         *(["--example", "parts"] if a.limit else [])], cwd=ROOT, check=True)
     if a.limit and not os.path.exists(PARTS):
         sys.exit(f"--limit needs {PARTS}: cargo build --release --example parts")

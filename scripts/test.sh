@@ -17,6 +17,11 @@
 #      (random, seeded) commit to one table at once on the local folder, moto and SeaweedFS, and
 #      refuse on a store that ignores If-None-Match; 20 SIGKILLs while loading, each resumed from the printed
 #      STATE: nothing lost, no duplicate (KILLS=50 by hand).
+#   5b. Iceberg tables (scripts/iceberg_readers.py): pyiceberg (SqlCatalog), polars
+#      (scan_iceberg) and DuckDB (iceberg_scan) read the typed streams back exactly, from tables
+#      in the local folder and with data on the local S3 server; schema evolution, a column
+#      renamed by pyiceberg read by field id, 2 to 6 concurrent writers through the SQLite
+#      catalog, 10 + 5 SIGKILLs resumed from the printed STATE and from --table-state.
 #   6. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
 #      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per
 #      environment (local folder, local S3 server) check the data and the resumed state
@@ -53,13 +58,14 @@ stop_servers() {
 }
 trap stop_servers EXIT
 
-# `delta`: Delta Lake tables (off in the quick-start build, see README "Install"); every test and
-# script below runs the build with it.
-cargo test --all-targets --features delta
+# `iceberg` (which brings `delta`): Iceberg and Delta Lake tables (off in the quick-start build,
+# see README "Install"); every test and script below runs the build with them.
+cargo test --all-targets --features iceberg
 python3 scripts/sdk_streams.py target/debug/target-s3
 python3 scripts/typed_readers.py target/debug/target-s3
 python3 scripts/readers.py target/debug/target-s3
 python3 scripts/delta_readers.py target/debug/target-s3
+python3 scripts/iceberg_readers.py target/debug/target-s3
 python3 scripts/meltano_run.py
 python3 scripts/real_taps.py target/debug/target-s3
 python3 scripts/docs_examples.py target/debug/target-s3

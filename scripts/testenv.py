@@ -21,7 +21,7 @@ def reexec_in(venv, packages):
     os.execv(python, [python, *sys.argv])
 
 
-# The readers users point at a bucket (scripts/readers.py, scripts/delta_readers.py share the
+# The readers users point at a bucket (scripts/readers.py, delta_readers.py, iceberg_readers.py share the
 # venv target/readersenv). DuckDB's extensions are pinned to its version.
 READERS_PACKAGES = [
     "pyarrow==26.0.1",
@@ -34,4 +34,7 @@ READERS_PACKAGES = [
     "pyspark==3.5.3",
     "boto3==1.35.99",
     "deltalake==1.6.6",
+    "pyiceberg[sql-sqlite]==0.12.0",
+    "duckdb-extension-iceberg==1.4.4",
+    "duckdb-extension-avro==1.4.4",
 ]

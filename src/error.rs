@@ -27,10 +27,10 @@ pub enum Error {
     Table(#[from] TableError),
 }
 
-/// A Delta table could not be read, created or committed to (`table_format: delta`).
+/// A table could not be read, created or committed to (`table_format: delta` or `iceberg`).
 /// A store-wide check (no table yet) names no table.
 #[derive(Debug, thiserror::Error)]
-#[error("{}{message}", if table.is_empty() { "Delta tables: ".to_string() } else { format!("Delta table `{table}`: ") })]
+#[error("{}{message}", if table.is_empty() { "tables: ".to_string() } else { format!("table `{table}`: ") })]
 pub struct TableError {
     /// The table's folder (its key without a file name).
     pub table: String,
@@ -154,7 +154,7 @@ pub enum InputErrorKind {
     InvalidSchema(String),
     #[error("SCHEMA cannot be written in this stream's format: {0}")]
     SchemaUnwritable(String),
-    #[error("SCHEMA cannot be a Delta table: {0}")]
+    #[error("SCHEMA cannot be a table: {0}")]
     SchemaNotTable(String),
     #[error("record is missing key property {0:?}")]
     MissingKeyProperty(String),

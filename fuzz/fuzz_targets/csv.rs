@@ -40,7 +40,7 @@ fuzz_target!(|input: (&str, &str)| {
     let (plain, flat) = configs();
     for config in [plain, flat] {
         for (format, with_meta) in [(Format::Csv, false), (Format::Csv, true), (Format::Json, true), (Format::Jsonl, true)] {
-            let Ok(mut encoder) = Encoder::new(format, "s", &schema, config, 1024, with_meta) else { return };
+            let Ok(mut encoder) = Encoder::new(format, "s", &schema, config, 1024, with_meta, None) else { return };
             let _ = encoder.encode(raw, with_meta.then_some(&meta));
             let _ = encoder.finish();
             let _ = encoder.take(Vec::new());

@@ -188,7 +188,7 @@ fn table_state(config: &config::Config) -> Result<(), Error> {
     if config.table.is_none() {
         return Err(Error::Config(crate::error::ConfigError::Invalid {
             setting: "table_format".into(),
-            message: "--table-state reads the STATE committed to Delta tables: it needs table_format delta".into(),
+            message: "--table-state reads the STATE committed to tables: it needs table_format delta or iceberg".into(),
         }));
     }
     #[cfg(feature = "delta")]

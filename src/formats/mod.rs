@@ -82,6 +82,7 @@ impl Encoder {
         config: &Config,
         capacity: usize,
         metadata: bool,
+        #[cfg_attr(not(feature = "parquet"), allow(unused_variables))] field_ids: Option<&serde_json::Value>,
     ) -> Result<Encoder, String> {
         #[cfg(any(feature = "parquet", feature = "avro"))]
         let binary = &config.binary;
@@ -105,6 +106,7 @@ impl Encoder {
                 binary.parquet_codec,
                 binary.row_group_size,
                 binary.unparseable,
+                field_ids,
             )?)),
             #[cfg(feature = "avro")]
             Format::Avro => {

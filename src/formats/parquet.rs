@@ -40,14 +40,32 @@ const MAX_ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
 
 /// The Arrow schema of a stream's columns.
 pub fn arrow_schema(fields: &[Field]) -> Schema {
-    Schema::new(fields.iter().map(arrow_field).collect::<Vec<_>>())
+    arrow_schema_with_ids(fields, None)
 }
 
-fn arrow_field(field: &Field) -> ArrowField {
-    ArrowField::new(&field.name, data_type(&field.ty), field.nullable)
+/// The Arrow schema of a stream's columns, each with the field id its Iceberg table gave its
+/// name (`ids`: the table schema's `fields`, as Iceberg's metadata JSON holds them), which the
+/// Parquet writer stores in the file: Iceberg readers find a column by its id, so a column
+/// another engine renames later still reads.
+pub fn arrow_schema_with_ids(fields: &[Field], ids: Option<&serde_json::Value>) -> Schema {
+    Schema::new(fields.iter().map(|f| arrow_field(f, iceberg_field(ids, &f.name))).collect::<Vec<_>>())
 }
 
-fn data_type(ty: &Type) -> DataType {
+/// The Iceberg field named `name` among `fields`.
+fn iceberg_field<'v>(fields: Option<&'v serde_json::Value>, name: &str) -> Option<&'v serde_json::Value> {
+    fields?.as_array()?.iter().find(|f| f["name"] == name)
+}
+
+/// `iceberg`: the column's Iceberg field (`{"id", "type", ...}`), when the file carries ids.
+fn arrow_field(field: &Field, iceberg: Option<&serde_json::Value>) -> ArrowField {
+    let arrow = ArrowField::new(&field.name, data_type(&field.ty, iceberg.map(|f| &f["type"])), field.nullable);
+    match iceberg.and_then(|f| f["id"].as_i64()) {
+        Some(id) => arrow.with_metadata([("PARQUET:field_id".to_string(), id.to_string())].into()),
+        None => arrow,
+    }
+}
+
+fn data_type(ty: &Type, iceberg: Option<&serde_json::Value>) -> DataType {
     match ty {
         Type::Int => DataType::Int64,
         Type::Float => DataType::Float64,
@@ -56,8 +74,16 @@ fn data_type(ty: &Type) -> DataType {
         Type::Text | Type::Json | Type::Numeric => DataType::Utf8,
         Type::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Type::Date => DataType::Date32,
-        Type::Struct(fields) => DataType::Struct(fields.iter().map(arrow_field).collect::<Fields>()),
-        Type::List(item) => DataType::List(Arc::new(arrow_field(item))),
+        Type::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| arrow_field(f, iceberg_field(iceberg.map(|t| &t["fields"]), &f.name)))
+                .collect::<Fields>(),
+        ),
+        Type::List(item) => {
+            let element = iceberg.map(|t| serde_json::json!({"id": t["element-id"], "type": t["element"]}));
+            DataType::List(Arc::new(arrow_field(item, element.as_ref())))
+        }
     }
 }
 
@@ -78,8 +104,10 @@ impl ParquetEncoder {
         codec: ParquetCodec,
         row_group_size: usize,
         policy: Unparseable,
+        field_ids: Option<&serde_json::Value>,
     ) -> Result<ParquetEncoder, String> {
-        let schema = Arc::new(arrow_schema(&fields));
+        let schema = Arc::new(arrow_schema_with_ids(&fields, field_ids));
+        let root = fields.iter().zip(schema.fields()).map(|(f, a)| Column::new(f, a, f.name.clone())).collect();
         let props = WriterProperties::builder()
             .set_compression(compression(codec))
             .set_max_row_group_row_count(Some(row_group_size))
@@ -92,7 +120,7 @@ impl ParquetEncoder {
             ready: None,
             schema,
             top: Rows::new(&fields, policy),
-            root: fields.iter().map(|f| Column::new(f, f.name.clone())).collect(),
+            root,
             rows: 0,
         })
     }
@@ -194,12 +222,13 @@ enum Kind {
 }
 
 impl Column {
-    fn new(field: &Field, path: String) -> Column {
+    /// `arrow`: the column's Arrow field (nested fields keep their ids).
+    fn new(field: &Field, arrow: &ArrowField, path: String) -> Column {
         let kind = match &field.ty {
             Type::Int => Kind::Int(Int64Builder::new()),
             Type::Float => Kind::Float(Float64Builder::new()),
             Type::Decimal { scale } => {
-                Kind::Decimal(Decimal128Builder::new().with_data_type(data_type(&field.ty)), *scale)
+                Kind::Decimal(Decimal128Builder::new().with_data_type(arrow.data_type().clone()), *scale)
             }
             Type::Numeric => Kind::Numeric(StringBuilder::new()),
             Type::Bool => Kind::Bool(BooleanBuilder::new()),
@@ -208,19 +237,34 @@ impl Column {
             Type::Timestamp => Kind::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
             Type::Date => Kind::Date(Date32Builder::new()),
             Type::Struct(fields) => Kind::Struct {
-                fields: fields.iter().map(arrow_field).collect(),
-                children: fields.iter().map(|f| Column::new(f, format!("{path}.{}", f.name))).collect(),
+                fields: match arrow.data_type() {
+                    DataType::Struct(arrow) => arrow.clone(),
+                    _ => unreachable!("a struct column's Arrow type is a struct"),
+                },
+                children: match arrow.data_type() {
+                    DataType::Struct(arrow) => fields
+                        .iter()
+                        .zip(arrow.iter())
+                        .map(|(f, a)| Column::new(f, a, format!("{path}.{}", f.name)))
+                        .collect(),
+                    _ => unreachable!("a struct column's Arrow type is a struct"),
+                },
                 index: FieldIndex::new(fields.iter().map(|f| f.name.as_str())),
                 slots: vec![None; fields.len()],
                 validity: NullBufferBuilder::new(BATCH_ROWS),
             },
-            Type::List(item) => Kind::List {
-                field: Arc::new(arrow_field(item)),
-                item: Box::new(Column::new(item, format!("{path}[]"))),
-                offsets: vec![0],
-                validity: NullBufferBuilder::new(BATCH_ROWS),
-                elements: Vec::new(),
-            },
+            Type::List(item) => {
+                let DataType::List(element) = arrow.data_type() else {
+                    unreachable!("a list column's Arrow type is a list")
+                };
+                Kind::List {
+                    field: element.clone(),
+                    item: Box::new(Column::new(item, element, format!("{path}[]"))),
+                    offsets: vec![0],
+                    validity: NullBufferBuilder::new(BATCH_ROWS),
+                    elements: Vec::new(),
+                }
+            }
         };
         Column { path, nullable: field.nullable, expected: field.ty.expected(), kind }
     }
@@ -355,7 +399,7 @@ mod tests {
 
     /// Encodes like the pipeline and writes like the writer thread.
     fn write(schema: &str, records: &[&str], policy: Unparseable) -> Result<(Vec<u8>, u64), String> {
-        let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), ParquetCodec::Snappy, 2, policy)?;
+        let mut enc = ParquetEncoder::new(typed::columns(schema, false, false), ParquetCodec::Snappy, 2, policy, None)?;
         let mut writer = enc.take_writer().unwrap();
         let mut out = Vec::new();
         for r in records {

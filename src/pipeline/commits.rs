@@ -105,7 +105,7 @@ impl Run<'_, '_> {
             .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))?;
         let table = match delta.tables.incompatible_schema() {
             IncompatibleSchema::Fail => None,
-            IncompatibleSchema::NewTable => self.table_version(stream, columns)?,
+            IncompatibleSchema::NewTable => self.table_version(stream, columns.clone())?,
         };
         let delta = self.delta.as_ref().expect("checked above");
         let folder = delta.tables.folder_of(table.as_deref().unwrap_or(stream), &self.run);
@@ -114,7 +114,14 @@ impl Run<'_, '_> {
         let tables = &mut self.delta.as_mut().expect("checked above").tables;
         tables.check_not_foreign(&folder)?;
         tables.check_owner(&folder, stream)?;
-        self.router.set_table(stream, table);
+        let field_ids = match tables.prepare(&folder, stream, &columns) {
+            Ok(ids) => ids,
+            Err(CommitError::Unfit { error, .. }) => {
+                return Err(self.input_error(Some(stream), InputErrorKind::SchemaNotTable(error.message)));
+            }
+            Err(CommitError::Failed(error)) => return Err(error.into()),
+        };
+        self.router.set_table(stream, table, field_ids);
         Ok(())
     }
 

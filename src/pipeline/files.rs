@@ -293,8 +293,16 @@ impl<'a> FileSet<'a> {
             .map_err(|e| input(&spec.name)(InputErrorKind::Key(e)))?;
         let progress = Arc::new(Progress::default());
         let metadata = self.config.add_record_metadata;
-        let mut encoder = Encoder::new(output.format, &spec.name, &spec.schema, self.config, FIRST_BUFFER, metadata)
-            .map_err(|e| input(&spec.name)(InputErrorKind::Encode(e)))?;
+        let mut encoder = Encoder::new(
+            output.format,
+            &spec.name,
+            &spec.schema,
+            self.config,
+            FIRST_BUFFER,
+            metadata,
+            spec.field_ids.as_deref(),
+        )
+        .map_err(|e| input(&spec.name)(InputErrorKind::Encode(e)))?;
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         ack.file_opened(id, context.line);
         tracing::debug!(stream = %spec.name, %key, "opening file");

@@ -41,6 +41,8 @@ pub struct StreamSpec<'a> {
     /// `incompatible_schema: new_table`: the name the stream's Delta table folder is rendered
     /// for once its schema moved to a new table (`orders_v2`); `None`: the stream's own.
     pub table: Option<String>,
+    /// `table_format: iceberg`: the table schema's fields, whose ids the Parquet files carry.
+    pub field_ids: Option<Arc<serde_json::Value>>,
 }
 
 impl StreamSpec<'_> {
@@ -183,6 +185,7 @@ impl<'a> Router<'a> {
             partitioned: output.key.is_partitioned(),
             versioned: output.key.uses_table_version(),
             table: None,
+            field_ids: None,
         };
         if let Some(old) = self.streams.insert(name.to_string(), Arc::new(spec)) {
             Self::count_null_items(&mut self.null_items, name, &old.schema);
@@ -212,6 +215,7 @@ impl<'a> Router<'a> {
                 partitioned: false,
                 versioned: false,
                 table: None,
+                field_ids: None,
             };
             self.rejects.insert(name.to_string(), Arc::new(spec));
         }
@@ -253,12 +257,13 @@ impl<'a> Router<'a> {
     /// `incompatible_schema: new_table`: the stream's files go to the table of `table` from
     /// now on (its open files were closed by the SCHEMA that moved it).
     #[cfg(feature = "delta")]
-    pub fn set_table(&mut self, name: &str, table: Option<String>) {
+    pub fn set_table(&mut self, name: &str, table: Option<String>, field_ids: Option<serde_json::Value>) {
         if let Some(spec) = self.streams.get_mut(name)
-            && spec.table != table
+            && (spec.table != table || spec.field_ids.as_deref() != field_ids.as_ref())
         {
             let mut moved = StreamSpec::clone(spec);
             moved.table = table;
+            moved.field_ids = field_ids.map(Arc::new);
             *spec = Arc::new(moved);
         }
     }

@@ -123,6 +123,11 @@ impl Run<'_, '_> {
     /// next version that is free or that its columns can join, and its waiting files move there.
     pub(super) fn version_taken(&mut self, stream: &str, folder: &str, why: TableError) -> Result<(), Error> {
         let delta = self.delta.as_mut().expect("a table round");
+        // Iceberg data files carry the field ids of the table they were written for: moved to
+        // another table they would name other columns.
+        if delta.tables.is_iceberg() {
+            return Err(why.into());
+        }
         let Some(version) = delta.versions.get_mut(stream) else { return Err(why.into()) };
         let partitions: Vec<String> = delta.tables.partitions().iter().map(|p| p.column.clone()).collect();
         let current = delta.tables.folder_of(&versioned_name(stream, version.number), &self.run);
@@ -164,7 +169,7 @@ impl Run<'_, '_> {
             version.number = number;
             version.columns = columns;
             version.written = exists;
-            self.router.set_table(stream, (number > 1).then(|| versioned_name(stream, number)));
+            self.router.set_table(stream, (number > 1).then(|| versioned_name(stream, number)), None);
         }
         let delta = self.delta.as_mut().expect("a table round");
         let to = delta.tables.folder_of(&versioned_name(stream, delta.versions[stream].number), &self.run);

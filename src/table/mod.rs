@@ -205,6 +205,35 @@ impl Tables {
         })
     }
 
+    /// `table_format: iceberg`: the table of `stream` in `folder` created or evolved to hold
+    /// `columns` before a data file carries them, and its schema's fields (their field ids go
+    /// into the files). `None` for Delta, whose files need no ids.
+    pub fn prepare(
+        &mut self,
+        folder: &str,
+        stream: &str,
+        columns: &StructType,
+    ) -> Result<Option<serde_json::Value>, CommitError> {
+        #[cfg(feature = "iceberg")]
+        if let Log::Iceberg(mut table) = self.format.open(&self.store, folder)? {
+            let fields = self.runtime.block_on(table.prepare(&self.store, stream, columns));
+            return fields.map(Some).map_err(|e| match e {
+                iceberg::Prepared::Unfit(message) => CommitError::Unfit {
+                    stream: stream.to_string(),
+                    folder: folder.to_string(),
+                    error: TableError::new(folder, message),
+                },
+                iceberg::Prepared::Failed(message) => CommitError::Failed(TableError::new(folder, message)),
+            });
+        }
+        let _ = (folder, stream, columns);
+        Ok(None)
+    }
+
+    pub fn is_iceberg(&self) -> bool {
+        self.options.iceberg.is_some()
+    }
+
     pub fn incompatible_schema(&self) -> crate::config::settings::IncompatibleSchema {
         self.options.incompatible_schema
     }

@@ -40,6 +40,19 @@ pub struct IcebergTable {
     current: Option<(String, Value)>,
 }
 
+/// Why a stream's table could not be prepared for its SCHEMA.
+pub enum Prepared {
+    /// The table cannot take the stream's columns (a type changed).
+    Unfit(String),
+    Failed(String),
+}
+
+impl From<String> for Prepared {
+    fn from(message: String) -> Prepared {
+        Prepared::Failed(message)
+    }
+}
+
 /// A commit's outcome: the table's new sequence number.
 pub type Version = i64;
 
@@ -247,25 +260,7 @@ impl IcebergTable {
                 return Ok(self.metadata()["last-sequence-number"].as_i64().unwrap_or(0));
             }
             let (old_uri, mut metadata) = self.current.clone().expect("loaded");
-            let mut ids = schema::Ids {
-                last: metadata["last-column-id"].as_i64().unwrap_or(0).max(schema::max_id(self.fields())),
-            };
-            if let Some(fields) = schema::evolve(self.fields(), columns, &mut ids)? {
-                tracing::info!(table = %self.identifier(), "schema evolved: new optional columns");
-                let schema_id = metadata["schemas"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s["schema-id"].as_i64())
-                    .max()
-                    .unwrap_or(0)
-                    + 1;
-                metadata["properties"]["schema.name-mapping.default"] =
-                    Value::from(schema::name_mapping(&fields).to_string());
-                push(&mut metadata["schemas"], json!({"type": "struct", "schema-id": schema_id, "fields": fields}));
-                metadata["current-schema-id"] = Value::from(schema_id);
-                metadata["last-column-id"] = Value::from(ids.last);
-            }
+            self.evolve(&mut metadata, columns)?;
             let schema_id = metadata["current-schema-id"].as_i64().unwrap_or(0);
             let added = match &manifest {
                 Some(added) => added,
@@ -311,17 +306,11 @@ impl IcebergTable {
             }
             push(&mut metadata["snapshots"], snapshot);
             push(&mut metadata["snapshot-log"], json!({"snapshot-id": snapshot_id, "timestamp-ms": now}));
-            let previous_ms = metadata["last-updated-ms"].clone();
-            push(&mut metadata["metadata-log"], json!({"metadata-file": old_uri, "timestamp-ms": previous_ms}));
             metadata["refs"]["main"] = json!({"snapshot-id": snapshot_id, "type": "branch"});
             metadata["current-snapshot-id"] = Value::from(snapshot_id);
             metadata["last-sequence-number"] = Value::from(sequence);
-            metadata["last-updated-ms"] = Value::from(now);
             metadata["properties"][format!("{RECORD_KEY}.{pipeline_id}")] = Value::from(record.to_string());
-            let version = metadata["metadata-log"].as_array().map_or(0, |l| l.len() as u64);
-            let new_uri = self.write_metadata(store, version, &metadata).await?;
-            if self.catalog.swap(&self.namespace, &self.name, &old_uri, &new_uri)? {
-                self.current = Some((new_uri, metadata));
+            if self.swap(store, &old_uri, metadata).await? {
                 return Ok(sequence);
             }
             tracing::debug!(table = %self.identifier(), attempt, "another writer committed first; retrying");
@@ -329,6 +318,69 @@ impl IcebergTable {
             tokio::time::sleep(Duration::from_millis(jitter + 5 * attempt.min(40) as u64)).await;
         }
         Err(format!("{COMMIT_ATTEMPTS} attempts lost the race for the table's next metadata to other writers"))
+    }
+
+    /// Adds the columns of `columns` the table lacks to `metadata` (a new current schema, new
+    /// field ids) and makes optional the required fields they leave empty. True when it changed.
+    fn evolve(&self, metadata: &mut Value, columns: &StructType) -> Result<bool, String> {
+        let fields = self.schema_of(metadata)["fields"].as_array().cloned().unwrap_or_default();
+        let mut ids =
+            schema::Ids { last: metadata["last-column-id"].as_i64().unwrap_or(0).max(schema::max_id(&fields)) };
+        let Some(fields) = schema::evolve(&fields, columns, &mut ids)? else { return Ok(false) };
+        tracing::info!(table = %self.identifier(), "schema evolved: new optional columns");
+        let schema_id = metadata["schemas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["schema-id"].as_i64())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        metadata["properties"]["schema.name-mapping.default"] = Value::from(schema::name_mapping(&fields).to_string());
+        push(&mut metadata["schemas"], json!({"type": "struct", "schema-id": schema_id, "fields": fields}));
+        metadata["current-schema-id"] = Value::from(schema_id);
+        metadata["last-column-id"] = Value::from(ids.last);
+        Ok(true)
+    }
+
+    /// Makes `metadata` (changed from the current metadata at `old_uri`) the table's: false when
+    /// another writer committed in between.
+    async fn swap(&mut self, store: &TableStore, old_uri: &str, mut metadata: Value) -> Result<bool, String> {
+        let previous_ms = metadata["last-updated-ms"].clone();
+        push(&mut metadata["metadata-log"], json!({"metadata-file": old_uri, "timestamp-ms": previous_ms}));
+        let now = chrono::Utc::now().timestamp_millis().max(previous_ms.as_i64().unwrap_or(0) + 1);
+        metadata["last-updated-ms"] = Value::from(now);
+        let version = metadata["metadata-log"].as_array().map_or(0, |l| l.len() as u64);
+        let new_uri = self.write_metadata(store, version, &metadata).await?;
+        if self.catalog.swap(&self.namespace, &self.name, old_uri, &new_uri)? {
+            self.current = Some((new_uri, metadata));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The table of a stream whose SCHEMA has `columns`, as its data files must name their
+    /// columns: created (empty) or evolved now, before a file carries a new column, so every
+    /// column has its field id. Returns the table's current schema fields (ids and all).
+    pub async fn prepare(&mut self, store: &TableStore, stream: &str, columns: &StructType) -> Result<Value, Prepared> {
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            if !self.load(store).await? && self.create(store, stream, columns).await? {
+                return Ok(Value::Array(self.fields().to_vec()));
+            }
+            self.writable()?;
+            let merged = super::schema::evolve(&self.columns()?, columns)
+                .map_err(|e| Prepared::Unfit(format!("{e} (Iceberg table {})", self.identifier())))?;
+            let Some(merged) = merged else { return Ok(Value::Array(self.fields().to_vec())) };
+            let (old_uri, mut metadata) = self.current.clone().expect("loaded");
+            if !self.evolve(&mut metadata, &merged)? || self.swap(store, &old_uri, metadata).await? {
+                return Ok(Value::Array(self.fields().to_vec()));
+            }
+            tracing::debug!(table = %self.identifier(), attempt, "another writer changed the table first; retrying");
+            tokio::time::sleep(Duration::from_millis(5 * attempt.min(40) as u64)).await;
+        }
+        Err(Prepared::Failed(format!(
+            "{COMMIT_ATTEMPTS} attempts lost the race for the table's next metadata to other writers"
+        )))
     }
 
     fn schema_of<'m>(&self, metadata: &'m Value) -> &'m Value {

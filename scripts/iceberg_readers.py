@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Apache Iceberg tables (`table_format: iceberg`) read back by readers that did not write them,
+and the guarantees that need many processes (part of the test command).
+
+1. The typed streams of scripts/delta_readers.py (ints, decimals, booleans, unicode text with
+   newlines, date-times with offsets and nulls, dates, lists, nested objects) go into tables
+   registered in the SQLite catalog in the local folder, and into tables whose data is on the
+   local S3 server (catalog file beside the test); pyiceberg (`SqlCatalog`), polars
+   (`scan_iceberg`) and DuckDB (`iceberg_scan`) read every record back once, typed as
+   documented; the Parquet files carry the table's field ids. A second run adds a column: the
+   table's schema has it, older rows null. Then pyiceberg renames a column, as another engine
+   would, and a third run appends: the old files' values are read under the new name (by field
+   id), and the stream's own column comes back as a new column.
+2. Concurrent writers, as a property (seeded; SEED=n repeats a run): 2 to 6 processes with
+   random sizes and settings commit to one table at once through the catalog: every record once,
+   each pipeline's last STATE printed and found by --table-state.
+3. A kill loop: target-s3 is SIGKILLed at random moments while loading (commits every second),
+   then resumed from the last printed STATE, KILLS times (10 in CI), and again resumed from
+   `--table-state`: no record lost; duplicates only from kills during a commit round, counted.
+
+Usage: scripts/iceberg_readers.py [path/to/target-s3]   (a build with the `iceberg` feature)
+"""
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers  # noqa: E402
+import testenv  # noqa: E402
+
+testenv.reexec_in(os.path.join(ROOT, "target", "readersenv"), testenv.READERS_PACKAGES)
+
+import boto3  # noqa: E402
+import duckdb  # noqa: E402
+import polars as pl  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from pyiceberg.catalog.sql import SqlCatalog  # noqa: E402
+
+import delta_readers as shared  # noqa: E402  (the typed streams and their expected values)
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "target-s3")
+KILLS = int(os.environ.get("KILLS", "10"))
+failures = []
+shared.BIN = BIN
+shared.failures = failures
+check = shared.check
+
+
+def table_name(stream):
+    return "".join(c.lower() if c.isascii() and (c.isalnum() or c == "_") else "_" for c in stream)
+
+
+def catalog(path, **properties):
+    return SqlCatalog("default", uri=f"sqlite:///{path}", **properties)
+
+
+def duckdb_with_iceberg(env=None):
+    con = duckdb.connect()
+    from duckdb_extensions import import_extension
+    for name in ("avro", "iceberg", "httpfs"):
+        import_extension(name, con=con)
+    con.execute("LOAD iceberg; LOAD httpfs")
+    if env:
+        endpoint = urllib.parse.urlparse(env["S3_ENDPOINT"])
+        con.execute(f"CREATE SECRET (TYPE S3, KEY_ID '{env['S3_ACCESS_KEY']}', SECRET '{env['S3_SECRET_KEY']}', "
+                    f"REGION 'us-east-1', ENDPOINT '{endpoint.netloc}', URL_STYLE 'path', USE_SSL false)")
+    return con
+
+
+def duck_rows(con, table):
+    cur = con.execute(f"SELECT * FROM iceberg_scan('{table.metadata_location}')")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def read_tables(where, cat, duck, storage=None):
+    for stream in shared.STREAMS:
+        table = cat.load_table(f"default.{table_name(stream)}")
+        types = {f.name: str(f.field_type) for f in table.schema().fields}
+        check(types.get("amount") == "decimal(38, 2)" and types.get("created_at") == "timestamptz"
+              and types.get("day") == "date" and types.get("id") == "long" and types.get("tags") == "list<string>",
+              f"pyiceberg {where} {stream!r}: column types as documented {types}")
+        shared.compare("pyiceberg", where, stream, table.scan().to_arrow().to_pylist())
+        shared.compare("polars", where, stream, pl.scan_iceberg(table, storage_options=storage).collect().to_dicts())
+        shared.compare("duckdb", where, stream, duck_rows(duck, table))
+        check(table.current_snapshot().summary.operation.value == "append", f"{where} {stream!r}: one append snapshot")
+
+
+def field_ids_match(table, path):
+    """Whether the Parquet file at `path` names every column by the id the table gave it."""
+    ids = {f.name: f.field_id for f in table.schema().fields}
+    schema = pq.read_schema(path)
+    return all(int(schema.field(n).metadata[b"PARQUET:field_id"]) == ids[n] for n in schema.names)
+
+
+def local_tables(tmp):
+    root = os.path.join(tmp, "lake")
+    config = {"local_path": root, "table_format": "iceberg", "log_level": "warn"}
+    p = shared.run(config, shared.singer_input())
+    check([json.loads(line) for line in p.stdout.strip().splitlines()][-1:] == [{"stream": shared.STREAMS[-1], "extra": False}],
+          f"local: the last STATE is printed once the tables committed ({p.stdout.strip()!r})")
+    cat = catalog(os.path.join(root, "iceberg_catalog.db"))
+    check(sorted(t[1] for t in cat.list_tables("default")) == sorted(table_name(s) for s in shared.STREAMS),
+          "local: the catalog lists one table per stream, named after its folder")
+    read_tables("local", cat, duckdb_with_iceberg())
+    orders = cat.load_table("default.orders")
+    files = [f.file.file_path.removeprefix("file://") for f in orders.scan().plan_files()]
+    check(files and all(field_ids_match(orders, f) for f in files), f"local: the data files carry the table's field ids ({len(files)})")
+    # Schema evolution: a new column; older rows null.
+    shared.run(config, shared.singer_input(extra_column=True))
+    for stream in shared.STREAMS:
+        table = cat.load_table(f"default.{table_name(stream)}")
+        rows = table.scan().to_arrow().to_pylist()
+        old = [r for r in rows if r["id"] % 1000 < 500]
+        new = [r for r in rows if r["id"] % 1000 >= 500]
+        check(len(old) == len(new) == shared.PER_STREAM and all(r["email"] is None for r in old)
+              and all(r["email"] == f"{r['id'] - 500}@x" for r in new),
+              f"pyiceberg local {stream!r}: after a schema evolution every row once, the new column null in older rows")
+        check(len(pl.scan_iceberg(table).filter(pl.col("email").is_not_null()).collect()) == shared.PER_STREAM,
+              f"polars local {stream!r}: reads the evolved schema")
+        got = duckdb_with_iceberg().execute(f"SELECT count(email) FROM iceberg_scan('{table.metadata_location}')").fetchone()[0]
+        check(got == shared.PER_STREAM, f"duckdb local {stream!r}: reads the evolved schema ({got})")
+    state = subprocess.run([BIN, "--config", shared.write_config(tmp, config), "--table-state"], capture_output=True, text=True)
+    check(json.loads(state.stdout) == {"stream": shared.STREAMS[-1], "extra": True},
+          f"--table-state: the newest committed STATE ({state.stdout.strip()})")
+    # Another engine renames a column; the old files still read under the new name (by id), and
+    # the next run's `name` is a new column.
+    with cat.load_table("default.orders").update_schema() as update:
+        update.rename_column("name", "full_name")
+    shared.run(config, shared.singer_input())
+    table = cat.load_table("default.orders")
+    rows = table.scan().to_arrow().to_pylist()
+    renamed = sum(r["full_name"] is not None for r in rows)
+    check(len(rows) == 3 * shared.PER_STREAM and renamed == 2 * shared.PER_STREAM
+          and sum(r["name"] is not None for r in rows) == shared.PER_STREAM,
+          "pyiceberg local: after another engine renamed a column, older files read under the new name, the stream's column is new")
+    duck = duck_rows(duckdb_with_iceberg(), table)
+    check(sum(r["full_name"] is not None for r in duck) == 2 * shared.PER_STREAM,
+          "duckdb local: reads the renamed column by field id")
+
+
+def s3_tables(tmp, env):
+    s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT"], region_name="us-east-1",
+                      aws_access_key_id=env["S3_ACCESS_KEY"], aws_secret_access_key=env["S3_SECRET_KEY"])
+    bucket = f"iceberg-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    catalog_file = os.path.join(tmp, "s3-catalog.db")
+    config = shared.s3_config(env, bucket, prefix="lake", table_format="iceberg", iceberg_catalog_uri=f"sqlite:///{catalog_file}")
+    shared.run(config, shared.singer_input())
+    cat = catalog(catalog_file, **{"s3.endpoint": env["S3_ENDPOINT"], "s3.access-key-id": env["S3_ACCESS_KEY"],
+                                   "s3.secret-access-key": env["S3_SECRET_KEY"], "s3.region": "us-east-1"})
+    table = cat.load_table("default.orders")
+    check(table.metadata_location.startswith(f"s3://{bucket}/lake/orders/metadata/"),
+          f"s3: the table's metadata is in the bucket ({table.metadata_location})")
+    storage = {"AWS_ENDPOINT_URL": env["S3_ENDPOINT"], "AWS_ACCESS_KEY_ID": env["S3_ACCESS_KEY"],
+               "AWS_SECRET_ACCESS_KEY": env["S3_SECRET_KEY"], "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    read_tables("s3", cat, duckdb_with_iceberg(env), storage)
+
+
+def writer_lines(rng, w):
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "writer": {"type": "integer"}}}
+    count, every = rng.randint(1, 2000), rng.randint(20, 1000)
+    lines = [json.dumps({"type": "SCHEMA", "stream": "events", "schema": schema, "key_properties": ["id"]})]
+    for i in range(count):
+        lines.append(json.dumps({"type": "RECORD", "stream": "events", "record": {"id": w * 10000 + i, "writer": w}}))
+        if i % every == every - 1 or i == count - 1:
+            lines.append(json.dumps({"type": "STATE", "value": {"writer": w, "i": i}}))
+    return lines, [w * 10000 + i for i in range(count)], {"writer": w, "i": count - 1}
+
+
+def concurrent_writers(tmp):
+    seed = int(os.environ.get("SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    print(f"concurrent writers: seed {seed} (SEED={seed} repeats this run)", flush=True)
+    for trial in range(int(os.environ.get("TRIALS", "2"))):
+        root = os.path.join(tmp, f"many-{trial}")
+        base = {"local_path": root, "table_format": "iceberg"}
+        writers = rng.randint(2, 6)
+        procs, ids, finals = [], [], []
+        for w in range(writers):
+            lines, sent, final = writer_lines(rng, w)
+            ids += sent
+            finals.append(final)
+            config = dict(base, pipeline_id=f"writer-{w}", commit_interval_seconds=rng.choice([1, 2]),
+                          max_records_per_file=rng.randint(50, 2000), log_level="warn")
+            p = subprocess.Popen([BIN, "--config", shared.write_config(tmp, config)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append((p, lines, rng.randint(50, 400), rng.random() * 0.2))
+
+        def feed(p, lines, step, pause):
+            for start in range(0, len(lines), step):
+                p.stdin.write("\n".join(lines[start:start + step]) + "\n")
+                p.stdin.flush()
+                time.sleep(pause)
+            p.stdin.close()
+
+        began = time.monotonic()
+        threads = [threading.Thread(target=feed, args=args) for args in procs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p, *_ in procs]
+        what = f"{writers} writers on one Iceberg table ({len(ids)} records, {time.monotonic() - began:.0f} s)"
+        check(all(code == 0 for code, _, _ in results), f"{what}: every process succeeded {[e[-300:] for c, _, e in results if c]}")
+        printed = [json.loads(out.strip().splitlines()[-1]) if out.strip() else None for _, out, _ in results]
+        check(printed == finals, f"{what}: each process printed its last STATE")
+        table = catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.events")
+        got = sorted(table.scan().to_arrow()["id"].to_pylist())
+        check(got == sorted(ids), f"{what}: every record once ({len(got)} rows, {len(set(got))} distinct, {len(ids)} sent)")
+        states = [subprocess.run([BIN, "--config", shared.write_config(tmp, dict(base, pipeline_id=f"writer-{w}")), "--table-state"],
+                                 capture_output=True, text=True).stdout.strip() for w in range(writers)]
+        check([json.loads(s) if s else None for s in states] == finals, f"{what}: --table-state finds each pipeline's last STATE")
+
+
+def kill_loop(tmp, kills_wanted, resume):
+    """40,000 records with a STATE every 250, SIGKILLed at random moments and resumed from the
+    last printed STATE or from `--table-state`; the records the table holds from after each
+    resume point are the only possible duplicates (a kill inside a commit round)."""
+    name = f"kill loop (local, resume from {resume} STATE)"
+    root = os.path.join(tmp, f"killed-{resume}")
+    path = shared.write_config(tmp, {"local_path": root, "table_format": "iceberg", "commit_interval_seconds": 1, "log_level": "warn"})
+    total, every = 40000, 250
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}}}
+    header = json.dumps({"type": "SCHEMA", "stream": "k", "schema": schema, "key_properties": ["id"]})
+
+    def lines_from(pos):
+        out = [header]
+        for i in range(pos, total):
+            out.append(json.dumps({"type": "RECORD", "stream": "k", "record": {"id": i, "pad": "x" * 40}}))
+            if i % every == every - 1:
+                out.append(json.dumps({"type": "STATE", "value": {"pos": i + 1}}))
+        return out
+
+    def table_ids():
+        try:
+            return catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.k").scan().to_arrow()["id"].to_pylist()
+        except Exception:  # noqa: BLE001 (no table yet)
+            return []
+
+    rng = random.Random(int(os.environ.get("KILL_SEED", "7")))
+    pos, kills, runs, windows, possible, ahead_before = 0, 0, 0, 0, 0, collections.Counter()
+    while True:
+        runs += 1
+        if runs > 10 * kills_wanted + 20:
+            check(False, f"{name}: {runs} runs for {kills_wanted} kills: target-s3 keeps failing by itself")
+            return
+        p = subprocess.Popen([BIN, "--config", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        printed = []
+        reader = threading.Thread(target=lambda: printed.extend(p.stdout))
+        reader.start()
+        lines = lines_from(pos)
+        chunks = (len(lines) + 199) // 200
+        kill_after = rng.randint(1, min(chunks, 60)) if kills < kills_wanted else None
+        try:
+            for n, start in enumerate(range(0, len(lines), 200), 1):
+                p.stdin.write("\n".join(lines[start:start + 200]) + "\n")
+                p.stdin.flush()
+                time.sleep(0.02)
+                if n == kill_after:
+                    time.sleep(rng.uniform(0, 1.5))
+                    p.send_signal(signal.SIGKILL)
+                    break
+            else:
+                p.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        code = p.wait()
+        reader.join()
+        last = json.loads(printed[-1])["pos"] if printed else None
+        if code == 0 and kill_after is None:
+            break
+        if code == 0:
+            pos = last if last is not None else pos
+            continue
+        kills += 1
+        if resume == "table":
+            out = subprocess.run([BIN, "--config", path, "--table-state"], capture_output=True, text=True).stdout.strip()
+            pos = json.loads(out).get("pos", 0) if out else 0
+        elif last is not None:
+            pos = last
+        ahead = collections.Counter(i for i in table_ids() if i >= pos)
+        new = ahead - ahead_before
+        ahead_before = ahead
+        if new:
+            windows += 1
+            possible += sum(new.values())
+    ids = table_ids()
+    lost, duplicates = total - len(set(ids)), len(ids) - len(set(ids))
+    print(f"{name}: {kills} kills in {runs} runs, {len(ids)} rows read, {lost} lost, {duplicates} duplicates, "
+          f"{windows} kills during a commit round", flush=True)
+    check(kills == kills_wanted, f"{name}: {kills_wanted} kills")
+    check(lost == 0, f"{name}: no record lost ({lost})")
+    check(duplicates <= possible, f"{name}: duplicates only from kills during a commit round ({duplicates} <= {possible})")
+
+
+def main():
+    # PARTS=local,s3,writers,kills (by hand) runs only those parts.
+    parts = set((os.environ.get("PARTS") or "local,s3,writers,kills").split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        if "local" in parts:
+            local_tables(tmp)
+        if "s3" in parts:
+            s3_tables(tmp, servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310"))))
+        if "writers" in parts:
+            concurrent_writers(tmp)
+        if "kills" in parts:
+            kill_loop(tmp, KILLS, "printed")
+            kill_loop(tmp, max(KILLS // 2, 1), "table")
+    print(f"{len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
