@@ -19,6 +19,7 @@ that stands for `s3://my-bucket/` (every `s3://my-bucket/` in a block is replace
   lake_csv/    the same once as CSV (`csv_null_value: \\N`), lake_jsonl/ as JSONL
   tables/      the same once as a Delta table partitioned by `country`, plus one data file no
                commit names (a failed run's), for the VACUUM example
+  warehouse/   the same once as an Iceberg table, its SQLite catalog inside
 Runs in target/readersenv (scripts/testenv.py: DuckDB, PySpark, pyarrow, polars, deltalake).
 """
 import glob
@@ -98,6 +99,8 @@ def make_data(binary, work):
     load(binary, work, {"local_path": work, "prefix": "lake_jsonl", "format": "jsonl", "key_template": hive}, events)
     load(binary, work, {"local_path": work, "prefix": "tables", "table_format": "delta", "format": "parquet",
                         "partition_by": ["country"]}, events)
+    # docs/iceberg.md's tables: the local folder `warehouse` with its catalog inside.
+    load(binary, work, {"local_path": os.path.join(work, "warehouse"), "table_format": "iceberg", "format": "parquet"}, events)
     # A failed run's data file: in the table's folder, named by no commit (docs/delta.md's VACUUM).
     table = os.path.join(work, "tables", "events")
     live = sorted(glob.glob(os.path.join(table, "country=*", "part-*.parquet")))
@@ -216,6 +219,11 @@ def main():
     os.chdir(work)
     try:
         make_data(binary, work)
+        # DuckDB's extensions from their PyPI wheels, installed where `INSTALL x` finds them
+        # (no download): the docs' blocks install and load them as users do.
+        from duckdb_extensions import import_extension
+        for extension in ("avro", "iceberg"):
+            import_extension(extension)
         counts = {}
         for path, line, tag, code, above in blocks():
             where = f"{path}:{line} ({tag})"

@@ -194,7 +194,10 @@ fn config_blocks_are_valid_configs() {
             let value: serde_json::Value =
                 serde_json::from_str(&body).unwrap_or_else(|e| panic!("{where_}: not JSON: {e}"));
             let map = value.as_object().unwrap_or_else(|| panic!("{where_}: not an object")).clone();
-            if map.get("table_format").and_then(|v| v.as_str()) == Some("delta") && !cfg!(feature = "delta") {
+            let table_format = map.get("table_format").and_then(|v| v.as_str());
+            if (table_format == Some("delta") && !cfg!(feature = "delta"))
+                || (table_format == Some("iceberg") && !cfg!(feature = "iceberg"))
+            {
                 continue;
             }
             let raw = target_s3::config::RawConfig::from_map(map).unwrap_or_else(|e| panic!("{where_}: {e}"));
