@@ -292,17 +292,10 @@ impl<'a> FileSet<'a> {
         let key = if key_at_close { ObjectKey::new(rendered.with_part(0)) } else { self.keys.claim(rendered) }
             .map_err(|e| input(&spec.name)(InputErrorKind::Key(e)))?;
         let progress = Arc::new(Progress::default());
-        let metadata = self.config.add_record_metadata;
-        let mut encoder = Encoder::new(
-            output.format,
-            &spec.name,
-            &spec.schema,
-            self.config,
-            FIRST_BUFFER,
-            metadata,
-            spec.field_ids.as_deref(),
-        )
-        .map_err(|e| input(&spec.name)(InputErrorKind::Encode(e)))?;
+        let (metadata, ids) = (self.config.add_record_metadata, spec.field_ids.as_deref());
+        let mut encoder =
+            Encoder::new(output.format, &spec.name, &spec.schema, self.config, FIRST_BUFFER, metadata, ids)
+                .map_err(|e| input(&spec.name)(InputErrorKind::Encode(e)))?;
         let batched_at = if metadata { chrono::Utc::now().to_rfc3339() } else { String::new() };
         ack.file_opened(id, context.line);
         tracing::debug!(stream = %spec.name, %key, "opening file");
