@@ -43,7 +43,10 @@ import boto3  # noqa: E402
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from pyiceberg.catalog.rest import RestCatalog  # noqa: E402
 from pyiceberg.catalog.sql import SqlCatalog  # noqa: E402
+
+import iceberg_rest  # noqa: E402  (the test's REST catalog over pyiceberg's SqlCatalog)
 
 import delta_readers as shared  # noqa: E402  (the typed streams and their expected values)
 
@@ -148,6 +151,46 @@ def local_tables(tmp):
           "duckdb local: reads the renamed column by field id")
 
 
+def s3_properties(env):
+    return {"s3.endpoint": env["S3_ENDPOINT"], "s3.access-key-id": env["S3_ACCESS_KEY"],
+            "s3.secret-access-key": env["S3_SECRET_KEY"], "s3.region": "us-east-1"}
+
+
+def polars_storage(env):
+    return {"AWS_ENDPOINT_URL": env["S3_ENDPOINT"], "AWS_ACCESS_KEY_ID": env["S3_ACCESS_KEY"],
+            "AWS_SECRET_ACCESS_KEY": env["S3_SECRET_KEY"], "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+
+
+def rest_tables(tmp, env, s3):
+    """A REST catalog (the test's own, over pyiceberg's SqlCatalog, signing in with OAuth2
+    client credentials, paths under a prefix) with the data on the local S3 server: the typed
+    streams, read by pyiceberg's RestCatalog, polars and DuckDB; a schema evolution; --table-state."""
+    bucket = f"iceberg-rest-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    server = iceberg_rest.serve(dict(s3_properties(env), uri=f"sqlite:///{os.path.join(tmp, 'rest-server.db')}"), "writer:secret")
+    config = shared.s3_config(env, bucket, prefix="lake", table_format="iceberg", iceberg_catalog_uri=server.uri,
+                              iceberg_warehouse="lake", iceberg_catalog_credential="writer:secret")
+    p = shared.run(config, shared.singer_input())
+    check(p.stdout.strip().splitlines()[-1:] == [json.dumps({"stream": shared.STREAMS[-1], "extra": False})],
+          "rest: the last STATE is printed once the tables committed")
+    cat = RestCatalog("rest", uri=server.uri, credential="writer:secret", **s3_properties(env))
+    read_tables("rest", cat, duckdb_with_iceberg(env), polars_storage(env))
+    shared.run(config, shared.singer_input(extra_column=True))
+    for stream in shared.STREAMS:
+        rows = cat.load_table(f"default.{table_name(stream)}").scan().to_arrow().to_pylist()
+        check(len(rows) == 2 * shared.PER_STREAM and sum(r["email"] is not None for r in rows) == shared.PER_STREAM,
+              f"pyiceberg rest {stream!r}: after a schema evolution every row once, the new column null in older rows")
+    state = subprocess.run([BIN, "--config", shared.write_config(tmp, config), "--table-state"], capture_output=True, text=True)
+    check(state.stdout.strip() and json.loads(state.stdout) == {"stream": shared.STREAMS[-1], "extra": True},
+          f"rest --table-state: the newest committed STATE ({state.stdout.strip()} {state.stderr[-300:]})")
+    wrong = dict(config, iceberg_catalog_credential="writer:wrong")
+    p = subprocess.run([BIN, "--config", shared.write_config(tmp, wrong)], input=shared.singer_input(), capture_output=True, text=True)
+    last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+    check(p.returncode != 0 and "401" in last and "iceberg_catalog_credential" in last and not p.stdout,
+          f"rest: wrong client credentials stop the run with one line naming the setting ({last})")
+    return server, bucket
+
+
 def s3_tables(tmp, env):
     s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT"], region_name="us-east-1",
                       aws_access_key_id=env["S3_ACCESS_KEY"], aws_secret_access_key=env["S3_SECRET_KEY"])
@@ -177,13 +220,26 @@ def writer_lines(rng, w):
     return lines, [w * 10000 + i for i in range(count)], {"writer": w, "i": count - 1}
 
 
-def concurrent_writers(tmp):
+def concurrent_writers(tmp, rest=None):
+    """A property: 2 to 6 processes with random sizes, STATE intervals, file sizes and commit
+    intervals append to one table at once, through the SQLite catalog in the local folder, and
+    through the REST catalog with the data on the local S3 server (`rest`: its server, bucket and
+    S3 settings): every record once, each pipeline's last STATE printed and found again."""
     seed = int(os.environ.get("SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     print(f"concurrent writers: seed {seed} (SEED={seed} repeats this run)", flush=True)
-    for trial in range(int(os.environ.get("TRIALS", "2"))):
-        root = os.path.join(tmp, f"many-{trial}")
-        base = {"local_path": root, "table_format": "iceberg"}
+    stores = ["SQLite catalog, local folder"] + (["REST catalog, S3"] if rest else [])
+    for trial, store in [(t, store) for t in range(int(os.environ.get("TRIALS", "2"))) for store in stores]:
+        if store.startswith("REST"):
+            server, bucket, env = rest
+            base = shared.s3_config(env, bucket, prefix=f"many-{trial}", table_format="iceberg", iceberg_catalog_uri=server.uri,
+                                    iceberg_catalog_credential="writer:secret", iceberg_namespace=f"many{trial}")
+            load = lambda: RestCatalog("rest", uri=server.uri, credential="writer:secret",  # noqa: E731
+                                       **s3_properties(env)).load_table(f"many{trial}.events")
+        else:
+            root = os.path.join(tmp, f"many-{trial}")
+            base = {"local_path": root, "table_format": "iceberg"}
+            load = lambda: catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.events")  # noqa: E731
         writers = rng.randint(2, 6)
         procs, ids, finals = [], [], []
         for w in range(writers):
@@ -210,12 +266,11 @@ def concurrent_writers(tmp):
         for t in threads:
             t.join()
         results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p, *_ in procs]
-        what = f"{writers} writers on one Iceberg table ({len(ids)} records, {time.monotonic() - began:.0f} s)"
+        what = f"{writers} writers on one Iceberg table, {store} ({len(ids)} records, {time.monotonic() - began:.0f} s)"
         check(all(code == 0 for code, _, _ in results), f"{what}: every process succeeded {[e[-300:] for c, _, e in results if c]}")
         printed = [json.loads(out.strip().splitlines()[-1]) if out.strip() else None for _, out, _ in results]
         check(printed == finals, f"{what}: each process printed its last STATE")
-        table = catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.events")
-        got = sorted(table.scan().to_arrow()["id"].to_pylist())
+        got = sorted(load().scan().to_arrow()["id"].to_pylist())
         check(got == sorted(ids), f"{what}: every record once ({len(got)} rows, {len(set(got))} distinct, {len(ids)} sent)")
         states = [subprocess.run([BIN, "--config", shared.write_config(tmp, dict(base, pipeline_id=f"writer-{w}")), "--table-state"],
                                  capture_output=True, text=True).stdout.strip() for w in range(writers)]
@@ -306,14 +361,21 @@ def kill_loop(tmp, kills_wanted, resume):
 
 def main():
     # PARTS=local,s3,writers,kills (by hand) runs only those parts.
-    parts = set((os.environ.get("PARTS") or "local,s3,writers,kills").split(","))
+    parts = set((os.environ.get("PARTS") or "local,s3,rest,writers,kills").split(","))
     with tempfile.TemporaryDirectory() as tmp:
         if "local" in parts:
             local_tables(tmp)
+        env = servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310")))
         if "s3" in parts:
-            s3_tables(tmp, servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310"))))
+            s3_tables(tmp, env)
+        rest = None
+        if "rest" in parts:
+            s3 = boto3.client("s3", endpoint_url=env["S3_ENDPOINT"], region_name="us-east-1",
+                              aws_access_key_id=env["S3_ACCESS_KEY"], aws_secret_access_key=env["S3_SECRET_KEY"])
+            server, bucket = rest_tables(tmp, env, s3)
+            rest = (server, bucket, env)
         if "writers" in parts:
-            concurrent_writers(tmp)
+            concurrent_writers(tmp, rest)
         if "kills" in parts:
             kill_loop(tmp, KILLS, "printed")
             kill_loop(tmp, max(KILLS // 2, 1), "table")

@@ -85,7 +85,7 @@ pub use raw::{EndpointUrl, LogConfig, RawConfig, StreamOverride};
 pub use s3::{check_bucket_name, redact_url};
 pub use settings::{LogFormat, LogLevel};
 pub use sources::{Merged, Source, canonical, merge_sources, read_env, unknown_env_vars};
-pub use table::{Granularity, IcebergOptions, Partition, TableOptions};
+pub use table::{Granularity, IcebergCatalog, IcebergOptions, Partition, TableOptions};
 
 /// `must be one of a, b, c, got "x"`: the one wording of a bad enumerated value.
 pub fn one_of_message(names: &[&str], got: &str) -> String {

@@ -33,10 +33,24 @@ pub struct TableOptions {
 /// `table_format: iceberg`: where the tables are registered.
 #[derive(Clone, Debug)]
 pub struct IcebergOptions {
-    /// The SQLite catalog file.
-    pub catalog: std::path::PathBuf,
+    pub catalog: IcebergCatalog,
     pub catalog_name: String,
     pub namespace: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum IcebergCatalog {
+    /// The SQLite catalog file.
+    Sql(std::path::PathBuf),
+    /// An Iceberg REST catalog.
+    Rest {
+        uri: String,
+        warehouse: Option<String>,
+        token: Option<super::Secret>,
+        /// `client_id:client_secret` for OAuth2 client credentials.
+        credential: Option<super::Secret>,
+        scope: String,
+    },
 }
 
 /// One entry of `partition_by`: a Delta partition column and the record field it comes from.
@@ -245,26 +259,31 @@ impl RawConfig {
             ));
         }
         let catalog = match (&self.iceberg_catalog_uri, &self.bucket) {
-            (Some(uri), _) => {
-                let path = uri
-                    .strip_prefix("sqlite:///")
-                    .map(|p| format!("/{}", p.trim_start_matches('/')))
-                    .unwrap_or_else(|| uri.clone());
-                if uri.contains("://") && !uri.starts_with("sqlite:///") {
+            (Some(uri), _) if uri.starts_with("http://") || uri.starts_with("https://") => IcebergCatalog::Rest {
+                uri: uri.clone(),
+                warehouse: self.iceberg_warehouse.clone(),
+                token: self.iceberg_catalog_token.clone(),
+                credential: self.iceberg_catalog_credential.clone(),
+                scope: self.iceberg_catalog_scope.clone(),
+            },
+            // SQLAlchemy's form, as pyiceberg takes it: `sqlite:///relative` or `sqlite:////absolute`.
+            (Some(uri), _) => match uri.strip_prefix("sqlite:///") {
+                Some(path) => IcebergCatalog::Sql(path.into()),
+                None if !uri.contains("://") => IcebergCatalog::Sql(uri.into()),
+                None => {
                     return Err(invalid(
                         "iceberg_catalog_uri",
                         format!(
-                            "is {uri:?}; target-s3 writes to a SQLite catalog file: `sqlite:////abs/path/catalog.db` or a file path (REST, Postgres, Glue and S3 Tables catalogs are not supported yet)"
+                            "is {uri:?}; target-s3 registers tables in a SQLite catalog file (`sqlite:////abs/path/catalog.db` or a file path) or a REST catalog (`https://...`); Postgres, Glue and S3 Tables catalogs are not supported yet"
                         ),
                     ));
                 }
-                std::path::PathBuf::from(path)
-            }
-            (None, None) => std::path::Path::new(&self.local_path).join("iceberg_catalog.db"),
+            },
+            (None, None) => IcebergCatalog::Sql(std::path::Path::new(&self.local_path).join("iceberg_catalog.db")),
             (None, Some(_)) => {
                 return Err(invalid(
                     "iceberg_catalog_uri",
-                    "must be set for table_format iceberg on S3: the SQLite catalog file the tables are registered in (a path on this machine or a shared volume)".into(),
+                    "must be set for table_format iceberg on S3: a SQLite catalog file on this machine or a shared volume (`sqlite:////abs/path/catalog.db`), or a REST catalog (`https://...`)".into(),
                 ));
             }
         };

@@ -64,7 +64,7 @@ impl Tables {
         let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
         let foreign = self.runtime.block_on(async {
             let log = self.format.open(&self.store, folder)?;
-            if log.exists().await.map_err(|e| error(&e))? {
+            if log.exists(&self.store).await.map_err(|e| error(&e))? {
                 return Ok(None);
             }
             let inner = self.format.written_before_table();
@@ -72,7 +72,7 @@ impl Tables {
             // Another writer may have created the table between the two looks (8 writers on
             // SeaweedFS did): its first commit is then what the listing found.
             if found.as_deref().is_some_and(|o| o.contains("/_delta_log/"))
-                && log.exists().await.map_err(|e| error(&e))?
+                && log.exists(&self.store).await.map_err(|e| error(&e))?
             {
                 return Ok(None);
             }

@@ -65,12 +65,13 @@ impl Format {
 }
 
 impl Log {
-    /// Whether the table exists (a Delta log in its folder, a row in the Iceberg catalog).
-    pub async fn exists(&self) -> Result<bool, String> {
+    /// Whether the table exists (a Delta log in its folder, a table in the Iceberg catalog).
+    #[cfg_attr(not(feature = "iceberg"), allow(unused_variables))]
+    pub async fn exists(&self, store: &TableStore) -> Result<bool, String> {
         match self {
             Log::Delta(d) => d.log_store().is_delta_table_location().await.map_err(|e| e.to_string()),
             #[cfg(feature = "iceberg")]
-            Log::Iceberg(t) => t.exists(),
+            Log::Iceberg(t) => t.exists(store).await,
         }
     }
 

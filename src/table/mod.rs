@@ -115,9 +115,7 @@ impl Tables {
             None => Format::Delta,
             #[cfg(feature = "iceberg")]
             Some(i) => Format::Iceberg {
-                catalog: Arc::new(
-                    iceberg::Catalog::open(&i.catalog, &i.catalog_name).map_err(|e| TableError::new("", e))?,
-                ),
+                catalog: Arc::new(runtime.block_on(iceberg::open(i)).map_err(|e| TableError::new("", e))?),
                 namespace: i.namespace.clone(),
             },
             #[cfg(not(feature = "iceberg"))]
@@ -193,7 +191,7 @@ impl Tables {
         let error = |e: &dyn std::fmt::Display| TableError::new(folder, e.to_string());
         self.runtime.block_on(async {
             let mut log = self.format.open(&self.store, folder)?;
-            if !log.exists().await.map_err(|e| error(&e))? {
+            if !log.exists(&self.store).await.map_err(|e| error(&e))? {
                 return Ok(None);
             }
             log.load(&self.store).await.map_err(|e| error(&e))?;

@@ -65,7 +65,7 @@ pub(super) async fn plan(
     }
     let log = log.as_mut().expect("set above");
     let mut columns: Option<StructType> = None;
-    if log.exists().await.map_err(|e| other(&e))? {
+    if log.exists(store).await.map_err(|e| other(&e))? {
         log.load(store).await.map_err(|e| other(&e))?;
         log.writable(folder).map_err(Refusal::Other)?;
         let partitioned_by = log.partition_columns();

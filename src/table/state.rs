@@ -61,7 +61,7 @@ fn find(tables: &Tables, pipeline_id: &str) -> Result<Option<String>, TableError
         };
         for folder in folders {
             let Ok(mut log) = tables.format.open(&tables.store, &folder) else { continue };
-            if !log.exists().await.unwrap_or(false) {
+            if !log.exists(&tables.store).await.unwrap_or(false) {
                 continue;
             }
             let error = |e: &dyn std::fmt::Display| TableError::new(&folder, e.to_string());

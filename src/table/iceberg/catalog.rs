@@ -1,144 +1,172 @@
-//! The SQL catalog: the two tables pyiceberg's `SqlCatalog` (and Iceberg's JDBC catalog) keep,
-//! in a SQLite file. A table is one row naming its current metadata file; a commit is a
-//! compare-and-swap of that name, so of two writers that read the same metadata, one wins and
-//! the other reloads and tries again. pyiceberg, polars and DuckDB (through pyiceberg) open the
-//! same file with `SqlCatalog(name, uri="sqlite:///...")`.
+//! Where a table's current metadata is named, and how a commit moves it on: the SQL catalog
+//! (target-s3 writes the next metadata file and swaps the catalog row to it) or a REST catalog
+//! (the server applies the commit's updates, checked against its requirements). Either way a
+//! commit is one [`Changes`] on top of the metadata it was worked out from, and fails, without
+//! effect, when another writer committed first.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use serde_json::{Value, json};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::rest::Rest;
+use super::sql::Sql;
+use crate::table::store::TableStore;
 
-/// How long a statement waits for another writer's transaction on the file.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
-
-pub struct Catalog {
-    path: PathBuf,
-    name: String,
+pub enum Catalog {
+    Sql(Sql),
+    Rest(Rest),
 }
 
-/// A table's row.
-pub struct Row {
-    pub namespace: String,
-    pub name: String,
-    pub metadata_location: String,
+/// A table's current metadata: its file's URI and its JSON.
+pub type Current = (String, Value);
+
+/// Where a table lives: its folder (key in the store) and its location URI.
+pub struct Place<'a> {
+    pub folder: &'a str,
+    pub location: &'a str,
+}
+
+/// What one commit changes in a table's metadata.
+#[derive(Default, Clone)]
+pub struct Changes {
+    /// A new current schema (with its `schema-id`) and the table's new `last-column-id`.
+    pub schema: Option<(Value, i64)>,
+    /// Table properties set.
+    pub properties: Vec<(String, String)>,
+    /// A new snapshot, made the head of the `main` branch.
+    pub snapshot: Option<Value>,
+}
+
+impl Changes {
+    /// `base` with these changes: the SQL catalog's next metadata file (`base_uri` its current).
+    fn apply(&self, base: &Value, base_uri: &str) -> Value {
+        let mut metadata = base.clone();
+        if let Some((schema, last_column_id)) = &self.schema {
+            push(&mut metadata["schemas"], schema.clone());
+            metadata["current-schema-id"] = schema["schema-id"].clone();
+            metadata["last-column-id"] = Value::from(*last_column_id);
+        }
+        for (key, value) in &self.properties {
+            metadata["properties"][key] = Value::from(value.as_str());
+        }
+        let previous_ms = base["last-updated-ms"].as_i64().unwrap_or(0);
+        let mut now = chrono::Utc::now().timestamp_millis().max(previous_ms + 1);
+        if let Some(snapshot) = &self.snapshot {
+            let id = snapshot["snapshot-id"].clone();
+            now = now.max(snapshot["timestamp-ms"].as_i64().unwrap_or(0));
+            push(&mut metadata["snapshots"], snapshot.clone());
+            push(&mut metadata["snapshot-log"], json!({"snapshot-id": id, "timestamp-ms": snapshot["timestamp-ms"]}));
+            metadata["refs"]["main"] = json!({"snapshot-id": id, "type": "branch"});
+            metadata["current-snapshot-id"] = id;
+            metadata["last-sequence-number"] = snapshot["sequence-number"].clone();
+        }
+        push(&mut metadata["metadata-log"], json!({"metadata-file": base_uri, "timestamp-ms": previous_ms}));
+        metadata["last-updated-ms"] = Value::from(now);
+        metadata
+    }
+
+    /// The REST catalog's commit request: these changes, required to apply to `base` (the same
+    /// table, the same `main` head, the same schema when it changes).
+    fn request(&self, base: &Value) -> Value {
+        let head = base["refs"]["main"]["snapshot-id"].clone();
+        let mut requirements = vec![
+            json!({"type": "assert-table-uuid", "uuid": base["table-uuid"]}),
+            json!({"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": head}),
+        ];
+        let mut updates = Vec::new();
+        if let Some((schema, last_column_id)) = &self.schema {
+            requirements
+                .push(json!({"type": "assert-current-schema-id", "current-schema-id": base["current-schema-id"]}));
+            requirements.push(
+                json!({"type": "assert-last-assigned-field-id", "last-assigned-field-id": base["last-column-id"]}),
+            );
+            updates.push(json!({"action": "add-schema", "schema": schema, "last-column-id": last_column_id}));
+            updates.push(json!({"action": "set-current-schema", "schema-id": -1}));
+        }
+        if !self.properties.is_empty() {
+            let set: serde_json::Map<String, Value> =
+                self.properties.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+            updates.push(json!({"action": "set-properties", "updates": set}));
+        }
+        if let Some(snapshot) = &self.snapshot {
+            updates.push(json!({"action": "add-snapshot", "snapshot": snapshot}));
+            updates.push(json!({"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": snapshot["snapshot-id"]}));
+        }
+        json!({"requirements": requirements, "updates": updates})
+    }
+}
+
+pub fn push(list: &mut Value, item: Value) {
+    match list.as_array_mut() {
+        Some(items) => items.push(item),
+        None => *list = Value::Array(vec![item]),
+    }
+}
+
+/// Writes `name` inside the table's folder; returns its URI.
+pub async fn put(store: &TableStore, place: &Place<'_>, name: &str, body: Vec<u8>) -> Result<String, String> {
+    let key = format!("{}/{name}", place.folder);
+    store.put(&key, body).await.map_err(|e| format!("writing {key}: {e}"))?;
+    Ok(format!("{}/{name}", place.location))
+}
+
+/// Writes the metadata file of a new metadata version.
+async fn write_metadata(store: &TableStore, place: &Place<'_>, metadata: &Value) -> Result<String, String> {
+    let version = metadata["metadata-log"].as_array().map_or(0, Vec::len);
+    let name = format!("metadata/{version:05}-{}.metadata.json", uuid::Uuid::new_v4());
+    put(store, place, &name, serde_json::to_vec_pretty(metadata).expect("JSON serializes")).await
 }
 
 impl Catalog {
-    /// Opens (creating if needed) the catalog file, with the tables pyiceberg would create.
-    pub fn open(path: &Path, name: &str) -> Result<Catalog, String> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    /// The table's current metadata, `None` when the catalog has no such table.
+    pub async fn load(&self, store: &TableStore, namespace: &str, name: &str) -> Result<Option<Current>, String> {
+        match self {
+            Catalog::Sql(sql) => {
+                let Some(uri) = sql.load(namespace, name)? else { return Ok(None) };
+                let key = store
+                    .key_of(&uri)
+                    .ok_or_else(|| format!("the catalog names the metadata {uri}, outside the destination"))?;
+                let bytes = store.get(&key).await.map_err(|e| format!("reading {uri}: {e}"))?;
+                let metadata = serde_json::from_slice(&bytes).map_err(|e| format!("reading {uri}: {e}"))?;
+                Ok(Some((uri, metadata)))
+            }
+            Catalog::Rest(rest) => rest.load(namespace, name).await,
         }
-        let catalog = Catalog { path: path.to_path_buf(), name: name.to_string() };
-        let db = catalog.connect()?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS iceberg_tables (
-                catalog_name VARCHAR(255) NOT NULL,
-                table_namespace VARCHAR(255) NOT NULL,
-                table_name VARCHAR(255) NOT NULL,
-                metadata_location VARCHAR(1000),
-                previous_metadata_location VARCHAR(1000),
-                iceberg_type VARCHAR(5),
-                PRIMARY KEY (catalog_name, table_namespace, table_name));
-             CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
-                catalog_name VARCHAR(255) NOT NULL,
-                namespace VARCHAR(255) NOT NULL,
-                property_key VARCHAR(255) NOT NULL,
-                property_value VARCHAR(1000) NOT NULL,
-                PRIMARY KEY (catalog_name, namespace, property_key));",
-        )
-        .map_err(|e| catalog.error(e))?;
-        Ok(catalog)
     }
 
-    fn connect(&self) -> Result<Connection, String> {
-        let db = Connection::open(&self.path).map_err(|e| self.error(e))?;
-        db.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.error(e))?;
-        Ok(db)
+    /// Registers the new table whose first metadata is `metadata`: its current metadata, or
+    /// `None` when another writer registered the name first.
+    pub async fn create(
+        &self,
+        store: &TableStore,
+        (namespace, name): (&str, &str),
+        place: &Place<'_>,
+        metadata: Value,
+    ) -> Result<Option<Current>, String> {
+        match self {
+            Catalog::Sql(sql) => {
+                let uri = write_metadata(store, place, &metadata).await?;
+                Ok(sql.create(namespace, name, &uri)?.then_some((uri, metadata)))
+            }
+            Catalog::Rest(rest) => rest.create(namespace, name, &metadata).await,
+        }
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> String {
-        format!("the Iceberg catalog {}: {e}", self.path.display())
-    }
-
-    /// The current metadata file of `namespace.name`, `None` when the catalog has no such table.
-    pub fn load(&self, namespace: &str, name: &str) -> Result<Option<String>, String> {
-        self.connect()?
-            .query_row(
-                "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2 AND table_name = ?3",
-                params![self.name, namespace, name],
-                |row| row.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.error(e))
-    }
-
-    /// Registers a new table (and its namespace): false when another writer registered it first.
-    pub fn create(&self, namespace: &str, name: &str, metadata_location: &str) -> Result<bool, String> {
-        let db = self.connect()?;
-        db.execute(
-            "INSERT OR IGNORE INTO iceberg_namespace_properties VALUES (?1, ?2, 'exists', 'true')",
-            params![self.name, namespace],
-        )
-        .map_err(|e| self.error(e))?;
-        let added = db
-            .execute(
-                "INSERT OR IGNORE INTO iceberg_tables VALUES (?1, ?2, ?3, ?4, NULL, 'TABLE')",
-                params![self.name, namespace, name, metadata_location],
-            )
-            .map_err(|e| self.error(e))?;
-        Ok(added == 1)
-    }
-
-    /// Points the table at `new` if it still points at `old`: false when another writer
-    /// committed in between.
-    pub fn swap(&self, namespace: &str, name: &str, old: &str, new: &str) -> Result<bool, String> {
-        let changed = self
-            .connect()?
-            .execute(
-                "UPDATE iceberg_tables SET metadata_location = ?1, previous_metadata_location = ?2
-                 WHERE catalog_name = ?3 AND table_namespace = ?4 AND table_name = ?5 AND metadata_location = ?2",
-                params![new, old, self.name, namespace, name],
-            )
-            .map_err(|e| self.error(e))?;
-        Ok(changed == 1)
-    }
-
-    /// Every table of the catalog.
-    pub fn tables(&self) -> Result<Vec<Row>, String> {
-        let db = self.connect()?;
-        let mut query = db
-            .prepare(
-                "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
-                 WHERE catalog_name = ?1 AND metadata_location IS NOT NULL AND (iceberg_type IS NULL OR iceberg_type = 'TABLE')",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = query
-            .query_map(params![self.name], |r| {
-                Ok(Row { namespace: r.get(0)?, name: r.get(1)?, metadata_location: r.get(2)? })
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<Vec<Row>, _>>().map_err(|e| self.error(e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_swap_from_a_stale_location_fails() {
-        let dir = std::env::temp_dir().join(format!("t3-catalog-{}", uuid::Uuid::new_v4().simple()));
-        let catalog = Catalog::open(&dir.join("catalog.db"), "default").unwrap();
-        assert!(catalog.create("ns", "orders", "m0").unwrap());
-        assert!(!catalog.create("ns", "orders", "other").unwrap());
-        assert!(catalog.swap("ns", "orders", "m0", "m1").unwrap());
-        assert!(!catalog.swap("ns", "orders", "m0", "m2").unwrap());
-        assert_eq!(catalog.load("ns", "orders").unwrap().as_deref(), Some("m1"));
-        assert_eq!(catalog.load("ns", "missing").unwrap(), None);
-        assert_eq!(catalog.tables().unwrap().len(), 1);
-        std::fs::remove_dir_all(dir).unwrap();
+    /// Commits `changes` on top of `base`: the new current metadata, or `None` when another
+    /// writer committed first (nothing changed). An error leaves the outcome unknown.
+    pub async fn commit(
+        &self,
+        store: &TableStore,
+        (namespace, name): (&str, &str),
+        place: &Place<'_>,
+        base: &Current,
+        changes: &Changes,
+    ) -> Result<Option<Current>, String> {
+        match self {
+            Catalog::Sql(sql) => {
+                let metadata = changes.apply(&base.1, &base.0);
+                let uri = write_metadata(store, place, &metadata).await?;
+                Ok(sql.swap(namespace, name, &base.0, &uri)?.then_some((uri, metadata)))
+            }
+            Catalog::Rest(rest) => rest.commit(namespace, name, &changes.request(&base.1)).await,
+        }
     }
 }

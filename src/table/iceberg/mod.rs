@@ -9,7 +9,9 @@
 
 pub mod catalog;
 mod manifest;
+pub mod rest;
 pub mod schema;
+pub mod sql;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::store::TableStore;
 pub use catalog::Catalog;
+use catalog::{Changes, Current, Place};
 pub use manifest::DataFile;
 
 /// The snapshot summary key and table property prefix of target-s3's round record.
@@ -37,7 +40,25 @@ pub struct IcebergTable {
     folder: String,
     location: String,
     /// The current metadata file's URI and content, once loaded.
-    current: Option<(String, Value)>,
+    current: Option<Current>,
+}
+
+/// Opens the catalog the options name.
+pub async fn open(options: &crate::config::IcebergOptions) -> Result<Catalog, String> {
+    use crate::config::IcebergCatalog;
+    Ok(match &options.catalog {
+        IcebergCatalog::Sql(path) => Catalog::Sql(sql::Sql::open(path, &options.catalog_name)?),
+        IcebergCatalog::Rest { uri, warehouse, token, credential, scope } => {
+            let options = rest::Options {
+                uri,
+                warehouse: warehouse.as_deref(),
+                token: token.as_ref().map(|t| t.0.as_str()),
+                credential: credential.as_ref().map(|c| c.0.as_str()),
+                scope,
+            };
+            Catalog::Rest(rest::Rest::open(&options).await.map_err(|e| format!("the Iceberg REST catalog {uri}: {e}"))?)
+        }
+    })
 }
 
 /// Why a stream's table could not be prepared for its SCHEMA.
@@ -79,8 +100,12 @@ impl IcebergTable {
         format!("{}.{}", self.namespace, self.name)
     }
 
-    pub fn exists(&self) -> Result<bool, String> {
-        Ok(self.catalog.load(&self.namespace, &self.name)?.is_some())
+    fn place(&self) -> Place<'_> {
+        Place { folder: &self.folder, location: &self.location }
+    }
+
+    pub async fn exists(&self, store: &TableStore) -> Result<bool, String> {
+        Ok(self.catalog.load(store, &self.namespace, &self.name).await?.is_some())
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -90,15 +115,15 @@ impl IcebergTable {
     /// Reads the table's current metadata (false when the catalog has no such table). A table
     /// of that name elsewhere (another `table_path` giving the same name) is refused.
     pub async fn load(&mut self, store: &TableStore) -> Result<bool, String> {
-        let Some(uri) = self.catalog.load(&self.namespace, &self.name)? else {
+        let Some(current) = self.catalog.load(store, &self.namespace, &self.name).await? else {
             self.current = None;
             return Ok(false);
         };
-        let key = store.key_of(&uri).ok_or_else(|| {
-            format!("the catalog's table {} has its metadata at {uri}, outside the destination", self.identifier())
-        })?;
-        let bytes = store.get(&key).await.map_err(|e| format!("reading {uri}: {e}"))?;
-        let metadata: Value = serde_json::from_slice(&bytes).map_err(|e| format!("reading {uri}: {e}"))?;
+        self.take(current).map(|()| true)
+    }
+
+    /// Makes `current` the table's metadata, if it is this table's.
+    fn take(&mut self, (uri, metadata): Current) -> Result<(), String> {
         let location = metadata["location"].as_str().unwrap_or_default().trim_end_matches('/');
         if location != self.location {
             return Err(format!(
@@ -108,7 +133,7 @@ impl IcebergTable {
             ));
         }
         self.current = Some((uri, metadata));
-        Ok(true)
+        Ok(())
     }
 
     fn metadata(&self) -> &Value {
@@ -215,25 +240,10 @@ impl IcebergTable {
             "snapshot-log": [],
             "metadata-log": [],
         });
-        let uri = self.write_metadata(store, 0, &metadata).await?;
-        if self.catalog.create(&self.namespace, &self.name, &uri)? {
-            self.current = Some((uri, metadata));
-            return Ok(true);
+        match self.catalog.create(store, (&self.namespace, &self.name), &self.place(), metadata).await? {
+            Some(current) => self.take(current).map(|()| true),
+            None => self.load(store).await.map(|_| false),
         }
-        self.load(store).await?;
-        Ok(false)
-    }
-
-    async fn write_metadata(&self, store: &TableStore, version: u64, metadata: &Value) -> Result<String, String> {
-        let name = format!("metadata/{version:05}-{}.metadata.json", uuid::Uuid::new_v4());
-        self.put(store, &name, serde_json::to_vec_pretty(metadata).expect("JSON serializes")).await
-    }
-
-    /// Writes `name` (inside the table's folder); returns its URI.
-    async fn put(&self, store: &TableStore, name: &str, body: Vec<u8>) -> Result<String, String> {
-        let key = format!("{}/{name}", self.folder);
-        store.put(&key, body).await.map_err(|e| format!("writing {key}: {e}"))?;
-        Ok(format!("{}/{name}", self.location))
     }
 
     /// Appends `files` in one snapshot whose summary (and the table property of the pipeline)
@@ -259,20 +269,22 @@ impl IcebergTable {
                 tracing::warn!(table = %self.identifier(), "the table already holds this commit (an answer lost on the way back)");
                 return Ok(self.metadata()["last-sequence-number"].as_i64().unwrap_or(0));
             }
-            let (old_uri, mut metadata) = self.current.clone().expect("loaded");
-            self.evolve(&mut metadata, columns)?;
-            let schema_id = metadata["current-schema-id"].as_i64().unwrap_or(0);
+            let base = self.current.clone().expect("loaded");
+            let mut changes = Changes { schema: self.evolve(&base.1, columns)?, ..Changes::default() };
+            let schema = changes.schema.as_ref().map_or_else(|| self.schema_of(&base.1).clone(), |(s, _)| s.clone());
+            let schema_id = schema["schema-id"].as_i64().unwrap_or(0);
             let added = match &manifest {
                 Some(added) => added,
                 None => {
-                    let schema = self.schema_of(&metadata).to_string();
-                    let body = manifest::manifest(files, snapshot_id, &schema, schema_id)?;
+                    let body = manifest::manifest(files, snapshot_id, &schema.to_string(), schema_id)?;
                     let length = body.len() as u64;
-                    let path = self.put(store, &format!("metadata/{}-m0.avro", uuid::Uuid::new_v4()), body).await?;
+                    let name = format!("metadata/{}-m0.avro", uuid::Uuid::new_v4());
+                    let path = catalog::put(store, &self.place(), &name, body).await?;
                     let records = files.iter().map(|f| f.records).sum();
                     manifest.insert(manifest::Added { path, length, files: files.len() as u64, records })
                 }
             };
+            let metadata = &base.1;
             let parent = metadata["current-snapshot-id"].as_i64().filter(|id| *id >= 0);
             let parent_snapshot = parent.and_then(|id| {
                 metadata["snapshots"].as_array().and_then(|s| s.iter().find(|s| s["snapshot-id"] == id)).cloned()
@@ -288,30 +300,36 @@ impl IcebergTable {
             };
             let sequence = metadata["last-sequence-number"].as_i64().unwrap_or(0) + 1;
             let list = manifest::manifest_list(parent_list.as_deref(), added, snapshot_id, parent, sequence)?;
-            let list_uri = self
-                .put(store, &format!("metadata/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::new_v4()), list)
-                .await?;
+            let name = format!("metadata/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::new_v4());
+            let list_uri = catalog::put(store, &self.place(), &name, list).await?;
             let now = chrono::Utc::now().timestamp_millis().max(metadata["last-updated-ms"].as_i64().unwrap_or(0) + 1);
-            let summary = summary(parent_snapshot.as_ref(), files, record);
             let mut snapshot = json!({
                 "snapshot-id": snapshot_id,
                 "sequence-number": sequence,
                 "timestamp-ms": now,
                 "manifest-list": list_uri,
-                "summary": summary,
+                "summary": summary(parent_snapshot.as_ref(), files, record),
                 "schema-id": schema_id,
             });
             if let Some(parent) = parent {
                 snapshot["parent-snapshot-id"] = Value::from(parent);
             }
-            push(&mut metadata["snapshots"], snapshot);
-            push(&mut metadata["snapshot-log"], json!({"snapshot-id": snapshot_id, "timestamp-ms": now}));
-            metadata["refs"]["main"] = json!({"snapshot-id": snapshot_id, "type": "branch"});
-            metadata["current-snapshot-id"] = Value::from(snapshot_id);
-            metadata["last-sequence-number"] = Value::from(sequence);
-            metadata["properties"][format!("{RECORD_KEY}.{pipeline_id}")] = Value::from(record.to_string());
-            if self.swap(store, &old_uri, metadata).await? {
-                return Ok(sequence);
+            changes.snapshot = Some(snapshot);
+            changes.properties.push((format!("{RECORD_KEY}.{pipeline_id}"), record.to_string()));
+            match self.commit(store, &base, &changes).await {
+                Ok(Some(current)) => {
+                    self.take(current)?;
+                    return Ok(sequence);
+                }
+                Ok(None) => {}
+                // The outcome is unknown (a lost answer, a timeout): the table says whether it is in.
+                Err(e) => {
+                    if self.load(store).await.is_ok() && self.held(pipeline_id) >= Some(txn) {
+                        tracing::warn!(table = %self.identifier(), error = %e, "the commit is in the table despite the error (its answer was lost)");
+                        return Ok(sequence);
+                    }
+                    return Err(e);
+                }
             }
             tracing::debug!(table = %self.identifier(), attempt, "another writer committed first; retrying");
             let jitter = u64::from(uuid::Uuid::new_v4().as_fields().0 % 20);
@@ -320,13 +338,14 @@ impl IcebergTable {
         Err(format!("{COMMIT_ATTEMPTS} attempts lost the race for the table's next metadata to other writers"))
     }
 
-    /// Adds the columns of `columns` the table lacks to `metadata` (a new current schema, new
-    /// field ids) and makes optional the required fields they leave empty. True when it changed.
-    fn evolve(&self, metadata: &mut Value, columns: &StructType) -> Result<bool, String> {
+    /// The new schema (and `last-column-id`) that adds the columns of `columns` the table
+    /// (`metadata`) lacks, with new field ids, and makes optional the required fields they leave
+    /// empty; `None` when the table's schema holds them already. The name mapping goes with it.
+    fn evolve(&self, metadata: &Value, columns: &StructType) -> Result<Option<(Value, i64)>, String> {
         let fields = self.schema_of(metadata)["fields"].as_array().cloned().unwrap_or_default();
         let mut ids =
             schema::Ids { last: metadata["last-column-id"].as_i64().unwrap_or(0).max(schema::max_id(&fields)) };
-        let Some(fields) = schema::evolve(&fields, columns, &mut ids)? else { return Ok(false) };
+        let Some(fields) = schema::evolve(&fields, columns, &mut ids)? else { return Ok(None) };
         tracing::info!(table = %self.identifier(), "schema evolved: new optional columns");
         let schema_id = metadata["schemas"]
             .as_array()
@@ -336,27 +355,18 @@ impl IcebergTable {
             .max()
             .unwrap_or(0)
             + 1;
-        metadata["properties"]["schema.name-mapping.default"] = Value::from(schema::name_mapping(&fields).to_string());
-        push(&mut metadata["schemas"], json!({"type": "struct", "schema-id": schema_id, "fields": fields}));
-        metadata["current-schema-id"] = Value::from(schema_id);
-        metadata["last-column-id"] = Value::from(ids.last);
-        Ok(true)
+        Ok(Some((json!({"type": "struct", "schema-id": schema_id, "fields": fields}), ids.last)))
     }
 
-    /// Makes `metadata` (changed from the current metadata at `old_uri`) the table's: false when
-    /// another writer committed in between.
-    async fn swap(&mut self, store: &TableStore, old_uri: &str, mut metadata: Value) -> Result<bool, String> {
-        let previous_ms = metadata["last-updated-ms"].clone();
-        push(&mut metadata["metadata-log"], json!({"metadata-file": old_uri, "timestamp-ms": previous_ms}));
-        let now = chrono::Utc::now().timestamp_millis().max(previous_ms.as_i64().unwrap_or(0) + 1);
-        metadata["last-updated-ms"] = Value::from(now);
-        let version = metadata["metadata-log"].as_array().map_or(0, |l| l.len() as u64);
-        let new_uri = self.write_metadata(store, version, &metadata).await?;
-        if self.catalog.swap(&self.namespace, &self.name, old_uri, &new_uri)? {
-            self.current = Some((new_uri, metadata));
-            return Ok(true);
+    /// Commits `changes` (with the name mapping of a new schema) on top of `base`: the new
+    /// metadata, or `None` when another writer committed first.
+    async fn commit(&self, store: &TableStore, base: &Current, changes: &Changes) -> Result<Option<Current>, String> {
+        let mut changes = changes.clone();
+        if let Some((schema, _)) = &changes.schema {
+            let mapping = schema::name_mapping(schema["fields"].as_array().map_or(&[][..], |f| f));
+            changes.properties.push(("schema.name-mapping.default".to_string(), mapping.to_string()));
         }
-        Ok(false)
+        self.catalog.commit(store, (&self.namespace, &self.name), &self.place(), base, &changes).await
     }
 
     /// The table of a stream whose SCHEMA has `columns`, as its data files must name their
@@ -370,9 +380,13 @@ impl IcebergTable {
             self.writable()?;
             let merged = super::schema::evolve(&self.columns()?, columns)
                 .map_err(|e| Prepared::Unfit(format!("{e} (Iceberg table {})", self.identifier())))?;
-            let Some(merged) = merged else { return Ok(Value::Array(self.fields().to_vec())) };
-            let (old_uri, mut metadata) = self.current.clone().expect("loaded");
-            if !self.evolve(&mut metadata, &merged)? || self.swap(store, &old_uri, metadata).await? {
+            let base = self.current.clone().expect("loaded");
+            let Some(schema) = merged.map(|m| self.evolve(&base.1, &m)).transpose()?.flatten() else {
+                return Ok(Value::Array(self.fields().to_vec()));
+            };
+            let changes = Changes { schema: Some(schema), ..Changes::default() };
+            if let Some(current) = self.commit(store, &base, &changes).await? {
+                self.take(current)?;
                 return Ok(Value::Array(self.fields().to_vec()));
             }
             tracing::debug!(table = %self.identifier(), attempt, "another writer changed the table first; retrying");
@@ -386,13 +400,6 @@ impl IcebergTable {
     fn schema_of<'m>(&self, metadata: &'m Value) -> &'m Value {
         let id = &metadata["current-schema-id"];
         metadata["schemas"].as_array().and_then(|s| s.iter().find(|s| &s["schema-id"] == id)).unwrap_or(&Value::Null)
-    }
-}
-
-fn push(list: &mut Value, item: Value) {
-    match list.as_array_mut() {
-        Some(items) => items.push(item),
-        None => *list = Value::Array(vec![item]),
     }
 }
 
