@@ -11,9 +11,13 @@ and the guarantees that need many processes (part of the test command).
    table's schema has it, older rows null. Then pyiceberg renames a column, as another engine
    would, and a third run appends: the old files' values are read under the new name (by field
    id), and the stream's own column comes back as a new column.
+   The same through a REST catalog of the test's own (scripts/iceberg_rest.py, over pyiceberg's
+   SqlCatalog, OAuth2 client credentials, a path prefix) with the data on the local S3 server,
+   read by pyiceberg's RestCatalog, polars and DuckDB; wrong credentials refused in one line.
 2. Concurrent writers, as a property (seeded; SEED=n repeats a run): 2 to 6 processes with
-   random sizes and settings commit to one table at once through the catalog: every record once,
-   each pipeline's last STATE printed and found by --table-state.
+   random sizes and settings commit to one table at once through the SQLite catalog and through
+   the REST catalog: every record once, each pipeline's last STATE printed and found by
+   --table-state.
 3. A kill loop: target-s3 is SIGKILLed at random moments while loading (commits every second),
    then resumed from the last printed STATE, KILLS times (10 in CI), and again resumed from
    `--table-state`: no record lost; duplicates only from kills during a commit round, counted.

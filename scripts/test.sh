@@ -19,9 +19,11 @@
 #      STATE: nothing lost, no duplicate (KILLS=50 by hand).
 #   5b. Iceberg tables (scripts/iceberg_readers.py): pyiceberg (SqlCatalog), polars
 #      (scan_iceberg) and DuckDB (iceberg_scan) read the typed streams back exactly, from tables
-#      in the local folder and with data on the local S3 server; schema evolution, a column
-#      renamed by pyiceberg read by field id, 2 to 6 concurrent writers through the SQLite
-#      catalog, 10 + 5 SIGKILLs resumed from the printed STATE and from --table-state.
+#      in the local folder, with data on the local S3 server, and through a REST catalog of the
+#      test's own (scripts/iceberg_rest.py, over pyiceberg's SqlCatalog); schema evolution, a
+#      column renamed by pyiceberg read by field id, 2 to 6 concurrent writers through the
+#      SQLite and the REST catalog, 10 + 5 SIGKILLs resumed from the printed STATE and from
+#      --table-state.
 #   6. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
 #      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per
 #      environment (local folder, local S3 server) check the data and the resumed state
