@@ -102,6 +102,54 @@ def read_tables(where, cat, duck, storage=None):
         check(table.current_snapshot().summary.operation.value == "append", f"{where} {stream!r}: one append snapshot")
 
 
+def partitioned_tables(where, config, load, duck, storage=None):
+    """Two runs into a table partitioned by text (every escaping case), integer, boolean and date
+    fields and a date-time cut to day and month (Iceberg transforms of the field, no columns of
+    their own): every value read back, the readers prune by partition. An empty text in a
+    text partition is refused by default and written as null (counted) with unparseable_values:
+    null: a file holds one partition value, and empty text shares the null folder."""
+    config = dict(config, partition_by=shared.PARTITION_BY)
+    p = subprocess.run([BIN, "--config", shared.write_config(tempfile.gettempdir(), config)],
+                       input=shared.partition_input(1), capture_output=True, text=True)
+    last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+    check(p.returncode == 1 and 'field `country`: "" is not a non-empty text' in last and "unparseable_values: null" in last,
+          f"{where} partitioned: an empty text partition value is refused, naming the setting ({last[:160]})")
+    config["unparseable_values"] = "null"
+    for run_no in (1, 2):
+        shared.run(config, shared.partition_input(run_no))
+    table = load()
+    spec = [(f.name, str(f.transform)) for f in table.spec().fields]
+    check(spec == [("country", "identity"), ("n", "identity"), ("flag", "identity"), ("on_day", "day"), ("at_day", "day"),
+                   ("at_month", "month")], f"pyiceberg {where} partitioned: the partition spec {spec}")
+    want = {r["id"]: r for n in (1, 2) for r in shared.partition_records(n)}
+
+    def same(reader, rows):
+        ids = sorted(r["id"] for r in rows)
+        check(ids == sorted(want), f"{reader} {where} partitioned: every record exactly once ({len(ids)}/{len(want)})")
+        bad = []
+        for r in map(shared.normalise_at, rows):
+            w = want.get(r["id"])
+            if w is None:
+                continue
+            expected = {"country": w["country"] or None, "n": w["n"], "flag": w["flag"],
+                        "on": shared.dt.date.fromisoformat(w["on"]) if w["on"] else None, "at": shared.utc(w["at"])}
+            bad += [(r["id"], k, r.get(k), v) for k, v in expected.items() if r.get(k) != v]
+        check(not bad, f"{reader} {where} partitioned: every value equal {bad[:3]}")
+
+    same("pyiceberg", table.scan().to_arrow().to_pylist())
+    same("polars", pl.scan_iceberg(table, storage_options=storage).collect().to_dicts())
+    same("duckdb", duck_rows(duck, table))
+    files = len(list(table.scan().plan_files()))
+    pruned = table.scan(row_filter="country = 'a/b'")
+    check(len(pruned.to_arrow()) == 6 and len(list(pruned.plan_files())) < files,
+          f"pyiceberg {where} partitioned: a filter on country prunes files ({len(list(pruned.plan_files()))} of {files})")
+    day = table.scan(row_filter="at >= '2024-01-05T00:00:00+00:00' and at < '2024-01-06T00:00:00+00:00'")
+    check(len(day.to_arrow()) == sum(1 for w in want.values() if w["at"] and shared.utc(w["at"]).date() == shared.dt.date(2024, 1, 5))
+          and len(list(day.plan_files())) < files, f"pyiceberg {where} partitioned: a day filter on the date-time prunes by its day transform")
+    read = duck.execute(f"SELECT count(*) FROM iceberg_scan('{table.metadata_location}') WHERE country = 'a/b'").fetchone()[0]
+    check(read == 6, f"duckdb {where} partitioned: a filter on the partition column ({read})")
+
+
 def field_ids_match(table, path):
     """Whether the Parquet file at `path` names every column by the id the table gave it."""
     ids = {f.name: f.field_id for f in table.schema().fields}
@@ -119,6 +167,7 @@ def local_tables(tmp):
     check(sorted(t[1] for t in cat.list_tables("default")) == sorted(table_name(s) for s in shared.STREAMS),
           "local: the catalog lists one table per stream, named after its folder")
     read_tables("local", cat, duckdb_with_iceberg())
+    partitioned_tables("local", dict(config, table_path="parts/{stream}"), lambda: cat.load_table("default.parts"), duckdb_with_iceberg())
     orders = cat.load_table("default.orders")
     files = [f.file.file_path.removeprefix("file://") for f in orders.scan().plan_files()]
     check(files and all(field_ids_match(orders, f) for f in files), f"local: the data files carry the table's field ids ({len(files)})")
@@ -179,6 +228,8 @@ def rest_tables(tmp, env, s3):
           "rest: the last STATE is printed once the tables committed")
     cat = RestCatalog("rest", uri=server.uri, credential="writer:secret", **s3_properties(env))
     read_tables("rest", cat, duckdb_with_iceberg(env), polars_storage(env))
+    partitioned_tables("rest", dict(config, iceberg_namespace="parted"), lambda: cat.load_table("parted.parts"),
+                       duckdb_with_iceberg(env), polars_storage(env))
     shared.run(config, shared.singer_input(extra_column=True))
     for stream in shared.STREAMS:
         rows = cat.load_table(f"default.{table_name(stream)}").scan().to_arrow().to_pylist()

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import (CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError,
                                   TableAlreadyExistsError)
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import CommitTableRequest
 
@@ -95,8 +96,10 @@ def serve(catalog_properties, credential, prefix="cat"):
                 namespace = urllib.parse.unquote(m.group(1)).replace("\x1f", ".")
                 if m.group(2) is None:
                     try:
+                        spec = request.get("partition-spec")
                         table = catalog.create_table((namespace, request["name"]), schema=Schema.model_validate(request["schema"]),
-                                                     location=request.get("location"), properties=request.get("properties") or {})
+                                                     location=request.get("location"), properties=request.get("properties") or {},
+                                                     partition_spec=PartitionSpec.model_validate(spec) if spec else UNPARTITIONED_PARTITION_SPEC)
                         return self.answer(200, self.table(table))
                     except TableAlreadyExistsError as e:
                         return self.error(409, "AlreadyExistsException", str(e))

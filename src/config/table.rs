@@ -252,12 +252,6 @@ impl RawConfig {
 
 impl RawConfig {
     fn iceberg_options(&self) -> Result<IcebergOptions, ConfigError> {
-        if !self.partition_by.is_empty() {
-            return Err(invalid(
-                "partition_by",
-                "is not supported with table_format iceberg yet (Iceberg tables are written unpartitioned); leave it empty, or use table_format delta".into(),
-            ));
-        }
         let catalog = match (&self.iceberg_catalog_uri, &self.bucket) {
             (Some(uri), _) if uri.starts_with("http://") || uri.starts_with("https://") => IcebergCatalog::Rest {
                 uri: uri.clone(),

@@ -51,6 +51,14 @@ pub fn arrow_schema_with_ids(fields: &[Field], ids: Option<&serde_json::Value>) 
     Schema::new(fields.iter().map(|f| arrow_field(f, iceberg_field(ids, &f.name))).collect::<Vec<_>>())
 }
 
+/// Marks (in the Iceberg fields given for the file) a text column an Iceberg table partitions
+/// by its value: the pipeline puts an empty text and a null in the same partition folder, and
+/// the table keeps one partition value per file, so an empty text cannot be written as itself.
+pub const EMPTY_IS_NULL: &str = "target-s3.empty-text-partition";
+
+/// What an empty text in such a column is not.
+const NON_EMPTY_PARTITION: &str = "a non-empty text: the Iceberg table is partitioned by this field, and an empty text shares the null partition (one partition value per data file)";
+
 /// The Iceberg field named `name` among `fields`.
 fn iceberg_field<'v>(fields: Option<&'v serde_json::Value>, name: &str) -> Option<&'v serde_json::Value> {
     fields?.as_array()?.iter().find(|f| f["name"] == name)
@@ -107,7 +115,15 @@ impl ParquetEncoder {
         field_ids: Option<&serde_json::Value>,
     ) -> Result<ParquetEncoder, String> {
         let schema = Arc::new(arrow_schema_with_ids(&fields, field_ids));
-        let root = fields.iter().zip(schema.fields()).map(|(f, a)| Column::new(f, a, f.name.clone())).collect();
+        let root = fields
+            .iter()
+            .zip(schema.fields())
+            .map(|(f, a)| {
+                let mut column = Column::new(f, a, f.name.clone());
+                column.empty_is_null = iceberg_field(field_ids, &f.name).is_some_and(|i| i[EMPTY_IS_NULL] == true);
+                column
+            })
+            .collect();
         let props = WriterProperties::builder()
             .set_compression(compression(codec))
             .set_max_row_group_row_count(Some(row_group_size))
@@ -193,6 +209,8 @@ struct Column {
     nullable: bool,
     expected: &'static str,
     kind: Kind,
+    /// See [`EMPTY_IS_NULL`].
+    empty_is_null: bool,
 }
 
 enum Kind {
@@ -266,7 +284,7 @@ impl Column {
                 }
             }
         };
-        Column { path, nullable: field.nullable, expected: field.ty.expected(), kind }
+        Column { path, nullable: field.nullable, expected: field.ty.expected(), kind, empty_is_null: false }
     }
 
     /// Appends the value whose JSON text is `raw` (`None`: the member is absent).
@@ -281,6 +299,11 @@ impl Column {
             }
             Some(raw) => raw,
         };
+        if self.empty_is_null && raw == "\"\"" {
+            outcome.refuse(Problem::new(&self.path, raw, NON_EMPTY_PARTITION), self.nullable)?;
+            self.append_null();
+            return Ok(());
+        }
         let fits = match &mut self.kind {
             Kind::Int(b) => typed::int(raw).map(|v| b.append_value(v)),
             Kind::Float(b) => typed::float_exact(raw).map(|(v, exact)| {

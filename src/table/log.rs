@@ -19,6 +19,7 @@ pub enum Format {
     Iceberg {
         catalog: std::sync::Arc<super::iceberg::Catalog>,
         namespace: String,
+        partitions: Vec<crate::config::Partition>,
     },
 }
 
@@ -38,9 +39,12 @@ impl Format {
                 .map(|d| Log::Delta(Box::new(d)))
                 .map_err(|e| TableError::new(folder, e.to_string())),
             #[cfg(feature = "iceberg")]
-            Format::Iceberg { catalog, namespace } => {
-                Ok(Log::Iceberg(super::iceberg::IcebergTable::new(catalog.clone(), namespace, store, folder)))
-            }
+            Format::Iceberg { catalog, namespace, partitions } => Ok(Log::Iceberg(super::iceberg::IcebergTable::new(
+                catalog.clone(),
+                (namespace, partitions),
+                store,
+                folder,
+            ))),
         }
     }
 

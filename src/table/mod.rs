@@ -117,6 +117,7 @@ impl Tables {
             Some(i) => Format::Iceberg {
                 catalog: Arc::new(runtime.block_on(iceberg::open(i)).map_err(|e| TableError::new("", e))?),
                 namespace: i.namespace.clone(),
+                partitions: options.partitions.clone(),
             },
             #[cfg(not(feature = "iceberg"))]
             Some(_) => unreachable!("refused at start-up without the iceberg feature"),
@@ -374,9 +375,14 @@ impl Tables {
                         Log::Delta(d) => job.run_delta(d, added).await?,
                         #[cfg(feature = "iceberg")]
                         Log::Iceberg(t) => {
-                            let files: Vec<iceberg::DataFile> = added
+                            let files: Vec<iceberg::NewFile> = added
                                 .iter()
-                                .map(|f| iceberg::DataFile { path: t.file_uri(&f.path), records: f.records, bytes: f.bytes })
+                                .map(|f| iceberg::NewFile {
+                                    path: t.file_uri(&f.path),
+                                    records: f.records,
+                                    bytes: f.bytes,
+                                    values: &f.partition_values,
+                                })
                                 .collect();
                             t.append(store, &files, &job.columns, (pipeline_id, job.txn), &job.info)
                                 .await

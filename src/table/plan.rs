@@ -88,7 +88,9 @@ pub(super) async fn plan(
     // The partition columns cut to a granularity are in no file; a table that has a column of
     // that name must have it with that type.
     let mut derived = Vec::new();
-    for column in partition::derived_columns(partitions) {
+    // Iceberg partitions by transforms of the field itself: no column of their own.
+    let cut = if matches!(format, Format::Delta) { partitions } else { &[] };
+    for column in partition::derived_columns(cut) {
         match columns.field(column.name()) {
             None => derived.push(column),
             Some(have) if have.data_type() == column.data_type() => {}

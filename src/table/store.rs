@@ -198,14 +198,26 @@ impl TableStore {
         self.root.put(&self.path_of(key), body.into()).await.map(|_| ())
     }
 
-    /// The key of the object at the absolute `uri` (a table's metadata file), `None` when it is
-    /// not in this store.
+    /// The URI of the object `key` as Iceberg metadata names files: the path as it is, not
+    /// percent-encoded (`file:///data/my lake/t/country=a%2Fb/part-0.parquet`), which is how
+    /// pyiceberg, DuckDB and Java's Iceberg open them.
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    pub fn literal_uri(&self, key: &str) -> String {
+        let key = key.trim_matches('/');
+        match self.base.to_file_path() {
+            Ok(path) if self.base.scheme() == "file" => {
+                format!("file://{}/{key}", path.display().to_string().trim_end_matches('/'))
+            }
+            _ => format!("{}{key}", self.base.as_str()),
+        }
+    }
+
+    /// The key of the object at `uri` (a table's metadata file, as [`TableStore::literal_uri`]
+    /// writes it), `None` when it is not in this store.
     #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
     pub fn key_of(&self, uri: &str) -> Option<String> {
-        let url = Url::parse(uri).ok()?;
-        let rest = url.path().strip_prefix(self.base.path())?;
-        (url.scheme() == self.base.scheme() && url.host_str() == self.base.host_str())
-            .then(|| rest.split('/').map(|s| s.replace("%25", "%")).collect::<Vec<_>>().join("/"))
+        let root = self.literal_uri("");
+        uri.strip_prefix(root.as_str()).map(|k| k.trim_start_matches('/').to_string())
     }
 
     /// Moves the object `from` to `to` (a rename in the local folder, copy and delete on S3).

@@ -6,6 +6,8 @@
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Reader, Schema, Writer};
 
+use super::partition::{self, Datum, SpecField};
+
 const MANIFEST_ENTRY: &str = include_str!("schemas/manifest_entry.json");
 const MANIFEST_FILE: &str = include_str!("schemas/manifest_file.json");
 
@@ -15,6 +17,8 @@ pub struct DataFile {
     pub path: String,
     pub records: u64,
     pub bytes: u64,
+    /// Its partition tuple, in spec order.
+    pub partition: Vec<Option<Datum>>,
 }
 
 /// The manifest a snapshot adds, as the manifest list names it.
@@ -23,10 +27,24 @@ pub struct Added {
     pub length: u64,
     pub files: u64,
     pub records: u64,
+    pub spec_id: i64,
+    /// Each partition field's summary over the manifest's files.
+    pub partitions: Vec<Value>,
 }
 
+/// The partition spec the manifest's files are written for.
+pub struct Spec<'a> {
+    pub id: i64,
+    pub fields: &'a [SpecField],
+    /// The spec's fields as the table metadata holds them (the manifest's `partition-spec`).
+    pub json: &'a serde_json::Value,
+}
+
+/// The empty partition tuple of Iceberg's manifest entry schema, replaced by the spec's.
+const EMPTY_TUPLE: &str = r#"{"type":"record","fields":[],"name":"r102"}"#;
+
 fn schema(json: &str) -> Schema {
-    Schema::parse_str(json).expect("Iceberg's manifest schemas parse")
+    Schema::parse_str(json).expect("Iceberg's manifest schemas parse, with any partition tuple")
 }
 
 fn long(n: u64) -> Value {
@@ -64,23 +82,29 @@ fn writer<'a>(json: &str, schema: &'a Schema, metadata: &[(&str, String)]) -> Re
 
 /// The manifest of `files`, added by `snapshot_id` (their sequence numbers inherited from the
 /// snapshot's, as v2 writers leave them), for the table schema `table_schema` (its JSON).
-pub fn manifest(files: &[DataFile], snapshot_id: i64, table_schema: &str, schema_id: i64) -> Result<Vec<u8>, String> {
-    let schema = schema(MANIFEST_ENTRY);
+pub fn manifest(
+    files: &[DataFile],
+    snapshot_id: i64,
+    (table_schema, schema_id): (&str, i64),
+    spec: &Spec<'_>,
+) -> Result<Vec<u8>, String> {
+    let json = MANIFEST_ENTRY.replace(EMPTY_TUPLE, &partition::avro_record(spec.fields).to_string());
+    let schema = schema(&json);
     let metadata = [
         ("schema", table_schema.to_string()),
         ("schema-id", schema_id.to_string()),
-        ("partition-spec", "[]".to_string()),
-        ("partition-spec-id", "0".to_string()),
+        ("partition-spec", spec.json.to_string()),
+        ("partition-spec-id", spec.id.to_string()),
         ("format-version", "2".to_string()),
         ("content", "data".to_string()),
     ];
-    let mut writer = writer(MANIFEST_ENTRY, &schema, &metadata)?;
+    let mut writer = writer(&json, &schema, &metadata)?;
     for file in files {
         let data_file = Value::Record(vec![
             ("content".into(), Value::Int(0)),
             ("file_path".into(), Value::String(file.path.clone())),
             ("file_format".into(), Value::String("PARQUET".into())),
-            ("partition".into(), Value::Record(Vec::new())),
+            ("partition".into(), partition::avro_tuple(spec.fields, &file.partition)),
             ("record_count".into(), long(file.records)),
             ("file_size_in_bytes".into(), long(file.bytes)),
             ("column_sizes".into(), null()),
@@ -138,7 +162,7 @@ pub fn manifest_list(
         .append_value(Value::Record(vec![
             ("manifest_path".into(), Value::String(added.path.clone())),
             ("manifest_length".into(), long(added.length)),
-            ("partition_spec_id".into(), Value::Int(0)),
+            ("partition_spec_id".into(), Value::Int(i32::try_from(added.spec_id).unwrap_or(0))),
             ("content".into(), Value::Int(0)),
             ("sequence_number".into(), Value::Long(sequence_number)),
             ("min_sequence_number".into(), Value::Long(sequence_number)),
@@ -149,7 +173,7 @@ pub fn manifest_list(
             ("added_rows_count".into(), long(added.records)),
             ("existing_rows_count".into(), Value::Long(0)),
             ("deleted_rows_count".into(), Value::Long(0)),
-            ("partitions".into(), Value::Union(1, Box::new(Value::Array(Vec::new())))),
+            ("partitions".into(), Value::Union(1, Box::new(Value::Array(added.partitions.clone())))),
             ("key_metadata".into(), null()),
         ]))
         .map_err(|e| e.to_string())?;
@@ -162,10 +186,18 @@ mod tests {
 
     #[test]
     fn a_list_keeps_its_parents_manifests() {
-        let file = DataFile { path: "file:///t/part-1.parquet".into(), records: 3, bytes: 100 };
-        let m = manifest(&[file], 7, r#"{"type":"struct","schema-id":0,"fields":[]}"#, 0).unwrap();
+        let file = DataFile { path: "file:///t/part-1.parquet".into(), records: 3, bytes: 100, partition: vec![] };
+        let spec = Spec { id: 0, fields: &[], json: &serde_json::json!([]) };
+        let m = manifest(&[file], 7, (r#"{"type":"struct","schema-id":0,"fields":[]}"#, 0), &spec).unwrap();
         assert!(m.starts_with(b"Obj\x01"));
-        let added = |path: &str| Added { path: path.into(), length: m.len() as u64, files: 1, records: 3 };
+        let added = |path: &str| Added {
+            path: path.into(),
+            length: m.len() as u64,
+            files: 1,
+            records: 3,
+            spec_id: 0,
+            partitions: Vec::new(),
+        };
         let first = manifest_list(None, &added("m1"), 7, None, 1).unwrap();
         let second = manifest_list(Some(&first), &added("m2"), 8, Some(7), 2).unwrap();
         let paths: Vec<String> = Reader::new(&second[..])

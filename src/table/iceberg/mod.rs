@@ -9,6 +9,7 @@
 
 pub mod catalog;
 mod manifest;
+mod partition;
 pub mod rest;
 pub mod schema;
 pub mod sql;
@@ -22,7 +23,17 @@ use serde_json::{Value, json};
 use super::store::TableStore;
 pub use catalog::Catalog;
 use catalog::{Changes, Current, Place};
-pub use manifest::DataFile;
+use manifest::DataFile;
+
+/// A durable data file a round adds to the table.
+pub struct NewFile<'a> {
+    /// Its absolute URI.
+    pub path: String,
+    pub records: u64,
+    pub bytes: u64,
+    /// Its partition folders' values, by partition column.
+    pub values: &'a std::collections::HashMap<String, Option<String>>,
+}
 
 /// The snapshot summary key and table property prefix of target-s3's round record.
 const RECORD_KEY: &str = "target-s3";
@@ -41,6 +52,8 @@ pub struct IcebergTable {
     location: String,
     /// The current metadata file's URI and content, once loaded.
     current: Option<Current>,
+    /// `partition_by`.
+    partitions: Vec<crate::config::Partition>,
 }
 
 /// Opens the catalog the options name.
@@ -78,21 +91,26 @@ impl From<String> for Prepared {
 pub type Version = i64;
 
 impl IcebergTable {
-    pub fn new(catalog: Arc<Catalog>, namespace: &str, store: &TableStore, folder: &str) -> IcebergTable {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        (namespace, partitions): (&str, &[crate::config::Partition]),
+        store: &TableStore,
+        folder: &str,
+    ) -> IcebergTable {
         IcebergTable {
             catalog,
+            partitions: partitions.to_vec(),
             namespace: namespace.to_string(),
             name: table_name(folder),
             folder: folder.to_string(),
-            location: store.table_url(folder).as_str().trim_end_matches('/').to_string(),
+            location: store.literal_uri(folder),
             current: None,
         }
     }
 
-    /// The URI of the data file at `path` inside the table's folder (a key's `%` escapes kept
-    /// as text, as the folder's own).
+    /// The URI of the data file at `path` inside the table's folder (as the key has it).
     pub fn file_uri(&self, path: &str) -> String {
-        format!("{}/{}", self.location, path.replace('%', "%25"))
+        format!("{}/{path}", self.location)
     }
 
     /// `namespace.name`, as readers name it.
@@ -104,8 +122,11 @@ impl IcebergTable {
         Place { folder: &self.folder, location: &self.location }
     }
 
+    /// Whether the catalog has this table: its name, at this folder (a table of the name
+    /// elsewhere is another folder's, refused when this folder's stream loads it).
     pub async fn exists(&self, store: &TableStore) -> Result<bool, String> {
-        Ok(self.catalog.load(store, &self.namespace, &self.name).await?.is_some())
+        let found = self.catalog.load(store, &self.namespace, &self.name).await?;
+        Ok(found.is_some_and(|(_, m)| m["location"].as_str().map(|l| l.trim_end_matches('/')) == Some(&self.location)))
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -180,12 +201,23 @@ impl IcebergTable {
                 self.identifier()
             ));
         }
-        if !self.partition_columns().is_empty() {
-            return Err(format!(
-                "the table {} is partitioned ({}); target-s3 does not write partitioned Iceberg tables yet: nothing in this round was committed; point table_path at a new table",
-                self.identifier(),
-                self.partition_columns().join(", ")
-            ));
+        // Each partition field must be one target-s3 fills as the table does: a field of
+        // `partition_by` with the same transform.
+        let (_, _, spec) = partition::spec(self.metadata(), self.fields());
+        for field in spec.as_array().into_iter().flatten() {
+            let name = field["name"].as_str().unwrap_or_default();
+            let ours = self
+                .partitions
+                .iter()
+                .find(|p| p.column == name)
+                .map(|p| p.granularity.map_or("identity", |g| g.as_str()));
+            if ours != field["transform"].as_str() {
+                return Err(format!(
+                    "the table {} partitions by {name:?} with the transform {}, which partition_by does not give: nothing in this round was committed; point table_path at a new table",
+                    self.identifier(),
+                    field["transform"]
+                ));
+            }
         }
         Ok(())
     }
@@ -214,6 +246,7 @@ impl IcebergTable {
     pub async fn create(&mut self, store: &TableStore, stream: &str, columns: &StructType) -> Result<bool, String> {
         let mut ids = schema::Ids { last: 0 };
         let fields = schema::new_fields(columns, &mut ids)?;
+        let spec = partition::new_spec(&self.partitions, &fields)?;
         let now = chrono::Utc::now().timestamp_millis();
         let metadata = json!({
             "format-version": 2,
@@ -225,8 +258,8 @@ impl IcebergTable {
             "current-schema-id": 0,
             "schemas": [{"type": "struct", "schema-id": 0, "fields": fields}],
             "default-spec-id": 0,
-            "partition-specs": [{"spec-id": 0, "fields": []}],
-            "last-partition-id": 999,
+            "partition-specs": [spec],
+            "last-partition-id": 999 + self.partitions.len() as i64,
             "default-sort-order-id": 0,
             "sort-orders": [{"order-id": 0, "fields": []}],
             "properties": {
@@ -253,11 +286,12 @@ impl IcebergTable {
     pub async fn append(
         &mut self,
         store: &TableStore,
-        files: &[DataFile],
+        new_files: &[NewFile<'_>],
         columns: &StructType,
         (pipeline_id, txn): (&str, i64),
         record: &Value,
     ) -> Result<Version, String> {
+        let mut files: Vec<DataFile> = Vec::with_capacity(new_files.len());
         let snapshot_id =
             i64::from_ne_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) & i64::MAX;
         let mut manifest: Option<manifest::Added> = None;
@@ -276,12 +310,40 @@ impl IcebergTable {
             let added = match &manifest {
                 Some(added) => added,
                 None => {
-                    let body = manifest::manifest(files, snapshot_id, &schema.to_string(), schema_id)?;
+                    // The files' partition tuples, typed as the table's spec has them.
+                    let (spec_id, spec, spec_json) = partition::spec(&base.1, self.fields());
+                    for f in new_files {
+                        let mut tuple = Vec::with_capacity(spec.len());
+                        for field in &spec {
+                            let granularity =
+                                self.partitions.iter().find(|p| p.column == field.name).and_then(|p| p.granularity);
+                            let text = f.values.get(&field.name).and_then(Option::as_deref);
+                            tuple.push(partition::datum(field, granularity, text)?);
+                        }
+                        files.push(DataFile {
+                            path: f.path.clone(),
+                            records: f.records,
+                            bytes: f.bytes,
+                            partition: tuple,
+                        });
+                    }
+                    let spec = manifest::Spec { id: spec_id, fields: &spec, json: &spec_json };
+                    let body = manifest::manifest(&files, snapshot_id, (&schema.to_string(), schema_id), &spec)?;
                     let length = body.len() as u64;
                     let name = format!("metadata/{}-m0.avro", uuid::Uuid::new_v4());
                     let path = catalog::put(store, &self.place(), &name, body).await?;
                     let records = files.iter().map(|f| f.records).sum();
-                    manifest.insert(manifest::Added { path, length, files: files.len() as u64, records })
+                    let partitions = (0..spec.fields.len())
+                        .map(|i| partition::summary(files.iter().map(|f| &f.partition[i])))
+                        .collect();
+                    manifest.insert(manifest::Added {
+                        path,
+                        length,
+                        files: files.len() as u64,
+                        records,
+                        spec_id,
+                        partitions,
+                    })
                 }
             };
             let metadata = &base.1;
@@ -308,7 +370,7 @@ impl IcebergTable {
                 "sequence-number": sequence,
                 "timestamp-ms": now,
                 "manifest-list": list_uri,
-                "summary": summary(parent_snapshot.as_ref(), files, record),
+                "summary": summary(parent_snapshot.as_ref(), &files, record),
                 "schema-id": schema_id,
             });
             if let Some(parent) = parent {
@@ -369,25 +431,46 @@ impl IcebergTable {
         self.catalog.commit(store, (&self.namespace, &self.name), &self.place(), base, &changes).await
     }
 
+    /// The current schema's fields as the stream's Parquet files take them: ids, and the text
+    /// columns an identity partition takes its values from marked (see
+    /// [`crate::formats::parquet::EMPTY_IS_NULL`]).
+    fn file_fields(&self) -> Value {
+        let (_, _, spec) = partition::spec(self.metadata(), self.fields());
+        let identity: Vec<&Value> = spec
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["transform"] == "identity")
+            .map(|f| &f["source-id"])
+            .collect();
+        let mut fields = self.fields().to_vec();
+        for field in &mut fields {
+            if field["type"] == "string" && identity.contains(&&field["id"]) {
+                field[crate::formats::parquet::EMPTY_IS_NULL] = Value::Bool(true);
+            }
+        }
+        Value::Array(fields)
+    }
+
     /// The table of a stream whose SCHEMA has `columns`, as its data files must name their
     /// columns: created (empty) or evolved now, before a file carries a new column, so every
     /// column has its field id. Returns the table's current schema fields (ids and all).
     pub async fn prepare(&mut self, store: &TableStore, stream: &str, columns: &StructType) -> Result<Value, Prepared> {
         for attempt in 1..=COMMIT_ATTEMPTS {
             if !self.load(store).await? && self.create(store, stream, columns).await? {
-                return Ok(Value::Array(self.fields().to_vec()));
+                return Ok(self.file_fields());
             }
             self.writable()?;
             let merged = super::schema::evolve(&self.columns()?, columns)
                 .map_err(|e| Prepared::Unfit(format!("{e} (Iceberg table {})", self.identifier())))?;
             let base = self.current.clone().expect("loaded");
             let Some(schema) = merged.map(|m| self.evolve(&base.1, &m)).transpose()?.flatten() else {
-                return Ok(Value::Array(self.fields().to_vec()));
+                return Ok(self.file_fields());
             };
             let changes = Changes { schema: Some(schema), ..Changes::default() };
             if let Some(current) = self.commit(store, &base, &changes).await? {
                 self.take(current)?;
-                return Ok(Value::Array(self.fields().to_vec()));
+                return Ok(self.file_fields());
             }
             tracing::debug!(table = %self.identifier(), attempt, "another writer changed the table first; retrying");
             tokio::time::sleep(Duration::from_millis(5 * attempt.min(40) as u64)).await;

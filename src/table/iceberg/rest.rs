@@ -126,6 +126,7 @@ impl Rest {
             "name": name,
             "location": metadata["location"],
             "schema": schema,
+            "partition-spec": metadata["partition-specs"][0],
             "properties": metadata["properties"],
             "stage-create": false,
         });
