@@ -7,7 +7,8 @@ and the guarantees that need many processes (part of the test command).
    registered in the SQLite catalog in the local folder, and into tables whose data is on the
    local S3 server (catalog file beside the test); pyiceberg (`SqlCatalog`), polars
    (`scan_iceberg`) and DuckDB (`iceberg_scan`) read every record back once, typed as
-   documented; the Parquet files carry the table's field ids. A second run adds a column: the
+   documented; the Parquet files carry the table's field ids, and each file's column bounds
+   (from its footer) let pyiceberg and DuckDB read only the files a filter can match. A second run adds a column: the
    table's schema has it, older rows null. Then pyiceberg renames a column, as another engine
    would, and a third run appends: the old files' values are read under the new name (by field
    id), and the stream's own column comes back as a new column.
@@ -148,6 +149,34 @@ def partitioned_tables(where, config, load, duck, storage=None):
           and len(list(day.plan_files())) < files, f"pyiceberg {where} partitioned: a day filter on the date-time prunes by its day transform")
     read = duck.execute(f"SELECT count(*) FROM iceberg_scan('{table.metadata_location}') WHERE country = 'a/b'").fetchone()[0]
     check(read == 6, f"duckdb {where} partitioned: a filter on the partition column ({read})")
+
+
+def statistics_prune(tmp):
+    """1,000 records in files of 100: each file's column bounds (from the footer) let pyiceberg
+    and DuckDB read only the files a filter can match, and the counts are exact."""
+    root = os.path.join(tmp, "stats")
+    schema = {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": ["null", "string"]}, "x": {"type": ["null", "number"]},
+        "at": {"type": ["null", "string"], "format": "date-time"}, "d": {"type": ["null", "string"], "format": "date"}}}
+    lines = [json.dumps({"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]})]
+    for i in range(1000):
+        lines.append(json.dumps({"type": "RECORD", "stream": "s", "record": {
+            "id": i, "name": f"n{i:04d}" if i % 7 else None, "x": i / 3, "at": f"2024-01-{1 + i // 100:02d}T00:00:00Z",
+            "d": f"2024-02-{1 + i // 100:02d}"}}))
+    shared.run({"local_path": root, "table_format": "iceberg", "max_records_per_file": 100, "workers": 1}, "\n".join(lines) + "\n")
+    table = catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.s")
+    files = list(table.scan().plan_files())
+    nulls = sum(f.file.null_value_counts[2] for f in files)
+    check(len(files) == 10 and nulls == sum(1 for i in range(1000) if i % 7 == 0),
+          f"statistics: 10 files, their null counts exact ({nulls})")
+    for where, rows in [("id >= 950", 50), ("name = 'n0555'", 1), ("x < 10", 30),
+                        ("at >= '2024-01-10T00:00:00+00:00'", 100), ("d = '2024-02-03'", 100)]:
+        scan = table.scan(row_filter=where)
+        planned = len(list(scan.plan_files()))
+        check(planned == 1 and len(scan.to_arrow()) == rows, f"pyiceberg statistics: {where} reads 1 file of 10 ({planned}), {rows} rows")
+    plan = duckdb_with_iceberg().execute(
+        f"EXPLAIN ANALYZE SELECT count(*) FROM iceberg_scan('{table.metadata_location}') WHERE id >= 950").fetchall()[0][1]
+    check("Total Files Read: 1 " in plan, "duckdb statistics: id >= 950 reads 1 file of 10")
 
 
 def field_ids_match(table, path):
@@ -420,6 +449,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         if "local" in parts:
             local_tables(tmp)
+            statistics_prune(tmp)
         env = servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310")))
         if "s3" in parts:
             s3_tables(tmp, env)

@@ -378,6 +378,7 @@ impl Tables {
                             let files: Vec<iceberg::NewFile> = added
                                 .iter()
                                 .map(|f| iceberg::NewFile {
+                                    key: format!("{folder}/{}", f.path),
                                     path: t.file_uri(&f.path),
                                     records: f.records,
                                     bytes: f.bytes,

@@ -191,6 +191,13 @@ impl TableStore {
         self.root.get(&self.path_of(key)).await?.bytes().await
     }
 
+    /// The bytes `range` of the object `key` (a Parquet footer).
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<bytes::Bytes, object_store::Error> {
+        use object_store::ObjectStoreExt;
+        self.root.get_range(&self.path_of(key), range).await
+    }
+
     /// Writes the object `key` (Iceberg metadata and manifests: each name new, never replaced).
     #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
     pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), object_store::Error> {

@@ -56,11 +56,13 @@ impl IcebergTable {
                             let text = f.values.get(&field.name).and_then(Option::as_deref);
                             tuple.push(partition::datum(field, granularity, text)?);
                         }
+                        let stats = super::stats::read(store, &f.key, f.bytes).await?;
                         files.push(DataFile {
                             path: f.path.clone(),
                             records: f.records,
                             bytes: f.bytes,
                             partition: tuple,
+                            stats,
                         });
                     }
                     let spec = manifest::Spec { id: spec_id, fields: &spec, json: &spec_json };

@@ -19,6 +19,19 @@ pub struct DataFile {
     pub bytes: u64,
     /// Its partition tuple, in spec order.
     pub partition: Vec<Option<Datum>>,
+    pub stats: super::stats::Stats,
+}
+
+/// An Iceberg map (an Avro array of key-value records), or null when empty.
+fn map<V>(entries: &[(i32, V)], value: impl Fn(&V) -> Value) -> Value {
+    if entries.is_empty() {
+        return null();
+    }
+    let items = entries
+        .iter()
+        .map(|(k, v)| Value::Record(vec![("key".into(), Value::Int(*k)), ("value".into(), value(v))]))
+        .collect();
+    Value::Union(1, Box::new(Value::Array(items)))
 }
 
 /// The manifest a snapshot adds, as the manifest list names it.
@@ -107,12 +120,12 @@ pub fn manifest(
             ("partition".into(), partition::avro_tuple(spec.fields, &file.partition)),
             ("record_count".into(), long(file.records)),
             ("file_size_in_bytes".into(), long(file.bytes)),
-            ("column_sizes".into(), null()),
-            ("value_counts".into(), null()),
-            ("null_value_counts".into(), null()),
+            ("column_sizes".into(), map(&file.stats.sizes, |n| Value::Long(*n))),
+            ("value_counts".into(), map(&file.stats.values, |n| Value::Long(*n))),
+            ("null_value_counts".into(), map(&file.stats.nulls, |n| Value::Long(*n))),
             ("nan_value_counts".into(), null()),
-            ("lower_bounds".into(), null()),
-            ("upper_bounds".into(), null()),
+            ("lower_bounds".into(), map(&file.stats.lower, |b| Value::Bytes(b.clone()))),
+            ("upper_bounds".into(), map(&file.stats.upper, |b| Value::Bytes(b.clone()))),
             ("key_metadata".into(), null()),
             ("split_offsets".into(), null()),
             ("equality_ids".into(), null()),
@@ -186,7 +199,17 @@ mod tests {
 
     #[test]
     fn a_list_keeps_its_parents_manifests() {
-        let file = DataFile { path: "file:///t/part-1.parquet".into(), records: 3, bytes: 100, partition: vec![] };
+        let file = DataFile {
+            path: "file:///t/part-1.parquet".into(),
+            records: 3,
+            bytes: 100,
+            partition: vec![],
+            stats: super::super::stats::Stats {
+                sizes: vec![(1, 10)],
+                lower: vec![(1, vec![0; 8])],
+                ..Default::default()
+            },
+        };
         let spec = Spec { id: 0, fields: &[], json: &serde_json::json!([]) };
         let m = manifest(&[file], 7, (r#"{"type":"struct","schema-id":0,"fields":[]}"#, 0), &spec).unwrap();
         assert!(m.starts_with(b"Obj\x01"));

@@ -14,6 +14,7 @@ mod partition;
 pub mod rest;
 pub mod schema;
 pub mod sql;
+mod stats;
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ use catalog::{Current, Place};
 
 /// A durable data file a round adds to the table.
 pub struct NewFile<'a> {
+    /// Its key in the store.
+    pub key: String,
     /// Its absolute URI.
     pub path: String,
     pub records: u64,
