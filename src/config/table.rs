@@ -140,6 +140,14 @@ impl TableOptions {
 /// `pipeline_id`'s default in the settings table.
 const DEFAULT_PIPELINE_ID: &str = "target-s3";
 
+/// A folder path as one spelling: `./wh`, `wh/` and `wh//` are `wh` (the derived pipeline id
+/// must not change with how the same folder is written; an absolute path stays another spelling).
+fn spelled(path: &str) -> String {
+    let normal: std::path::PathBuf =
+        std::path::Path::new(path).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    if normal.as_os_str().is_empty() { path.to_string() } else { normal.display().to_string() }
+}
+
 fn invalid(setting: &str, message: String) -> ConfigError {
     ConfigError::Invalid { setting: setting.into(), message }
 }
@@ -216,7 +224,9 @@ impl RawConfig {
         let (pipeline_id, legacy_pipeline_id) = if pipeline_id == DEFAULT_PIPELINE_ID {
             let place = format!(
                 "{}\u{0}{}\u{0}{}",
-                self.bucket.as_deref().map_or_else(|| format!("local:{}", self.local_path), |b| format!("s3:{b}")),
+                self.bucket
+                    .as_deref()
+                    .map_or_else(|| format!("local:{}", spelled(&self.local_path)), |b| format!("s3:{b}")),
                 self.prefix,
                 self.table_path
             );

@@ -65,11 +65,15 @@ impl Commit<'_> {
                 delta.update_state().await?;
                 let snapshot = delta.snapshot()?;
                 // An earlier attempt whose answer was lost may be in: committing again would
-                // add every file twice.
-                if snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await? >= Some(self.txn)
-                {
-                    tracing::warn!(table = %self.folder, "the table already holds this commit (an answer lost on the way back)");
-                    return Ok(snapshot.version() as i64);
+                // add every file twice. A newer txn that is not this commit's is another run of
+                // the same pipeline, committing at the same time.
+                let held = snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await?;
+                if held >= Some(self.txn) {
+                    if self.is_in(delta).await {
+                        tracing::warn!(table = %self.folder, "the table already holds this commit (an answer lost on the way back)");
+                        return Ok(snapshot.version() as i64);
+                    }
+                    return Err(DeltaTableError::Generic(super::concurrent_run(self.pipeline_id, held, self.txn)));
                 }
                 let current = snapshot.schema();
                 let evolved = schema::evolve(&current, &self.columns).map_err(DeltaTableError::Generic)?;
@@ -115,11 +119,28 @@ impl Commit<'_> {
         }
     }
 
-    /// The table's version if it holds this commit's txn.
+    /// The table's version if it holds this commit.
     async fn landed(&self, delta: &mut DeltaTable) -> Option<i64> {
         delta.update_state().await.ok()?;
         let snapshot = delta.snapshot().ok()?;
         let held = snapshot.transaction_version(delta.log_store().as_ref(), self.pipeline_id).await.ok()?;
-        (held >= Some(self.txn)).then(|| snapshot.version() as i64)
+        if held >= Some(self.txn) && self.is_in(delta).await { Some(snapshot.version() as i64) } else { None }
+    }
+
+    /// Whether one of the table's newest commits is this one (this run's, this txn).
+    async fn is_in(&self, delta: &DeltaTable) -> bool {
+        use futures::StreamExt;
+        let mut history = delta.history(Some(super::HISTORY_DEPTH));
+        while let Some(commit) = history.next().await {
+            let Ok(commit) = commit else { return false };
+            if let Some(ours) = commit.info.get(COMMIT_INFO_KEY)
+                && ours["txnVersion"] == self.info["txnVersion"]
+                && ours["runId"] == self.info["runId"]
+                && ours["pipelineId"] == self.info["pipelineId"]
+            {
+                return true;
+            }
+        }
+        false
     }
 }

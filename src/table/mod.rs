@@ -79,6 +79,10 @@ pub struct Tables {
     clean: std::collections::HashSet<String>,
     /// Table folders whose owning stream was checked.
     owners: HashSet<String>,
+    /// Iceberg: by table folder, the field ids (and names) this run's files were written with,
+    /// each of which must still be in the table when they are committed.
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    written_ids: HashMap<String, Vec<(i64, String)>>,
 }
 
 struct Table {
@@ -133,6 +137,7 @@ impl Tables {
             last_txn: 0,
             clean: Default::default(),
             owners: HashSet::new(),
+            written_ids: HashMap::new(),
         })
     }
 
@@ -216,6 +221,14 @@ impl Tables {
         #[cfg(feature = "iceberg")]
         if let Log::Iceberg(mut table) = self.format.open(&self.store, folder)? {
             let fields = self.runtime.block_on(table.prepare(&self.store, stream, columns));
+            if let Ok(fields) = &fields {
+                let ids = self.written_ids.entry(folder.to_string()).or_default();
+                for id in iceberg::schema::ids(fields.as_array().map_or(&[][..], |f| f)) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
             return fields.map(Some).map_err(|e| match e {
                 iceberg::Prepared::Unfit(message) => CommitError::Unfit {
                     stream: stream.to_string(),
@@ -274,7 +287,7 @@ impl Tables {
         let now = chrono::Utc::now().timestamp_millis();
         let state: serde_json::Value = state.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let wanted: HashSet<FileId> = ids.iter().copied().collect();
-        let Tables { runtime, store, options, format, run_id, tables, last_txn, .. } = self;
+        let Tables { runtime, store, options, format, run_id, tables, last_txn, written_ids, .. } = self;
         // Every table planned before any file is taken from it: a refusal leaves them waiting.
         let new_table = options.incompatible_schema == crate::config::settings::IncompatibleSchema::NewTable;
         let mut plans = runtime.block_on(async {
@@ -347,7 +360,7 @@ impl Tables {
                 "state": state,
                 "round": folders,
             });
-            let (store, pipeline_id) = (&*store, options.pipeline_id.as_str());
+            let (store, pipeline_id, written_ids) = (&*store, options.pipeline_id.as_str(), &*written_ids);
             let commits = round.iter_mut().map(|(folder, table, files, columns)| {
                 let mut info = info.clone();
                 info["stream"] = serde_json::Value::from(table.stream.clone());
@@ -385,7 +398,8 @@ impl Tables {
                                     values: &f.partition_values,
                                 })
                                 .collect();
-                            t.append(store, &files, &job.columns, (pipeline_id, job.txn), &job.info)
+                            let written = written_ids.get(*folder).map_or(&[][..], Vec::as_slice);
+                            t.append(store, (&files, written), &job.columns, (pipeline_id, job.txn), &job.info)
                                 .await
                                 .map_err(|e| job.error(e))?
                         }
@@ -445,6 +459,17 @@ impl Tables {
         target.files.extend(files);
         Ok(moved)
     }
+}
+
+/// Why a commit stops when the table holds a newer txn of this pipeline that is not its own:
+/// another run of the same pipeline commits to the table at the same time. Skipping the
+/// commit as "already in" would print a STATE for records no table holds; committing it
+/// would put the pipeline's transactions out of order.
+fn concurrent_run(pipeline_id: &str, held: Option<i64>, txn: i64) -> String {
+    format!(
+        "another run with pipeline_id {pipeline_id:?} committed to this table while this run was loading (its txn {} is past this round's {txn}): nothing of this round was committed to this table and no STATE is printed for it; give each writer that runs at the same time its own pipeline_id, or keep runs of one pipeline from overlapping, then rerun from the last printed STATE",
+        held.unwrap_or_default()
+    )
 }
 
 /// Refuses a table folder that Delta readers cannot all open: delta-rs (and Hadoop paths)

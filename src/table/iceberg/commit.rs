@@ -22,7 +22,7 @@ impl IcebergTable {
     pub async fn append(
         &mut self,
         store: &TableStore,
-        new_files: &[NewFile<'_>],
+        (new_files, written): (&[NewFile<'_>], &[(i64, String)]),
         columns: &StructType,
         (pipeline_id, txn): (&str, i64),
         record: &Value,
@@ -36,8 +36,20 @@ impl IcebergTable {
                 return Err(format!("the table {} is no longer in the catalog", self.identifier()));
             }
             if self.held(pipeline_id) >= Some(txn) {
-                tracing::warn!(table = %self.identifier(), "the table already holds this commit (an answer lost on the way back)");
-                return Ok(self.metadata()["last-sequence-number"].as_i64().unwrap_or(0));
+                if self.holds(record) {
+                    tracing::warn!(table = %self.identifier(), "the table already holds this commit (an answer lost on the way back)");
+                    return Ok(self.metadata()["last-sequence-number"].as_i64().unwrap_or(0));
+                }
+                return Err(crate::table::concurrent_run(pipeline_id, self.held(pipeline_id), txn));
+            }
+            // Every id the files were written with must still be the table's: a column another
+            // writer dropped meanwhile would read as null from them.
+            let have = schema::ids(self.fields());
+            if let Some((id, name)) = written.iter().find(|(id, _)| !have.iter().any(|(h, _)| h == id)) {
+                return Err(format!(
+                    "the column {name:?} (field id {id}) was dropped from the table {} by another writer while this run was loading; this run's files name it by that id, so readers would read its values as null: nothing of this round was committed to this table; rerun from the last printed STATE (the column is then added again, with a new id)",
+                    self.identifier()
+                ));
             }
             let base = self.current.clone().expect("loaded");
             let mut changes = Changes { schema: self.evolve(&base.1, columns)?, ..Changes::default() };
@@ -124,7 +136,7 @@ impl IcebergTable {
                 Ok(None) => {}
                 // The outcome is unknown (a lost answer, a timeout): the table says whether it is in.
                 Err(e) => {
-                    if self.load(store).await.is_ok() && self.held(pipeline_id) >= Some(txn) {
+                    if self.load(store).await.is_ok() && self.holds(record) {
                         tracing::warn!(table = %self.identifier(), error = %e, "the commit is in the table despite the error (its answer was lost)");
                         return Ok(sequence);
                     }
@@ -163,7 +175,8 @@ impl IcebergTable {
     async fn commit(&self, store: &TableStore, base: &Current, changes: &Changes) -> Result<Option<Current>, String> {
         let mut changes = changes.clone();
         if let Some((schema, _)) = &changes.schema {
-            let mapping = schema::name_mapping(schema["fields"].as_array().map_or(&[][..], |f| f));
+            let existing = base.1["properties"]["schema.name-mapping.default"].as_str();
+            let mapping = schema::name_mapping(schema["fields"].as_array().map_or(&[][..], |f| f), existing);
             changes.properties.push(("schema.name-mapping.default".to_string(), mapping.to_string()));
         }
         self.catalog.commit(store, (&self.namespace, &self.name), &self.place(), base, &changes).await

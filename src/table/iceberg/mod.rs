@@ -230,6 +230,14 @@ impl IcebergTable {
         serde_json::from_str::<Value>(record).ok()?["txnVersion"].as_i64()
     }
 
+    /// Whether the table holds the commit whose round record is `record` (this run's, this txn).
+    pub fn holds(&self, record: &Value) -> bool {
+        let pipeline_id = record["pipelineId"].as_str().unwrap_or_default();
+        self.rounds(pipeline_id)
+            .iter()
+            .any(|(_, r)| r["txnVersion"] == record["txnVersion"] && r["runId"] == record["runId"])
+    }
+
     /// Every round record of `pipeline_id` the table holds: its snapshots' and its property's.
     pub fn rounds(&self, pipeline_id: &str) -> Vec<(i64, Value)> {
         let metadata = self.metadata();
@@ -267,7 +275,7 @@ impl IcebergTable {
             "properties": {
                 STREAM_PROPERTY: stream,
                 "write.format.default": "parquet",
-                "schema.name-mapping.default": schema::name_mapping(&fields).to_string(),
+                "schema.name-mapping.default": schema::name_mapping(&fields, None).to_string(),
             },
             "current-snapshot-id": -1,
             "refs": {},

@@ -179,32 +179,91 @@ fn relax_type(ty: &mut Value, column: &DataType) -> bool {
 }
 
 /// The table property `schema.name-mapping.default`: which field id a column of a data file
-/// without ids is (the Parquet files target-s3 writes name their columns, Iceberg readers
-/// resolve them through this mapping). List elements are named as Arrow and Parquet name them.
-pub fn name_mapping(fields: &[Value]) -> Value {
-    Value::Array(fields.iter().map(|f| mapped(&f["id"], vec![f["name"].clone()], &f["type"])).collect())
+/// without ids is (files other tools added, e.g. pyiceberg's `add_files`; target-s3's own files
+/// carry ids). List elements are named as Arrow and Parquet name them. `existing`: the table's
+/// mapping so far, whose names stay aliases of their ids (a renamed column's old name still
+/// finds the files written under it), unless a sibling field now has that name.
+pub fn name_mapping(fields: &[Value], existing: Option<&str>) -> Value {
+    let mut aliases: std::collections::HashMap<i64, Vec<Value>> = std::collections::HashMap::new();
+    fn collect(entries: &Value, aliases: &mut std::collections::HashMap<i64, Vec<Value>>) {
+        for entry in entries.as_array().into_iter().flatten() {
+            if let Some(id) = entry["field-id"].as_i64() {
+                aliases.entry(id).or_default().extend(entry["names"].as_array().into_iter().flatten().cloned());
+            }
+            collect(&entry["fields"], aliases);
+        }
+    }
+    if let Some(existing) = existing.and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+        collect(&existing, &mut aliases);
+    }
+    level(fields, &aliases)
 }
 
-fn mapped(id: &Value, names: Vec<Value>, ty: &Value) -> Value {
-    let mut entry = json!({"field-id": id, "names": names});
-    let nested: Vec<Value> = match ty["type"].as_str() {
-        Some("struct") => ty["fields"]
-            .as_array()
-            .map_or(&[][..], |f| f)
+/// One struct level of the mapping: each field's name, then its aliases no sibling now has.
+fn level(fields: &[Value], aliases: &std::collections::HashMap<i64, Vec<Value>>) -> Value {
+    let taken: Vec<&Value> = fields.iter().map(|f| &f["name"]).collect();
+    Value::Array(
+        fields
             .iter()
-            .map(|f| mapped(&f["id"], vec![f["name"].clone()], &f["type"]))
+            .map(|f| {
+                let mut names = vec![f["name"].clone()];
+                for alias in f["id"].as_i64().and_then(|id| aliases.get(&id)).into_iter().flatten() {
+                    if !names.contains(alias) && !taken.contains(&alias) {
+                        names.push(alias.clone());
+                    }
+                }
+                mapped(&f["id"], names, &f["type"], aliases)
+            })
             .collect(),
-        Some("list") => vec![mapped(&ty["element-id"], vec!["element".into(), "item".into()], &ty["element"])],
-        Some("map") => vec![
-            mapped(&ty["key-id"], vec!["key".into()], &ty["key"]),
-            mapped(&ty["value-id"], vec!["value".into()], &ty["value"]),
-        ],
-        _ => Vec::new(),
+    )
+}
+
+fn mapped(id: &Value, names: Vec<Value>, ty: &Value, aliases: &std::collections::HashMap<i64, Vec<Value>>) -> Value {
+    let mut entry = json!({"field-id": id, "names": names});
+    let nested = match ty["type"].as_str() {
+        Some("struct") => level(ty["fields"].as_array().map_or(&[][..], |f| f), aliases),
+        Some("list") => {
+            json!([mapped(&ty["element-id"], vec!["element".into(), "item".into()], &ty["element"], aliases)])
+        }
+        Some("map") => json!([
+            mapped(&ty["key-id"], vec!["key".into()], &ty["key"], aliases),
+            mapped(&ty["value-id"], vec!["value".into()], &ty["value"], aliases),
+        ]),
+        _ => json!([]),
     };
-    if !nested.is_empty() {
-        entry["fields"] = Value::Array(nested);
+    if nested.as_array().is_some_and(|n| !n.is_empty()) {
+        entry["fields"] = nested;
     }
     entry
+}
+
+/// Every field id in `fields` (at any depth) with the field's name (`element`, `key` and `value`
+/// for what lists and maps hold).
+pub fn ids(fields: &[Value]) -> Vec<(i64, String)> {
+    fn of_type(ty: &Value, out: &mut Vec<(i64, String)>) {
+        match ty["type"].as_str() {
+            Some("struct") => out.extend(ids(ty["fields"].as_array().map_or(&[][..], |f| f))),
+            Some("list") => {
+                out.extend(ty["element-id"].as_i64().map(|id| (id, "element".to_string())));
+                of_type(&ty["element"], out);
+            }
+            Some("map") => {
+                out.extend(ty["key-id"].as_i64().map(|id| (id, "key".to_string())));
+                out.extend(ty["value-id"].as_i64().map(|id| (id, "value".to_string())));
+                of_type(&ty["key"], out);
+                of_type(&ty["value"], out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for field in fields {
+        if let Some(id) = field["id"].as_i64() {
+            out.push((id, field["name"].as_str().unwrap_or_default().to_string()));
+        }
+        of_type(&field["type"], &mut out);
+    }
+    out
 }
 
 /// The highest field id in `fields` (a table whose `last-column-id` is lower than its own ids
@@ -249,7 +308,12 @@ mod tests {
         assert_eq!(evolved[0], json!({"id": 1, "name": "id", "required": false, "type": "long"}));
         assert_eq!(evolved[2], json!({"id": 4, "name": "amount", "required": false, "type": "decimal(38, 2)"}));
         assert_eq!(evolve(&evolved, &columns, &mut ids).unwrap(), None);
-        let mapping = name_mapping(&evolved);
+        let mapping = name_mapping(
+            &evolved,
+            Some(r#"[{"field-id": 1, "names": ["id", "key"]}, {"field-id": 2, "names": ["tags", "id"]}]"#),
+        );
+        assert_eq!(mapping[0]["names"], json!(["id", "key"]));
+        assert_eq!(mapping[1]["names"], json!(["tags"]), "a name another field has now is no alias");
         assert_eq!(mapping[1]["fields"][0]["field-id"], 3);
         assert_eq!(to_columns(&evolved).unwrap(), columns);
     }
