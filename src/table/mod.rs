@@ -360,7 +360,11 @@ impl Tables {
                 "state": state,
                 "round": folders,
             });
-            let (store, pipeline_id, written_ids) = (&*store, options.pipeline_id.as_str(), &*written_ids);
+            let (store, pipeline_id) = (&*store, options.pipeline_id.as_str());
+            #[cfg(feature = "iceberg")]
+            let written_ids = &*written_ids;
+            #[cfg(not(feature = "iceberg"))]
+            let _ = written_ids;
             let commits = round.iter_mut().map(|(folder, table, files, columns)| {
                 let mut info = info.clone();
                 info["stream"] = serde_json::Value::from(table.stream.clone());
