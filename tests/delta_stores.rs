@@ -64,7 +64,7 @@ fn a_folder_with_foreign_files_never_becomes_a_table() {
     let refused = common::run(&config, INPUT);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     let last = refused.stderr.lines().last().unwrap();
-    assert!(last.contains("is not a Delta table but holds") && last.contains("orders-1.jsonl.gz"), "{last}");
+    assert!(last.contains("is not a table yet but holds") && last.contains("orders-1.jsonl.gz"), "{last}");
     assert!(!root.join("orders/_delta_log").exists());
     assert_eq!(std::fs::read(root.join("orders/2024_01_01/orders-1.jsonl.gz")).unwrap(), b"old data");
 

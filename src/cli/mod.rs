@@ -59,7 +59,7 @@ pub struct Args {
     /// object under the prefix. Prints each step; exits 1 if one fails.
     #[arg(long)]
     pub check: bool,
-    /// `table_format: delta`: print the newest STATE the tables committed for `pipeline_id`
+    /// `table_format: delta` or `iceberg`: print the newest STATE the tables committed for `pipeline_id`
     /// (`{}` if none), so a job runner that lost its state can resume from the lake; then exit.
     #[arg(long)]
     pub table_state: bool,

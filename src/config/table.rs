@@ -177,26 +177,37 @@ impl RawConfig {
             return Err(invalid(
                 "format",
                 format!(
-                    "is {}, but table_format delta writes Parquet: set format to parquet or leave it unset",
-                    self.format
+                    "is {}, but table_format {} writes Parquet: set format to parquet or leave it unset",
+                    self.format, self.table_format
                 ),
             ));
         }
         if self.key_template != settings::DEFAULT_KEY_TEMPLATE {
-            return Err(invalid("key_template", "is not used with table_format delta: set table_path instead".into()));
+            return Err(invalid(
+                "key_template",
+                format!("is not used with table_format {}: set table_path instead", self.table_format),
+            ));
         }
         if self.stream_overrides.as_ref().is_some_and(|o| !o.is_empty()) {
-            return Err(invalid("stream_overrides", "cannot be combined with table_format delta".into()));
+            return Err(invalid(
+                "stream_overrides",
+                format!("cannot be combined with table_format {}", self.table_format),
+            ));
         }
         if version_folders || self.hard_delete {
             return Err(invalid(
                 "activate_version_mode",
-                "folder (and hard_delete) cannot be combined with table_format delta: a table has no version folders"
-                    .into(),
+                format!(
+                    "folder (and hard_delete) cannot be combined with table_format {}: a table has no version folders",
+                    self.table_format
+                ),
             ));
         }
         if self.allow_overwrite {
-            return Err(invalid("allow_overwrite", "cannot be combined with table_format delta".into()));
+            return Err(invalid(
+                "allow_overwrite",
+                format!("cannot be combined with table_format {}", self.table_format),
+            ));
         }
         let table_path = KeyTemplate::parse(&self.prefix, &self.table_path, options)
             .map_err(|e| invalid("table_path", e.message))?;

@@ -79,7 +79,7 @@ impl RawConfig {
         if !self.partition_by.is_empty() && self.table_format == TableFormat::None {
             return Err(invalid(
                 "partition_by",
-                "is for table_format delta; for files, put `{record.FIELD}` folders in key_template (e.g. `{stream}/country={record.country}/{part}.jsonl`)".into(),
+                "is for table_format delta or iceberg; for files, put `{record.FIELD}` folders in key_template (e.g. `{stream}/country={record.country}/{part}.jsonl`)".into(),
             ));
         }
         if self.hard_delete && !version_folders {
@@ -377,10 +377,9 @@ impl RawConfig {
         if missing.is_empty() {
             return Ok(());
         }
-        Err(invalid(
-            setting,
-            format!("can give two files the same key; add {}, or set allow_overwrite to true", missing.join(", and ")),
-        ))
+        // Tables refuse allow_overwrite: only the macros help there.
+        let or_overwrite = if setting == "table_path" { "" } else { ", or set allow_overwrite to true" };
+        Err(invalid(setting, format!("can give two files the same key; add {}{or_overwrite}", missing.join(", and "))))
     }
 
     /// Checks and builds the output settings (key template, format, compression) once for the

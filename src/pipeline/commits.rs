@@ -100,6 +100,10 @@ impl Run<'_, '_> {
     pub(super) fn check_table_schema(&mut self, stream: &str) -> Result<(), Error> {
         let (Some(delta), Some(schema)) = (self.delta.as_ref(), self.router.schema_of(stream)) else { return Ok(()) };
         let typed = self.router.typed_columns(schema);
+        if typed.is_empty() {
+            let message = "the stream's schema has no properties: a table needs at least one column (declare the record's fields under `properties`)".to_string();
+            return Err(self.input_error(Some(stream), InputErrorKind::SchemaNotTable(message)));
+        }
         let columns = crate::table::to_delta(&crate::formats::parquet::arrow_schema(&typed))
             .and_then(|c| crate::table::check_partitions(delta.tables.partitions(), &typed).map(|_| c))
             .map_err(|e| self.input_error(Some(stream), InputErrorKind::SchemaNotTable(e)))?;

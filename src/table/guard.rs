@@ -82,7 +82,7 @@ impl Tables {
             return Err(TableError::new(
                 folder,
                 format!(
-                    "the folder is not a table yet but holds {object}, which target-s3 did not write there; a table created around it would hide it from readers and VACUUM would delete it: point table_path (or prefix) at an empty folder, or move those objects"
+                    "the folder is not a table yet but holds {object}, which target-s3 did not write there; a table created around it would hide it from readers and a table's cleanup (Delta's VACUUM, Iceberg's orphan file removal) would delete it: point table_path (or prefix) at an empty folder, or move those objects"
                 ),
             ));
         }

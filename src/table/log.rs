@@ -54,7 +54,7 @@ impl Format {
         match self {
             Format::Delta => &[],
             #[cfg(feature = "iceberg")]
-            Format::Iceberg { .. } => &["metadata"],
+            Format::Iceberg { .. } => &["metadata", "_target_s3_state"],
         }
     }
 

@@ -386,7 +386,7 @@ impl Tables {
                 async move {
                     let added: &[Pending] = if again { &[] } else { files };
                     if again {
-                        tracing::warn!(table = %folder, files = files.len(), "the table already holds this round's records (a rerun of a round cut short): committing only the round's txn, not the records again (their files stay unreferenced; VACUUM removes them)");
+                        tracing::warn!(table = %folder, files = files.len(), "the table already holds this round's records (a rerun of a round cut short): committing only the round's txn, not the records again (their files stay unreferenced; Delta's VACUUM or Iceberg's orphan file removal deletes them)");
                     }
                     let version = match table.log.as_mut().expect("planned and created") {
                         Log::Delta(d) => job.run_delta(d, added).await?,
@@ -483,7 +483,7 @@ fn concurrent_run(pipeline_id: &str, held: Option<i64>, txn: i64) -> String {
 pub fn check_folder(folder: &str, stream: &str) -> Result<(), String> {
     if folder.contains('%') || !folder.is_ascii() {
         return Err(format!(
-            "stream {stream:?} gives the table folder {folder:?}, which needs escaping or is not ASCII, which Delta readers cannot all open; use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
+            "stream {stream:?} gives the table folder {folder:?}, which needs escaping or is not ASCII: table folders are plain ASCII, as every reader opens them (Delta readers decode `%` in a location; polars cannot open a local Delta table under a non-ASCII folder); use `{{stream_id}}` in table_path, or rename the stream (e.g. with the tap's stream_maps)"
         ));
     }
     Ok(())

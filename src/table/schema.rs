@@ -8,7 +8,11 @@ use deltalake_core::kernel::{ArrayType, DataType, MapType, StructField, StructTy
 
 /// The Delta columns of a stream's Parquet files (the same type table as `format: parquet`).
 pub fn to_delta(arrow: &Schema) -> Result<StructType, String> {
-    StructType::try_from_arrow(arrow).map_err(|e| format!("its columns have no Delta type: {e}"))
+    // The error's first line: the kernel appends a backtrace when RUST_BACKTRACE is set.
+    StructType::try_from_arrow(arrow).map_err(|e| {
+        let e = e.to_string();
+        format!("its columns make no table schema: {}", e.lines().next().unwrap_or_default())
+    })
 }
 
 /// `table` holding `new`'s values too: `Some` when both have the same shape (types equal but

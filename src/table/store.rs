@@ -123,7 +123,13 @@ impl TableStore {
                 (f.starts_with("part-") && f.ends_with(".parquet")) || (f.starts_with(".t3-") && f.ends_with(".tmp"))
             }) || tolerated.iter().any(|t| inside.trim_start_matches('/').starts_with(&format!("{t}/")));
             if !ours {
-                return Ok(Some(meta.location.to_string()));
+                // As users name it: a local path from the root, an object by its URL.
+                let shown = if self.base.scheme() == "file" {
+                    format!("/{}", meta.location)
+                } else {
+                    format!("{}{}", self.base, meta.location)
+                };
+                return Ok(Some(shown));
             }
             looked += 1;
             if looked >= 10_000 {
@@ -189,6 +195,13 @@ impl TableStore {
     pub async fn get(&self, key: &str) -> Result<bytes::Bytes, object_store::Error> {
         use object_store::ObjectStoreExt;
         self.root.get(&self.path_of(key)).await?.bytes().await
+    }
+
+    /// Deletes the object `key` (an Iceberg metadata file the table's properties retire).
+    #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+        use object_store::ObjectStoreExt;
+        self.root.delete(&self.path_of(key)).await
     }
 
     /// The bytes `range` of the object `key` (a Parquet footer).

@@ -36,8 +36,11 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// `base` with these changes: the SQL catalog's next metadata file (`base_uri` its current).
-    fn apply(&self, base: &Value, base_uri: &str) -> Value {
+    /// `base` with these changes: the SQL catalog's next metadata file (`base_uri` its current),
+    /// and the metadata files it no longer lists, which the table's properties
+    /// (`write.metadata.delete-after-commit.enabled`, `write.metadata.previous-versions-max`)
+    /// ask to delete once it is committed.
+    fn apply(&self, base: &Value, base_uri: &str) -> (Value, Vec<String>) {
         let mut metadata = base.clone();
         if let Some((schema, last_column_id)) = &self.schema {
             push(&mut metadata["schemas"], schema.clone());
@@ -60,7 +63,19 @@ impl Changes {
         }
         push(&mut metadata["metadata-log"], json!({"metadata-file": base_uri, "timestamp-ms": previous_ms}));
         metadata["last-updated-ms"] = Value::from(now);
-        metadata
+        let properties = &metadata["properties"];
+        let mut dropped = Vec::new();
+        if properties["write.metadata.delete-after-commit.enabled"].as_str() == Some("true") {
+            let keep =
+                properties["write.metadata.previous-versions-max"].as_str().and_then(|n| n.parse().ok()).unwrap_or(100);
+            if let Some(log) = metadata["metadata-log"].as_array_mut()
+                && log.len() > keep
+            {
+                let cut = log.len() - keep;
+                dropped = log.drain(..cut).filter_map(|e| e["metadata-file"].as_str().map(str::to_string)).collect();
+            }
+        }
+        (metadata, dropped)
     }
 
     /// The REST catalog's commit request: these changes, required to apply to `base` (the same
@@ -162,9 +177,20 @@ impl Catalog {
     ) -> Result<Option<Current>, String> {
         match self {
             Catalog::Sql(sql) => {
-                let metadata = changes.apply(&base.1, &base.0);
+                let (metadata, dropped) = changes.apply(&base.1, &base.0);
                 let uri = write_metadata(store, place, &metadata).await?;
-                Ok(sql.swap(namespace, name, &base.0, &uri)?.then_some((uri, metadata)))
+                if !sql.swap(namespace, name, &base.0, &uri)? {
+                    return Ok(None);
+                }
+                for old in dropped {
+                    // Best effort, as Iceberg's own writers do: a file left behind is only space.
+                    if let Some(key) = store.key_of(&old)
+                        && let Err(e) = store.delete(&key).await
+                    {
+                        tracing::warn!(file = %old, error = %e, "could not delete an old metadata file");
+                    }
+                }
+                Ok(Some((uri, metadata)))
             }
             Catalog::Rest(rest) => rest.commit(namespace, name, &changes.request(&base.1)).await,
         }

@@ -157,8 +157,18 @@ impl IcebergTable {
         let fields = self.schema_of(metadata)["fields"].as_array().cloned().unwrap_or_default();
         let mut ids =
             schema::Ids { last: metadata["last-column-id"].as_i64().unwrap_or(0).max(schema::max_id(&fields)) };
-        let Some(fields) = schema::evolve(&fields, columns, &mut ids)? else { return Ok(None) };
-        tracing::info!(table = %self.identifier(), "schema evolved: new optional columns");
+        let Some(evolved) = schema::evolve(&fields, columns, &mut ids)? else { return Ok(None) };
+        let relaxed: Vec<String> = schema::required(&fields)
+            .into_iter()
+            .filter(|f| !schema::required(&evolved).contains(f))
+            .map(|(_, n)| n)
+            .collect();
+        if relaxed.is_empty() {
+            tracing::info!(table = %self.identifier(), "schema evolved: new optional columns");
+        } else {
+            tracing::warn!(table = %self.identifier(), columns = %relaxed.join(", "), "required columns made optional: the stream's schema lets its records leave them empty");
+        }
+        let fields = evolved;
         let schema_id = metadata["schemas"]
             .as_array()
             .into_iter()

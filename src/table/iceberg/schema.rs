@@ -266,6 +266,20 @@ pub fn ids(fields: &[Value]) -> Vec<(i64, String)> {
     out
 }
 
+/// The required fields (at any depth of structs) of `fields`, by id and name.
+pub fn required(fields: &[Value]) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for f in fields {
+        if f["required"] == true {
+            out.push((f["id"].as_i64().unwrap_or_default(), f["name"].as_str().unwrap_or_default().to_string()));
+        }
+        if f["type"]["type"] == "struct" {
+            out.extend(required(f["type"]["fields"].as_array().map_or(&[][..], |n| n)));
+        }
+    }
+    out
+}
+
 /// The highest field id in `fields` (a table whose `last-column-id` is lower than its own ids
 /// is not trusted with new ones).
 pub fn max_id(fields: &[Value]) -> i64 {

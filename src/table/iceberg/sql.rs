@@ -15,13 +15,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Sql {
     path: PathBuf,
     name: String,
-}
-
-/// A table's row.
-pub struct Row {
-    pub namespace: String,
-    pub name: String,
-    pub metadata_location: String,
+    /// Whether the table has pyiceberg's `iceberg_type` column (catalogs made by Iceberg's
+    /// JDBC catalog in its first layout, or older pyiceberg, do not).
+    typed: bool,
 }
 
 impl Sql {
@@ -30,7 +26,7 @@ impl Sql {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
-        let catalog = Sql { path: path.to_path_buf(), name: name.to_string() };
+        let mut catalog = Sql { path: path.to_path_buf(), name: name.to_string(), typed: true };
         let db = catalog.connect()?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS iceberg_tables (
@@ -49,6 +45,11 @@ impl Sql {
                 PRIMARY KEY (catalog_name, namespace, property_key));",
         )
         .map_err(|e| catalog.error(e))?;
+        let columns: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('iceberg_tables')")
+            .and_then(|mut q| q.query_map([], |r| r.get::<_, String>(0))?.collect())
+            .map_err(|e| catalog.error(e))?;
+        catalog.typed = columns.iter().any(|c| c == "iceberg_type");
         Ok(catalog)
     }
 
@@ -66,7 +67,11 @@ impl Sql {
     pub fn load(&self, namespace: &str, name: &str) -> Result<Option<String>, String> {
         self.connect()?
             .query_row(
-                "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2 AND table_name = ?3",
+                if self.typed {
+                    "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2 AND table_name = ?3 AND (iceberg_type IS NULL OR iceberg_type = 'TABLE')"
+                } else {
+                    "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ?1 AND table_namespace = ?2 AND table_name = ?3"
+                },
                 params![self.name, namespace, name],
                 |row| row.get::<_, Option<String>>(0),
             )
@@ -83,12 +88,13 @@ impl Sql {
             params![self.name, namespace],
         )
         .map_err(|e| self.error(e))?;
-        let added = db
-            .execute(
-                "INSERT OR IGNORE INTO iceberg_tables VALUES (?1, ?2, ?3, ?4, NULL, 'TABLE')",
-                params![self.name, namespace, name, metadata_location],
-            )
-            .map_err(|e| self.error(e))?;
+        let insert = if self.typed {
+            "INSERT OR IGNORE INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type) VALUES (?1, ?2, ?3, ?4, NULL, 'TABLE')"
+        } else {
+            "INSERT OR IGNORE INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location) VALUES (?1, ?2, ?3, ?4, NULL)"
+        };
+        let added =
+            db.execute(insert, params![self.name, namespace, name, metadata_location]).map_err(|e| self.error(e))?;
         Ok(added == 1)
     }
 
@@ -104,23 +110,6 @@ impl Sql {
             )
             .map_err(|e| self.error(e))?;
         Ok(changed == 1)
-    }
-
-    /// Every table of the catalog.
-    pub fn tables(&self) -> Result<Vec<Row>, String> {
-        let db = self.connect()?;
-        let mut query = db
-            .prepare(
-                "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
-                 WHERE catalog_name = ?1 AND metadata_location IS NOT NULL AND (iceberg_type IS NULL OR iceberg_type = 'TABLE')",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = query
-            .query_map(params![self.name], |r| {
-                Ok(Row { namespace: r.get(0)?, name: r.get(1)?, metadata_location: r.get(2)? })
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<Vec<Row>, _>>().map_err(|e| self.error(e))
     }
 }
 
@@ -138,7 +127,25 @@ mod tests {
         assert!(!catalog.swap("ns", "orders", "m0", "m2").unwrap());
         assert_eq!(catalog.load("ns", "orders").unwrap().as_deref(), Some("m1"));
         assert_eq!(catalog.load("ns", "missing").unwrap(), None);
-        assert_eq!(catalog.tables().unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_catalog_in_the_first_jdbc_layout_takes_tables_too() {
+        let dir = std::env::temp_dir().join(format!("t3-catalog-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("catalog.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE iceberg_tables (catalog_name VARCHAR(255) NOT NULL, table_namespace VARCHAR(255) NOT NULL,
+                 table_name VARCHAR(255) NOT NULL, metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000),
+                 PRIMARY KEY (catalog_name, table_namespace, table_name))",
+            )
+            .unwrap();
+        let catalog = Sql::open(&path, "default").unwrap();
+        assert!(catalog.create("ns", "orders", "m0").unwrap());
+        assert_eq!(catalog.load("ns", "orders").unwrap().as_deref(), Some("m0"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
