@@ -19,6 +19,8 @@ and the guarantees that need many processes (part of the test command).
    random sizes and settings commit to one table at once through the SQLite catalog and through
    the REST catalog: every record once, each pipeline's last STATE printed and found by
    --table-state.
+   What a stranger's attack found stays fixed (`strangers`): overlapping runs of one pipeline,
+   a column dropped during a load, aliases of other tools' files, path spellings, empty schemas.
 3. A kill loop: target-s3 is SIGKILLed at random moments while loading (commits every second),
    then resumed from the last printed STATE, KILLS times (10 in CI), and again resumed from
    `--table-state`: no record lost; duplicates only from kills during a commit round, counted.
@@ -177,6 +179,136 @@ def statistics_prune(tmp):
     plan = duckdb_with_iceberg().execute(
         f"EXPLAIN ANALYZE SELECT count(*) FROM iceberg_scan('{table.metadata_location}') WHERE id >= 950").fetchall()[0][1]
     check("Total Files Read: 1 " in plan, "duckdb statistics: id >= 950 reads 1 file of 10")
+
+
+def slow_input(start, end, every=250, pause=0.1):
+    """Stream `a` ({id, w}) with a STATE every `every` records, fed slowly: a load that lasts."""
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "w": {"type": ["null", "string"]}}}
+    yield json.dumps({"type": "SCHEMA", "stream": "a", "schema": schema, "key_properties": ["id"]})
+    for i in range(start, end):
+        yield json.dumps({"type": "RECORD", "stream": "a", "record": {"id": i, "w": f"w{i}"}})
+        if (i + 1 - start) % every == 0 or i == end - 1:
+            yield json.dumps({"type": "STATE", "value": {"next": i + 1}})
+            yield None  # a pause
+
+
+def feed(p, lines, pause=0.1):
+    try:
+        for line in lines:
+            if line is None:
+                p.stdin.flush()
+                time.sleep(pause)
+            else:
+                p.stdin.write(line + "\n")
+        p.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def finish(p):
+    """A fed process's exit code, stdout and stderr (its stdin closed by the feeder)."""
+    out, err = p.stdout.read(), p.stderr.read()
+    return p.wait(timeout=600), out, err
+
+
+def strangers(tmp):
+    """What a stranger's attack found, kept: two overlapping runs of one pipeline never lose a
+    record under a printed STATE (one stops, naming the cause) on Iceberg and Delta; a column
+    another tool drops during a load stops the round rather than commit values readers would
+    see as null; a file another tool added without field ids, then a column renamed, still
+    reads after target-s3 adds a column (its name mapping keeps the alias); `./wh` and `wh/`
+    find the STATE of `wh`; a schema without properties is refused at its line."""
+    for fmt in ("iceberg", "delta"):
+        root = os.path.join(tmp, f"overlap-{fmt}")
+        path = shared.write_config(tmp, {"local_path": root, "table_format": fmt, "commit_interval_seconds": 1, "log_level": "warn"})
+        procs = []
+        for start, end in ((0, 10000), (10000, 20000)):
+            p = subprocess.Popen([BIN, "--config", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            t = threading.Thread(target=feed, args=(p, slow_input(start, end)))
+            t.start()
+            procs.append((p, t, start))
+        lost, stopped, wrong = 0, 0, []
+        if fmt == "iceberg":
+            ids = None
+        for p, t, start in procs:
+            t.join()
+            code, out, err = finish(p)
+            last = err.strip().splitlines()[-1] if err.strip() else ""
+            if code != 0:
+                stopped += 1
+                if "another run with pipeline_id" not in last:
+                    wrong.append(last[:200])
+            p.printed = json.loads(out.strip().splitlines()[-1])["next"] if out.strip() else start
+        if fmt == "iceberg":
+            ids = set(catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.a").scan().to_arrow()["id"].to_pylist())
+        else:
+            from deltalake import DeltaTable
+            ids = set(DeltaTable(os.path.join(root, "a")).to_pyarrow_table()["id"].to_pylist())
+        for p, _, start in procs:
+            lost += sum(1 for i in range(start, p.printed) if i not in ids)
+        check(lost == 0 and not wrong, f"{fmt}: two overlapping runs of one pipeline lose no record under a printed STATE "
+                                       f"({stopped} stopped naming the cause, {lost} lost) {wrong}")
+
+    root = os.path.join(tmp, "dropped")
+    path = shared.write_config(tmp, {"local_path": root, "table_format": "iceberg", "commit_interval_seconds": 1, "log_level": "warn"})
+    p = subprocess.Popen([BIN, "--config", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = threading.Thread(target=feed, args=(p, slow_input(0, 20000)))
+    t.start()
+    cat = None
+    for _ in range(100):
+        time.sleep(0.2)
+        try:
+            cat = cat or catalog(os.path.join(root, "iceberg_catalog.db"))
+            if cat.load_table("default.a").current_snapshot() is not None:
+                break
+        except Exception:  # noqa: BLE001 (no catalog or table yet)
+            pass
+    with cat.load_table("default.a").update_schema() as update:
+        update.delete_column("w")
+    t.join()
+    code, out, err = finish(p)
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    rows = cat.load_table("default.a").scan().to_arrow()
+    printed = json.loads(out.strip().splitlines()[-1])["next"] if out.strip() else 0
+    check(code == 1 and 'the column "w"' in last and "dropped" in last and rows.num_rows == printed,
+          f"a column dropped during a load stops the round: nothing committed past the printed STATE ({rows.num_rows} rows, STATE {printed}) {last[:160]}")
+
+    root = os.path.join(tmp, "imported")
+    config = {"local_path": root, "table_format": "iceberg", "log_level": "warn"}
+    first = {"type": "object", "properties": {"id": {"type": "integer"}, "n": {"type": ["null", "string"]}}}
+    shared.run(config, "\n".join([json.dumps({"type": "SCHEMA", "stream": "a", "schema": first, "key_properties": ["id"]}),
+                                  json.dumps({"type": "RECORD", "stream": "a", "record": {"id": 1, "n": "x"}})]) + "\n")
+    cat = catalog(os.path.join(root, "iceberg_catalog.db"))
+    import pyarrow as pa
+    imported = os.path.join(root, "imported.parquet")
+    pq.write_table(pa.table({"id": pa.array([900], pa.int64()), "n": ["imported"]}), imported)
+    cat.load_table("default.a").add_files(["file://" + imported])
+    with cat.load_table("default.a").update_schema() as update:
+        update.rename_column("n", "name")
+    second = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": ["null", "string"]},
+                                               "extra": {"type": ["null", "string"]}}}
+    shared.run(config, "\n".join([json.dumps({"type": "SCHEMA", "stream": "a", "schema": second, "key_properties": ["id"]}),
+                                  json.dumps({"type": "RECORD", "stream": "a", "record": {"id": 2, "name": "y", "extra": "e"}})]) + "\n")
+    table = cat.load_table("default.a")
+    rows = {r["id"]: r["name"] for r in table.scan().to_arrow().to_pylist()}
+    duck = {r["id"]: r["name"] for r in duck_rows(duckdb_with_iceberg(), table)}
+    check(rows == duck == {1: "x", 2: "y", 900: "imported"},
+          f"a file added without field ids, then a column renamed, reads after target-s3 adds a column ({rows}, {duck})")
+
+    # The load above (stopped by the dropped column) committed up to its printed STATE.
+    dropped = os.path.join(tmp, "dropped")
+    for spelling in (dropped, dropped + "/", dropped.replace("/dropped", "/./dropped"), dropped.replace("/", "//")):
+        state = subprocess.run([BIN, "--config", shared.write_config(tmp, dict(config, local_path=spelling)), "--table-state"],
+                               capture_output=True, text=True)
+        check(state.returncode == 0 and json.loads(state.stdout or "null") == {"next": printed},
+              f"--table-state: {spelling!r} finds the load's STATE ({state.stdout.strip()})")
+
+    empty = "\n".join([json.dumps({"type": "SCHEMA", "stream": "e", "schema": {"type": "object", "properties": {}}, "key_properties": []}),
+                       json.dumps({"type": "RECORD", "stream": "e", "record": {}})]) + "\n"
+    p = subprocess.run([BIN, "--config", shared.write_config(tmp, config)], input=empty, capture_output=True, text=True)
+    check(p.returncode == 1 and "line 1" in p.stderr and "no properties" in p.stderr,
+          f"a schema without properties is refused at its line ({p.stderr.strip().splitlines()[-1][:120] if p.stderr.strip() else ''})")
 
 
 def field_ids_match(table, path):
@@ -450,6 +582,7 @@ def main():
         if "local" in parts:
             local_tables(tmp)
             statistics_prune(tmp)
+            strangers(tmp)
         env = servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310")))
         if "s3" in parts:
             s3_tables(tmp, env)
