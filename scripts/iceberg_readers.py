@@ -311,6 +311,62 @@ def strangers(tmp):
           f"a schema without properties is refused at its line ({p.stderr.strip().splitlines()[-1][:120] if p.stderr.strip() else ''})")
 
 
+def expiry(tmp):
+    """`iceberg_expire_snapshots`: with the table's max snapshot age at 1 ms and 2 snapshots to
+    keep, each commit leaves the newest two; every row still reads, the expired snapshots'
+    manifest lists are gone, --table-state finds the last STATE."""
+    root = os.path.join(tmp, "expiry")
+    config = {"local_path": root, "table_format": "iceberg", "iceberg_expire_snapshots": True, "log_level": "warn"}
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+
+    def load(n):
+        shared.run(config, "\n".join([json.dumps({"type": "SCHEMA", "stream": "x", "schema": schema, "key_properties": ["id"]}),
+                                      json.dumps({"type": "RECORD", "stream": "x", "record": {"id": n}}),
+                                      json.dumps({"type": "STATE", "value": {"n": n}})]) + "\n")
+
+    load(0)
+    cat = catalog(os.path.join(root, "iceberg_catalog.db"))
+    with cat.load_table("default.x").transaction() as tx:
+        tx.set_properties({"history.expire.max-snapshot-age-ms": "1", "history.expire.min-snapshots-to-keep": "2"})
+    for n in range(1, 5):
+        time.sleep(0.01)
+        load(n)
+    table = cat.load_table("default.x")
+    lists = [f for f in os.listdir(os.path.join(root, "x", "metadata")) if f.startswith("snap-")]
+    ids = sorted(table.scan().to_arrow()["id"].to_pylist())
+    state = subprocess.run([BIN, "--config", shared.write_config(tmp, config), "--table-state"], capture_output=True, text=True)
+    check(len(table.snapshots()) == 2 and len(lists) == 2 and ids == [0, 1, 2, 3, 4] and json.loads(state.stdout) == {"n": 4},
+          f"expired snapshots: {len(table.snapshots())} kept, {len(lists)} manifest lists, rows {ids}, --table-state {state.stdout.strip()}")
+
+
+def nested_growth(tmp):
+    """An object column gains a field (also the objects of a list): the table takes it before a
+    file carries it (its id in the file); older rows read null for it, newer ones their value."""
+    root = os.path.join(tmp, "nested")
+    config = {"local_path": root, "table_format": "iceberg", "log_level": "warn"}
+
+    def schema(extra):
+        obj = {"type": ["null", "object"], "properties": {"city": {"type": ["null", "string"]}}}
+        if extra:
+            obj["properties"]["zip"] = {"type": ["null", "string"]}
+        return {"type": "object", "properties": {"id": {"type": "integer"}, "address": obj,
+                                                 "stops": {"type": ["null", "array"], "items": obj}}}
+
+    for run_no, extra in ((0, False), (1, True)):
+        record = {"id": run_no, "address": {"city": f"c{run_no}"}, "stops": [{"city": f"s{run_no}"}]}
+        if extra:
+            record["address"]["zip"] = "z1"
+            record["stops"][0]["zip"] = "z2"
+        shared.run(config, "\n".join([json.dumps({"type": "SCHEMA", "stream": "n", "schema": schema(extra), "key_properties": ["id"]}),
+                                      json.dumps({"type": "RECORD", "stream": "n", "record": record})]) + "\n")
+    table = catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.n")
+    want = {0: ({"city": "c0", "zip": None}, [{"city": "s0", "zip": None}]), 1: ({"city": "c1", "zip": "z1"}, [{"city": "s1", "zip": "z2"}])}
+    for reader, rows in (("pyiceberg", table.scan().to_arrow().to_pylist()), ("polars", pl.scan_iceberg(table).collect().to_dicts()),
+                         ("duckdb", duck_rows(duckdb_with_iceberg(), table))):
+        got = {r["id"]: (r["address"], r["stops"]) for r in rows}
+        check(got == want, f"{reader}: an object and the objects of a list gain a field, older rows null in it ({got})")
+
+
 def field_ids_match(table, path):
     """Whether the Parquet file at `path` names every column by the id the table gave it."""
     ids = {f.name: f.field_id for f in table.schema().fields}
@@ -583,6 +639,8 @@ def main():
             local_tables(tmp)
             statistics_prune(tmp)
             strangers(tmp)
+            expiry(tmp)
+            nested_growth(tmp)
         env = servers.start_s3(int(os.environ.get("S3_TEST_PORT", "9310")))
         if "s3" in parts:
             s3_tables(tmp, env)

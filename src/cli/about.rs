@@ -184,6 +184,7 @@ const GROUPS: &[(&str, &[&str])] = &[
             "iceberg_catalog_token",
             "iceberg_catalog_credential",
             "iceberg_catalog_scope",
+            "iceberg_expire_snapshots",
         ],
     ),
     ("Runner", &["log_level", "log_format"]),

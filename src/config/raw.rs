@@ -91,6 +91,7 @@ pub struct RawConfig {
     pub iceberg_catalog_token: Option<Secret>,
     pub iceberg_catalog_credential: Option<Secret>,
     pub iceberg_catalog_scope: String,
+    pub iceberg_expire_snapshots: bool,
     pub aws_access_key_id: Option<Secret>,
     pub aws_secret_access_key: Option<Secret>,
     pub aws_session_token: Option<Secret>,

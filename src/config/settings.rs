@@ -334,6 +334,8 @@ pub static SETTINGS: &[Setting] = &[
       "`table_format: iceberg`: the catalog's name in the catalog file (pyiceberg: the name given to `SqlCatalog(name, ...)`)."),
     s("iceberg_namespace", String, Some("\"default\""),
       "`table_format: iceberg`: the namespace of the tables. A table's name is the last folder name of its `table_path`, lowercased, with every character outside `[a-z0-9_]` as `_` (stream `public-orders` -> `public_orders`)."),
+    s("iceberg_expire_snapshots", Boolean, Some("false"),
+      "`table_format: iceberg`: at each commit, expire the table's snapshots older than its `history.expire.max-snapshot-age-ms` property (Iceberg's default: 5 days), keeping the newest `history.expire.min-snapshots-to-keep` (default 1) and any a branch or tag names, and delete their manifest lists. Data files and manifests stay (an appended table's newer snapshots name them all); readers cannot time-travel to an expired snapshot; `--table-state` still finds the newest round. `false`: every snapshot stays."),
     s("aws_access_key_id", String, None, "Access key id. Unset: the default AWS credential chain (environment, profile, SSO, web identity, ECS/EC2 role).")
         .secret().s3(),
     s("aws_secret_access_key", String, None, "Secret access key that goes with `aws_access_key_id`.").secret().s3(),

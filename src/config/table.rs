@@ -36,6 +36,8 @@ pub struct IcebergOptions {
     pub catalog: IcebergCatalog,
     pub catalog_name: String,
     pub namespace: String,
+    /// `iceberg_expire_snapshots`.
+    pub expire_snapshots: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -313,6 +315,7 @@ impl RawConfig {
             catalog,
             catalog_name: self.iceberg_catalog_name.clone(),
             namespace: self.iceberg_namespace.clone(),
+            expire_snapshots: self.iceberg_expire_snapshots,
         })
     }
 }

@@ -87,7 +87,7 @@ impl Run<'_, '_> {
                 "the table is partitioned by {:?}, partition_by gives {partitions:?}",
                 version.partitioned_by
             )),
-            Some(table) => crate::table::evolve(table, &columns),
+            Some(table) => crate::table::evolve(table, &columns, delta.tables.is_iceberg()),
         };
         match fits {
             Ok(Some(evolved)) => version.columns = Some(evolved),
@@ -151,7 +151,8 @@ impl Run<'_, '_> {
                 let fits = match &columns {
                     _ if info.partition_columns != partitions => None,
                     Some(ours) => {
-                        crate::table::evolve(&info.columns, ours).ok().map(|e| Some(e.unwrap_or(info.columns)))
+                        let nested = delta.tables.is_iceberg();
+                        crate::table::evolve(&info.columns, ours, nested).ok().map(|e| Some(e.unwrap_or(info.columns)))
                     }
                     None => Some(Some(info.columns)),
                 };

@@ -20,6 +20,7 @@ pub enum Format {
         catalog: std::sync::Arc<super::iceberg::Catalog>,
         namespace: String,
         partitions: Vec<crate::config::Partition>,
+        expire: bool,
     },
 }
 
@@ -39,12 +40,9 @@ impl Format {
                 .map(|d| Log::Delta(Box::new(d)))
                 .map_err(|e| TableError::new(folder, e.to_string())),
             #[cfg(feature = "iceberg")]
-            Format::Iceberg { catalog, namespace, partitions } => Ok(Log::Iceberg(super::iceberg::IcebergTable::new(
-                catalog.clone(),
-                (namespace, partitions),
-                store,
-                folder,
-            ))),
+            Format::Iceberg { catalog, namespace, partitions, expire } => Ok(Log::Iceberg(
+                super::iceberg::IcebergTable::new(catalog.clone(), (namespace, partitions, *expire), store, folder),
+            )),
         }
     }
 

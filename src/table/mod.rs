@@ -40,7 +40,7 @@ use store::TableStore;
 pub use partition::check as check_partitions;
 pub use plan::CommitError;
 
-pub use schema::{evolve, to_delta};
+pub use schema::{evolve_with as evolve, to_delta};
 pub use state::table_state;
 
 /// Commit attempts of one table while other writers keep winning the race for its next log
@@ -122,6 +122,7 @@ impl Tables {
                 catalog: Arc::new(runtime.block_on(iceberg::open(i)).map_err(|e| TableError::new("", e))?),
                 namespace: i.namespace.clone(),
                 partitions: options.partitions.clone(),
+                expire: i.expire_snapshots,
             },
             #[cfg(not(feature = "iceberg"))]
             Some(_) => unreachable!("refused at start-up without the iceberg feature"),

@@ -81,7 +81,10 @@ pub(super) async fn plan(
         let next = schema::to_delta(&file.schema).map_err(|e| Refusal::Other(TableError::new(folder, e)))?;
         columns = Some(match columns {
             None => next,
-            Some(current) => schema::evolve(&current, &next).map_err(unfit)?.unwrap_or(current),
+            Some(current) => {
+                let nested = !matches!(format, Format::Delta);
+                schema::evolve_with(&current, &next, nested).map_err(unfit)?.unwrap_or(current)
+            }
         });
     }
     let columns = columns.ok_or_else(|| Refusal::Other(TableError::new(folder, "no files to commit".into())))?;

@@ -17,28 +17,47 @@ pub fn to_delta(arrow: &Schema) -> Result<StructType, String> {
 
 /// `table` holding `new`'s values too: `Some` when both have the same shape (types equal but
 /// for the nullability of nested fields, array items and map values), with each of those
-/// nullable where either is; `None` when the types differ.
-fn widen(table: &DataType, new: &DataType) -> Option<DataType> {
+/// nullable where either is; `None` when the types differ. `nested`: an object may also gain
+/// nullable fields (Iceberg names nested fields by id, so a table takes them; a Delta table's
+/// nested fields are refused as a changed type, as its readers match them by position).
+fn widen(table: &DataType, new: &DataType, nested: bool) -> Option<DataType> {
     match (table, new) {
+        (DataType::Struct(t), DataType::Struct(n)) if nested => {
+            let mut fields = Vec::new();
+            for a in t.fields() {
+                match n.field(a.name()) {
+                    Some(b) => {
+                        let ty = widen(a.data_type(), b.data_type(), nested)?;
+                        fields.push(StructField::new(a.name(), ty, a.is_nullable() || b.is_nullable()));
+                    }
+                    None if a.is_nullable() => fields.push(a.clone()),
+                    None => return None,
+                }
+            }
+            for b in n.fields().filter(|b| t.field(b.name()).is_none()) {
+                fields.push(StructField::new(b.name(), b.data_type().clone(), true));
+            }
+            StructType::try_new(fields).ok().map(|s| DataType::Struct(Box::new(s)))
+        }
         (DataType::Struct(t), DataType::Struct(n)) => {
             if t.fields().len() != n.fields().len() {
                 return None;
             }
             let fields = t.fields().zip(n.fields()).map(|(a, b)| {
                 (a.name() == b.name()).then_some(())?;
-                let ty = widen(a.data_type(), b.data_type())?;
+                let ty = widen(a.data_type(), b.data_type(), nested)?;
                 Some(StructField::new(a.name(), ty, a.is_nullable() || b.is_nullable()))
             });
             let fields: Option<Vec<StructField>> = fields.collect();
             StructType::try_new(fields?).ok().map(|s| DataType::Struct(Box::new(s)))
         }
         (DataType::Array(t), DataType::Array(n)) => {
-            let item = widen(t.element_type(), n.element_type())?;
+            let item = widen(t.element_type(), n.element_type(), nested)?;
             Some(DataType::Array(Box::new(ArrayType::new(item, t.contains_null() || n.contains_null()))))
         }
         (DataType::Map(t), DataType::Map(n)) => {
-            let key = widen(t.key_type(), n.key_type())?;
-            let value = widen(t.value_type(), n.value_type())?;
+            let key = widen(t.key_type(), n.key_type(), nested)?;
+            let value = widen(t.value_type(), n.value_type(), nested)?;
             Some(DataType::Map(Box::new(MapType::new(key, value, t.value_contains_null() || n.value_contains_null()))))
         }
         (t, n) => (t == n).then(|| t.clone()),
@@ -49,10 +68,15 @@ fn widen(table: &DataType, new: &DataType) -> Option<DataType> {
 /// schema when the stream only added nullable columns (or made a column nullable), and an
 /// error naming the column otherwise.
 pub fn evolve(table: &StructType, stream: &StructType) -> Result<Option<StructType>, String> {
+    evolve_with(table, stream, false)
+}
+
+/// [`evolve`], where `nested` objects may also gain nullable fields (Iceberg tables).
+pub fn evolve_with(table: &StructType, stream: &StructType, nested: bool) -> Result<Option<StructType>, String> {
     let mut changed = false;
     let mut fields: Vec<StructField> = Vec::new();
     for column in table.fields() {
-        let widened = stream.field(column.name()).and_then(|new| widen(column.data_type(), new.data_type()));
+        let widened = stream.field(column.name()).and_then(|new| widen(column.data_type(), new.data_type(), nested));
         match stream.field(column.name()) {
             // The same shape, where the stream allows nulls inside (a nested field or an array's
             // items) that the table did not: the table takes them.

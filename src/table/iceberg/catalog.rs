@@ -33,6 +33,8 @@ pub struct Changes {
     pub properties: Vec<(String, String)>,
     /// A new snapshot, made the head of the `main` branch.
     pub snapshot: Option<Value>,
+    /// Snapshots expired (`iceberg_expire_snapshots_days`).
+    pub expired: Vec<i64>,
 }
 
 impl Changes {
@@ -60,6 +62,14 @@ impl Changes {
             metadata["refs"]["main"] = json!({"snapshot-id": id, "type": "branch"});
             metadata["current-snapshot-id"] = id;
             metadata["last-sequence-number"] = snapshot["sequence-number"].clone();
+        }
+        if !self.expired.is_empty() {
+            let kept = |e: &Value| !e["snapshot-id"].as_i64().is_some_and(|id| self.expired.contains(&id));
+            for list in ["snapshots", "snapshot-log"] {
+                if let Some(items) = metadata[list].as_array_mut() {
+                    items.retain(kept);
+                }
+            }
         }
         push(&mut metadata["metadata-log"], json!({"metadata-file": base_uri, "timestamp-ms": previous_ms}));
         metadata["last-updated-ms"] = Value::from(now);
@@ -104,6 +114,9 @@ impl Changes {
         if let Some(snapshot) = &self.snapshot {
             updates.push(json!({"action": "add-snapshot", "snapshot": snapshot}));
             updates.push(json!({"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": snapshot["snapshot-id"]}));
+        }
+        if !self.expired.is_empty() {
+            updates.push(json!({"action": "remove-snapshots", "snapshot-ids": self.expired}));
         }
         json!({"requirements": requirements, "updates": updates})
     }

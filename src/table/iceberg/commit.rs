@@ -127,10 +127,12 @@ impl IcebergTable {
                 snapshot["parent-snapshot-id"] = Value::from(parent);
             }
             changes.snapshot = Some(snapshot);
+            changes.expired = self.expired(&base.1, now);
             changes.properties.push((format!("{RECORD_KEY}.{pipeline_id}"), record.to_string()));
             match self.commit(store, &base, &changes).await {
                 Ok(Some(current)) => {
                     self.take(current)?;
+                    self.delete_lists(store, &base.1, &changes.expired).await;
                     return Ok(sequence);
                 }
                 Ok(None) => {}
@@ -192,6 +194,50 @@ impl IcebergTable {
         self.catalog.commit(store, (&self.namespace, &self.name), &self.place(), base, &changes).await
     }
 
+    /// With `iceberg_expire_snapshots`: the snapshots of `metadata` older than the table's
+    /// `history.expire.max-snapshot-age-ms` (Iceberg's default: 5 days) before `now`, but for the
+    /// newest `history.expire.min-snapshots-to-keep` (default 1) and any a branch or tag names.
+    fn expired(&self, metadata: &Value, now: i64) -> Vec<i64> {
+        if !self.expire {
+            return Vec::new();
+        }
+        let property = |key: &str, default: i64| {
+            metadata["properties"][key].as_str().and_then(|v| v.parse::<i64>().ok()).unwrap_or(default)
+        };
+        let max_age = property("history.expire.max-snapshot-age-ms", 432_000_000);
+        let keep = usize::try_from(property("history.expire.min-snapshots-to-keep", 1)).unwrap_or(1);
+        let named: Vec<&Value> =
+            metadata["refs"].as_object().into_iter().flat_map(|r| r.values()).map(|r| &r["snapshot-id"]).collect();
+        let mut snapshots: Vec<&Value> = metadata["snapshots"].as_array().into_iter().flatten().collect();
+        snapshots.sort_by_key(|s| s["timestamp-ms"].as_i64().unwrap_or(0));
+        // The new snapshot counts among those kept.
+        let keep_from = snapshots.len().saturating_sub(keep.saturating_sub(1));
+        snapshots[..keep_from]
+            .iter()
+            .filter(|s| s["timestamp-ms"].as_i64().is_some_and(|t| t < now - max_age))
+            .filter(|s| s["snapshot-id"] != metadata["current-snapshot-id"] && !named.contains(&&s["snapshot-id"]))
+            .filter_map(|s| s["snapshot-id"].as_i64())
+            .collect()
+    }
+
+    /// Deletes the manifest lists of `expired` snapshots (each list is its snapshot's own; the
+    /// manifests and data files stay, as the newer snapshots of an appended table name them).
+    async fn delete_lists(&self, store: &TableStore, metadata: &Value, expired: &[i64]) {
+        for snapshot in metadata["snapshots"].as_array().into_iter().flatten() {
+            if !snapshot["snapshot-id"].as_i64().is_some_and(|id| expired.contains(&id)) {
+                continue;
+            }
+            if let Some(key) = snapshot["manifest-list"].as_str().and_then(|uri| store.key_of(uri))
+                && let Err(e) = store.delete(&key).await
+            {
+                tracing::warn!(file = %key, error = %e, "could not delete an expired snapshot's manifest list");
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(table = %self.identifier(), snapshots = expired.len(), "expired old snapshots");
+        }
+    }
+
     /// The current schema's fields as the stream's Parquet files take them: ids, and the text
     /// columns an identity partition takes its values from marked (see
     /// [`crate::formats::parquet::EMPTY_IS_NULL`]).
@@ -222,7 +268,7 @@ impl IcebergTable {
                 return Ok(self.file_fields());
             }
             self.writable()?;
-            let merged = crate::table::schema::evolve(&self.columns()?, columns)
+            let merged = crate::table::schema::evolve_with(&self.columns()?, columns, true)
                 .map_err(|e| Prepared::Unfit(format!("{e} (Iceberg table {})", self.identifier())))?;
             let base = self.current.clone().expect("loaded");
             let Some(schema) = merged.map(|m| self.evolve(&base.1, &m)).transpose()?.flatten() else {

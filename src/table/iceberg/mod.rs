@@ -56,6 +56,8 @@ pub struct IcebergTable {
     current: Option<Current>,
     /// `partition_by`.
     partitions: Vec<crate::config::Partition>,
+    /// `iceberg_expire_snapshots`.
+    expire: bool,
 }
 
 /// Opens the catalog the options name.
@@ -95,13 +97,14 @@ pub type Version = i64;
 impl IcebergTable {
     pub fn new(
         catalog: Arc<Catalog>,
-        (namespace, partitions): (&str, &[crate::config::Partition]),
+        (namespace, partitions, expire): (&str, &[crate::config::Partition], bool),
         store: &TableStore,
         folder: &str,
     ) -> IcebergTable {
         IcebergTable {
             catalog,
             partitions: partitions.to_vec(),
+            expire,
             namespace: namespace.to_string(),
             name: table_name(folder),
             folder: folder.to_string(),

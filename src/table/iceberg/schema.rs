@@ -126,23 +126,16 @@ pub fn new_fields(columns: &StructType, ids: &mut Ids) -> Result<Vec<Value>, Str
 }
 
 /// The table's `fields` holding `columns` (the planned columns after the round, a superset of
-/// the table's): new top-level columns appended with new ids; a required field the columns
-/// make nullable made optional. `None` when nothing changes.
+/// the table's): new columns appended with new ids, at the top level and inside objects (also
+/// objects in lists and maps); a required field the columns make nullable made optional.
+/// `None` when nothing changes.
 pub fn evolve(fields: &[Value], columns: &StructType, ids: &mut Ids) -> Result<Option<Vec<Value>>, String> {
     let mut out = fields.to_vec();
-    let mut changed = relax(&mut out, columns);
-    let added: Vec<StructField> =
-        columns.fields().filter(|c| !fields.iter().any(|f| f["name"] == c.name().as_str())).cloned().collect();
-    if !added.is_empty() {
-        let added = StructType::try_new(added).map_err(|e| e.to_string())?;
-        out.extend(new_fields(&added, ids)?);
-        changed = true;
-    }
-    Ok(changed.then_some(out))
+    Ok(merge(&mut out, columns, ids)?.then_some(out))
 }
 
-/// Makes optional every field (at any depth) the columns make nullable. True when one changed.
-fn relax(fields: &mut [Value], columns: &StructType) -> bool {
+/// One struct level of [`evolve`]: true when it changed.
+fn merge(fields: &mut Vec<Value>, columns: &StructType, ids: &mut Ids) -> Result<bool, String> {
     let mut changed = false;
     for field in fields.iter_mut() {
         let Some(column) = field["name"].as_str().and_then(|n| columns.field(n)) else { continue };
@@ -150,32 +143,40 @@ fn relax(fields: &mut [Value], columns: &StructType) -> bool {
             field["required"] = Value::from(false);
             changed = true;
         }
-        changed |= relax_type(&mut field["type"], column.data_type());
+        changed |= merge_type(&mut field["type"], column.data_type(), ids)?;
     }
-    changed
+    let added: Vec<StructField> =
+        columns.fields().filter(|c| !fields.iter().any(|f| f["name"] == c.name().as_str())).cloned().collect();
+    if !added.is_empty() {
+        let added = StructType::try_new(added).map_err(|e| e.to_string())?;
+        fields.extend(new_fields(&added, ids)?);
+        changed = true;
+    }
+    Ok(changed)
 }
 
-fn relax_type(ty: &mut Value, column: &DataType) -> bool {
-    match column {
-        DataType::Struct(s) => ty["fields"].as_array_mut().is_some_and(|f| relax(f, s)),
+fn merge_type(ty: &mut Value, column: &DataType, ids: &mut Ids) -> Result<bool, String> {
+    Ok(match column {
+        DataType::Struct(s) => match ty["fields"].as_array_mut() {
+            Some(fields) => merge(fields, s, ids)?,
+            None => false,
+        },
         DataType::Array(a) => {
-            let mut changed = false;
-            if a.contains_null() && ty["element-required"] == true {
+            let relaxed = a.contains_null() && ty["element-required"] == true;
+            if relaxed {
                 ty["element-required"] = Value::from(false);
-                changed = true;
             }
-            changed | relax_type(&mut ty["element"], a.element_type())
+            merge_type(&mut ty["element"], a.element_type(), ids)? | relaxed
         }
         DataType::Map(m) => {
-            let mut changed = false;
-            if m.value_contains_null() && ty["value-required"] == true {
+            let relaxed = m.value_contains_null() && ty["value-required"] == true;
+            if relaxed {
                 ty["value-required"] = Value::from(false);
-                changed = true;
             }
-            changed | relax_type(&mut ty["value"], m.value_type())
+            merge_type(&mut ty["value"], m.value_type(), ids)? | relaxed
         }
         _ => false,
-    }
+    })
 }
 
 /// The table property `schema.name-mapping.default`: which field id a column of a data file
@@ -302,6 +303,32 @@ pub fn max_id(fields: &[Value]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_gain_fields_with_new_ids_also_inside_lists() {
+        let object = |fields: &[&str]| {
+            DataType::Struct(Box::new(
+                StructType::try_new(fields.iter().map(|f| StructField::new(*f, DataType::STRING, true))).unwrap(),
+            ))
+        };
+        let table = StructType::try_new([
+            StructField::new("a", object(&["x"]), true),
+            StructField::new("l", DataType::Array(Box::new(ArrayType::new(object(&["x"]), true))), true),
+        ])
+        .unwrap();
+        let mut ids = Ids { last: 0 };
+        let fields = new_fields(&table, &mut ids).unwrap();
+        let grown = StructType::try_new([
+            StructField::new("a", object(&["x", "y"]), true),
+            StructField::new("l", DataType::Array(Box::new(ArrayType::new(object(&["x", "z"]), true))), true),
+        ])
+        .unwrap();
+        let evolved = evolve(&fields, &grown, &mut ids).unwrap().unwrap();
+        assert_eq!(evolved[0]["type"]["fields"][1], json!({"id": 6, "name": "y", "required": false, "type": "string"}));
+        assert_eq!(evolved[1]["type"]["element"]["fields"][1]["name"], "z");
+        assert_eq!(evolved[0]["type"]["fields"][0], fields[0]["type"]["fields"][0], "old ids stay");
+        assert_eq!(to_columns(&evolved).unwrap(), grown);
+    }
 
     #[test]
     fn new_columns_get_new_ids_and_old_ones_keep_theirs() {
