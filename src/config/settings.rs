@@ -321,7 +321,7 @@ pub static SETTINGS: &[Setting] = &[
     s("checkpoint_interval", Integer, Some("100"),
       "`table_format: delta`: write a Delta checkpoint every this many commits of a table (the table property `delta.checkpointInterval`, set when target-s3 creates the table), so readers stay fast."),
     s("iceberg_catalog_uri", String, None,
-      "`table_format: iceberg`: the catalog the tables are registered in. A SQLite file, `sqlite:////abs/path/catalog.db` (`sqlite:///relative/path.db`) or a file path (the SQL catalog pyiceberg's `SqlCatalog` and Iceberg's JDBC catalog read), or an Iceberg REST catalog, `https://host/path` (Polaris, Lakekeeper, Nessie, Gravitino, ...; with `iceberg_warehouse` and a token or credential). Unset: `iceberg_catalog.db` in `local_path` for the local folder; with S3 it must be set."),
+      "`table_format: iceberg`: the catalog the tables are registered in. A SQL catalog (the tables pyiceberg's `SqlCatalog` and Iceberg's JDBC catalog read): a SQLite file, `sqlite:////abs/path/catalog.db` (`sqlite:///relative/path.db`) or a file path, or PostgreSQL, `postgresql://user:password@host:5432/database` (no TLS); or an Iceberg REST catalog, `https://host/path` (Polaris, Lakekeeper, Nessie, Gravitino, ...; with `iceberg_warehouse` and a token or credential). Unset: `iceberg_catalog.db` in `local_path` for the local folder; with S3 it must be set."),
     s("iceberg_warehouse", String, None,
       "`table_format: iceberg` with a REST catalog: the warehouse asked of the catalog's `/v1/config`."),
     s("iceberg_catalog_token", String, None,

@@ -44,6 +44,8 @@ pub struct IcebergOptions {
 pub enum IcebergCatalog {
     /// The SQLite catalog file.
     Sql(std::path::PathBuf),
+    /// The SQL catalog in PostgreSQL (`postgresql://...`; may hold a password).
+    Postgres(super::Secret),
     /// An Iceberg REST catalog.
     Rest {
         uri: String,
@@ -283,6 +285,13 @@ impl RawConfig {
                 credential: self.iceberg_catalog_credential.clone(),
                 scope: self.iceberg_catalog_scope.clone(),
             },
+            (Some(uri), _)
+                if uri.starts_with("postgres://")
+                    || uri.starts_with("postgresql://")
+                    || uri.starts_with("postgresql+") =>
+            {
+                IcebergCatalog::Postgres(super::Secret(uri.clone()))
+            }
             // SQLAlchemy's form, as pyiceberg takes it: `sqlite:///relative` or `sqlite:////absolute`.
             (Some(uri), _) => match uri.strip_prefix("sqlite:///") {
                 Some(path) => IcebergCatalog::Sql(path.into()),
@@ -291,7 +300,7 @@ impl RawConfig {
                     return Err(invalid(
                         "iceberg_catalog_uri",
                         format!(
-                            "is {uri:?}; target-s3 registers tables in a SQLite catalog file (`sqlite:////abs/path/catalog.db` or a file path) or a REST catalog (`https://...`); Postgres, Glue and S3 Tables catalogs are not supported yet"
+                            "is {uri:?}; target-s3 registers tables in a SQL catalog, a SQLite file (`sqlite:////abs/path/catalog.db` or a file path) or PostgreSQL (`postgresql://user:password@host:5432/database`), or a REST catalog (`https://...`); Glue and S3 Tables catalogs are not supported yet"
                         ),
                     ));
                 }
@@ -300,7 +309,7 @@ impl RawConfig {
             (None, Some(_)) => {
                 return Err(invalid(
                     "iceberg_catalog_uri",
-                    "must be set for table_format iceberg on S3: a SQLite catalog file on this machine or a shared volume (`sqlite:////abs/path/catalog.db`), or a REST catalog (`https://...`)".into(),
+                    "must be set for table_format iceberg on S3: a SQL catalog in PostgreSQL (`postgresql://user:password@host:5432/database`) or a SQLite file on this machine or a shared volume (`sqlite:////abs/path/catalog.db`), or a REST catalog (`https://...`)".into(),
                 ));
             }
         };

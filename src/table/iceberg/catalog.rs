@@ -1,17 +1,20 @@
-//! Where a table's current metadata is named, and how a commit moves it on: the SQL catalog
-//! (target-s3 writes the next metadata file and swaps the catalog row to it) or a REST catalog
+//! Where a table's current metadata is named, and how a commit moves it on: the SQL catalog, in
+//! a SQLite file or PostgreSQL (target-s3 writes the next metadata file and swaps the catalog
+//! row to it), or a REST catalog
 //! (the server applies the commit's updates, checked against its requirements). Either way a
 //! commit is one [`Changes`] on top of the metadata it was worked out from, and fails, without
 //! effect, when another writer committed first.
 
 use serde_json::{Value, json};
 
+use super::postgres::Postgres;
 use super::rest::Rest;
 use super::sql::Sql;
 use crate::table::store::TableStore;
 
 pub enum Catalog {
     Sql(Sql),
+    Postgres(Postgres),
     Rest(Rest),
 }
 
@@ -144,11 +147,36 @@ async fn write_metadata(store: &TableStore, place: &Place<'_>, metadata: &Value)
 }
 
 impl Catalog {
+    /// A SQL catalog's row: the table's current metadata file.
+    async fn row(&self, namespace: &str, name: &str) -> Result<Option<String>, String> {
+        match self {
+            Catalog::Sql(sql) => sql.load(namespace, name),
+            Catalog::Postgres(pg) => pg.load(namespace, name).await,
+            Catalog::Rest(_) => unreachable!("a REST catalog has no rows"),
+        }
+    }
+
+    async fn insert(&self, namespace: &str, name: &str, uri: &str) -> Result<bool, String> {
+        match self {
+            Catalog::Sql(sql) => sql.create(namespace, name, uri),
+            Catalog::Postgres(pg) => pg.create(namespace, name, uri).await,
+            Catalog::Rest(_) => unreachable!("a REST catalog has no rows"),
+        }
+    }
+
+    async fn swap(&self, namespace: &str, name: &str, old: &str, new: &str) -> Result<bool, String> {
+        match self {
+            Catalog::Sql(sql) => sql.swap(namespace, name, old, new),
+            Catalog::Postgres(pg) => pg.swap(namespace, name, old, new).await,
+            Catalog::Rest(_) => unreachable!("a REST catalog has no rows"),
+        }
+    }
+
     /// The table's current metadata, `None` when the catalog has no such table.
     pub async fn load(&self, store: &TableStore, namespace: &str, name: &str) -> Result<Option<Current>, String> {
         match self {
-            Catalog::Sql(sql) => {
-                let Some(uri) = sql.load(namespace, name)? else { return Ok(None) };
+            Catalog::Sql(_) | Catalog::Postgres(_) => {
+                let Some(uri) = self.row(namespace, name).await? else { return Ok(None) };
                 let key = store
                     .key_of(&uri)
                     .ok_or_else(|| format!("the catalog names the metadata {uri}, outside the destination"))?;
@@ -170,9 +198,9 @@ impl Catalog {
         metadata: Value,
     ) -> Result<Option<Current>, String> {
         match self {
-            Catalog::Sql(sql) => {
+            Catalog::Sql(_) | Catalog::Postgres(_) => {
                 let uri = write_metadata(store, place, &metadata).await?;
-                Ok(sql.create(namespace, name, &uri)?.then_some((uri, metadata)))
+                Ok(self.insert(namespace, name, &uri).await?.then_some((uri, metadata)))
             }
             Catalog::Rest(rest) => rest.create(namespace, name, &metadata).await,
         }
@@ -189,10 +217,10 @@ impl Catalog {
         changes: &Changes,
     ) -> Result<Option<Current>, String> {
         match self {
-            Catalog::Sql(sql) => {
+            Catalog::Sql(_) | Catalog::Postgres(_) => {
                 let (metadata, dropped) = changes.apply(&base.1, &base.0);
                 let uri = write_metadata(store, place, &metadata).await?;
-                if !sql.swap(namespace, name, &base.0, &uri)? {
+                if !self.swap(namespace, name, &base.0, &uri).await? {
                     return Ok(None);
                 }
                 for old in dropped {

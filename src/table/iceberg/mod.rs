@@ -11,6 +11,7 @@ pub mod catalog;
 mod commit;
 mod manifest;
 mod partition;
+mod postgres;
 pub mod rest;
 pub mod schema;
 pub mod sql;
@@ -65,6 +66,9 @@ pub async fn open(options: &crate::config::IcebergOptions) -> Result<Catalog, St
     use crate::config::IcebergCatalog;
     Ok(match &options.catalog {
         IcebergCatalog::Sql(path) => Catalog::Sql(sql::Sql::open(path, &options.catalog_name)?),
+        IcebergCatalog::Postgres(uri) => {
+            Catalog::Postgres(postgres::Postgres::open(&uri.0, &options.catalog_name).await?)
+        }
         IcebergCatalog::Rest { uri, warehouse, token, credential, scope } => {
             let options = rest::Options {
                 uri,
