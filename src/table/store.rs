@@ -237,7 +237,7 @@ impl TableStore {
     #[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
     pub fn key_of(&self, uri: &str) -> Option<String> {
         let root = self.literal_uri("");
-        uri.strip_prefix(root.as_str()).map(|k| k.trim_start_matches('/').to_string())
+        s3_scheme(uri).strip_prefix(root.as_str()).map(|k| k.trim_start_matches('/').to_string())
     }
 
     /// Moves the object `from` to `to` (a rename in the local folder, copy and delete on S3).
@@ -367,4 +367,14 @@ impl CredentialProvider for SdkCredentials {
 /// pipeline id, a folder name may not).
 fn state_folder(folder: &str, pipeline_id: &str) -> String {
     format!("{folder}/_target_s3_state/{:016x}", crate::keys::fnv1a(pipeline_id.as_bytes()))
+}
+
+/// `uri` with Hadoop's S3 schemes (`s3a://`, `s3n://`, as Spark and Trino write them into Iceberg
+/// metadata) as `s3://`: the same objects.
+#[cfg_attr(not(feature = "iceberg"), allow(dead_code))]
+pub fn s3_scheme(uri: &str) -> std::borrow::Cow<'_, str> {
+    match uri.strip_prefix("s3a://").or_else(|| uri.strip_prefix("s3n://")) {
+        Some(rest) => format!("s3://{rest}").into(),
+        None => uri.into(),
+    }
 }

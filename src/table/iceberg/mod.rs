@@ -135,7 +135,7 @@ impl IcebergTable {
     /// elsewhere is another folder's, refused when this folder's stream loads it).
     pub async fn exists(&self, store: &TableStore) -> Result<bool, String> {
         let found = self.catalog.load(store, &self.namespace, &self.name).await?;
-        Ok(found.is_some_and(|(_, m)| m["location"].as_str().map(|l| l.trim_end_matches('/')) == Some(&self.location)))
+        Ok(found.is_some_and(|(_, m)| same_place(m["location"].as_str().unwrap_or_default(), &self.location)))
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -155,7 +155,7 @@ impl IcebergTable {
     /// Makes `current` the table's metadata, if it is this table's.
     fn take(&mut self, (uri, metadata): Current) -> Result<(), String> {
         let location = metadata["location"].as_str().unwrap_or_default().trim_end_matches('/');
-        if location != self.location {
+        if !same_place(location, &self.location) {
             return Err(format!(
                 "the catalog's table {} is at {location}, but table_path gives {} for this stream: two table folders map to one table name (the folder's last name, lowercased); rename one, or set iceberg_namespace per pipeline",
                 self.identifier(),
@@ -302,6 +302,12 @@ impl IcebergTable {
     }
 }
 
+/// Whether two locations name one folder: Hadoop-based writers (Spark, Trino) name S3 `s3a://`
+/// or `s3n://`, and some keep a trailing `/`.
+fn same_place(a: &str, b: &str) -> bool {
+    crate::table::store::s3_scheme(a).trim_end_matches('/') == crate::table::store::s3_scheme(b).trim_end_matches('/')
+}
+
 /// The catalog's name for the table in `folder`: its last folder name, lowercased, every
 /// character outside `[a-z0-9_]` as `_` (the names every catalog and engine accepts unquoted).
 pub fn table_name(folder: &str) -> String {
@@ -315,6 +321,13 @@ pub fn table_name(folder: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hadoop_s3_schemes_name_the_same_folder() {
+        assert!(super::same_place("s3a://b/lake/t/", "s3://b/lake/t"));
+        assert!(super::same_place("s3n://b/lake/t", "s3://b/lake/t"));
+        assert!(!super::same_place("s3://b/lake/t2", "s3://b/lake/t"));
+    }
+
     #[test]
     fn table_names_are_the_folders_last_name_in_lowercase() {
         assert_eq!(super::table_name("lake/tables/Orders-2024"), "orders_2024");
