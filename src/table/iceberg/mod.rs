@@ -48,8 +48,8 @@ const COMMIT_ATTEMPTS: usize = 100;
 /// Where a stream's table is in the catalog and in the store.
 pub struct IcebergTable {
     catalog: Arc<Catalog>,
-    pub namespace: String,
-    pub name: String,
+    namespace: String,
+    name: String,
     /// The table's folder (key in the store) and its URI.
     folder: String,
     location: String,
@@ -170,14 +170,8 @@ impl IcebergTable {
         &self.current.as_ref().expect("loaded").1
     }
 
-    fn current_schema(&self) -> &Value {
-        let metadata = self.metadata();
-        let id = &metadata["current-schema-id"];
-        metadata["schemas"].as_array().and_then(|s| s.iter().find(|s| &s["schema-id"] == id)).unwrap_or(&Value::Null)
-    }
-
     fn fields(&self) -> &[Value] {
-        self.current_schema()["fields"].as_array().map_or(&[], |f| f)
+        self.schema_of(self.metadata())["fields"].as_array().map_or(&[], |f| f)
     }
 
     /// The table's columns (loaded).
@@ -185,14 +179,9 @@ impl IcebergTable {
         schema::to_columns(self.fields())
     }
 
-    /// The source columns of the default partition spec (loaded).
+    /// The partition fields of the default partition spec (loaded).
     pub fn partition_columns(&self) -> Vec<String> {
-        let metadata = self.metadata();
-        let id = &metadata["default-spec-id"];
-        let spec = metadata["partition-specs"].as_array().and_then(|s| s.iter().find(|s| &s["spec-id"] == id));
-        spec.and_then(|s| s["fields"].as_array())
-            .map(|f| f.iter().map(|f| f["name"].as_str().unwrap_or_default().to_string()).collect())
-            .unwrap_or_default()
+        partition::spec(self.metadata(), self.fields()).1.into_iter().map(|f| f.name).collect()
     }
 
     /// The stream target-s3 created the table for.

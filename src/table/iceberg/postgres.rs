@@ -4,6 +4,8 @@
 
 use tokio_postgres::{Client, NoTls};
 
+use super::sql::TABLES;
+
 pub struct Postgres {
     client: Client,
     name: String,
@@ -12,21 +14,6 @@ pub struct Postgres {
     /// Whether the table has pyiceberg's `iceberg_type` column.
     typed: bool,
 }
-
-const TABLES: &str = "CREATE TABLE IF NOT EXISTS iceberg_tables (
-        catalog_name VARCHAR(255) NOT NULL,
-        table_namespace VARCHAR(255) NOT NULL,
-        table_name VARCHAR(255) NOT NULL,
-        metadata_location VARCHAR(1000),
-        previous_metadata_location VARCHAR(1000),
-        iceberg_type VARCHAR(5),
-        PRIMARY KEY (catalog_name, table_namespace, table_name));
-    CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
-        catalog_name VARCHAR(255) NOT NULL,
-        namespace VARCHAR(255) NOT NULL,
-        property_key VARCHAR(255) NOT NULL,
-        property_value VARCHAR(1000) NOT NULL,
-        PRIMARY KEY (catalog_name, namespace, property_key));";
 
 impl Postgres {
     /// Connects (`postgresql://user:password@host:port/database`; a SQLAlchemy `+driver` is

@@ -12,6 +12,22 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// How long a statement waits for another writer's transaction on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The SQL catalog's two tables, as pyiceberg creates them (SQLite and PostgreSQL alike).
+pub const TABLES: &str = "CREATE TABLE IF NOT EXISTS iceberg_tables (
+        catalog_name VARCHAR(255) NOT NULL,
+        table_namespace VARCHAR(255) NOT NULL,
+        table_name VARCHAR(255) NOT NULL,
+        metadata_location VARCHAR(1000),
+        previous_metadata_location VARCHAR(1000),
+        iceberg_type VARCHAR(5),
+        PRIMARY KEY (catalog_name, table_namespace, table_name));
+    CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
+        catalog_name VARCHAR(255) NOT NULL,
+        namespace VARCHAR(255) NOT NULL,
+        property_key VARCHAR(255) NOT NULL,
+        property_value VARCHAR(1000) NOT NULL,
+        PRIMARY KEY (catalog_name, namespace, property_key));";
+
 pub struct Sql {
     path: PathBuf,
     name: String,
@@ -28,23 +44,7 @@ impl Sql {
         }
         let mut catalog = Sql { path: path.to_path_buf(), name: name.to_string(), typed: true };
         let db = catalog.connect()?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS iceberg_tables (
-                catalog_name VARCHAR(255) NOT NULL,
-                table_namespace VARCHAR(255) NOT NULL,
-                table_name VARCHAR(255) NOT NULL,
-                metadata_location VARCHAR(1000),
-                previous_metadata_location VARCHAR(1000),
-                iceberg_type VARCHAR(5),
-                PRIMARY KEY (catalog_name, table_namespace, table_name));
-             CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
-                catalog_name VARCHAR(255) NOT NULL,
-                namespace VARCHAR(255) NOT NULL,
-                property_key VARCHAR(255) NOT NULL,
-                property_value VARCHAR(1000) NOT NULL,
-                PRIMARY KEY (catalog_name, namespace, property_key));",
-        )
-        .map_err(|e| catalog.error(e))?;
+        db.execute_batch(TABLES).map_err(|e| catalog.error(e))?;
         let columns: Vec<String> = db
             .prepare("SELECT name FROM pragma_table_info('iceberg_tables')")
             .and_then(|mut q| q.query_map([], |r| r.get::<_, String>(0))?.collect())
