@@ -1,8 +1,8 @@
 //! File formats: an [`Encoder`] turns records into a file's bytes, one encoder per open file,
 //! owning the buffer that is handed to the writer thread in large chunks. [`json`] (JSONL and
 //! JSON), [`csv`], [`parquet`] and [`avro`] are the formats; [`metadata`] the `_sdc_*` columns.
-//! Parquet's page encoding runs on the writer thread through [`PageWriter`]; formats know
-//! nothing of threads or storage.
+//! Parquet's page encoding and Avro's block compression run on the writer thread through
+//! [`PageWriter`]; formats know nothing of threads or storage.
 
 #[cfg(feature = "avro")]
 pub mod avro;
@@ -22,7 +22,7 @@ use json::{Flattener, push_json};
 pub use metadata::{METADATA_COLUMNS, RecordMetadata};
 
 /// Rows of a typed file on their way from the decode thread (which fills them from records) to
-/// the writer thread (which encodes them into pages). Opaque to everyone but the format that
+/// the writer thread (which encodes them into pages, or compresses Avro's blocks). Opaque to everyone but the format that
 /// made them.
 pub struct RowBatch {
     /// In-memory size, for the file-size estimate.
@@ -42,7 +42,7 @@ impl RowBatch {
 }
 
 /// The part of a typed format that runs on the writer thread (Parquet's page encoding and
-/// compression), so it uses the second core.
+/// compression, Avro's block compression), so it uses the second core.
 pub trait PageWriter: Send {
     fn write(&mut self, rows: RowBatch) -> std::io::Result<()>;
     /// Bytes finished so far (complete row groups), taken.
@@ -165,7 +165,7 @@ impl Encoder {
             #[cfg(feature = "parquet")]
             Encoder::Parquet(_) => 0, // batches go to the writer thread instead
             #[cfg(feature = "avro")]
-            Encoder::Avro(a) => a.pending(),
+            Encoder::Avro(_) => 0, // blocks go to the writer thread instead
         }
     }
 
@@ -174,6 +174,8 @@ impl Encoder {
         match self {
             #[cfg(feature = "parquet")]
             Encoder::Parquet(p) => p.take_writer(),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.take_writer(),
             _ => None,
         }
     }
@@ -183,6 +185,8 @@ impl Encoder {
         match self {
             #[cfg(feature = "parquet")]
             Encoder::Parquet(p) => p.take_batch(),
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.take_batch(),
             _ => None,
         }
     }
@@ -212,7 +216,7 @@ impl Encoder {
             #[cfg(feature = "parquet")]
             Encoder::Parquet(_) => replacement,
             #[cfg(feature = "avro")]
-            Encoder::Avro(a) => a.take(replacement),
+            Encoder::Avro(_) => replacement,
         }
     }
 

@@ -244,8 +244,8 @@ impl<'a> FileSet<'a> {
         if self.config.table.is_some() {
             file.digest = file.digest.wrapping_add(std::hash::BuildHasher::hash_one(&RECORD_HASH, record));
         }
-        if spec.output.format == crate::config::Format::Parquet {
-            // Rows wait in Arrow builders until a batch is full (Avro's blocks are `pending`).
+        if matches!(spec.output.format, crate::config::Format::Parquet | crate::config::Format::Avro) {
+            // Rows wait in Arrow builders or Avro's block until a batch is full.
             file.unbatched += record.len() as u64;
         }
         if let Some(rows) = file.encoder.take_rows() {

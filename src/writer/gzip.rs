@@ -75,21 +75,28 @@ impl GzipMembers {
             Some(named) => self.out.extend_from_slice(&named),
             None => self.out.extend_from_slice(&header(self.level, false)),
         }
-        let start = self.out.len();
-        let level = self.level as usize;
-        let written = COMPRESSORS.with_borrow_mut(|compressors| {
-            let compressor = compressors[level].get_or_insert_with(|| {
-                Compressor::new(CompressionLvl::new(level as i32).expect("levels 0-9 are libdeflate levels"))
-            });
-            self.out.resize(start + compressor.deflate_compress_bound(data.len()), 0);
-            compressor.deflate_compress(data, &mut self.out[start..])
-        });
-        let written = written.map_err(|e| std::io::Error::other(format!("deflate: {e}")))?;
-        self.out.truncate(start + written);
+        deflate(self.level, data, &mut self.out)?;
         self.out.extend_from_slice(&libdeflater::crc32(data).to_le_bytes());
         self.out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         Ok(())
     }
+}
+
+/// Appends `data` compressed as raw deflate (RFC 1951) at `level` (0-9) to `out`, with the
+/// thread's compressor for that level. Also Avro's `deflate` blocks.
+pub fn deflate(level: u32, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    let start = out.len();
+    let level = level.min(9) as usize;
+    let written = COMPRESSORS.with_borrow_mut(|compressors| {
+        let compressor = compressors[level].get_or_insert_with(|| {
+            Compressor::new(CompressionLvl::new(level as i32).expect("levels 0-9 are libdeflate levels"))
+        });
+        out.resize(start + compressor.deflate_compress_bound(data.len()), 0);
+        compressor.deflate_compress(data, &mut out[start..])
+    });
+    let written = written.map_err(|e| std::io::Error::other(format!("deflate: {e}")))?;
+    out.truncate(start + written);
+    Ok(())
 }
 
 /// A member's 10-byte header as flate2's `GzBuilder` wrote it before (so the first member's
