@@ -60,8 +60,8 @@ pub fn run(
     state_out: &mut dyn Write,
     signals: &Receiver<i32>,
 ) -> Result<Summary, Error> {
-    let (block_tx, block_rx) = bounded(2);
-    let (block_recycle_tx, block_recycle_rx) = bounded(2);
+    let (block_tx, block_rx) = bounded(4);
+    let (block_recycle_tx, block_recycle_rx) = bounded(8);
     let reader = singer::spawn_reader(input, block_tx, block_recycle_rx, config.max_line_bytes);
     let schemas = workers::Schemas::default();
     let mut blocks = workers::spawn(block_rx, config.workers, &schemas);
@@ -70,7 +70,7 @@ pub fn run(
     let (event_tx, event_rx) = unbounded();
     let (chunk_recycle_tx, chunk_recycle_rx) = bounded(16);
     tracing::info!(destination = %storage.describe(), run_id = %config.run_id, "starting");
-    let writer = crate::writer::spawn(storage.clone(), command_rx, event_tx.clone(), chunk_recycle_tx);
+    let writer = crate::writer::spawn(storage.clone(), command_rx, event_tx.clone(), chunk_recycle_tx, config.workers);
 
     let run_context =
         RunContext { now: chrono::Utc::now().with_timezone(&config.timezone), run_id: config.run_id.clone() };

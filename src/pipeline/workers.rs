@@ -113,8 +113,8 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
     let (recycle, reused) = bounded::<Vec<Option<Verdict>>>(2 * workers);
     for n in 0..workers {
         let reused = reused.clone();
-        let (in_tx, in_rx) = bounded::<std::io::Result<Block>>(1);
-        let (out_tx, out_rx) = bounded(1);
+        let (in_tx, in_rx) = bounded::<std::io::Result<Block>>(2);
+        let (out_tx, out_rx) = bounded(3);
         let schemas = schemas.clone();
         std::thread::Builder::new()
             .name(format!("check-{n}"))

@@ -1,10 +1,11 @@
 //! A file's body on the writer thread: how encoded bytes become stored bytes. Compression (gzip
-//! members on libdeflate, see [`super::gzip`]; zstd) or none for the text formats; a typed format's [`PageWriter`] for Parquet.
+//! members on libdeflate, see [`super::gzip`]; zstd) or none for the text formats; a typed format's [`PageWriter`] for Parquet
+//! and Avro.
 //! One trait, so the writer thread never asks which it has.
 
 use std::io::Write;
 
-use super::gzip::GzipMembers;
+use super::gzip::{GzipMembers, Members};
 use crate::config::Compression;
 use crate::formats::{PageWriter, RowBatch};
 
@@ -24,6 +25,11 @@ pub trait Body: Send {
     }
     /// Ends the body, returning its last stored bytes.
     fn finish(self: Box<Self>) -> std::io::Result<Vec<u8>>;
+    /// The compression of `data` as a job for the pool (gzip's members); `Err(data)` when the
+    /// body compresses in order only (zstd's one stream) or not at all.
+    fn job(&mut self, data: Vec<u8>) -> Result<Members, Vec<u8>> {
+        Err(data)
+    }
 }
 
 /// The body for a file: its typed format's page writer, else its compression. `name` is the
@@ -71,6 +77,9 @@ impl Body for Gzip {
     }
     fn finish(self: Box<Self>) -> std::io::Result<Vec<u8>> {
         self.0.finish()
+    }
+    fn job(&mut self, data: Vec<u8>) -> Result<Members, Vec<u8>> {
+        Ok(self.0.job(data))
     }
 }
 

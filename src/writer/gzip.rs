@@ -71,15 +71,54 @@ impl GzipMembers {
     }
 
     fn write_member(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self.first_header.take() {
-            Some(named) => self.out.extend_from_slice(&named),
-            None => self.out.extend_from_slice(&header(self.level, false)),
+        let header = self.next_header();
+        member(&header, self.level, data, &mut self.out)
+    }
+
+    fn next_header(&mut self) -> Vec<u8> {
+        self.first_header.take().unwrap_or_else(|| header(self.level, false))
+    }
+
+    /// The members of `data` as a job to run on any thread ([`Members::run`]); its output is
+    /// this file's next bytes, so it must reach storage before the file's later ones.
+    pub fn job(&mut self, data: Vec<u8>) -> Members {
+        // No data, no member: the header stays for the next one (or `finish`'s empty member).
+        let first_header = if data.is_empty() { Vec::new() } else { self.next_header() };
+        Members { level: self.level, member: self.member, first_header, data }
+    }
+}
+
+/// The gzip members of one chunk of a file, compressed away from the file (see
+/// [`GzipMembers::job`]): members are independent, so chunks of one file can be compressed at
+/// once on several threads and their bytes put in order afterwards.
+pub struct Members {
+    level: u32,
+    member: usize,
+    first_header: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+impl Members {
+    /// The members' bytes, appended to `out`.
+    pub fn run(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut pieces = self.data.chunks(self.member);
+        if let Some(first) = pieces.next() {
+            member(&self.first_header, self.level, first, out)?;
         }
-        deflate(self.level, data, &mut self.out)?;
-        self.out.extend_from_slice(&libdeflater::crc32(data).to_le_bytes());
-        self.out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        for piece in pieces {
+            member(&header(self.level, false), self.level, piece, out)?;
+        }
         Ok(())
     }
+}
+
+/// One member: header, deflate, CRC-32 and size.
+fn member(header: &[u8], level: u32, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.extend_from_slice(header);
+    deflate(level, data, out)?;
+    out.extend_from_slice(&libdeflater::crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    Ok(())
 }
 
 /// Appends `data` compressed as raw deflate (RFC 1951) at `level` (0-9) to `out`, with the
@@ -171,6 +210,7 @@ mod tests {
             level in 0u32..10,
             seed in any::<u64>(),
             noisy in any::<bool>(),
+            pooled in any::<u8>(),
         ) {
             let mut gz = GzipMembers::with_member_size(level, "a.jsonl", member);
             let mut input = Vec::new();
@@ -179,7 +219,13 @@ mod tests {
                 // 0: empty, 1: exactly one member, 2: whole members, 3: any length.
                 let len = match kind { 0 => 0, 1 => member, 2 => member * (n % 4), _ => n };
                 let data = content(len, seed.wrapping_add(i as u64), noisy);
-                gz.write(&data).unwrap();
+                if pooled >> (i % 8) & 1 == 1 {
+                    // As the writer's pool does: a job, its output appended in order.
+                    let job = gz.job(data.clone());
+                    job.run(&mut gz.out).unwrap();
+                } else {
+                    gz.write(&data).unwrap();
+                }
                 expected_members += len.div_ceil(member);
                 input.extend(data);
             }

@@ -8,6 +8,7 @@
 mod body;
 /// Public for `examples/parts.rs` (the benchmark's limit: the compressor timed alone).
 pub mod gzip;
+mod pool;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::error::StorageError;
 use crate::formats::{PageWriter, RowBatch};
 use crate::keys::ObjectKey;
 use body::Body;
+use pool::{InOrder, Pool};
 
 /// How far the writer got with one file, read by the pipeline to roll files by their size
 /// after compression without waiting for the writer.
@@ -57,22 +59,36 @@ pub enum Command {
 
 /// Starts the writer thread. It stops when the command channel closes; files still open then
 /// are aborted (the pipeline closes every file it wants kept before it hangs up).
+/// `compressors`: threads compressing gzip members beside it (fewer than 2: none, the writer
+/// compresses inline).
 pub fn spawn(
     storage: Arc<dyn Storage>,
     commands: Receiver<Command>,
     events: Sender<Event>,
     recycle: Sender<Vec<u8>>,
+    compressors: usize,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("compress-write".into())
         .spawn(move || {
             let mut open: HashMap<FileId, ObjectWriter> = HashMap::new();
+            let pool = (compressors > 1).then(|| Pool::new(compressors));
+            let mut compressing = InOrder::default();
+            let depth = pool.as_ref().map_or(0, InOrder::depth);
             let mut failed = false;
             for command in commands {
                 if failed {
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
-                let result = match command {
+                // A file closes, and hard_delete lists, only after every chunk before reached
+                // storage; other commands need not wait for the pool.
+                let settled = match command {
+                    Command::Close { .. } | Command::Delete { .. } => {
+                        pass_on_compressed(&mut compressing, 0, &mut open, pool.as_ref(), &recycle)
+                    }
+                    _ => Ok(()),
+                };
+                let result = settled.and_then(|()| match command {
                     // Debug builds only: the tests prove that a bug here still ends the run with
                     // one error line and exit 1.
                     #[cfg(debug_assertions)]
@@ -87,14 +103,26 @@ pub fn spawn(
                         .map(|writer| {
                             open.insert(id, writer);
                         }),
-                    Command::Write { id, mut data } => {
-                        let r = match open.get_mut(&id) {
-                            Some(w) => w.write(&data),
-                            None => Ok(()),
+                    Command::Write { id, data } => {
+                        let (data, r) = match (open.get_mut(&id), &pool) {
+                            (Some(w), Some(pool)) => match w.body().job(data) {
+                                Ok(job) => {
+                                    compressing.submit(pool, id, job.data.len() as u64, job);
+                                    (Vec::new(), Ok(()))
+                                }
+                                Err(data) => {
+                                    let r = w.write(&data);
+                                    (data, r)
+                                }
+                            },
+                            (Some(w), None) => {
+                                let r = w.write(&data);
+                                (data, r)
+                            }
+                            (None, _) => (data, Ok(())),
                         };
-                        data.clear();
-                        let _ = recycle.try_send(data);
-                        r
+                        give_back(&recycle, data);
+                        r.and_then(|()| pass_on_compressed(&mut compressing, depth, &mut open, pool.as_ref(), &recycle))
                     }
                     Command::Rows { id, rows } => match open.get_mut(&id) {
                         Some(w) => w.write_rows(rows),
@@ -110,9 +138,10 @@ pub fn spawn(
                         let _ = events.send(Event::Deleted { id, stream, root, keys: doomed });
                         Ok(())
                     }),
-                };
+                });
                 if let Err(e) = result {
                     failed = true;
+                    compressing.clear();
                     for (_, w) in open.drain() {
                         w.abort();
                     }
@@ -124,6 +153,36 @@ pub fn spawn(
             }
         })
         .expect("spawning the writer thread")
+}
+
+/// Passes on the pool's finished chunks in the order they were queued, waiting for the oldest
+/// while more than `keep` are queued.
+fn pass_on_compressed(
+    compressing: &mut InOrder,
+    keep: usize,
+    open: &mut HashMap<FileId, ObjectWriter>,
+    pool: Option<&Pool>,
+    recycle: &Sender<Vec<u8>>,
+) -> Result<(), StorageError> {
+    while let Some((id, len, done)) = compressing.next(keep) {
+        give_back(recycle, done.data);
+        let Some(w) = open.get_mut(&id) else { continue };
+        let members = done.members.map_err(|e| w.compress_error(e))?;
+        w.pass_on(&members)?;
+        w.progress.consumed.fetch_add(len, Ordering::Relaxed);
+        if let Some(pool) = pool {
+            pool.reuse(members);
+        }
+    }
+    Ok(())
+}
+
+/// Hands a chunk's buffer back to the pipeline, emptied.
+fn give_back(recycle: &Sender<Vec<u8>>, mut data: Vec<u8>) {
+    if data.capacity() > 0 {
+        data.clear();
+        let _ = recycle.try_send(data);
+    }
 }
 
 /// One open file on the writer thread: its body (compression or pages) and its sink, which
