@@ -440,3 +440,10 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     }
     p[pi..].iter().all(|c| *c == '*')
 }
+
+/// Debug builds only: a size the tests set in the environment variable `name` (1 to `max`), so
+/// small inputs cross many boundaries.
+#[cfg(debug_assertions)]
+pub fn debug_size(name: &str, max: usize) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok()).map(|n| n.clamp(1, max))
+}

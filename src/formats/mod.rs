@@ -7,6 +7,8 @@
 #[cfg(feature = "avro")]
 pub mod avro;
 mod csv;
+/// Raw deflate on libdeflate, for Avro's blocks and the writer's gzip members.
+pub mod deflate;
 mod json;
 pub mod metadata;
 #[cfg(feature = "parquet")]

@@ -166,16 +166,13 @@ impl<'a> FileSet<'a> {
         commands: Sender<Command>,
         chunk_recycle: Receiver<Vec<u8>>,
     ) -> FileSet<'a> {
-        let mut chunk_size = match config.limits.max_bytes {
+        let chunk_size = match config.limits.max_bytes {
             Some(max) => (max as usize / 4).clamp(64 * 1024, MAX_CHUNK),
             None => MAX_CHUNK,
         };
-        // Debug builds, for the tests: small files handed over in many chunks (gzip: members
-        // compressed on several threads, put back in order).
+        // Debug builds, for the tests: many chunks per file (gzip: members compressed at once).
         #[cfg(debug_assertions)]
-        if let Some(n) = std::env::var("TARGET_S3_DEBUG_CHUNK_BYTES").ok().and_then(|v| v.parse::<usize>().ok()) {
-            chunk_size = n.clamp(1, MAX_CHUNK);
-        }
+        let chunk_size = crate::config::debug_size("TARGET_S3_DEBUG_CHUNK_BYTES", MAX_CHUNK).unwrap_or(chunk_size);
         FileSet {
             config,
             run,

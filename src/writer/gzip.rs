@@ -12,21 +12,12 @@
 //! nothing on this thread between chunks. Collecting fixed-size members instead would hold up to
 //! a member of uncompressed bytes per open file, and hundreds of partitions can be open.
 
-use std::cell::RefCell;
-
-use libdeflater::{CompressionLvl, Compressor};
+use crate::formats::deflate::deflate;
 
 /// The largest member: a bigger write is split. The pipeline's chunks (at most 512 KiB and a
 /// record) are one member each; the ratio barely changes beyond a few hundred KiB, since
 /// deflate only looks 32 KiB back.
 pub const MEMBER: usize = 1024 * 1024;
-
-thread_local! {
-    /// One compressor per level for the thread: libdeflate keeps no state between calls, so one
-    /// serves every open file, and 300 open partitions cost no more than one (zlib's streaming
-    /// state was ~270 KiB per file).
-    static COMPRESSORS: RefCell<[Option<Compressor>; 10]> = RefCell::new(Default::default());
-}
 
 /// A gzip file being written: members go into `out` as bytes arrive.
 pub struct GzipMembers {
@@ -118,23 +109,6 @@ fn member(header: &[u8], level: u32, data: &[u8], out: &mut Vec<u8>) -> std::io:
     deflate(level, data, out)?;
     out.extend_from_slice(&libdeflater::crc32(data).to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    Ok(())
-}
-
-/// Appends `data` compressed as raw deflate (RFC 1951) at `level` (0-9) to `out`, with the
-/// thread's compressor for that level. Also Avro's `deflate` blocks.
-pub fn deflate(level: u32, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
-    let start = out.len();
-    let level = level.min(9) as usize;
-    let written = COMPRESSORS.with_borrow_mut(|compressors| {
-        let compressor = compressors[level].get_or_insert_with(|| {
-            Compressor::new(CompressionLvl::new(level as i32).expect("levels 0-9 are libdeflate levels"))
-        });
-        out.resize(start + compressor.deflate_compress_bound(data.len()), 0);
-        compressor.deflate_compress(data, &mut out[start..])
-    });
-    let written = written.map_err(|e| std::io::Error::other(format!("deflate: {e}")))?;
-    out.truncate(start + written);
     Ok(())
 }
 
