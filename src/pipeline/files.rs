@@ -238,8 +238,9 @@ impl<'a> FileSet<'a> {
             table_version: context.version.map(RawValue::get),
         });
         if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
-            // The encoder may hold part of the failed record: the file is dropped (its upload
-            // aborted when the writer hangs up), so no STATE after its first record is printed.
+            // The encoder may hold part of the failed record (Parquet's builders): the file is
+            // dropped (its upload aborted when the writer hangs up), so no STATE after its first
+            // record is printed.
             self.discard(&spec.group, partition);
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
         }

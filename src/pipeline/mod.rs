@@ -60,8 +60,8 @@ pub fn run(
     state_out: &mut dyn Write,
     signals: &Receiver<i32>,
 ) -> Result<Summary, Error> {
-    let (block_tx, block_rx) = bounded(4);
-    let (block_recycle_tx, block_recycle_rx) = bounded(8);
+    let (block_tx, block_rx) = bounded(3);
+    let (block_recycle_tx, block_recycle_rx) = bounded(4);
     let reader = singer::spawn_reader(input, block_tx, block_recycle_rx, config.max_line_bytes);
     let schemas = workers::Schemas::default();
     let mut blocks = workers::spawn(block_rx, config.workers, &schemas);

@@ -72,8 +72,9 @@ impl Schemas {
 
 /// Blocks in the order they were read, checked by `workers` threads (at least one). Block `i`
 /// goes to worker `i % workers` and comes back through its channel, so reading the channels
-/// in turn restores the input order with no reordering buffer; each channel holds one block,
-/// so the memory in flight is bounded by the number of workers.
+/// in turn restores the input order with no reordering buffer. A worker takes one block and
+/// may have two done ahead of the decode thread (so one descheduled worker does not stall the
+/// others at once): the memory in flight is a few blocks per worker.
 pub struct Ordered {
     outputs: Vec<Receiver<std::io::Result<Checked>>>,
     next: usize,
@@ -113,8 +114,8 @@ pub fn spawn(blocks: Receiver<std::io::Result<Block>>, workers: usize, schemas: 
     let (recycle, reused) = bounded::<Vec<Option<Verdict>>>(2 * workers);
     for n in 0..workers {
         let reused = reused.clone();
-        let (in_tx, in_rx) = bounded::<std::io::Result<Block>>(2);
-        let (out_tx, out_rx) = bounded(3);
+        let (in_tx, in_rx) = bounded::<std::io::Result<Block>>(1);
+        let (out_tx, out_rx) = bounded(2);
         let schemas = schemas.clone();
         std::thread::Builder::new()
             .name(format!("check-{n}"))

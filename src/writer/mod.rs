@@ -13,8 +13,9 @@ mod pool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::Compression;
 use crate::destination::{Completion, Event, FileId, ObjectMeta, ObjectSink, Storage};
@@ -46,7 +47,7 @@ pub enum Command {
         pages: Option<Box<dyn PageWriter>>,
         progress: Arc<Progress>,
     },
-    /// Rows for a typed (Parquet) file.
+    /// Rows for a typed file (Parquet row batches, Avro blocks).
     Rows { id: FileId, rows: RowBatch },
     /// Uncompressed bytes for a file; the buffer goes back through the recycle channel.
     Write { id: FileId, data: Vec<u8> },
@@ -72,11 +73,28 @@ pub fn spawn(
         .name("compress-write".into())
         .spawn(move || {
             let mut open: HashMap<FileId, ObjectWriter> = HashMap::new();
-            let pool = (compressors > 1).then(|| Pool::new(compressors));
+            // Started with the first gzip chunk: a run without gzip files has no pool threads.
+            let mut pool: Option<Pool> = None;
             let mut compressing = InOrder::default();
-            let depth = pool.as_ref().map_or(0, InOrder::depth);
+            let depth = InOrder::depth(compressors);
             let mut failed = false;
-            for command in commands {
+            loop {
+                // Chunks at the pool reach storage even while the input is idle.
+                let command = match compressing.is_empty() {
+                    true => commands.recv().ok(),
+                    false => match commands.recv_timeout(IDLE) {
+                        Ok(command) => Some(command),
+                        Err(RecvTimeoutError::Timeout) => {
+                            let passed = pass_on_compressed(&mut compressing, 0, &mut open, pool.as_ref(), &recycle);
+                            if let Err(e) = passed {
+                                fail(e, &mut failed, &mut compressing, &mut open, &events);
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    },
+                };
+                let Some(command) = command else { break };
                 if failed {
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
@@ -104,9 +122,11 @@ pub fn spawn(
                             open.insert(id, writer);
                         }),
                     Command::Write { id, data } => {
-                        let (data, r) = match (open.get_mut(&id), &pool) {
-                            (Some(w), Some(pool)) => match w.body().job(data) {
+                        let pooled = compressors > 1;
+                        let (data, r) = match open.get_mut(&id) {
+                            Some(w) if pooled => match w.body().job(data) {
                                 Ok(job) => {
+                                    let pool = pool.get_or_insert_with(|| Pool::new(compressors));
                                     compressing.submit(pool, id, job.data.len() as u64, job);
                                     (Vec::new(), Ok(()))
                                 }
@@ -115,14 +135,14 @@ pub fn spawn(
                                     (data, r)
                                 }
                             },
-                            (Some(w), None) => {
+                            Some(w) => {
                                 let r = w.write(&data);
                                 (data, r)
                             }
-                            (None, _) => (data, Ok(())),
+                            None => (data, Ok(())),
                         };
                         give_back(&recycle, data);
-                        r.and_then(|()| pass_on_compressed(&mut compressing, depth, &mut open, pool.as_ref(), &recycle))
+                        r
                     }
                     Command::Rows { id, rows } => match open.get_mut(&id) {
                         Some(w) => w.write_rows(rows),
@@ -139,13 +159,11 @@ pub fn spawn(
                         Ok(())
                     }),
                 });
+                // What the pool has done goes on now; the writer waits only past `depth` jobs.
+                let result = result
+                    .and_then(|()| pass_on_compressed(&mut compressing, depth, &mut open, pool.as_ref(), &recycle));
                 if let Err(e) = result {
-                    failed = true;
-                    compressing.clear();
-                    for (_, w) in open.drain() {
-                        w.abort();
-                    }
-                    let _ = events.send(Event::Failed(e));
+                    fail(e, &mut failed, &mut compressing, &mut open, &events);
                 }
             }
             for (_, w) in open.drain() {
@@ -153,6 +171,26 @@ pub fn spawn(
             }
         })
         .expect("spawning the writer thread")
+}
+
+/// How long the writer waits for a command before it passes on what the pool still holds.
+const IDLE: Duration = Duration::from_millis(20);
+
+/// The writer's first error: every open file aborted, the pipeline told; later commands are
+/// drained unanswered.
+fn fail(
+    e: StorageError,
+    failed: &mut bool,
+    compressing: &mut InOrder,
+    open: &mut HashMap<FileId, ObjectWriter>,
+    events: &Sender<Event>,
+) {
+    *failed = true;
+    compressing.clear();
+    for (_, w) in open.drain() {
+        w.abort();
+    }
+    let _ = events.send(Event::Failed(e));
 }
 
 /// Passes on the pool's finished chunks in the order they were queued, waiting for the oldest

@@ -27,7 +27,6 @@ pub struct Pool {
     tasks: Sender<Task>,
     /// Output buffers passed on to storage, back for the next jobs.
     spent: Sender<Vec<u8>>,
-    threads: usize,
 }
 
 impl Pool {
@@ -40,6 +39,10 @@ impl Pool {
                 .name(format!("compress-{n}"))
                 .spawn(move || {
                     for Task { job, reply } in queue {
+                        #[cfg(debug_assertions)]
+                        if std::env::var_os("TARGET_S3_DEBUG_PANIC").is_some_and(|v| v == "compress") {
+                            panic!("injected by TARGET_S3_DEBUG_PANIC") // debug builds only, for the tests
+                        }
                         let mut out = reused.try_recv().unwrap_or_default();
                         let members = job.run(&mut out).map(|()| out);
                         // The writer may have given up on the file (an error): nothing to do.
@@ -48,7 +51,7 @@ impl Pool {
                 })
                 .expect("spawning a compressing thread");
         }
-        Pool { tasks, spent, threads }
+        Pool { tasks, spent }
     }
 
     /// Hands `out` (passed on to storage) back for reuse.
@@ -91,10 +94,14 @@ impl InOrder {
         Some((id, len, result))
     }
 
-    /// How many jobs may be queued before the writer waits for the oldest: enough to keep every
-    /// thread busy while the writer passes results on.
-    pub fn depth(pool: &Pool) -> usize {
-        2 * pool.threads
+    /// How many jobs may be queued before the writer waits for the oldest: enough to keep
+    /// every one of `threads` busy while the writer passes results on.
+    pub fn depth(threads: usize) -> usize {
+        2 * threads
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 
     pub fn clear(&mut self) {

@@ -50,6 +50,8 @@ pub struct Blocks {
     out: Vec<u8>,
     /// The block being compressed, reused.
     compressed: Vec<u8>,
+    /// zstd's context, made once per file (not per block).
+    zstd: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl Blocks {
@@ -61,6 +63,7 @@ impl Blocks {
             header: Some(header(schema_json, codec, &marker)),
             out: Vec::new(),
             compressed: Vec::new(),
+            zstd: None,
         }
     }
 
@@ -87,7 +90,11 @@ impl Blocks {
                 &self.compressed
             }
             AvroCodec::Zstd => {
-                self.compressed = zstd::bulk::compress(&block.data, 3)?;
+                let zstd = match &mut self.zstd {
+                    Some(zstd) => zstd,
+                    None => self.zstd.insert(zstd::bulk::Compressor::new(3)?),
+                };
+                self.compressed = zstd.compress(&block.data)?;
                 &self.compressed
             }
         };
