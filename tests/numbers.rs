@@ -172,3 +172,38 @@ fn real_tap_values_load_with_defaults() {
         assert_eq!(got[2].0, json!(1709164800000000i64));
     }
 }
+
+/// The manifest's cursor range keeps a bookmark's digits (a 20-digit id, a NUMERIC bookmark)
+/// and orders neighbours past 2^53 and 2^64 exactly: integers from the parsed record, numbers
+/// with a fraction or exponent from the record's text, on any number of workers.
+#[test]
+fn manifest_cursor_ranges_are_exact() {
+    let schema = r#"{"type":"SCHEMA","stream":"c","key_properties":["id"],"bookmark_properties":["id"],"schema":{"properties":{"id":{"type":"number"}}}}"#;
+    for (ids, min, max) in [
+        (
+            ["18446744073709551616", "18446744073709551617", "9007199254740993", "9007199254740992"],
+            "9007199254740992",
+            "18446744073709551617",
+        ),
+        (
+            ["0.30000000000000000001", "0.3", "12345678901234567890.1234567891", "1E1"],
+            "0.3",
+            "12345678901234567890.1234567891",
+        ),
+        (["-2", "-1.00000000000000000000001", "-1", "-18446744073709551617"], "-18446744073709551617", "-1"),
+    ] {
+        for workers in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut input = format!("{schema}\n");
+            for id in ids {
+                input.push_str(&format!("{{\"type\":\"RECORD\",\"stream\":\"c\",\"record\":{{\"id\":{id}}}}}\n"));
+            }
+            let run = common::run(&json!({"local_path": dir.path(), "workers": workers}), &input);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            let manifest = common::all_files(dir.path()).into_iter().find(|p| p.starts_with("_manifests")).unwrap();
+            let text = std::fs::read_to_string(dir.path().join(manifest)).unwrap();
+            assert!(text.contains(&format!(r#""min_cursor": {min},"#)), "{workers}: {text}");
+            assert!(text.contains(&format!(r#""max_cursor": {max},"#)), "{workers}: {text}");
+        }
+    }
+}

@@ -226,7 +226,7 @@ impl<'a> FileSet<'a> {
         file.last_write = sequence;
         match &spec.cursor_field {
             // Validation read it (for the manifest's cursor range); off, it is read for keys only.
-            Some(_) if spec.schema.validator.is_some() => file.cursor.update(cursor.and_then(|c| c.as_cursor(record))),
+            Some(field) if spec.schema.validator.is_some() => file.cursor.update_found(cursor, record, field),
             Some(field) if file.first_record.is_some() => file.cursor.update_from_text(record, field),
             _ => {}
         }
@@ -392,8 +392,8 @@ impl<'a> FileSet<'a> {
                 records: file.records,
                 bytes: 0,
                 crc32: String::new(),
-                min_cursor: file.cursor.min.take().map(Cursor::into_value),
-                max_cursor: file.cursor.max.take().map(Cursor::into_value),
+                min_cursor: file.cursor.min.take().map(Cursor::into_json),
+                max_cursor: file.cursor.max.take().map(Cursor::into_json),
                 schema_hash: spec.schema_hash.clone(),
                 unparseable_values: unparseable,
                 lossy_values: lossy.0.iter().map(|(f, n, _)| (f.clone(), *n)).collect(),

@@ -13,6 +13,23 @@ use crate::ack::FileId;
 use crate::config::Config;
 use crate::keys::{FileContext, ObjectKey, RenderedKey, RunContext};
 
+/// The run's manifest file.
+#[derive(serde::Serialize)]
+struct Manifest<'a> {
+    compression: &'static str,
+    early_closes: u64,
+    finished_at: String,
+    format: &'static str,
+    null_items: &'a BTreeMap<String, BTreeMap<String, u64>>,
+    objects: Vec<&'a ManifestEntry>,
+    records: u64,
+    rejected_records: u64,
+    run_id: &'a str,
+    started_at: String,
+    table_versions: &'a BTreeMap<String, String>,
+    variables: &'a BTreeMap<String, String>,
+}
+
 /// One object of the run, as the manifest lists it.
 #[derive(serde::Serialize, Debug, Clone)]
 pub struct ManifestEntry {
@@ -25,8 +42,9 @@ pub struct ManifestEntry {
     pub bytes: u64,
     /// CRC32 of the stored bytes, hex.
     pub crc32: String,
-    pub min_cursor: Option<serde_json::Value>,
-    pub max_cursor: Option<serde_json::Value>,
+    /// The file's cursor range, numbers digit for digit as the tap sent them.
+    pub min_cursor: Option<Box<serde_json::value::RawValue>>,
+    pub max_cursor: Option<Box<serde_json::value::RawValue>>,
     pub schema_hash: String,
     /// Values written as null because they did not fit their column (`unparseable_values: null`).
     #[serde(skip_serializing_if = "is_zero")]
@@ -260,20 +278,22 @@ impl<'a> Finisher<'a> {
         // would differ between two runs of the same input.
         let mut objects: Vec<&ManifestEntry> = self.written.iter().collect();
         objects.sort_by(|a, b| a.key.cmp(&b.key));
-        let manifest = serde_json::json!({
-            "run_id": run.run_id,
-            "started_at": run.now.to_rfc3339(),
-            "finished_at": chrono::Utc::now().with_timezone(&self.config.timezone).to_rfc3339(),
-            "format": self.config.output.format.extension(),
-            "compression": self.config.output.compression.name(),
-            "variables": self.config.variables,
-            "records": self.totals.records,
-            "rejected_records": self.totals.rejected,
-            "early_closes": self.totals.early_closes,
-            "table_versions": self.versions,
-            "null_items": null_items,
-            "objects": objects,
-        });
+        // A struct, not a `json!` value: that would turn the entries' exact cursor numbers into
+        // doubles. Members in name order, as they always were.
+        let manifest = Manifest {
+            compression: self.config.output.compression.name(),
+            early_closes: self.totals.early_closes,
+            finished_at: chrono::Utc::now().with_timezone(&self.config.timezone).to_rfc3339(),
+            format: self.config.output.format.extension(),
+            null_items,
+            objects,
+            records: self.totals.records,
+            rejected_records: self.totals.rejected,
+            run_id: &run.run_id,
+            started_at: run.now.to_rfc3339(),
+            table_versions: &self.versions,
+            variables: &self.config.variables,
+        };
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         Some((template.render(run, &file), body))
     }
