@@ -205,5 +205,7 @@ fn duplicate_member_names_are_refused_while_validating() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let last = r.stderr.lines().last().unwrap();
     assert!(last.contains("line 2") && last.contains("\"s\"") && last.contains("\"k\" appears twice"), "{last}");
+    // Placed in the record, not as a "line 1" that reads as the input's first line.
+    assert!(last.contains("(column 17 of the record)") && !last.contains("line 1"), "{last}");
     assert!(common::files(dir.path()).is_empty());
 }

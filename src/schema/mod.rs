@@ -161,7 +161,8 @@ impl StreamSchema {
         }
     }
 
-    /// JSON Schema, exact checks and key properties on the record parsed into `tape`.
+    /// JSON Schema, exact checks and key properties on the record parsed into `tape`. The record
+    /// is one line's member, so an error's place is a column in the record, not in the line.
     fn validate(
         &self,
         validator: &jsonschema::Validator<TapeJson>,
@@ -173,7 +174,7 @@ impl StreamSchema {
         let doc = tape.parse(record).map_err(|e| match crate::json::too_deep(record) {
             // The nesting limit, named as with validation off (a run stops; no dead letter).
             true => InputErrorKind::TooDeep("record"),
-            false => InputErrorKind::Invalid(format!("record is not a valid JSON object: {e}")),
+            false => InputErrorKind::Invalid(format!("record is not a valid JSON object: {}", in_record(&e))),
         })?;
         let root = doc.root();
         // The fast verdict first; the error (its path and message) only for a record that fails.
@@ -197,5 +198,15 @@ impl StreamSchema {
             return Err(InputErrorKind::MissingKeyProperty(missing.clone()));
         }
         Ok(Found { cursor: self.cursor.as_deref().and_then(|path| doc.field(path)), nulls })
+    }
+}
+
+/// A parse error of a record, placed within the record: serde_json says "line 1 column 15",
+/// which next to the message's "input line 2" would read as a place in the input.
+fn in_record(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())) {
+        Some(message) if e.line() == 1 => format!("{message} (column {} of the record)", e.column()),
+        _ => text,
     }
 }
