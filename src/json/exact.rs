@@ -99,6 +99,12 @@ impl<'a> Exact<'a> {
         self.first == self.end
     }
 
+    /// Whether the value is a whole number (`1.0` and `1e3` are; `1.00000000000000000000001` is
+    /// not, though it is the double 1.0).
+    pub fn is_integer(&self) -> bool {
+        self.is_zero() || self.exponent >= (self.end - self.first) as i64
+    }
+
     fn digit(&self, k: usize) -> u8 {
         if k < self.whole.len() { self.whole[k] } else { self.fraction[k - self.whole.len()] }
     }

@@ -187,7 +187,7 @@ impl StreamSchema {
         }
         let mut nulls = exact::Nulls::new();
         match &self.exact {
-            Some(exact) if exact.has_bounds() => {
+            Some(exact) if exact.needs_text(doc.whole_floats) => {
                 exact.check(record, &mut nulls).map_err(|e| InputErrorKind::Invalid(truncate(&e, 300)))?
             }
             Some(exact) => exact.count_null_items(root, &mut nulls),

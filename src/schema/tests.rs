@@ -413,4 +413,26 @@ mod exact_bounds {
             prop_assert_eq!(verdict, expected, "{} against {}", value, schema);
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        /// `type: integer` holds a value exactly when its decimal value is whole, however it is
+        /// written (`1.0`, `1e3`, `12.5e1`, 20+ digits): at the top, nested, in an array,
+        /// with bounds on other fields or none (the text is then read only for whole doubles).
+        #[test]
+        fn integers_are_whole_decimal_values(value in decimal(), place in 0u8..3, bounded in any::<bool>()) {
+            let other = if bounded { r#","m":{"type":"number","maximum":5}"# } else { "" };
+            let schema = format!(
+                r#"{{"properties":{{"i":{{"type":["null","integer"]}},"o":{{"type":"object","properties":{{"i":{{"type":"integer"}}}}}},"l":{{"type":"array","items":{{"type":"integer"}}}}{other}}}}}"#
+            );
+            let s = StreamSchema::compile(&schema, vec![], opts()).unwrap();
+            let record = match place {
+                0 => format!(r#"{{"i":{value}}}"#),
+                1 => format!(r#"{{"o":{{"i":{value}}}}}"#),
+                _ => format!(r#"{{"l":[1,{value}]}}"#),
+            };
+            let verdict = s.check(&raw(&record)).is_ok();
+            prop_assert_eq!(verdict, BigDecimal::from_str(&value).unwrap().is_integer(), "{}", record);
+        }
+    }
 }

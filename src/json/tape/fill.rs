@@ -40,7 +40,7 @@ impl Fill<'_, '_> {
     fn repeated(&mut self, object: u32, key: u32, count: u32) -> Option<String> {
         let Slot::Key(new) = self.tape.slots[key as usize] else { unreachable!("a member starts with its name") };
         let (tape, text, depth) = (&mut *self.tape, self.text, self.depth);
-        let name = Doc { slots: &[], arena: &tape.arena, text }.str(new);
+        let name = Doc { slots: &[], arena: &tape.arena, text, whole_floats: false }.str(new);
         if count >= PAIRWISE_MEMBERS {
             if tape.names.len() <= depth {
                 tape.names.resize_with(depth + 1, HashSet::default);
@@ -48,7 +48,7 @@ impl Fill<'_, '_> {
             let set = &mut tape.names[depth];
             if count == PAIRWISE_MEMBERS {
                 // The object just grew wide: its names so far (each once, checked pairwise).
-                let doc = Doc { slots: &tape.slots, arena: &tape.arena, text };
+                let doc = Doc { slots: &tape.slots, arena: &tape.arena, text, whole_floats: false };
                 set.clear();
                 set.extend(Members { doc: &doc, next: object + 1, end: key }.map(|(other, _)| NameHash::hash(other)));
             }
@@ -57,7 +57,7 @@ impl Fill<'_, '_> {
             }
         }
         // Pairwise, reading a name only when its length matches.
-        let doc = Doc { slots: &tape.slots, arena: &tape.arena, text };
+        let doc = Doc { slots: &tape.slots, arena: &tape.arena, text, whole_floats: false };
         let mut at = object + 1;
         while at < key {
             let Slot::Key(other) = tape.slots[at as usize] else { unreachable!("a member starts with its name") };
@@ -95,6 +95,7 @@ impl<'de> Visitor<'de> for Fill<'_, 'de> {
         Ok(())
     }
     fn visit_f64<E>(mut self, v: f64) -> Result<(), E> {
+        self.tape.whole_floats |= v.fract() == 0.0;
         // As a value tree holds it (serde_json never hands a non-finite number here).
         self.push(Number::from_f64(v).map_or(Slot::Null, Slot::of));
         Ok(())

@@ -89,6 +89,8 @@ pub struct Tape {
     arena: String,
     /// Per nesting depth, the name hashes of a wide object's members.
     names: Vec<HashSet<u64, NameHash>>,
+    /// See [`Doc::whole_floats`].
+    whole_floats: bool,
 }
 
 /// A parsed record: the tape's nodes and the line they read from.
@@ -96,6 +98,10 @@ pub struct Doc<'a> {
     slots: &'a [Slot],
     arena: &'a str,
     text: &'a str,
+    /// Whether a number written with a fraction or an exponent parsed to a whole double
+    /// (`1.0`, `1e16`, `1.00000000000000000000001`, `18446744073709551617`): the validator takes
+    /// it for an integer, and only its text says whether it is one.
+    pub whole_floats: bool,
 }
 
 impl Tape {
@@ -103,6 +109,7 @@ impl Tape {
     pub fn parse<'a>(&'a mut self, text: &'a str) -> Result<Doc<'a>, serde_json::Error> {
         self.slots.clear();
         self.arena.clear();
+        self.whole_floats = false;
         if text.len() > u32::MAX as usize {
             return Err(serde_json::Error::custom("a record over 4 GiB"));
         }
@@ -119,7 +126,7 @@ impl Tape {
         let mut de = serde_json::Deserializer::from_str(text);
         Fill { tape: self, text, depth: 0 }.deserialize(&mut de)?;
         de.end()?;
-        Ok(Doc { slots: &self.slots, arena: &self.arena, text })
+        Ok(Doc { slots: &self.slots, arena: &self.arena, text, whole_floats: self.whole_floats })
     }
 
     /// Gives back what one huge record grew the buffers to, so a thread does not hold it for

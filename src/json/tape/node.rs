@@ -49,7 +49,7 @@ impl Json for TapeJson {
         buffer.text.push_str(string);
         buffer.slots.clear();
         buffer.slots.push(Slot::Text(Span { at: 0, len: string.len() as u32, in_arena: false }));
-        let doc = Doc { slots: &buffer.slots, arena: "", text: &buffer.text };
+        let doc = Doc { slots: &buffer.slots, arena: "", text: &buffer.text, whole_floats: false };
         f(doc.root())
     }
 }

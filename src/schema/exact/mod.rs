@@ -39,6 +39,11 @@ pub struct ExactChecks {
     /// Whether any node compares numbers (which needs the record's text); without, only null
     /// elements are counted, on the parsed record.
     bounds: bool,
+    /// Whether any node is `type: integer`: a record with a whole double written as a fraction
+    /// or exponent is then walked too (see [`Node::integer`]).
+    integers: bool,
+    /// Whether any node counts null array elements.
+    nulls: bool,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +59,9 @@ struct Node {
     also: Vec<usize>,
     /// The tap's schema refuses null elements of this array: they load, counted.
     counts_null_items: bool,
+    /// `type: integer` (and not `number`): the validator reads `1.00000000000000000000001` as
+    /// the double 1.0, an integer; its digits are checked here.
+    integer: bool,
     null_items: AtomicU64,
 }
 
@@ -72,6 +80,7 @@ impl Node {
             && self.items.is_none()
             && self.also.is_empty()
             && !self.counts_null_items
+            && !self.integer
     }
 }
 
@@ -104,7 +113,9 @@ pub fn take(schema: &mut Value, text: &str) -> Option<ExactChecks> {
         }
     }
     let bounds = nodes.iter().any(|n| n.min.is_some() || n.max.is_some() || n.step.is_some());
-    Some(ExactChecks { nodes, root, bounds })
+    let integers = nodes.iter().any(|n| n.integer);
+    let nulls = nodes.iter().any(|n| n.counts_null_items);
+    Some(ExactChecks { nodes, root, bounds, integers, nulls })
 }
 
 /// Makes a schema admit null as well.
@@ -166,7 +177,8 @@ impl<'a> Builder<'a> {
             }
             return Some(slot);
         }
-        let mut node = Node { field: field.clone(), ..Node::default() };
+        let integer = types(schema).is_some_and(|t| t.contains(&"integer") && !t.contains(&"number"));
+        let mut node = Node { field: field.clone(), integer, ..Node::default() };
         if KEYWORDS.iter().any(|k| map.contains_key(*k)) {
             bounds(text, &mut node);
             self.strip.push(pointer.clone());

@@ -55,10 +55,19 @@ impl ExactChecks {
         self.bounds
     }
 
+    /// Whether a record must be read as text: bounds to compare, or `type: integer` positions
+    /// and a number in the record (`whole_floats`, see [`crate::json::Doc::whole_floats`]) that
+    /// the validator took for a whole double.
+    pub fn needs_text(&self, whole_floats: bool) -> bool {
+        self.bounds || (self.integers && whole_floats)
+    }
+
     /// Counts the null elements of arrays whose schema refuses them, on a parsed record (for
     /// checks without bounds; [`ExactChecks::check`] counts them on its walk).
     pub fn count_null_items(&self, record: TapeNode<'_>, nulls: &mut Nulls) {
-        self.count(self.root, record, nulls, 0);
+        if self.nulls {
+            self.count(self.root, record, nulls, 0);
+        }
     }
 
     /// Adds a record's null elements to the counts (warning once per field): only for a record
@@ -182,6 +191,9 @@ impl Node {
     /// Why the number `raw` breaks this node's bounds, if it does.
     fn number(&self, raw: &str) -> Option<String> {
         let value = Exact::parse(raw)?;
+        if self.integer && !value.is_integer() {
+            return Some(format!("{raw} is not of type \"integer\""));
+        }
         if let Some(min) = &self.min
             && let Some(limit) = Exact::parse(&min.text)
             && (value < limit || (min.exclusive && value == limit))
