@@ -16,7 +16,9 @@ one; moto is slow); `python3 scripts/servers.py stop 9320` stops it.
 unpinned runs) and prints the scaling ratio: records/s on all cores over records/s on one.
 `--peer` runs the fastest Python peer, `target-s3-jsonl` 2.0.1 from PyPI (installed into
 target/bench/peer once), and target-s3 on the same first 200,000 records into the same local S3
-server (jsonl, gzip), each `--runs` times alternating, and prints both and their ratio.
+server (jsonl, gzip), each `--runs` times alternating, all into one bucket made and written to
+(a 6 MB object) beforehand (our runs under a prefix each, the peer's keys are timestamped), and
+prints both and their ratio.
 `--bin A --bin B` compares binaries (e.g. a saved build of an earlier commit against the
 current one): their runs alternate (A, B, A, B, ...) so both see the same machine load, and
 each case prints one row per binary.
@@ -258,19 +260,24 @@ def peer(bin_path, data, runs):
                     break
         os.rename(source + ".tmp", source)
     env = s3_env()
-    make = ("import boto3,sys;boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
-            "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])")
+    # One bucket, as users have one: made and written to before the runs (SeaweedFS allocates a
+    # bucket's volumes at its first write, ~1 s, and runs out of volumes after some dozens of
+    # buckets); our runs write under a prefix each, the peer's keys carry the time of the run.
+    bucket = f"peer-{os.getpid()}"
+    make = ("import boto3,sys;c=boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',"
+            "aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3]);c.create_bucket(Bucket=sys.argv[4]);"
+            "c.put_object(Bucket=sys.argv[4],Key='warm-up/object',Body=b'x'*6000000)")
+    subprocess.run([sys.executable, "-c", make, env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], bucket],
+                   check=True)
     times = {"target-s3": [], PEER: []}
     for run in range(runs):
         for who in times:
-            bucket = f"peer-{os.getpid()}-{run}-{'ours' if who == 'target-s3' else 'peer'}"
-            subprocess.run([sys.executable, "-c", make, env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], bucket],
-                           check=True)
+            prefix = f"run-{run}-{'ours' if who == 'target-s3' else 'peer'}/"
             with tempfile.TemporaryDirectory() as tmp:
                 if who == "target-s3":
                     cfg = {"bucket": bucket, "endpoint_url": env["S3_ENDPOINT"], "force_path_style": True, "region": "us-east-1",
                            "aws_access_key_id": env["S3_ACCESS_KEY"], "aws_secret_access_key": env["S3_SECRET_KEY"],
-                           "log_level": "warn"}
+                           "prefix": prefix, "log_level": "warn"}
                     cmd = [bin_path, "--config", os.path.join(tmp, "c.json"), "--input", source]
                 else:
                     cfg = {"s3_bucket": bucket, "aws_endpoint_url": env["S3_ENDPOINT"], "aws_access_key_id": env["S3_ACCESS_KEY"],
