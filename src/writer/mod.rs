@@ -98,13 +98,17 @@ pub fn spawn(
                 if failed {
                     continue; // drain until the pipeline hangs up, so it never blocks on us
                 }
-                // A file closes, and hard_delete lists, only after every chunk before reached
-                // storage; other commands need not wait for the pool.
-                let settled = match command {
-                    Command::Close { .. } | Command::Delete { .. } => {
-                        pass_on_compressed(&mut compressing, 0, &mut open, pool.as_ref(), &recycle)
-                    }
-                    _ => Ok(()),
+                // A file closes only after its own chunks reached storage (and those queued
+                // before them), hard_delete lists only after every chunk did; other commands need
+                // not wait for the pool.
+                let keep = match &command {
+                    Command::Close { id, .. } => Some(compressing.queued_after(*id)),
+                    Command::Delete { .. } => Some(0),
+                    _ => None,
+                };
+                let settled = match keep {
+                    Some(keep) => pass_on_compressed(&mut compressing, keep, &mut open, pool.as_ref(), &recycle),
+                    None => Ok(()),
                 };
                 let result = settled.and_then(|()| match command {
                     // Debug builds only: the tests prove that a bug here still ends the run with
@@ -204,7 +208,12 @@ fn pass_on_compressed(
 ) -> Result<(), StorageError> {
     while let Some((id, len, done)) = compressing.next(keep) {
         give_back(recycle, done.data);
-        let Some(w) = open.get_mut(&id) else { continue };
+        // A file closes only after its chunks are out, and leaves `open` only then (or when
+        // everything is aborted, with the queue): a result without its file would be bytes lost.
+        let Some(w) = open.get_mut(&id) else {
+            let source = std::io::Error::other("compressed bytes for a file already closed (a bug; please report it)");
+            return Err(StorageError::Compress { key: format!("file {id}"), source });
+        };
         let members = done.members.map_err(|e| w.compress_error(e))?;
         w.pass_on(&members)?;
         w.progress.consumed.fetch_add(len, Ordering::Relaxed);

@@ -100,6 +100,15 @@ impl InOrder {
         2 * threads
     }
 
+    /// How many jobs are queued after file `id`'s last one (all of them when it has none):
+    /// waiting until no more than that are queued passes on every chunk of the file.
+    pub fn queued_after(&self, id: FileId) -> usize {
+        match self.queue.iter().rposition(|(file, _, _)| *file == id) {
+            Some(last) => self.queue.len() - last - 1,
+            None => self.queue.len(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -114,5 +123,38 @@ fn lost() -> Done {
     Done {
         members: Err(std::io::Error::other("a thread compressing gzip members failed (a bug; please report it)")),
         data: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::gzip::GzipMembers;
+
+    /// Results come back in the order jobs were queued, whatever thread finishes first, and a
+    /// file's close waits exactly until its own last chunk is out.
+    #[test]
+    fn results_come_back_in_queue_order() {
+        let pool = Pool::new(4);
+        let mut queue = InOrder::default();
+        let mut files = [GzipMembers::new(6, "a"), GzipMembers::new(6, "b")];
+        let mut expected = Vec::new();
+        for i in 0..40usize {
+            let file = i % 3 % 2;
+            // Big and small chunks, so later jobs often finish first.
+            let data = vec![b'a' + (i % 26) as u8; if i % 4 == 0 { 300_000 } else { 10 }];
+            expected.push((file as FileId, data.len() as u64));
+            let job = files[file].job(data);
+            queue.submit(&pool, file as FileId, expected.last().unwrap().1, job);
+        }
+        let last_of_0 = expected.iter().rposition(|(f, _)| *f == 0).unwrap();
+        assert_eq!(queue.queued_after(0), expected.len() - last_of_0 - 1);
+        assert_eq!(queue.queued_after(7), expected.len(), "no job of that file");
+        let mut got = Vec::new();
+        while let Some((id, len, done)) = queue.next(0) {
+            assert!(done.members.is_ok());
+            got.push((id, len));
+        }
+        assert_eq!(got, expected);
     }
 }
