@@ -29,7 +29,30 @@ pub fn avro_name(name: &str) -> String {
 
 /// The Avro schema (JSON) of a stream's columns: a record named after the stream.
 pub fn avro_schema(stream: &str, fields: &[Field]) -> serde_json::Value {
-    record_schema(&avro_name(stream), fields)
+    let mut names = Names::default();
+    let name = names.claim(avro_name(stream));
+    record_schema(&name, fields, &mut names)
+}
+
+/// The names of a schema's record types, each given once. A record is named after its path
+/// (`<stream>_<field>_<field>`), and two paths can spell one name (`shipping_address` beside
+/// `shipping.address`, `arr_item` beside the items of `arr`): a file whose schema defines a
+/// name twice is one no reader opens. Nor may a name be a primitive type's (`string`).
+#[derive(Default)]
+struct Names(std::collections::HashSet<String>);
+
+impl Names {
+    /// `name`, or `name` with `_` added until it is free.
+    fn claim(&mut self, mut name: String) -> String {
+        const PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
+        if PRIMITIVES.contains(&name.as_str()) {
+            name.push('_');
+        }
+        while !self.0.insert(name.clone()) {
+            name.push('_');
+        }
+        name
+    }
 }
 
 /// How deep an Avro schema's JSON may nest. Every Avro file carries its schema as JSON, and
@@ -100,12 +123,12 @@ fn avro_names(fields: &[Field]) -> Vec<String> {
     taken
 }
 
-fn record_schema(name: &str, fields: &[Field]) -> serde_json::Value {
+fn record_schema(name: &str, fields: &[Field], names: &mut Names) -> serde_json::Value {
     let fields: Vec<serde_json::Value> = fields
         .iter()
         .zip(avro_names(fields))
         .map(|(f, field_name)| {
-            let ty = field_type(&format!("{name}_{field_name}"), f);
+            let ty = field_type(&format!("{name}_{field_name}"), f, names);
             let mut field = json!({"name": field_name, "type": ty});
             if f.nullable {
                 field["default"] = serde_json::Value::Null;
@@ -122,7 +145,7 @@ fn record_schema(name: &str, fields: &[Field]) -> serde_json::Value {
     json!({"type": "record", "name": name, "fields": fields})
 }
 
-fn field_type(name: &str, field: &Field) -> serde_json::Value {
+fn field_type(name: &str, field: &Field, names: &mut Names) -> serde_json::Value {
     let ty = match &field.ty {
         Type::Int => json!("long"),
         Type::Float => json!("double"),
@@ -131,8 +154,11 @@ fn field_type(name: &str, field: &Field) -> serde_json::Value {
         Type::Text | Type::Json | Type::Numeric => json!("string"),
         Type::Timestamp => json!({"type": "long", "logicalType": "timestamp-micros"}),
         Type::Date => json!({"type": "int", "logicalType": "date"}),
-        Type::Struct(fields) => record_schema(name, fields),
-        Type::List(item) => json!({"type": "array", "items": field_type(&format!("{name}_item"), item)}),
+        Type::Struct(fields) => {
+            let name = names.claim(name.to_string());
+            record_schema(&name, fields, names)
+        }
+        Type::List(item) => json!({"type": "array", "items": field_type(&format!("{name}_item"), item, names)}),
     };
     if field.nullable { json!(["null", ty]) } else { ty }
 }

@@ -170,3 +170,32 @@ fn every_codec_and_block_boundary_reads_back() {
     assert_eq!(enc.block.data.len(), before);
     assert_eq!(enc.block.records, 1);
 }
+
+/// Record types named by their paths never clash (`shipping_address` beside `shipping.address`,
+/// `arr_item` beside the items of `arr`), and a stream named after a primitive type does not
+/// name its record so: apache-avro reads the files back.
+#[test]
+fn record_names_are_unique_and_never_primitive() {
+    let schema = r#"{"properties":{
+        "shipping_address":{"type":"object","properties":{"zip":{"type":"string"}}},
+        "shipping":{"type":"object","properties":{"address":{"type":"object","properties":{"city":{"type":"string"}}}}},
+        "arr":{"type":"array","items":{"type":"object","properties":{"r":{"type":"integer"}}}},
+        "arr_item":{"type":"object","properties":{"s":{"type":"integer"}}}}}"#;
+    let record =
+        r#"{"shipping_address":{"zip":"1"},"shipping":{"address":{"city":"x"}},"arr":[{"r":1}],"arr_item":{"s":2}}"#;
+    for stream in ["t", "string", "long"] {
+        let fields = typed::columns(schema, false, false);
+        let json = avro_schema(stream, &fields).to_string();
+        Schema::parse_str(&json).unwrap_or_else(|e| panic!("{stream}: {e}: {json}"));
+        let mut enc = AvroEncoder::new(stream, fields, AvroCodec::Deflate, Unparseable::Fail).unwrap();
+        let mut blocks = enc.take_writer().unwrap();
+        enc.encode(record, None).unwrap();
+        enc.finish().unwrap();
+        blocks.write(enc.take_batch().unwrap()).unwrap();
+        let bytes = blocks.finish().unwrap();
+        assert_eq!(Reader::new(&bytes[..]).unwrap().count(), 1, "{stream}");
+    }
+    let names = avro_schema("t", &typed::columns(schema, false, false)).to_string();
+    assert!(names.contains(r#""name":"t_shipping_address""#) && names.contains(r#""name":"t_shipping_address_""#));
+    assert!(names.contains(r#""name":"string_""#) || !names.contains(r#""name":"string""#));
+}
