@@ -159,6 +159,17 @@ impl Encoder {
         }
     }
 
+    /// Whether a record that failed to encode left nothing of itself in the file (Avro cuts it
+    /// off its block), so the file can be kept with the records before it. Parquet's builders
+    /// may hold some of its columns (nested ones too), which no cut undoes safely.
+    pub fn undoes_failed_records(&self) -> bool {
+        match self {
+            #[cfg(feature = "avro")]
+            Encoder::Avro(_) => true,
+            _ => false,
+        }
+    }
+
     /// Bytes buffered and not yet taken.
     pub fn pending(&self) -> usize {
         match self {

@@ -224,12 +224,6 @@ impl<'a> FileSet<'a> {
         let sequence = self.sequence;
         let file = self.open.get_mut(spec.group.as_str()).and_then(|f| f.get_mut(partition)).expect("opened above");
         file.last_write = sequence;
-        match &spec.cursor_field {
-            // Validation read it (for the manifest's cursor range); off, it is read for keys only.
-            Some(field) if spec.schema.validator.is_some() => file.cursor.update_found(cursor, record, field),
-            Some(field) if file.first_record.is_some() => file.cursor.update_from_text(record, field),
-            _ => {}
-        }
         let meta = self.config.add_record_metadata.then(|| RecordMetadata {
             extracted_at: context.time_extracted.map(RawValue::get),
             received_at: context.received_at,
@@ -238,13 +232,20 @@ impl<'a> FileSet<'a> {
             table_version: context.version.map(RawValue::get),
         });
         if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
-            // The encoder may hold part of the failed record (Parquet's builders): the file is
-            // dropped (its upload aborted when the writer hangs up), so no STATE after its first
-            // record is printed.
-            self.discard(&spec.group, partition);
+            // Avro undoes the failed record, so the file keeps the ones before; other files may
+            // hold part of it and are dropped (no STATE after their first record).
+            if !file.encoder.undoes_failed_records() {
+                self.discard(&spec.group, partition);
+            }
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
         }
         file.records += 1;
+        match &spec.cursor_field {
+            // Validation read it (for the manifest's cursor range); off, it is read for keys only.
+            Some(field) if spec.schema.validator.is_some() => file.cursor.update_found(cursor, record, field),
+            Some(field) if file.first_record.is_some() => file.cursor.update_from_text(record, field),
+            _ => {}
+        }
         if self.config.table.is_some() {
             file.digest = file.digest.wrapping_add(std::hash::BuildHasher::hash_one(&RECORD_HASH, record));
         }
