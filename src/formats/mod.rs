@@ -112,7 +112,14 @@ impl Encoder {
             )?)),
             #[cfg(feature = "avro")]
             Format::Avro => {
-                Encoder::Avro(Box::new(avro::AvroEncoder::new(stream, typed(), binary.avro_codec, binary.unparseable)?))
+                let block = avro::block_bytes(config.limits.max_bytes);
+                Encoder::Avro(Box::new(avro::AvroEncoder::new(
+                    stream,
+                    typed(),
+                    binary.avro_codec,
+                    binary.unparseable,
+                    block,
+                )?))
             }
             #[allow(unreachable_patterns)]
             other => return Err(format!("this build of target-s3 has no {} support", other.extension())),
@@ -179,6 +186,16 @@ impl Encoder {
             Encoder::Parquet(_) => 0, // batches go to the writer thread instead
             #[cfg(feature = "avro")]
             Encoder::Avro(_) => 0, // blocks go to the writer thread instead
+        }
+    }
+
+    /// Encoded bytes kept back from the writer until a batch is full (an Avro block being
+    /// filled), for the file-size estimate.
+    pub fn in_progress(&self) -> usize {
+        match self {
+            #[cfg(feature = "avro")]
+            Encoder::Avro(a) => a.in_block(),
+            _ => 0,
         }
     }
 

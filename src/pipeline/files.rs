@@ -11,7 +11,6 @@
 /// Lookups happen per record: a fast, non-cryptographic hasher.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -19,6 +18,7 @@ use serde_json::value::RawValue;
 
 use super::cursor::{Cursor, CursorRange};
 use super::finish::{Deletion, ManifestEntry};
+use super::open_file::OpenFile;
 use super::partitions::Partitions;
 use super::router::StreamSpec;
 use crate::ack::{AckTracker, FileId};
@@ -36,10 +36,6 @@ const MAX_CHUNK: usize = 512 * 1024;
 
 /// An encoder's first buffer: small, so a small file costs little; it grows to a chunk.
 const FIRST_BUFFER: usize = 8 * 1024;
-
-/// What a started file costs on the writer thread beyond its bytes (compressor state, output
-/// buffer, a Parquet row group in progress), for the memory budget.
-const STARTED_COST: u64 = 1024 * 1024;
 
 /// Why a file operation stopped the run: a problem with the data (named with its input line
 /// by the caller), or the writer being gone.
@@ -60,59 +56,6 @@ pub struct RecordContext<'r> {
     pub version: Option<&'r RawValue>,
     /// When the input block arrived (`_sdc_received_at`; empty unless add_record_metadata).
     pub received_at: &'r str,
-}
-
-struct OpenFile<'a> {
-    id: FileId,
-    spec: Arc<StreamSpec<'a>>,
-    /// The object's key; for keys decided at close (cursor macros), a provisional name.
-    key: ObjectKey,
-    /// Kept only when the key is decided at close (cursor macros) and may need record fields.
-    first_record: Option<String>,
-    /// When the file opened, for `_sdc_batched_at` (empty unless add_record_metadata is on).
-    batched_at: String,
-    cursor: CursorRange,
-    /// Record sequence number of the last write, to close the least recently written file.
-    last_write: u64,
-    encoder: Encoder,
-    /// The `version` of the file's records (text), for `{table_version}`.
-    table_version: Option<String>,
-    records: u64,
-    /// Delta tables: the sum of its records' hashes ([`Closed::digest`]).
-    digest: u64,
-    opened_at: Instant,
-    opened_line: u64,
-    /// Uncompressed bytes handed to the writer so far.
-    sent: u64,
-    progress: Arc<Progress>,
-    /// The writer's `Open`, held until the file has something to hand over (see the module
-    /// doc); `None` once sent.
-    pending_open: Option<Command>,
-    /// Record bytes since the last batch of rows (typed formats), for the memory budget.
-    unbatched: u64,
-    /// This file's share of the memory budget, as last counted.
-    accounted: u64,
-}
-
-impl OpenFile<'_> {
-    /// What the file holds in memory: its encoded bytes not handed over, rows not yet batched,
-    /// and the writer's state once started.
-    fn memory(&self) -> u64 {
-        let started = if self.pending_open.is_none() { STARTED_COST } else { 0 };
-        self.encoder.pending() as u64 + self.unbatched + started
-    }
-
-    /// The file's size after compression, estimated from what the writer has done so far and
-    /// the compression ratio it saw: the writer runs behind, and waiting for it would cost the
-    /// pipeline its overlap. Exact without compression.
-    fn estimated_size(&self) -> u64 {
-        let consumed = self.progress.consumed.load(Ordering::Relaxed);
-        // Written, or encoded and held back (a Parquet row group in progress).
-        let written = self.progress.written.load(Ordering::Relaxed) + self.progress.held.load(Ordering::Relaxed);
-        let behind = self.sent.saturating_sub(consumed) + self.encoder.pending() as u64;
-        let ratio = if consumed > 0 { written as f64 / consumed as f64 } else { 1.0 };
-        written + (behind as f64 * ratio) as u64
-    }
 }
 
 /// Whether a file is full: its records or its estimated size reached the limits.
@@ -154,6 +97,9 @@ pub struct FileSet<'a> {
     notices: super::notices::Notices,
     /// Memory the open files hold together (see [`OpenFile::memory`]).
     memory: u64,
+    /// Per stream, the compression ratio its last closed file showed: a new file's size is
+    /// estimated with it until the writer has compressed some of the new file.
+    ratios: HashMap<String, f64>,
     /// Files closed before their limits because too many were open (`max_open_files`) or they
     /// held too much memory together (`max_open_bytes`).
     pub early_closes: u64,
@@ -187,6 +133,7 @@ impl<'a> FileSet<'a> {
             closed: Vec::new(),
             notices: Default::default(),
             memory: 0,
+            ratios: HashMap::default(),
             early_closes: 0,
         }
     }
@@ -333,6 +280,7 @@ impl<'a> FileSet<'a> {
             pending_open: Some(open),
             unbatched: 0,
             accounted: 0,
+            ratio_hint: self.ratios.get(spec.group.as_str()).copied().unwrap_or(1.0),
         };
         self.open.entry(spec.group.clone()).or_default().insert(partition.to_string(), file);
         self.count += 1;
@@ -346,6 +294,9 @@ impl<'a> FileSet<'a> {
             return Ok(());
         };
         self.memory -= file.accounted;
+        if let Some(ratio) = file.ratio() {
+            self.ratios.insert(group.to_string(), ratio);
+        }
         start(&self.commands, &mut file)?;
         let spec = file.spec.clone();
         let stream = spec.name.as_str();

@@ -15,6 +15,7 @@ mod cursor;
 mod files;
 mod finish;
 mod notices;
+mod open_file;
 mod partitions;
 mod rejects;
 mod router;

@@ -181,7 +181,15 @@ fn header_json(schema: &serde_json::Value) -> Result<Arc<str>, String> {
 
 /// The size at which a block of records is handed to the writer thread (before compression),
 /// as apache-avro's writer did: big enough for the codec, small enough to keep memory flat.
+/// Smaller under a small `max_bytes_per_file` (see [`block_bytes`]).
 const BLOCK_BYTES: usize = 256 * 1024;
+
+/// The block size for files of at most `max_bytes`: a quarter of it (at least 16 KiB), so the
+/// writer has compressed some blocks, and the file-size estimate knows the ratio, well before
+/// the file is full.
+pub fn block_bytes(max_bytes: Option<u64>) -> usize {
+    max_bytes.map_or(BLOCK_BYTES, |max| (max / 4).clamp(16 * 1024, BLOCK_BYTES as u64) as usize)
+}
 
 /// A file being filled on the decode thread: records are encoded into the block in progress,
 /// full blocks leave through [`AvroEncoder::take_batch`] for the file's [`Blocks`] on the
@@ -189,6 +197,8 @@ const BLOCK_BYTES: usize = 256 * 1024;
 pub struct AvroEncoder {
     root: Vec<Column>,
     block: Block,
+    /// See [`block_bytes`].
+    block_bytes: usize,
     ready: Option<Block>,
     /// The file's container writer, until the writer thread takes it.
     blocks: Option<Blocks>,
@@ -201,6 +211,7 @@ impl AvroEncoder {
         fields: Vec<Field>,
         avro_codec: AvroCodec,
         policy: Unparseable,
+        block_bytes: usize,
     ) -> Result<AvroEncoder, String> {
         check(stream, &fields)?;
         let json = header_json(&avro_schema(stream, &fields))?;
@@ -208,7 +219,8 @@ impl AvroEncoder {
         Ok(AvroEncoder {
             top: Rows::new(&fields, policy),
             root,
-            block: Block { records: 0, data: Vec::with_capacity(BLOCK_BYTES + BLOCK_BYTES / 4) },
+            block: Block { records: 0, data: Vec::with_capacity(block_bytes + block_bytes / 4) },
+            block_bytes,
             ready: None,
             blocks: Some(Blocks::new(&json, avro_codec)),
         })
@@ -222,7 +234,7 @@ impl AvroEncoder {
             return Err(e);
         }
         self.block.records += 1;
-        if self.block.data.len() >= BLOCK_BYTES {
+        if self.block.data.len() >= self.block_bytes {
             self.flush_block();
         }
         Ok(())
@@ -234,6 +246,11 @@ impl AvroEncoder {
             let fresh = Block { records: 0, data: Vec::with_capacity(self.block.data.capacity()) };
             self.ready = Some(std::mem::replace(&mut self.block, fresh));
         }
+    }
+
+    /// Bytes of the block being filled.
+    pub fn in_block(&self) -> usize {
+        self.block.data.len()
     }
 
     /// The file's container writer, for the writer thread (once, at open).

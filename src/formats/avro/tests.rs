@@ -8,7 +8,8 @@ use apache_avro::types::Value;
 /// A file of `records` as the pipeline writes it: blocks from the encoder through the file's
 /// container writer (the writer thread's part).
 fn write_with(schema: &str, records: &[&str], policy: Unparseable, codec: AvroCodec) -> Result<(Vec<u8>, u64), String> {
-    let mut enc = AvroEncoder::new("my-stream", typed::columns(schema, false, false), codec, policy)?;
+    let mut enc =
+        AvroEncoder::new("my-stream", typed::columns(schema, false, false), codec, policy, block_bytes(None))?;
     let mut blocks = enc.take_writer().unwrap();
     let mut out = Vec::new();
     for r in records {
@@ -162,8 +163,14 @@ fn every_codec_and_block_boundary_reads_back() {
         }
     }
     // A record failing at its last column leaves nothing of itself in the block.
-    let mut enc =
-        AvroEncoder::new("s", typed::columns(schema, false, false), AvroCodec::None, Unparseable::Fail).unwrap();
+    let mut enc = AvroEncoder::new(
+        "s",
+        typed::columns(schema, false, false),
+        AvroCodec::None,
+        Unparseable::Fail,
+        block_bytes(None),
+    )
+    .unwrap();
     enc.encode(&records[0], None).unwrap();
     let before = enc.block.data.len();
     assert!(enc.encode(r#"{"id":1,"s":"x","o":{"a":[1]},"n":"many"}"#, None).is_err());
@@ -187,7 +194,8 @@ fn record_names_are_unique_and_never_primitive() {
         let fields = typed::columns(schema, false, false);
         let json = avro_schema(stream, &fields).to_string();
         Schema::parse_str(&json).unwrap_or_else(|e| panic!("{stream}: {e}: {json}"));
-        let mut enc = AvroEncoder::new(stream, fields, AvroCodec::Deflate, Unparseable::Fail).unwrap();
+        let mut enc =
+            AvroEncoder::new(stream, fields, AvroCodec::Deflate, Unparseable::Fail, block_bytes(None)).unwrap();
         let mut blocks = enc.take_writer().unwrap();
         enc.encode(record, None).unwrap();
         enc.finish().unwrap();
