@@ -179,9 +179,9 @@ impl<'a> FileSet<'a> {
             table_version: context.version.map(RawValue::get),
         });
         if let Err(message) = file.encoder.encode(record, meta.as_ref()) {
-            // Avro undoes the failed record, so the file keeps the ones before; other files may
-            // hold part of it and are dropped (no STATE after their first record).
-            if !file.encoder.undoes_failed_records() {
+            // Avro undoes the failed record, so the file keeps the ones before (if any); other
+            // files may hold part of it and are dropped (no STATE after their first record).
+            if !file.encoder.undoes_failed_records() || file.records == 0 {
                 self.discard(&spec.group, partition);
             }
             return Err(input(&spec.name)(InputErrorKind::Encode(message)));
