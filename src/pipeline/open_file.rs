@@ -64,19 +64,23 @@ impl OpenFile<'_> {
     /// the compression ratio it saw: the writer runs behind, and waiting for it would cost the
     /// pipeline its overlap. Exact without compression.
     pub(super) fn estimated_size(&self) -> u64 {
-        let consumed = self.progress.consumed.load(Ordering::Relaxed);
-        // Written, or encoded and held back (a Parquet row group in progress).
-        let written = self.progress.written.load(Ordering::Relaxed) + self.progress.held.load(Ordering::Relaxed);
+        let (consumed, written) = self.progressed();
         // Encoded and not handed over: the buffer, or the Avro block being filled.
         let behind = self.sent.saturating_sub(consumed) + (self.encoder.pending() + self.encoder.in_progress()) as u64;
-        let ratio = self.ratio().unwrap_or(self.ratio_hint);
+        let ratio = if consumed > 0 { written as f64 / consumed as f64 } else { self.ratio_hint };
         written + (behind as f64 * ratio) as u64
     }
 
     /// Stored bytes per encoded byte, as far as the writer got with this file.
     pub(super) fn ratio(&self) -> Option<f64> {
-        let consumed = self.progress.consumed.load(Ordering::Relaxed);
-        let written = self.progress.written.load(Ordering::Relaxed) + self.progress.held.load(Ordering::Relaxed);
+        let (consumed, written) = self.progressed();
         (consumed > 0).then(|| written as f64 / consumed as f64)
+    }
+
+    /// Encoded bytes the writer took, and the bytes they became: written, or encoded and held
+    /// back (a Parquet row group in progress).
+    fn progressed(&self) -> (u64, u64) {
+        let consumed = self.progress.consumed.load(Ordering::Relaxed);
+        (consumed, self.progress.written.load(Ordering::Relaxed) + self.progress.held.load(Ordering::Relaxed))
     }
 }

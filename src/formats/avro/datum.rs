@@ -36,31 +36,22 @@ pub struct Column {
 }
 
 enum Kind {
-    Int,
-    Float,
-    Decimal(u8),
-    Numeric,
-    Bool,
-    Text,
-    Json,
-    Timestamp,
-    Date,
-    Struct { children: Vec<Column>, index: FieldIndex, slots: Vec<Option<(usize, usize)>> },
-    List { item: Box<Column>, elements: Vec<(usize, usize)> },
+    /// A column of one value: the typed column's own type (never `Struct` or `List`).
+    Scalar(Type),
+    Struct {
+        children: Vec<Column>,
+        index: FieldIndex,
+        slots: Vec<Option<(usize, usize)>>,
+    },
+    List {
+        item: Box<Column>,
+        elements: Vec<(usize, usize)>,
+    },
 }
 
 impl Column {
     pub fn new(field: &Field, path: String) -> Column {
         let kind = match &field.ty {
-            Type::Int => Kind::Int,
-            Type::Float => Kind::Float,
-            Type::Decimal { scale } => Kind::Decimal(*scale),
-            Type::Numeric => Kind::Numeric,
-            Type::Bool => Kind::Bool,
-            Type::Text => Kind::Text,
-            Type::Json => Kind::Json,
-            Type::Timestamp => Kind::Timestamp,
-            Type::Date => Kind::Date,
             Type::Struct(fields) => Kind::Struct {
                 children: fields.iter().map(|f| Column::new(f, format!("{path}.{}", f.name))).collect(),
                 index: FieldIndex::new(fields.iter().map(|f| f.name.as_str())),
@@ -69,6 +60,7 @@ impl Column {
             Type::List(item) => {
                 Kind::List { item: Box::new(Column::new(item, format!("{path}[]"))), elements: Vec::new() }
             }
+            scalar => Kind::Scalar(scalar.clone()),
         };
         Column { path, nullable: field.nullable, expected: field.ty.expected(), kind }
     }
@@ -103,21 +95,24 @@ impl Column {
             value.map(|v| write(out, v)).is_some()
         }
         Ok(match &mut self.kind {
-            Kind::Int => put(out, typed::int(raw), long),
-            Kind::Float => put(out, typed::float_exact(raw), |out, (v, exact)| {
+            Kind::Scalar(Type::Int) => put(out, typed::int(raw), long),
+            Kind::Scalar(Type::Float) => put(out, typed::float_exact(raw), |out, (v, exact)| {
                 if !exact {
                     outcome.lossy.note(&self.path, raw);
                 }
                 out.extend_from_slice(&v.to_le_bytes());
             }),
             // Sixteen bytes, big-endian two's complement: what apache-avro wrote before.
-            Kind::Decimal(scale) => put(out, typed::decimal(raw, *scale), |out, v| bytes(out, &v.to_be_bytes())),
-            Kind::Bool => put(out, typed::boolean(raw), |out, v| out.push(v as u8)),
-            Kind::Timestamp => put(out, typed::timestamp(raw), long),
-            Kind::Date => put(out, typed::date(raw), |out, v| long(out, v.into())),
-            Kind::Text => put(out, Some(typed::text(raw)), |out, text| bytes(out, text.as_bytes())),
-            Kind::Json => put(out, Some(raw), |out, raw| bytes(out, raw.as_bytes())),
-            Kind::Numeric => put(out, typed::numeric(raw), |out, text| bytes(out, text.as_bytes())),
+            Kind::Scalar(Type::Decimal { scale }) => {
+                put(out, typed::decimal(raw, *scale), |out, v| bytes(out, &v.to_be_bytes()))
+            }
+            Kind::Scalar(Type::Bool) => put(out, typed::boolean(raw), |out, v| out.push(v as u8)),
+            Kind::Scalar(Type::Timestamp) => put(out, typed::timestamp(raw), long),
+            Kind::Scalar(Type::Date) => put(out, typed::date(raw), |out, v| long(out, v.into())),
+            Kind::Scalar(Type::Text) => put(out, Some(typed::text(raw)), |out, text| bytes(out, text.as_bytes())),
+            Kind::Scalar(Type::Json) => put(out, Some(raw), |out, raw| bytes(out, raw.as_bytes())),
+            Kind::Scalar(Type::Numeric) => put(out, typed::numeric(raw), |out, text| bytes(out, text.as_bytes())),
+            Kind::Scalar(Type::Struct(_) | Type::List(_)) => unreachable!("built as Kind::Struct and Kind::List"),
             Kind::Struct { children, index, slots } => {
                 if typed::members(raw, index, slots, &mut crate::json::Dropped::default()).is_err() {
                     return Ok(false);
@@ -137,7 +132,7 @@ impl Column {
                 }
                 for &(s, l) in elements.iter() {
                     let element = &raw[s..s + l];
-                    if element.starts_with('[') && !matches!(item.kind, Kind::List { .. } | Kind::Json) {
+                    if element.starts_with('[') && !matches!(item.kind, Kind::List { .. } | Kind::Scalar(Type::Json)) {
                         // A multi-dimensional Postgres array in a one-dimensional column.
                         outcome.refuse(Problem::new(&item.path, element, typed::NOT_NESTED), item.nullable)?;
                         out.push(NULL_BRANCH);
